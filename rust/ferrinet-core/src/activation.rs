@@ -1,0 +1,194 @@
+//! Activation functions, each with its derivative beside it.
+//!
+//! The derivative is written with whichever of z (pre-activation) or a = f(z) is cheaper and
+//! exact: relu family from z, sigmoid and tanh from a (docs/maths.md, the table).
+
+use crate::error::{value_error, Result};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Activation {
+    Identity,
+    Relu,
+    LeakyRelu,
+    Sigmoid,
+    Tanh,
+    /// Row-wise softmax; output layer only, its derivative is folded into cross-entropy.
+    Softmax,
+}
+
+/// Slope of leaky_relu for z <= 0 (PyTorch's default `negative_slope`).
+pub const LEAKY_SLOPE: f64 = 0.01;
+
+impl Activation {
+    pub const NAMES: &'static str =
+        "'identity' (alias 'linear'), 'relu', 'leaky_relu', 'sigmoid', 'tanh', 'softmax'";
+
+    pub fn from_name(name: &str) -> Result<Self> {
+        Ok(match name {
+            "identity" | "linear" => Activation::Identity,
+            "relu" => Activation::Relu,
+            "leaky_relu" => Activation::LeakyRelu,
+            "sigmoid" => Activation::Sigmoid,
+            "tanh" => Activation::Tanh,
+            "softmax" => Activation::Softmax,
+            _ => {
+                return value_error!(
+                    "unknown activation {name:?}: expected one of {}",
+                    Self::NAMES
+                )
+            }
+        })
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Activation::Identity => "identity",
+            Activation::Relu => "relu",
+            Activation::LeakyRelu => "leaky_relu",
+            Activation::Sigmoid => "sigmoid",
+            Activation::Tanh => "tanh",
+            Activation::Softmax => "softmax",
+        }
+    }
+
+    /// a = f(z) for the element-wise activations. Softmax is applied per row by `apply_row`.
+    #[inline]
+    pub fn f(self, z: f64) -> f64 {
+        match self {
+            Activation::Identity => z,
+            Activation::Relu => {
+                if z > 0.0 {
+                    z
+                } else {
+                    0.0
+                }
+            }
+            Activation::LeakyRelu => {
+                if z > 0.0 {
+                    z
+                } else {
+                    LEAKY_SLOPE * z
+                }
+            }
+            Activation::Sigmoid => sigmoid(z),
+            Activation::Tanh => z.tanh(),
+            Activation::Softmax => unreachable!("softmax is applied per row"),
+        }
+    }
+
+    /// f'(z), given z and a = f(z). Softmax never reaches here: cross-entropy seeds dL/dz.
+    #[inline]
+    pub fn derivative(self, z: f64, a: f64) -> f64 {
+        match self {
+            Activation::Identity => 1.0,
+            // 0 at z = 0, as PyTorch's relu backward.
+            Activation::Relu => {
+                if z > 0.0 {
+                    1.0
+                } else {
+                    0.0
+                }
+            }
+            Activation::LeakyRelu => {
+                if z > 0.0 {
+                    1.0
+                } else {
+                    LEAKY_SLOPE
+                }
+            }
+            Activation::Sigmoid => a * (1.0 - a),
+            Activation::Tanh => 1.0 - a * a,
+            Activation::Softmax => unreachable!("softmax derivative is folded into cross_entropy"),
+        }
+    }
+
+    /// Applies the activation to one row of pre-activations: `a[i] = f(z[i])`, or the softmax.
+    #[inline]
+    pub fn apply_row(self, z: &[f64], a: &mut [f64]) {
+        if self == Activation::Softmax {
+            softmax(z, a);
+        } else {
+            for (ai, &zi) in a.iter_mut().zip(z) {
+                *ai = self.f(zi);
+            }
+        }
+    }
+
+    /// He-uniform for the relu family (He et al. 2015), Glorot-uniform otherwise
+    /// (Glorot & Bengio 2010): the bound of U(-limit, limit).
+    pub fn init_limit(self, n_inputs: usize, n_outputs: usize) -> f64 {
+        match self {
+            Activation::Relu | Activation::LeakyRelu => (6.0 / n_inputs as f64).sqrt(),
+            _ => (6.0 / (n_inputs + n_outputs) as f64).sqrt(),
+        }
+    }
+}
+
+/// The logistic function, split at 0 so that exp never overflows.
+#[inline]
+pub fn sigmoid(z: f64) -> f64 {
+    if z >= 0.0 {
+        1.0 / (1.0 + (-z).exp())
+    } else {
+        let e = z.exp();
+        e / (1.0 + e)
+    }
+}
+
+/// softmax(z)_i = exp(z_i - max z) / sum_j exp(z_j - max z); subtracting the max keeps exp <= 1.
+pub fn softmax(z: &[f64], a: &mut [f64]) {
+    let mx = z.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let mut s = 0.0;
+    for (ai, &zi) in a.iter_mut().zip(z) {
+        *ai = (zi - mx).exp();
+        s += *ai;
+    }
+    for ai in a.iter_mut() {
+        *ai /= s;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn derivatives_match_central_differences() {
+        let eps = 1e-6;
+        for act in [
+            Activation::Identity,
+            Activation::Relu,
+            Activation::LeakyRelu,
+            Activation::Sigmoid,
+            Activation::Tanh,
+        ] {
+            for &z in &[-2.5, -0.3, 0.4, 1.7] {
+                let numeric = (act.f(z + eps) - act.f(z - eps)) / (2.0 * eps);
+                let analytic = act.derivative(z, act.f(z));
+                assert!((numeric - analytic).abs() < 1e-8, "{act:?} at {z}");
+            }
+        }
+    }
+
+    #[test]
+    fn relu_derivative_is_zero_at_zero() {
+        assert_eq!(Activation::Relu.derivative(0.0, 0.0), 0.0);
+        assert_eq!(Activation::LeakyRelu.derivative(0.0, 0.0), LEAKY_SLOPE);
+    }
+
+    #[test]
+    fn sigmoid_and_softmax_survive_huge_inputs() {
+        assert_eq!(sigmoid(1e4), 1.0);
+        assert_eq!(sigmoid(-1e4), 0.0);
+        let mut a = [0.0; 3];
+        softmax(&[1e4, 0.0, -1e4], &mut a);
+        assert_eq!(a, [1.0, 0.0, 0.0]);
+    }
+
+    #[test]
+    fn unknown_names_list_the_valid_ones() {
+        let err = Activation::from_name("gelu").unwrap_err().to_string();
+        assert!(err.contains("gelu") && err.contains("leaky_relu"), "{err}");
+        assert_eq!(Activation::from_name("linear"), Ok(Activation::Identity));
+    }
+}

@@ -1,0 +1,31 @@
+//! One error type for the whole core. The binding maps it to Python exceptions in one place
+//! (`ferrinet-py/src/errors.rs`): `Value` -> `ValueError`, `Memory` -> `MemoryError`.
+
+use std::fmt;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Error {
+    /// An argument is wrong: a shape, a name, a value out of range, a NaN.
+    /// The message says what was expected and what was given.
+    Value(String),
+    /// A buffer could not be allocated (checked *before* any model state changes).
+    Memory(String),
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Value(msg) | Error::Memory(msg) => f.write_str(msg),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// `Err(Error::Value(format!(...)))` in one line.
+macro_rules! value_error {
+    ($($arg:tt)*) => { Err($crate::error::Error::Value(format!($($arg)*))) };
+}
+pub(crate) use value_error;

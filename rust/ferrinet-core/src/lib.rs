@@ -1,0 +1,33 @@
+//! ferrinet-core: the article's `Neuron` / `Layer` / `NeuralNetwork`, with a correct backward
+//! pass. Pure Rust: nothing here knows about Python (the binding lives in `ferrinet-py`).
+//!
+//! Glossary (docs/maths.md has the full contract, operation by operation):
+//! ```text
+//! n              samples in a batch;  m  outputs of the network
+//! x              a layer's input              (n, n_inputs)   row k = sample k
+//! W              a layer's weights            (n_outputs, n_inputs), row i = neuron i
+//! b              a layer's biases             (n_outputs,)
+//! z              pre-activation  x W^T + b    (n, n_outputs)
+//! a              activation f(z)              (n, n_outputs)  = the next layer's x
+//! t              targets                      (n, m), or one class index per sample
+//! delta          dL/dz of a layer             (n, n_outputs)
+//! dW, db, dx     gradients of the mean loss L w.r.t. W, b, x
+//! ```
+
+pub mod activation;
+pub mod error;
+pub mod layer;
+pub mod loss;
+pub mod matrix;
+pub mod network;
+pub mod neuron;
+pub mod rng;
+
+pub use activation::Activation;
+pub use error::{Error, Result};
+pub use layer::{Layer, LayerGradient};
+pub use loss::{Loss, Targets};
+pub use matrix::{MatRef, Matrix};
+pub use network::{check_learning_rate, Batch, NeuralNetwork, TrainProgress};
+pub use neuron::Neuron;
+pub use rng::SplitMix64;

@@ -1,0 +1,138 @@
+//! Python values -> owned Rust buffers, and back. Every dtype and memory layout goes through
+//! `to_f64_array`, so there is one place that decides what is accepted.
+
+use ferrinet_core::Matrix;
+use numpy::ndarray::Array2;
+use numpy::prelude::*;
+use numpy::{
+    IntoPyArray, PyArray1, PyArray2, PyArrayDyn, PyArrayMethods, PyUntypedArray,
+    PyUntypedArrayMethods,
+};
+use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::PyFloat;
+
+/// An owned float64 array in C order, with its shape.
+pub struct F64Array {
+    pub data: Vec<f64>,
+    pub shape: Vec<usize>,
+}
+
+static AS_ARRAY: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+
+/// Any real-valued array-like (NumPy array of any real dtype and layout, list, tuple, scalar)
+/// -> an owned float64 copy in C order. Complex, object, string and date dtypes are a
+/// TypeError; the copy never aliases the caller's memory.
+pub fn to_f64_array(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<F64Array> {
+    let py = obj.py();
+    if let Ok(arr) = obj.cast::<PyArrayDyn<f64>>() {
+        return Ok(copy_f64(arr));
+    }
+    let arr = match obj.cast::<PyUntypedArray>() {
+        Ok(arr) => arr.clone(),
+        Err(_) => {
+            let asarray = AS_ARRAY.import(py, "numpy", "asarray")?;
+            let converted = asarray.call1((obj,)).map_err(|e| {
+                PyValueError::new_err(format!(
+                    "{what} must be a real-valued array-like; converting {} failed: {e}",
+                    type_name(obj)
+                ))
+            })?;
+            converted.cast_into::<PyUntypedArray>()?
+        }
+    };
+    let dtype = arr.dtype();
+    match dtype.kind() {
+        b'b' | b'i' | b'u' | b'f' => {}
+        _ => {
+            return Err(PyTypeError::new_err(format!(
+                "{what} must hold real numbers (bool, int or float dtype), got dtype {}",
+                dtype.str()?
+            )))
+        }
+    }
+    let as_f64 = arr.call_method1("astype", ("float64",))?;
+    Ok(copy_f64(as_f64.cast::<PyArrayDyn<f64>>()?))
+}
+
+fn copy_f64(arr: &Bound<'_, PyArrayDyn<f64>>) -> F64Array {
+    let view = arr.readonly();
+    let shape = view.shape().to_vec();
+    // `as_array` handles Fortran order, negative strides and non-contiguous slices; iterating
+    // it visits elements in logical (C) order.
+    let data = match view.as_slice() {
+        Ok(slice) => slice.to_vec(),
+        Err(_) => view.as_array().iter().copied().collect(),
+    };
+    F64Array { data, shape }
+}
+
+pub fn type_name(obj: &Bound<'_, PyAny>) -> String {
+    obj.get_type()
+        .name()
+        .map(|n| n.to_string())
+        .unwrap_or_else(|_| "object".into())
+}
+
+/// Class indices for cross-entropy: integers (or integral floats) in [0, n_classes).
+pub fn to_class_indices(values: &[f64], n_classes: usize) -> PyResult<Vec<usize>> {
+    values
+        .iter()
+        .enumerate()
+        .map(|(k, &v)| {
+            if v.fract() != 0.0 || !v.is_finite() {
+                Err(PyValueError::new_err(format!(
+                    "class indices must be integers, got {v} at position {k}"
+                )))
+            } else if v < 0.0 || v >= n_classes as f64 {
+                Err(PyValueError::new_err(format!(
+                    "class index {v} at position {k} is out of range: expected 0 <= class < {n_classes}"
+                )))
+            } else {
+                Ok(v as usize)
+            }
+        })
+        .collect()
+}
+
+pub fn matrix_to_py<'py>(py: Python<'py>, m: Matrix) -> Bound<'py, PyArray2<f64>> {
+    let (rows, cols) = (m.rows(), m.cols());
+    Array2::from_shape_vec((rows, cols), m.into_vec())
+        .expect("matrix length is rows * cols")
+        .into_pyarray(py)
+}
+
+pub fn vec_to_py<'py>(py: Python<'py>, v: Vec<f64>) -> Bound<'py, PyArray1<f64>> {
+    PyArray1::from_vec(py, v)
+}
+
+pub fn rows_to_py<'py>(
+    py: Python<'py>,
+    v: Vec<f64>,
+    rows: usize,
+    cols: usize,
+) -> Bound<'py, PyArray2<f64>> {
+    Array2::from_shape_vec((rows, cols), v)
+        .expect("length is rows * cols")
+        .into_pyarray(py)
+}
+
+/// A Python float, refusing bools and giving a message that names the argument.
+pub fn to_f64(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<f64> {
+    if obj.is_instance_of::<pyo3::types::PyBool>() || obj.is_instance_of::<pyo3::types::PyString>()
+    {
+        return Err(PyTypeError::new_err(format!(
+            "{what} must be a number, got {}",
+            type_name(obj)
+        )));
+    }
+    obj.extract::<f64>()
+        .map_err(|_| {
+            PyTypeError::new_err(format!(
+                "{what} must be a real number, got {}",
+                type_name(obj)
+            ))
+        })
+        .or_else(|e| obj.cast::<PyFloat>().map(|f| f.value()).map_err(|_| e))
+}

@@ -1,0 +1,81 @@
+//! Releasing the GIL and stopping on Ctrl-C, in one place.
+//!
+//! Rule that keeps this deadlock-free: nobody *waits* for a network's mutex while holding the
+//! GIL. `Shared::with` takes the lock at once if it is free and otherwise waits detached; long
+//! work holds the lock only in chunks and re-attaches between chunks to check for signals.
+
+use std::sync::{Mutex, MutexGuard, TryLockError};
+use std::time::{Duration, Instant};
+
+use pyo3::prelude::*;
+
+/// A value shared between Python threads. The `Mutex` gives the "works or waits" answer to
+/// concurrent use: a call from another thread waits (without the GIL) until the current chunk
+/// of work finishes, and never sees a half-updated network.
+pub struct Shared<T> {
+    inner: Mutex<T>,
+}
+
+impl<T: Send> Shared<T> {
+    pub fn new(value: T) -> Self {
+        Shared {
+            inner: Mutex::new(value),
+        }
+    }
+
+    /// Runs `f` on the value: with the GIL held when the call is small and the lock is free;
+    /// detached when the work is large (`release_gil`) or another thread holds the lock.
+    pub fn with<R: Send>(
+        &self,
+        py: Python<'_>,
+        release_gil: bool,
+        f: impl FnOnce(&mut T) -> R + Send,
+    ) -> R {
+        if !release_gil {
+            match self.inner.try_lock() {
+                Ok(mut guard) => return f(&mut guard),
+                Err(TryLockError::Poisoned(p)) => return f(&mut p.into_inner()),
+                Err(TryLockError::WouldBlock) => {}
+            }
+        }
+        py.detach(|| f(&mut self.lock()))
+    }
+
+    /// Blocking lock; call only while detached.
+    pub fn lock(&self) -> MutexGuard<'_, T> {
+        // A panic inside the core is a bug, but the network itself is only changed by complete
+        // steps, so the value behind a poisoned lock is still consistent.
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// How long a chunk of work runs between two checks for Ctrl-C.
+pub const CHECK_EVERY: Duration = Duration::from_millis(20);
+
+/// Re-attaches briefly to let Python run signal handlers; Err(KeyboardInterrupt) on Ctrl-C.
+pub fn check_signals() -> PyResult<()> {
+    Python::attach(|py| py.check_signals())
+}
+
+/// Sizes chunks of repeated work so that each takes about `CHECK_EVERY`: starts with one unit
+/// and doubles while chunks finish early, so tiny steps are not slowed by clock reads and huge
+/// ones still stop promptly.
+pub struct Chunker {
+    size: usize,
+}
+
+impl Chunker {
+    pub fn new() -> Self {
+        Chunker { size: 1 }
+    }
+
+    pub fn next_len(&self, remaining: usize) -> usize {
+        self.size.min(remaining)
+    }
+
+    pub fn record(&mut self, started: Instant) {
+        if started.elapsed() < CHECK_EVERY / 2 && self.size < (1 << 20) {
+            self.size *= 2;
+        }
+    }
+}

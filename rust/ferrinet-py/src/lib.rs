@@ -1,0 +1,30 @@
+//! The Python binding of ferrinet-core, built by maturin as `ferrinet._core`.
+//! Thin glue only: argument conversion (`convert`), error mapping (`errors`), GIL release and
+//! Ctrl-C (`gil`), and the `NeuralNetwork` class (`network`).
+
+mod convert;
+mod errors;
+mod gil;
+mod network;
+
+use pyo3::prelude::*;
+
+#[pymodule]
+fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<network::PyNeuralNetwork>()?;
+    m.add(
+        "ACTIVATIONS",
+        [
+            "identity",
+            "linear",
+            "relu",
+            "leaky_relu",
+            "sigmoid",
+            "tanh",
+            "softmax",
+        ],
+    )?;
+    m.add("LOSSES", ["mse", "binary_cross_entropy", "cross_entropy"])?;
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    Ok(())
+}
