@@ -10,12 +10,14 @@ pub enum Error {
     Value(String),
     /// A buffer could not be allocated (checked *before* any model state changes).
     Memory(String),
+    /// A training step would make the loss or a weight NaN or infinite; it was not applied.
+    NonFinite(String),
 }
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Error::Value(msg) | Error::Memory(msg) => f.write_str(msg),
+            Error::Value(msg) | Error::Memory(msg) | Error::NonFinite(msg) => f.write_str(msg),
         }
     }
 }

@@ -32,6 +32,11 @@ impl Layer {
         activation: Activation,
         rng: &mut SplitMix64,
     ) -> Result<Self> {
+        if n_inputs == 0 || n_outputs == 0 {
+            return value_error!(
+                "a layer needs at least one input and one output, got ({n_outputs}, {n_inputs})"
+            );
+        }
         let mut weights = Vec::new();
         try_resize(&mut weights, checked_len(n_outputs, n_inputs)?)?;
         let mut biases = Vec::new();
@@ -185,6 +190,11 @@ fn check_parameters(
     weights: &[f64],
     biases: &[f64],
 ) -> Result<()> {
+    if n_inputs == 0 || n_outputs == 0 {
+        return value_error!(
+            "a layer needs at least one input and one output, got ({n_outputs}, {n_inputs})"
+        );
+    }
     if weights.len() as u128 != n_inputs as u128 * n_outputs as u128 {
         return value_error!(
             "weights must have shape ({n_outputs}, {n_inputs}) = {} values, got {}",

@@ -17,6 +17,15 @@ use crate::rng::SplitMix64;
 pub struct Batch<'a> {
     x: MatRef<'a>,
     t: Targets<'a>,
+    checked_for: Signature, // the network it was checked against
+}
+
+/// What a `Batch` was checked against: methods refuse a batch checked for another shape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Signature {
+    n_inputs: usize,
+    n_outputs: usize,
+    loss: Loss,
 }
 
 impl<'a> Batch<'a> {
@@ -37,6 +46,7 @@ impl<'a> Batch<'a> {
         Batch {
             x: self.x.rows_range(start, end),
             t: self.t.rows_range(start, end),
+            checked_for: self.checked_for,
         }
     }
 }
@@ -220,7 +230,31 @@ impl NeuralNetwork {
     pub fn batch<'a>(&self, x: MatRef<'a>, t: Targets<'a>) -> Result<Batch<'a>> {
         self.check_inputs(x)?;
         self.loss.check_targets(&t, x.rows(), self.n_outputs())?;
-        Ok(Batch { x, t })
+        Ok(Batch {
+            x,
+            t,
+            checked_for: self.signature(),
+        })
+    }
+
+    fn signature(&self) -> Signature {
+        Signature {
+            n_inputs: self.n_inputs(),
+            n_outputs: self.n_outputs(),
+            loss: self.loss,
+        }
+    }
+
+    /// A batch is only valid for networks of the shape and loss it was checked against.
+    fn check_batch(&self, batch: &Batch) -> Result<()> {
+        if batch.checked_for != self.signature() {
+            return value_error!(
+                "this batch was checked for a network with {:?}, not {:?}",
+                batch.checked_for,
+                self.signature()
+            );
+        }
+        Ok(())
     }
 
     /// The network's output for a batch (n, n_inputs) -> (n, n_outputs).
@@ -238,6 +272,7 @@ impl NeuralNetwork {
 
     /// The mean loss of a batch (no state changes).
     pub fn compute_loss(&self, batch: &Batch) -> Result<f64> {
+        self.check_batch(batch)?;
         let mut work = Workspace::for_layers(self.layers.len());
         forward_cached(&self.layers, batch.x, &mut work)?;
         let last = self.layers.len() - 1;
@@ -255,11 +290,17 @@ impl NeuralNetwork {
     /// One SGD step on the batch's mean loss; returns the loss of the forward pass it did
     /// before the step (erratum 8: no second forward pass is needed to report it).
     /// On an allocation error the weights are unchanged.
+    /// A step that would make the loss or a weight non-finite is refused with
+    /// `Error::NonFinite` and the weights stay as they were.
     pub fn backward(&mut self, batch: &Batch, learning_rate: f64) -> Result<f64> {
         check_learning_rate(learning_rate)?;
-        let loss = self.backprop(batch)?;
-        self.apply_gradients(learning_rate);
-        Ok(loss)
+        self.checked_step(batch, learning_rate)
+            .map_err(|e| match e {
+                Error::NonFinite(msg) => {
+                    Error::NonFinite(format!("{msg}; the step was not applied"))
+                }
+                other => other,
+            })
     }
 
     /// The article's loop: per-sample SGD in order, `epochs` times; the mean loss per epoch.
@@ -281,11 +322,28 @@ impl NeuralNetwork {
         learning_rate: f64,
     ) -> Result<()> {
         check_learning_rate(learning_rate)?;
+        self.check_batch(batch)?;
         let n = batch.len();
+        if progress.next_sample >= n && progress.next_sample != 0 {
+            return value_error!(
+                "progress is at sample {} of a batch of {n}: it belongs to another batch",
+                progress.next_sample
+            );
+        }
         for _ in 0..steps {
             let k = progress.next_sample;
-            progress.epoch_total += self.backprop(&batch.rows_range(k, k + 1))?;
-            self.apply_gradients(learning_rate);
+            let sample = batch.rows_range(k, k + 1);
+            let loss = self
+                .checked_step(&sample, learning_rate)
+                .map_err(|e| match e {
+                    Error::NonFinite(msg) => Error::NonFinite(format!(
+                        "training diverged at epoch {}, sample {k}: {msg}; the weights are those \
+                     before that step (try a smaller learning_rate)",
+                        progress.epoch_losses.len()
+                    )),
+                    other => other,
+                })?;
+            progress.epoch_total += loss;
             progress.next_sample += 1;
             if progress.next_sample == n {
                 progress.epoch_losses.push(progress.epoch_total / n as f64);
@@ -323,8 +381,39 @@ impl NeuralNetwork {
         Ok(())
     }
 
+    /// backprop + SGD update, refusing (with the weights untouched) a step whose loss or
+    /// updated weights would not be finite. The Err says only what went wrong.
+    fn checked_step(&mut self, batch: &Batch, learning_rate: f64) -> Result<f64> {
+        let loss = self.backprop(batch)?;
+        if !loss.is_finite() {
+            return Err(Error::NonFinite(format!("the loss is {loss}")));
+        }
+        // A read-only pass first, so that a refused step leaves no weight changed.
+        let stays_finite = |p: &[f64], g: &[f64]| {
+            p.iter().zip(g).fold(true, |ok, (&w, &g)| {
+                ok & (w - learning_rate * g).is_finite()
+            })
+        };
+        let finite = self
+            .layers
+            .iter()
+            .zip(&self.work.grads)
+            .all(|(layer, grad)| {
+                stays_finite(layer.weights(), &grad.weights)
+                    && stays_finite(layer.biases(), &grad.biases)
+            });
+        if !finite {
+            return Err(Error::NonFinite(format!(
+                "the update would make a weight non-finite (loss {loss})"
+            )));
+        }
+        self.apply_gradients(learning_rate);
+        Ok(loss)
+    }
+
     /// Forward with caching, loss, then every layer's gradient into the workspace.
     fn backprop(&mut self, batch: &Batch) -> Result<f64> {
+        self.check_batch(batch)?;
         let (layers, work) = (&self.layers, &mut self.work);
         forward_cached(layers, batch.x, work)?;
         let last = layers.len() - 1;
@@ -396,11 +485,33 @@ fn check_parameter_count(sizes: &[usize]) -> Result<()> {
     for pair in sizes.windows(2) {
         total += pair[0] as u128 * pair[1] as u128 + pair[1] as u128;
     }
-    let bytes = total * 8;
+    // Weights and their gradients, 8 bytes each.
+    let bytes = total * 16;
+    let gib = |b: u128| b as f64 / (1u64 << 30) as f64;
     if bytes > isize::MAX as u128 {
         return Err(Error::Memory(format!(
-            "sizes {sizes:?} need {total} parameters ({bytes} bytes), more than the address space"
+            "sizes {sizes:?} need {total} parameters, more than the address space"
         )));
     }
+    // Refuse before allocating: with overcommit, an allocation larger than the machine may
+    // "succeed" and the process be killed later, while the weights are drawn.
+    if let Some(ram) = physical_memory_bytes() {
+        if bytes > ram as u128 {
+            return Err(Error::Memory(format!(
+                "sizes {sizes:?} need {total} parameters ({:.1} GiB with their gradients), more \
+                 than this machine's {:.1} GiB of memory",
+                gib(bytes),
+                gib(ram as u128)
+            )));
+        }
+    }
     Ok(())
+}
+
+/// Total physical memory, from /proc/meminfo where there is one.
+fn physical_memory_bytes() -> Option<u64> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = info.lines().find(|l| l.starts_with("MemTotal:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    kib.checked_mul(1024)
 }

@@ -59,13 +59,42 @@ pub fn to_f64_array(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<F64Array> {
 fn copy_f64(arr: &Bound<'_, PyArrayDyn<f64>>) -> F64Array {
     let view = arr.readonly();
     let shape = view.shape().to_vec();
-    // `as_array` handles Fortran order, negative strides and non-contiguous slices; iterating
-    // it visits elements in logical (C) order.
-    let data = match view.as_slice() {
-        Ok(slice) => slice.to_vec(),
-        Err(_) => view.as_array().iter().copied().collect(),
+    // `as_slice` would also accept a Fortran-ordered array and hand back its memory order, so
+    // the fast path is taken only for the standard (C) layout. Everything else (Fortran order,
+    // negative or zero strides, slices) is read through the ndarray view, whose iterator visits
+    // elements in logical (C) order.
+    let array = view.as_array();
+    let data = match array.as_slice() {
+        Some(slice) => slice.to_vec(),
+        None => array.iter().copied().collect(),
     };
     F64Array { data, shape }
+}
+
+/// A shape as Python writes it: (4, 2, 2), (3,), ().
+pub fn shape_str(shape: &[usize]) -> String {
+    match shape {
+        [one] => format!("({one},)"),
+        _ => format!(
+            "({})",
+            shape
+                .iter()
+                .map(|d| d.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
+/// A Python int of any size as i128, saturating (2**200 -> i128::MAX) so that "too large"
+/// is reported as a range error, not as "not an int". None when `obj` is not an integer.
+pub fn to_i128_saturating(obj: &Bound<'_, PyAny>) -> Option<i128> {
+    if let Ok(v) = obj.extract::<i128>() {
+        return Some(v);
+    }
+    let index = obj.call_method0("__index__").ok()?;
+    let negative = index.lt(0).ok()?;
+    Some(if negative { i128::MIN } else { i128::MAX })
 }
 
 pub fn type_name(obj: &Bound<'_, PyAny>) -> String {

@@ -1,13 +1,23 @@
 //! The one place where core errors become Python exceptions.
 
 use ferrinet_core::Error;
-use pyo3::exceptions::{PyMemoryError, PyValueError};
+use pyo3::create_exception;
+use pyo3::exceptions::{PyFloatingPointError, PyMemoryError, PyValueError};
 use pyo3::PyErr;
+
+create_exception!(
+    ferrinet,
+    DivergenceError,
+    PyFloatingPointError,
+    "Training diverged: a step would have made the loss or a weight NaN or infinite. The step \
+     was not applied, so the network keeps the weights of the last finite step."
+);
 
 pub fn to_py(err: Error) -> PyErr {
     match err {
         Error::Value(msg) => PyValueError::new_err(msg),
         Error::Memory(msg) => PyMemoryError::new_err(msg),
+        Error::NonFinite(msg) => DivergenceError::new_err(msg),
     }
 }
 

@@ -4,9 +4,9 @@
 //! GIL. `Shared::with` takes the lock at once if it is free and otherwise waits detached; long
 //! work holds the lock only in chunks and re-attaches between chunks to check for signals.
 
-use std::sync::{Mutex, MutexGuard, TryLockError};
 use std::time::{Duration, Instant};
 
+use parking_lot::{Mutex, MutexGuard};
 use pyo3::prelude::*;
 
 /// A value shared between Python threads. The `Mutex` gives the "works or waits" answer to
@@ -32,10 +32,8 @@ impl<T: Send> Shared<T> {
         f: impl FnOnce(&mut T) -> R + Send,
     ) -> R {
         if !release_gil {
-            match self.inner.try_lock() {
-                Ok(mut guard) => return f(&mut guard),
-                Err(TryLockError::Poisoned(p)) => return f(&mut p.into_inner()),
-                Err(TryLockError::WouldBlock) => {}
+            if let Some(mut guard) = self.inner.try_lock() {
+                return f(&mut guard);
             }
         }
         py.detach(|| f(&mut self.lock()))
@@ -43,9 +41,17 @@ impl<T: Send> Shared<T> {
 
     /// Blocking lock; call only while detached.
     pub fn lock(&self) -> MutexGuard<'_, T> {
-        // A panic inside the core is a bug, but the network itself is only changed by complete
-        // steps, so the value behind a poisoned lock is still consistent.
-        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+        self.inner.lock()
+    }
+
+    /// Runs `f` under the lock, then unlocks fairly: a thread waiting for the lock gets it
+    /// before this thread can take it again. Training calls this once per chunk so that a
+    /// `predict` from another thread waits for one chunk, not for the whole training.
+    pub fn with_fair<R>(&self, f: impl FnOnce(&mut T) -> R) -> R {
+        let mut guard = self.inner.lock();
+        let result = f(&mut guard);
+        MutexGuard::unlock_fair(guard);
+        result
     }
 }
 

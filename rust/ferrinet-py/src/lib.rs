@@ -13,6 +13,10 @@ use pyo3::prelude::*;
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<network::PyNeuralNetwork>()?;
     m.add(
+        "DivergenceError",
+        m.py().get_type::<errors::DivergenceError>(),
+    )?;
+    m.add(
         "ACTIVATIONS",
         [
             "identity",

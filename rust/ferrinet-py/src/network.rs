@@ -12,8 +12,8 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyFloat, PyString, PyTuple};
 
 use crate::convert::{
-    matrix_to_py, rows_to_py, to_class_indices, to_f64, to_f64_array, type_name, vec_to_py,
-    F64Array,
+    matrix_to_py, rows_to_py, shape_str, to_class_indices, to_f64, to_f64_array,
+    to_i128_saturating, type_name, vec_to_py, F64Array,
 };
 use crate::errors::IntoPyResult;
 use crate::gil::{check_signals, Chunker, Shared};
@@ -78,6 +78,7 @@ impl PyNeuralNetwork {
         text_signature = "(sizes, activation='relu', output_activation=None, loss='mse', seed=0)"
     )]
     fn new(
+        py: Python<'_>,
         sizes: &Bound<'_, PyAny>,
         activation: Option<&Bound<'_, PyAny>>,
         output_activation: Option<&Bound<'_, PyAny>>,
@@ -99,7 +100,10 @@ impl PyNeuralNetwork {
             Seed::Random => random_seed(),
             Seed::Fixed(s) => s,
         };
-        let net = NeuralNetwork::new(&sizes, &hidden, output, loss, seed).py()?;
+        // Drawing the weights of a large network takes a while: do it without the GIL.
+        let net = py
+            .detach(|| NeuralNetwork::new(&sizes, &hidden, output, loss, seed))
+            .py()?;
         Ok(PyNeuralNetwork {
             sizes: net.sizes(),
             activations: net.layers().iter().map(|l| l.activation()).collect(),
@@ -246,8 +250,7 @@ impl PyNeuralNetwork {
                 let steps = chunker.next_len(remaining);
                 let started = Instant::now();
                 self.net
-                    .lock()
-                    .train_steps(&batch, &mut progress, steps, learning_rate)
+                    .with_fair(|net| net.train_steps(&batch, &mut progress, steps, learning_rate))
                     .py()?;
                 chunker.record(started);
                 remaining -= steps;
@@ -312,8 +315,8 @@ impl PyNeuralNetwork {
             let b = to_f64_array(&items[1], "b")?;
             if w.shape != [n_out, n_in] {
                 return Err(PyValueError::new_err(format!(
-                    "layer {l}: W must have shape ({n_out}, {n_in}), got {:?}",
-                    w.shape
+                    "layer {l}: W must have shape ({n_out}, {n_in}), got {}",
+                    shape_str(&w.shape)
                 )));
             }
             if b.shape != [n_out] {
@@ -351,9 +354,10 @@ impl PyNeuralNetwork {
             [rows, cols] => (rows, cols, false),
             _ => {
                 return Err(PyValueError::new_err(format!(
-                    "{what} must be a 1-D sample ({},) or a 2-D batch (n, {}), got shape {shape:?}",
+                    "{what} must be a 1-D sample ({},) or a 2-D batch (n, {}), got shape {}",
                     self.n_inputs(),
-                    self.n_inputs()
+                    self.n_inputs(),
+                    shape_str(&shape)
                 )))
             }
         };
@@ -408,8 +412,9 @@ impl PyNeuralNetwork {
                     (false, false) => format!("shape (n, {m})"),
                 };
                 return Err(PyValueError::new_err(format!(
-                    "y for a network with {m} output(s) and loss {:?} must be {expected}, got shape {shape:?}",
-                    self.loss.name()
+                    "y for a network with {m} output(s) and loss {:?} must be {expected}, got shape {}",
+                    self.loss.name(),
+                    shape_str(&shape)
                 )));
             }
         })
@@ -474,7 +479,7 @@ fn parse_sizes(obj: &Bound<'_, PyAny>) -> PyResult<Vec<usize>> {
                 type_name(&item)
             )));
         }
-        let size: i128 = item.extract().map_err(|_| {
+        let size = to_i128_saturating(&item).ok_or_else(|| {
             PyTypeError::new_err(format!(
                 "sizes must be integers, got {} at position {i}",
                 type_name(&item)
@@ -487,7 +492,8 @@ fn parse_sizes(obj: &Bound<'_, PyAny>) -> PyResult<Vec<usize>> {
         }
         let size = usize::try_from(size).map_err(|_| {
             pyo3::exceptions::PyMemoryError::new_err(format!(
-                "layer size {size} at position {i} cannot be allocated"
+                "layer size {} at position {i} cannot be allocated",
+                repr(&item)
             ))
         })?;
         sizes.push(size);
@@ -547,15 +553,15 @@ impl<'a, 'py> FromPyObject<'a, 'py> for Seed {
                 type_name(&obj)
             )));
         }
-        let seed: i128 = obj.extract().map_err(|_| {
+        let seed = to_i128_saturating(&obj).ok_or_else(|| {
             PyTypeError::new_err(format!(
                 "seed must be an int or None, got {}",
                 type_name(&obj)
             ))
         })?;
-        u64::try_from(seed)
-            .map(Seed::Fixed)
-            .map_err(|_| PyValueError::new_err(format!("seed must be in [0, 2**64), got {seed}")))
+        u64::try_from(seed).map(Seed::Fixed).map_err(|_| {
+            PyValueError::new_err(format!("seed must be in [0, 2**64), got {}", repr(&obj)))
+        })
     }
 }
 
@@ -567,10 +573,24 @@ fn parse_count(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<usize> {
             type_name(obj)
         )));
     }
-    let n: i128 = obj.extract().map_err(|_| {
+    let n = to_i128_saturating(obj).ok_or_else(|| {
         PyTypeError::new_err(format!("{what} must be an int, got {}", type_name(obj)))
     })?;
-    usize::try_from(n).map_err(|_| PyValueError::new_err(format!("{what} must be >= 0, got {n}")))
+    if n < 0 {
+        return Err(PyValueError::new_err(format!(
+            "{what} must be >= 0, got {}",
+            repr(obj)
+        )));
+    }
+    usize::try_from(n).map_err(|_| {
+        PyValueError::new_err(format!("{what} must be in [0, 2**64), got {}", repr(obj)))
+    })
+}
+
+fn repr(obj: &Bound<'_, PyAny>) -> String {
+    obj.repr()
+        .map(|r| r.to_string())
+        .unwrap_or_else(|_| type_name(obj))
 }
 
 /// A seed for `seed=None`: std's per-process random hash keys, which the OS seeds.

@@ -1,0 +1,498 @@
+#!/usr/bin/env python3
+"""Per-sample SGD: ferrinet against a Python loop, NumPy and the pure-Python reference.
+
+Run with ``make bench`` (or ``python benches/bench_sgd.py [--quick]`` after a release build).
+
+Three networks, relu hidden layers, trained one sample at a time (the article's loop):
+
+    2-8-1        mse            the article's XOR-sized network
+    1-32-32-1    mse            a small regression network
+    784-128-10   cross_entropy  an MNIST-sized classifier (softmax output)
+
+on synthetic, seeded data, by four implementations of the same maths (docs/maths.md):
+
+    (a) ferrinet  ``net.train(X, Y, epochs, lr)``: the whole loop in Rust
+    (b) ferrinet  ``net.backward(x, y, lr)`` called from a Python ``for`` loop
+    (c) numpy     a straightforward per-sample SGD in NumPy (matrix-vector products and outer
+                  products per layer), written below
+    (c') numpy    the same operations into buffers allocated once (``out=``, in-place updates):
+                  same arithmetic, no weight-sized temporaries (see ``NumpyMLP``)
+    (d) reference ``ferrinet.reference``, pure Python lists; timed on a few steps and
+                  reported per step
+
+Before anything is timed the answers are checked: from the same starting weights, after the
+same steps, (b), (c), (c') and (d) must end with ferrinet's weights (and epoch losses) to within
+1e-9 relative; the script stops with exit status 1 if they do not. (b) and (d) follow the same
+operations in the same order as (a), so they are expected to agree bit for bit; NumPy's
+matrix-vector products (BLAS) sum in another order, so a few ulps of difference are expected.
+
+Timing: ``time.perf_counter`` around one run of S steps, starting from the same weights every
+time (setting the weights is not timed); S is chosen so that one run takes about ``--seconds``
+(at least one step); after one untimed warm-up run, ``--repeats`` runs give the median, min and
+max of microseconds per step. The ratio column is (median of the row) / (median of (a)).
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import os
+import platform
+import statistics
+import sys
+import time
+from dataclasses import dataclass
+from typing import Callable, List, Optional, Tuple
+
+import numpy as np
+
+import ferrinet
+from ferrinet import reference
+
+RTOL = 1e-9  # the agreement the answer check demands
+
+Weights = List[Tuple[np.ndarray, np.ndarray]]
+
+
+# --------------------------------------------------------------------------------------------
+# The networks and their data
+# --------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Case:
+    name: str
+    sizes: List[int]
+    loss: str
+    learning_rate: float
+    n_samples: int  # the data set is one epoch; longer runs cycle through it
+
+    def data(self, seed: int = 0) -> Tuple[np.ndarray, np.ndarray]:
+        """Seeded synthetic data: X (n, n_in) float64; Y (n, 1) for mse, class indices (n,) int64
+        for cross_entropy."""
+        rng = np.random.default_rng(seed)
+        n, n_in = self.n_samples, self.sizes[0]
+        if self.loss == "cross_entropy":
+            X = rng.uniform(0.0, 1.0, (n, n_in))  # pixel-like intensities
+            Y = rng.integers(0, self.sizes[-1], n)
+        elif n_in == 1:
+            X = rng.uniform(-np.pi, np.pi, (n, 1))
+            Y = np.sin(X) + 0.1 * rng.standard_normal((n, 1))
+        else:
+            X = rng.uniform(-1.0, 1.0, (n, n_in))
+            Y = np.sin(3.0 * X[:, :1]) * X[:, 1:2]
+        return X, Y
+
+    def network(self) -> ferrinet.NeuralNetwork:
+        return ferrinet.NeuralNetwork(self.sizes, activation="relu", loss=self.loss, seed=0)
+
+    @property
+    def n_parameters(self) -> int:
+        return sum((a + 1) * b for a, b in zip(self.sizes[:-1], self.sizes[1:]))
+
+
+CASES = [
+    Case("2-8-1", [2, 8, 1], "mse", 0.05, 256),
+    Case("1-32-32-1", [1, 32, 32, 1], "mse", 0.005, 256),
+    Case("784-128-10", [784, 128, 10], "cross_entropy", 0.01, 64),
+]
+
+
+# --------------------------------------------------------------------------------------------
+# (c) per-sample SGD in NumPy, the maths of docs/maths.md with n = 1
+# --------------------------------------------------------------------------------------------
+class NumpyMLP:
+    """relu hidden layers; identity output with mse, softmax output with cross_entropy.
+
+    ``preallocated=False``: the straightforward version, ``W -= lr * np.outer(delta, x)``, which
+    allocates two weight-sized temporaries per layer per step. ``preallocated=True``: the same
+    operations into buffers allocated once (``out=``, in-place updates), bit for bit the same
+    result. The difference is the memory allocator: for 784-128-10 each temporary is 800 kB,
+    glibc serves it from fresh pages (mmap, or heap trimmed at every free) and the page faults
+    can cost more than the arithmetic.
+    """
+
+    def __init__(self, weights: Weights, loss: str, preallocated: bool = False):
+        self.W = [np.array(W, dtype=np.float64) for W, _ in weights]
+        self.b = [np.array(b, dtype=np.float64) for _, b in weights]
+        self.loss = loss
+        self.preallocated = preallocated
+        if preallocated:
+            self.z = [np.empty(len(b)) for b in self.b]
+            self.a = [np.empty(len(b)) for b in self.b]
+            self.dW = [np.empty_like(W) for W in self.W]
+
+    def step(self, x: np.ndarray, t, lr: float) -> float:
+        """One SGD step on one sample; returns the loss before the step."""
+        W, b = self.W, self.b
+        last = len(W) - 1
+        pre = self.preallocated
+        # forward, caching every layer's input and pre-activation
+        inputs, zs = [], []
+        a = x
+        for i in range(len(W)):
+            if pre:
+                z = np.matmul(W[i], a, out=self.z[i])
+                z += b[i]
+            else:
+                z = W[i] @ a + b[i]
+            inputs.append(a)
+            zs.append(z)
+            if i < last:
+                a = np.maximum(z, 0.0, out=self.a[i]) if pre else np.maximum(z, 0.0)
+        z = zs[-1]
+        # the loss and the seed delta = dL/dz of the output layer
+        if self.loss == "cross_entropy":  # softmax output, t a class index
+            mx = z.max()
+            e = np.exp(z - mx)
+            s = e.sum()
+            loss = (mx + np.log(s)) - z[t]
+            delta = e / s
+            delta[t] -= 1.0
+        else:  # mse with an identity output (f' = 1), t a row of m targets
+            d = z - t
+            loss = (d @ d) / d.size
+            delta = (2.0 / d.size) * d
+        # every gradient from the weights of the forward pass, then the update (erratum 3)
+        grads = []
+        for i in range(last, -1, -1):
+            if pre:
+                dW = np.multiply.outer(delta, inputs[i], out=self.dW[i])
+            else:
+                dW = np.outer(delta, inputs[i])
+            grads.append((i, dW, delta))
+            if i > 0:
+                delta = (W[i].T @ delta) * (zs[i - 1] > 0.0)
+        for i, dW, db in grads:
+            if pre:
+                dW *= lr  # lr * dW, then W - (lr * dW): the same two roundings
+                W[i] -= dW
+            else:
+                W[i] -= lr * dW
+            b[i] -= lr * db
+        return float(loss)
+
+    def train(self, X: np.ndarray, Y: np.ndarray, epochs: int, lr: float) -> List[float]:
+        losses = []
+        for _ in range(epochs):
+            total = 0.0
+            for k in range(len(X)):
+                total += self.step(X[k], Y[k], lr)
+            losses.append(total / len(X))
+        return losses
+
+    def get_weights(self) -> Weights:
+        return [(W.copy(), b.copy()) for W, b in zip(self.W, self.b)]
+
+
+# --------------------------------------------------------------------------------------------
+# The implementations: each runs `steps` per-sample SGD steps from `weights` and returns
+# (a run() closure to time, a result() giving (final weights, epoch losses)).
+# `steps` is a whole number of epochs over X, or a prefix of X (one partial epoch).
+# --------------------------------------------------------------------------------------------
+def _plan(steps: int, n: int) -> Tuple[int, int]:
+    """-> (samples used, epochs)."""
+    if steps >= n:
+        return n, steps // n
+    return steps, 1
+
+
+def setup_train(case, weights, X, Y, steps):
+    net = case.network()
+    net.set_weights(weights)
+    m, epochs = _plan(steps, len(X))
+    Xs, Ys = X[:m], Y[:m]
+    losses: List[float] = []
+
+    def run():
+        losses[:] = net.train(Xs, Ys, epochs, case.learning_rate)
+
+    return run, lambda: (net.get_weights(), list(losses))
+
+
+def setup_backward_loop(case, weights, X, Y, steps):
+    net = case.network()
+    net.set_weights(weights)
+    m, epochs = _plan(steps, len(X))
+    lr = case.learning_rate
+    losses: List[float] = []
+
+    def run():
+        losses.clear()
+        for _ in range(epochs):
+            total = 0.0
+            for k in range(m):
+                total += net.backward(X[k], Y[k], lr)
+            losses.append(total / m)
+
+    return run, lambda: (net.get_weights(), list(losses))
+
+
+def setup_numpy(case, weights, X, Y, steps, preallocated=False):
+    model = NumpyMLP(weights, case.loss, preallocated)
+    m, epochs = _plan(steps, len(X))
+    Xs, Ys = X[:m], Y[:m]
+    losses: List[float] = []
+
+    def run():
+        losses[:] = model.train(Xs, Ys, epochs, case.learning_rate)
+
+    return run, lambda: (model.get_weights(), list(losses))
+
+
+def setup_numpy_preallocated(case, weights, X, Y, steps):
+    return setup_numpy(case, weights, X, Y, steps, preallocated=True)
+
+
+def setup_reference(case, weights, X, Y, steps):
+    ref = reference.NeuralNetwork(case.sizes, activation="relu", loss=case.loss, seed=0)
+    ref.set_weights([(np.asarray(W).tolist(), np.asarray(b).tolist()) for W, b in weights])
+    m, epochs = _plan(steps, len(X))
+    Xs, Ys = X[:m].tolist(), Y[:m].tolist()  # lists up front: the reference's own currency
+    losses: List[float] = []
+
+    def run():
+        losses[:] = ref.train(Xs, Ys, epochs, case.learning_rate)
+
+    def result():
+        return [(np.array(W), np.array(b)) for W, b in ref.get_weights()], list(losses)
+
+    return run, result
+
+
+@dataclass(frozen=True)
+class Impl:
+    key: str
+    label: str
+    setup: Callable
+
+
+IMPLS = [
+    Impl("train", "(a) ferrinet net.train, Rust loop", setup_train),
+    Impl("backward", "(b) ferrinet net.backward, Python loop", setup_backward_loop),
+    Impl("numpy", "(c) NumPy per-sample SGD", setup_numpy),
+    Impl("numpy-out", "(c') the same, preallocated (out=)", setup_numpy_preallocated),
+    Impl("reference", "(d) ferrinet.reference, pure Python", setup_reference),
+]
+
+
+# --------------------------------------------------------------------------------------------
+# Checking the answers
+# --------------------------------------------------------------------------------------------
+def compare(result, expected) -> Tuple[float, float, bool]:
+    """-> (max abs diff of weights and losses, max relative diff, bit-identical).
+
+    Relative: per layer, max |a - b| / max |b| over that layer's W (and likewise b), so that a
+    weight passing through zero does not read as a large relative error; for the epoch losses
+    |a - b| / |b|."""
+    (weights, losses), (ref_weights, ref_losses) = result, expected
+    max_abs, max_rel, identical = 0.0, 0.0, True
+    pairs = [(a, b) for (Wa, ba), (Wb, bb) in zip(weights, ref_weights) for a, b in ((Wa, Wb), (ba, bb))]
+    pairs.append((np.array(losses), np.array(ref_losses)))
+    for a, b in pairs:
+        a = np.asarray(a, dtype=np.float64)
+        b = np.asarray(b, dtype=np.float64)
+        if a.shape != b.shape:
+            return float("inf"), float("inf"), False
+        diff = np.abs(a - b)
+        abs_ = float(diff.max()) if diff.size else 0.0
+        scale = float(np.abs(b).max()) if b.size else 0.0
+        rel = abs_ / scale if scale > 0 else (0.0 if abs_ == 0 else float("inf"))
+        if np.isnan(abs_):
+            abs_, rel = float("inf"), float("inf")
+        max_abs, max_rel = max(max_abs, abs_), max(max_rel, rel)
+        identical &= bool(np.array_equal(a.view(np.uint64), b.view(np.uint64)))
+    return max_abs, max_rel, identical
+
+
+def check_case(case, weights, X, Y, steps_for) -> bool:
+    """Run every implementation for the same steps from the same weights; compare with (a)."""
+    print("  answer check (from the same weights, then the steps shown; vs (a) on the same steps):")
+    ok = True
+    for impl in IMPLS[1:]:
+        steps = steps_for(impl)
+        expected_run, expected_result = setup_train(case, weights, X, Y, steps)
+        expected_run()
+        run, result = impl.setup(case, weights, X, Y, steps)
+        run()
+        max_abs, max_rel, identical = compare(result(), expected_result())
+        good = max_rel <= RTOL
+        ok &= good
+        verdict = "bit-identical" if identical else ("ok" if good else f"MISMATCH (> {RTOL:.0e})")
+        print(
+            f"    {impl.label:<40} {steps:>6} steps  max abs diff {max_abs:9.2e}  "
+            f"max rel diff {max_rel:9.2e}  {verdict}"
+        )
+    return ok
+
+
+# --------------------------------------------------------------------------------------------
+# Timing
+# --------------------------------------------------------------------------------------------
+def time_once(impl, case, weights, X, Y, steps) -> float:
+    run, _ = impl.setup(case, weights, X, Y, steps)
+    start = time.perf_counter()
+    run()
+    return time.perf_counter() - start
+
+
+def choose_steps(impl, case, weights, X, Y, seconds: float, probe: int) -> int:
+    """Steps for one run of about `seconds`: time a short probe, grow it until it lasts
+    ~seconds/10, scale up. Whole epochs once a run is at least one epoch long."""
+    n = len(X)
+    steps = probe
+    while True:
+        elapsed = time_once(impl, case, weights, X, Y, steps)
+        if elapsed >= seconds / 10 or elapsed * 8 >= seconds or steps >= 1_000_000:
+            break
+        steps = steps * 8 if steps >= n else min(steps * 8, n)
+    per_step = elapsed / steps
+    target = max(1, int(seconds / per_step))
+    return (target // n) * n if target >= n else target
+
+
+def bench_impl(impl, case, weights, X, Y, steps, repeats) -> List[float]:
+    time_once(impl, case, weights, X, Y, steps)  # warm-up, not counted
+    return [time_once(impl, case, weights, X, Y, steps) / steps * 1e6 for _ in range(repeats)]
+
+
+# --------------------------------------------------------------------------------------------
+# The machine
+# --------------------------------------------------------------------------------------------
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def blas_description() -> str:
+    """The BLAS numpy was built with (numpy.show_config), and what OpenBLAS runs as, via
+    threadpoolctl if it is installed, else by asking an already loaded OpenBLAS directly."""
+    parts = []
+    try:
+        config = np.show_config(mode="dicts")
+        blas = config.get("Build Dependencies", {}).get("blas", {})
+        if blas:
+            parts.append(f"{blas.get('name', '?')} {blas.get('version', '')}".strip())
+    except Exception:  # numpy < 1.26 has no mode="dicts"
+        pass
+    try:
+        import threadpoolctl  # optional
+
+        for info in threadpoolctl.threadpool_info():
+            if info.get("user_api") == "blas":
+                parts.append(
+                    f"runtime: {info.get('internal_api')} {info.get('version')}, "
+                    f"core {info.get('architecture')}, {info.get('num_threads')} threads (threadpoolctl)"
+                )
+    except ImportError:
+        runtime = _openblas_runtime()
+        if runtime:
+            parts.append(runtime)
+    return "; ".join(parts) or "unknown"
+
+
+def _openblas_runtime() -> Optional[str]:
+    """Core name and thread count of the OpenBLAS loaded in this process (Linux), or None."""
+    try:
+        with open("/proc/self/maps") as f:
+            paths = {line.split()[-1] for line in f if "openblas" in line.lower() and "/" in line}
+    except OSError:
+        return None
+    for path in sorted(paths):
+        try:
+            lib = ctypes.CDLL(path)
+        except OSError:
+            continue
+        for prefix, suffix in (("scipy_", "64_"), ("", "64_"), ("", "")):
+            try:
+                corename = getattr(lib, f"{prefix}openblas_get_corename{suffix}")
+                threads = getattr(lib, f"{prefix}openblas_get_num_threads{suffix}")
+            except AttributeError:
+                continue
+            corename.restype = ctypes.c_char_p
+            return f"runtime: OpenBLAS core {corename().decode()}, {threads()} threads"
+    return None
+
+
+def print_machine() -> None:
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    coretype = os.environ.get("OPENBLAS_CORETYPE")
+    print("machine")
+    print(f"  cpu          {cpu_model()} ({cpus} usable cores)")
+    print(f"  python       {platform.python_version()} ({platform.python_implementation()})")
+    print(f"  numpy        {np.__version__}")
+    print(f"  blas         {blas_description()}")
+    print(f"  OPENBLAS_CORETYPE {'= ' + coretype if coretype else 'not set'}")
+    profile = getattr(ferrinet._core, "BUILD_PROFILE", None)  # not exported (yet)
+    built = f"{profile} build" if profile else "build profile not reported; `make bench` builds --release"
+    print(f"  ferrinet     {ferrinet.__version__} ({built})")
+
+
+# --------------------------------------------------------------------------------------------
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="a smoke run of a few seconds")
+    parser.add_argument("--repeats", type=int, default=None, help="timed runs per row (5; quick: 3)")
+    parser.add_argument("--seconds", type=float, default=None,
+                        help="about how long one timed run lasts (0.2 s; quick: 0.01 s)")
+    args = parser.parse_args(argv)
+    repeats = args.repeats or (3 if args.quick else 5)
+    seconds = args.seconds or (0.01 if args.quick else 0.2)
+    if repeats < 1 or seconds <= 0:
+        parser.error("--repeats and --seconds must be positive")
+
+    print_machine()
+    print(f"\nper-sample SGD, µs per step: median [min, max] of {repeats} runs of about {seconds:g} s each")
+    all_ok = True
+    summary = []
+    started = time.perf_counter()
+    for case in CASES:
+        X, Y = case.data(seed=0)
+        weights = case.network().get_weights()
+        print(
+            f"\n{case.name}  ({case.loss}, relu hidden, {case.n_parameters:,} parameters, "
+            f"lr {case.learning_rate}, {case.n_samples} synthetic samples)"
+        )
+        # the answer check: one epoch (one step less than an epoch for the reference on the big
+        # network, where each pure-Python step takes a good fraction of a second)
+        big = case.n_parameters > 10_000
+        ref_steps = (2 if args.quick else 8) if big else (32 if args.quick else case.n_samples)
+
+        def steps_for(impl):
+            return ref_steps if impl.key == "reference" else case.n_samples
+
+        all_ok &= check_case(case, weights, X, Y, steps_for)
+
+        rows = []
+        for impl in IMPLS:
+            probe = 1 if impl.key == "reference" else min(case.n_samples, 16)
+            steps = choose_steps(impl, case, weights, X, Y, seconds, probe)
+            times = bench_impl(impl, case, weights, X, Y, steps, repeats)
+            rows.append((impl, steps, times))
+        base = statistics.median(rows[0][2])
+        print(f"  {'implementation':<40} {'steps/run':>9}  {'median':>10}  {'min':>10}  {'max':>10}  {'vs (a)':>9}")
+        for impl, steps, times in rows:
+            med = statistics.median(times)
+            extrapolated = " *" if impl.key == "reference" and steps < case.n_samples else ""
+            print(
+                f"  {impl.label:<40} {steps:>9}  {med:>10.2f}  {min(times):>10.2f}  "
+                f"{max(times):>10.2f}  {med / base:>8.1f}x{extrapolated}"
+            )
+            summary.append((case.name, impl.key, med))
+    print(
+        "\n  vs (a): median time per step of the row / that of (a) ferrinet net.train (higher = "
+        "slower than ferrinet).\n  *: fewer steps than one epoch, reported per step."
+    )
+    print(f"\ntotal {time.perf_counter() - started:.1f} s")
+    if not all_ok:
+        print(f"\nANSWER CHECK FAILED: an implementation disagrees with ferrinet by more than {RTOL:.0e}")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
