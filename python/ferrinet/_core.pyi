@@ -1,6 +1,6 @@
 """Type stubs for the compiled extension `ferrinet._core` (rust/ferrinet-py)."""
 
-from typing import List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import numpy.typing as npt
@@ -9,11 +9,15 @@ from typing_extensions import TypeAlias, disjoint_base
 _ArrayLike: TypeAlias = npt.ArrayLike
 _Float64Array: TypeAlias = npt.NDArray[np.float64]
 
-__all__ = ["NeuralNetwork", "ACTIVATIONS", "LOSSES", "__version__"]
+__all__ = ["NeuralNetwork", "DivergenceError", "ACTIVATIONS", "LOSSES", "__version__"]
 
 ACTIVATIONS: List[str]
 LOSSES: List[str]
 __version__: str
+
+class DivergenceError(FloatingPointError):
+    """Training diverged: a step would have made the loss or a weight NaN or infinite. The step
+    was not applied, so the network keeps the weights of the last finite step."""
 
 @disjoint_base
 class NeuralNetwork:
@@ -26,6 +30,7 @@ class NeuralNetwork:
         output_activation: Optional[str] = None,
         loss: Optional[str] = "mse",
         seed: Optional[int] = 0,
+        dtype: Union[str, type, np.dtype[Any], None] = "float64",
     ) -> "NeuralNetwork": ...
     @property
     def sizes(self) -> List[int]: ...
@@ -37,12 +42,33 @@ class NeuralNetwork:
     def seed(self) -> int: ...
     @property
     def n_parameters(self) -> int: ...
+    @property
+    def dtype(self) -> str:
+        """"float64" or "float32": what the network computes in and returns."""
+    @property
+    def n_threads(self) -> int:
+        """Threads for large batch products (default 1)."""
+    @n_threads.setter
+    def n_threads(self, n_threads: int) -> None: ...
     def forward(self, x: _ArrayLike) -> _Float64Array:
         """(n_inputs,) -> (n_outputs,); (n, n_inputs) -> (n, n_outputs)."""
     def predict(self, x: _ArrayLike) -> _Float64Array:
         """(n, n_inputs) -> (n, n_outputs)."""
-    def compute_loss(self, x: _ArrayLike, y: _ArrayLike) -> float: ...
-    def gradients(self, x: _ArrayLike, y: _ArrayLike) -> List[Tuple[_Float64Array, _Float64Array]]:
+    def compute_loss(
+        self,
+        x: _ArrayLike,
+        y: _ArrayLike,
+        l2: float = 0.0,
+        sample_weight: Optional[_ArrayLike] = None,
+    ) -> float:
+        """The mean loss (weighted by sample_weight; plus (l2 / 2) * sum W**2); no state changes."""
+    def gradients(
+        self,
+        x: _ArrayLike,
+        y: _ArrayLike,
+        l2: float = 0.0,
+        sample_weight: Optional[_ArrayLike] = None,
+    ) -> List[Tuple[_Float64Array, _Float64Array]]:
         """[(dW (n_out, n_in), db (n_out,)) per layer] of the mean loss; model unchanged."""
     def backward(self, x: _ArrayLike, y: _ArrayLike, learning_rate: float) -> float:
         """One SGD step; returns the loss of the forward pass before the step."""
@@ -50,3 +76,25 @@ class NeuralNetwork:
         """Per-sample SGD in order, in Rust with the GIL released; mean loss per epoch."""
     def get_weights(self) -> List[Tuple[_Float64Array, _Float64Array]]: ...
     def set_weights(self, weights: Sequence[Tuple[_ArrayLike, _ArrayLike]]) -> None: ...
+    def _start_training(self, optimizer: Dict[str, Any], seed: Optional[int]) -> None:
+        """Starts the training state: optimizer from a `ferrinet.optim` `to_dict()`, the
+        generator of shuffles and dropout seeded with `seed` (None: random), step counter 0."""
+    def reset_training(self) -> None:
+        """Drops the training state (optimizer moments, step counter, generator)."""
+    def _training_info(self) -> Optional[Dict[str, Any]]:
+        """{"optimizer", "learning_rate", "steps", "epochs", "seed"}, or None without a state."""
+    def set_learning_rate(self, learning_rate: float) -> None:
+        """Sets the learning rate of the next training steps (needs a training state)."""
+    def _train_epoch(
+        self,
+        x: _ArrayLike,
+        y: _ArrayLike,
+        batch_size: int,
+        shuffle: bool,
+        l2: float,
+        dropout: Sequence[float],
+        clip_norm: Optional[float],
+        sample_weight: Optional[_ArrayLike],
+    ) -> float:
+        """One epoch of mini-batch training with the stored state, GIL released; the epoch loss.
+        `dropout`: one rate per layer (output layer's 0.0) or empty. Raises DivergenceError."""

@@ -2,17 +2,22 @@
 
 The numerics, argument checking and GIL handling all live in the Rust class
 `ferrinet._core.NeuralNetwork`; this subclass only adds conveniences that are easier to read in
-Python: `layers` (snapshots of `Layer` and `Neuron`), `copy`, `repr`.
+Python: `layers` (snapshots of `Layer` and `Neuron`), `copy`, `repr`, and mini-batch training:
+`train_epoch` (checks its options, turns class weights into sample weights, then runs the epoch
+in Rust) and, from `ferrinet.training.FitMixin`, `fit` and `evaluate`.
 """
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass
-from typing import List
+from typing import Any, Dict, List, Optional
 
 import numpy as np
 
 from . import _core
+from .optim import make_optimizer
+from .training import FitMixin, _batch_length, _seed, check_epoch_options
 
 
 @dataclass(frozen=True)
@@ -44,7 +49,39 @@ class Layer:
         return [Neuron(row.copy(), float(b)) for row, b in zip(self.weights, self.biases)]
 
 
-class NeuralNetwork(_core.NeuralNetwork):
+class TrainingRun:
+    """The training run of a ``ferrinet.NeuralNetwork`` as Python sees it (``net.training_state``).
+
+    ``optimizer`` (the ``ferrinet.optim`` object the run was started with; None if the run was
+    started by ``_start_training`` directly) and ``seed`` are fixed for the run; ``epoch``
+    (epochs done), ``t`` (optimizer steps taken) and ``lr`` (the learning rate of the next step)
+    are read from the Rust core whenever ``net.training_state`` is read. The optimizer's moments
+    and the generator live in Rust and are not visible here.
+    """
+
+    def __init__(self, optimizer, seed: int):
+        self.optimizer = optimizer
+        self.seed = seed
+        self.epoch = 0
+        self.t = 0
+        self.lr = 0.0
+        self.optimizer_name = optimizer.name if optimizer is not None else ""
+
+    def _update(self, info: Dict[str, Any]) -> "TrainingRun":
+        self.epoch = info["epochs"]
+        self.t = info["steps"]
+        self.lr = info["learning_rate"]
+        self.optimizer_name = info["optimizer"]
+        return self
+
+    def __repr__(self) -> str:
+        return (
+            f"TrainingRun(optimizer={self.optimizer!r}, seed={self.seed}, epoch={self.epoch}, "
+            f"t={self.t}, lr={self.lr!r})"
+        )
+
+
+class NeuralNetwork(FitMixin, _core.NeuralNetwork):
     """A fully connected network: ``sizes = [n_inputs, hidden..., n_outputs]``.
 
     Parameters
@@ -68,8 +105,21 @@ class NeuralNetwork(_core.NeuralNetwork):
     and returns new float64 arrays that never alias the model. Bad input raises ValueError or
     TypeError and leaves the model unchanged. Long calls release the GIL and stop on Ctrl-C.
     Several threads may share one network: calls are serialised by an internal lock (training
-    releases it between chunks of steps), so each call sees a consistent set of weights.
+    releases it between chunks of steps; ``train_epoch`` holds it for one epoch), so each call
+    sees a consistent set of weights.
+
+    dtype : {"float64", "float32"}, default "float64"
+        What the network stores and computes in (and returns).
+
+    Training with mini-batches: ``fit`` (epochs, validation, early stopping, schedules,
+    callbacks, progress), ``train_epoch`` (one epoch), ``evaluate``. The training state (the
+    optimizer's moments and step count, the generator of shuffles and dropout masks, the current
+    learning rate) lives with the network in Rust; ``training_state`` describes it,
+    ``reset_training()`` drops it, ``set_learning_rate`` changes the learning rate.
     """
+
+    # train_epoch (Rust) raises DivergenceError itself and keeps the last finite weights
+    _guards_divergence = True
 
     @property
     def layers(self) -> List[Layer]:
@@ -86,14 +136,259 @@ class NeuralNetwork(_core.NeuralNetwork):
             output_activation=self.activations[-1],
             loss=self.loss,
             seed=self.seed,
+            dtype=self.dtype,
         )
         clone.set_weights(self.get_weights())
+        clone.n_threads = self.n_threads
         return clone
 
     def __repr__(self) -> str:
         hidden = self.activations[:-1]
         act = hidden[0] if hidden and len(set(hidden)) == 1 else hidden
+        dtype = ", dtype='float32'" if self.dtype == "float32" else ""
         return (
             f"NeuralNetwork({self.sizes}, activation={act!r}, "
-            f"output_activation={self.activations[-1]!r}, loss={self.loss!r}, seed={self.seed})"
+            f"output_activation={self.activations[-1]!r}, loss={self.loss!r}, seed={self.seed}"
+            f"{dtype})"
         )
+
+    # ----- training state
+    @property
+    def training_state(self) -> Optional[TrainingRun]:
+        """The current training run (a ``TrainingRun``: optimizer, seed, epoch, t, lr), or None
+        before ``train_epoch`` / ``fit`` and after ``reset_training()``. The same object for
+        the whole run; its counters are refreshed from the core on every read."""
+        info = self._training_info()
+        run = self.__dict__.get("_run")
+        if info is None:
+            if run is not None:
+                self.__dict__["_run"] = None
+            return None
+        if run is None or run.seed != info["seed"] or (
+            run.optimizer is not None and run.optimizer.name != info["optimizer"]
+        ):
+            run = TrainingRun(None, info["seed"])  # started by _start_training directly
+            self.__dict__["_run"] = run
+        return run._update(info)
+
+    @property
+    def learning_rate(self) -> Optional[float]:
+        """The learning rate of the next training step; None without a training run."""
+        info = self._training_info()
+        return None if info is None else info["learning_rate"]
+
+    def reset_training(self) -> None:
+        """Forget the training run (optimizer moments, step count, generator, learning rate,
+        fit's schedule); the weights stay."""
+        super().reset_training()
+        self.__dict__["_run"] = None
+        self.__dict__["_fit_record"] = None
+
+    def _start_run(self, optimizer, seed) -> None:
+        """Start a training run in the core: optimizer state at zero, generator seeded."""
+        self._start_training(optimizer.to_dict(), seed)
+        self.__dict__["_run"] = None
+        run = self.training_state
+        assert run is not None
+        run.optimizer = optimizer
+
+    # ----- training
+    def train_epoch(
+        self,
+        X,
+        Y,
+        batch_size=32,
+        optimizer=None,
+        learning_rate=None,
+        shuffle=True,
+        seed=0,
+        l2=0.0,
+        dropout=None,
+        clip_norm=None,
+        sample_weight=None,
+        class_weight=None,
+        **optimizer_options,
+    ) -> float:
+        """One epoch of mini-batch training, run in Rust with the GIL released (docs/maths.md,
+        "Training with mini-batches"); returns the epoch loss ``(sum over batches of L_b * n_b)
+        / n``, L_b the training objective of batch b before its update (dropout, L2 included).
+
+        The same arguments and meaning as ``ferrinet.reference.NeuralNetwork.train_epoch``:
+
+        - ``optimizer``: a ``ferrinet.optim`` object or a name ("sgd", "rmsprop", "adam",
+          "adamw") built with ``lr=learning_rate`` and ``optimizer_options``. None: "sgd" (the
+          reference's default), except that a call continuing a run with neither
+          ``learning_rate`` nor options continues with the run's optimizer.
+        - ``seed``: seeds the generator of shuffles and dropout masks (None: random).
+        - The first call (no ``training_state``) starts the run from ``optimizer`` and ``seed``;
+          later calls continue it (optimizer moments, step count, generator), so N calls are
+          one run of N epochs. A later call with another seed (not None) or another optimizer
+          raises ValueError: call ``reset_training()`` to start a new run.
+        - ``batch_size`` (int >= 1), ``shuffle`` (a new Fisher-Yates permutation each epoch),
+          ``l2`` (>= 0, penalty on the weights), ``dropout`` (None, one p for every hidden
+          layer, or one p per hidden layer, 0 <= p < 1), ``clip_norm`` (> 0: clip the global
+          gradient norm), ``sample_weight`` (one weight >= 0 per sample), ``class_weight`` (a
+          dict {class: weight} or "balanced", see ``sample_weights``).
+
+        Everything is checked before anything changes (ValueError / TypeError; the model is
+        unchanged). A batch whose loss or update is not finite raises DivergenceError; the
+        network keeps the weights (and state) of the last finite batch. Ctrl-C stops between
+        two batches (KeyboardInterrupt), the network consistent.
+        """
+        n = _batch_length(X, "X")
+        n_hidden = len(self.sizes) - 2
+        batch_size, shuffle, l2, rates, clip_norm = check_epoch_options(
+            n_hidden, batch_size, shuffle, l2, dropout, clip_norm
+        )
+        weights = self.sample_weights(Y, sample_weight, class_weight, n=n)
+        if weights is not None and not weights.sum() > 0.0:
+            raise ValueError("the sample weights sum to 0; nothing to learn from")
+        seed = _seed(seed)
+        run = self.training_state
+        if (
+            optimizer is None
+            and learning_rate is None
+            and not optimizer_options
+            and run is not None
+            and run.optimizer is not None
+        ):
+            opt = run.optimizer
+        else:
+            opt = make_optimizer(
+                "sgd" if optimizer is None else optimizer, learning_rate, **optimizer_options
+            )
+        if run is not None:
+            if seed is not None and seed != run.seed:
+                raise ValueError(
+                    f"this network's training run was started with seed={run.seed}, got "
+                    f"seed={seed!r}; call reset_training() first to start a new run"
+                )
+            if run.optimizer is None:
+                if opt.name != run.optimizer_name:
+                    raise ValueError(
+                        f"this network's training run uses optimizer {run.optimizer_name!r}, "
+                        f"got {opt!r}; call reset_training() first to start a new run"
+                    )
+                run.optimizer = opt
+            elif opt.to_dict() != run.optimizer.to_dict():
+                raise ValueError(
+                    f"this network's training run was started with {run.optimizer!r}, got "
+                    f"{opt!r}; call reset_training() first to start a new run"
+                )
+        dropout_rates = rates + [0.0] if any(p > 0.0 for p in rates) else []
+        started = run is None
+        if started:
+            self._start_run(opt, seed)
+        try:
+            return self._train_epoch(
+                X, Y, batch_size, shuffle, l2, dropout_rates, clip_norm, weights
+            )
+        except (ValueError, TypeError):
+            # the data were refused before anything was trained: undo the run we started
+            if started:
+                self.reset_training()
+            raise
+
+    def sample_weights(self, Y, sample_weight=None, class_weight=None, *, n=None):
+        """The weight of each sample, ``sample_weight[k] * class_weight[class of k]``, as
+        ``train_epoch`` uses them (a float64 array), or None when neither is given.
+
+        ``class_weight``: a dict {class: weight >= 0} (classes left out weigh 1) or
+        "balanced" (scikit-learn's ``n / (n_classes * count_c)`` over the classes present). The
+        class of a sample is its class index (cross_entropy; the argmax of a target row, the
+        first largest) or its target 0 or 1 (binary_cross_entropy with one output).
+        """
+        if sample_weight is None and class_weight is None:
+            return None
+        y = np.asarray(Y)
+        if n is None:
+            if y.ndim not in (1, 2):
+                raise ValueError(f"expected the targets of a batch, got shape {y.shape}")
+            n = y.shape[0]
+        if sample_weight is not None:
+            if isinstance(sample_weight, (str, bytes)):
+                raise TypeError(f"sample_weight must be numbers, got {sample_weight!r}")
+            w = np.asarray(sample_weight)
+            if w.ndim != 1 or w.shape[0] != n:
+                raise ValueError(
+                    f"sample_weight: expected {n} weights (one per sample), got shape {w.shape}"
+                )
+            if w.dtype.kind not in "iuf":
+                raise TypeError(
+                    f"sample_weight must be real numbers, got an array of dtype {w.dtype}"
+                )
+            w = w.astype(np.float64)
+            bad = np.flatnonzero(~(np.isfinite(w) & (w >= 0.0)))
+            if bad.size:
+                raise ValueError(
+                    f"sample_weight must be finite and >= 0, got {w[bad[0]]} at {bad[0]}"
+                )
+        else:
+            w = np.ones(n)
+        if class_weight is None:
+            return w
+        classes = self._classes(y, n)
+        if isinstance(class_weight, str):
+            if class_weight != "balanced":
+                raise ValueError(
+                    f"class_weight must be a dict or 'balanced', got {class_weight!r}"
+                )
+            values, counts = np.unique(classes, return_counts=True)
+            n_classes = len(values)
+            table = {
+                int(c): n / (n_classes * int(count)) for c, count in zip(values, counts)
+            }
+        else:
+            table = self._check_class_weight(class_weight)
+        factors = np.array([table.get(int(c), 1.0) for c in classes], dtype=np.float64)
+        return w * factors
+
+    def _classes(self, y: np.ndarray, n: int) -> np.ndarray:
+        m = self.sizes[-1]
+        if self.loss == "cross_entropy":
+            if y.ndim == 2 and y.shape == (n, m):
+                return y.argmax(axis=1)
+            if y.ndim == 1 and y.shape[0] == n:
+                if y.dtype.kind not in "iuf" or not np.all(np.mod(y, 1) == 0):
+                    raise ValueError(
+                        "class_weight needs integer class indices (or rows of probabilities)"
+                    )
+                return y.astype(np.int64)
+            raise ValueError(
+                f"expected {n} class indices or targets of shape ({n}, {m}), got shape {y.shape}"
+            )
+        if self.loss == "binary_cross_entropy" and m == 1:
+            if y.shape not in ((n,), (n, 1)):
+                raise ValueError(f"expected targets of shape ({n},) or ({n}, 1), got {y.shape}")
+            t = y.reshape(n).astype(np.float64)
+            bad = np.flatnonzero((t != 0.0) & (t != 1.0))
+            if bad.size:
+                raise ValueError(
+                    f"class_weight needs targets 0 or 1; sample {bad[0]} has target {t[bad[0]]}"
+                )
+            return t.astype(np.int64)
+        raise ValueError(
+            "class_weight needs loss 'cross_entropy', or 'binary_cross_entropy' with one "
+            f"output; this network has loss {self.loss!r} with {m} outputs"
+        )
+
+    def _check_class_weight(self, class_weight) -> Dict[int, float]:
+        if not isinstance(class_weight, dict):
+            raise TypeError(
+                f"class_weight must be a dict {{class: weight}} or 'balanced', got {class_weight!r}"
+            )
+        n_classes = self.sizes[-1] if self.loss == "cross_entropy" else 2
+        table = {}
+        for c, w in class_weight.items():
+            if isinstance(c, bool) or not isinstance(c, numbers.Integral) or not 0 <= c < n_classes:
+                raise ValueError(
+                    f"class_weight: classes are integers in [0, {n_classes}), got {c!r}"
+                )
+            if isinstance(w, bool) or not isinstance(w, numbers.Real):
+                raise TypeError(f"class_weight[{c}] must be a real number, got {w!r}")
+            w = float(w)
+            if not (np.isfinite(w) and w >= 0.0):
+                raise ValueError(f"class_weight[{c}] must be finite and >= 0, got {w!r}")
+            table[int(c)] = w
+        return table
+

@@ -18,6 +18,12 @@ Names (the glossary of docs/maths.md)::
     delta  dL/dz of a layer   (n, n_out)
     dW db  gradients of the mean loss, same shapes as W and b
 
+Training with mini-batches (the second part of docs/maths.md) is ``NeuralNetwork.train_epoch``:
+shuffle, batches, dropout masks, the weighted loss, L2, clipping and the optimizers SGD, RMSprop,
+Adam, AdamW, each written per element as the maths writes it. The optimizers' arguments come
+from ``ferrinet.optim`` (configuration only: the reference reads ``optimizer.to_dict()``, the
+flat dict the Rust binding reads too).
+
 At the end, ``article_backward`` keeps the blog post's backward pass (wrong on purpose, with its
 errata numbered as in ``article-errata.md``) so that tests can show what goes wrong with it.
 """
@@ -29,16 +35,30 @@ import math
 import operator
 import secrets
 
+try:  # inside the ferrinet package: optimizer names and arguments (pure Python, no maths)
+    from .optim import make_optimizer as _make_optimizer
+except ImportError:  # reference.py loaded as a lone file: pass optimizer objects
+    _make_optimizer = None  # type: ignore[assignment]
+
 __all__ = [
     "ACTIVATIONS",
     "LOSSES",
+    "WEIGHTED_LOSSES",
+    "DropoutMask",
     "Layer",
     "NeuralNetwork",
     "Neuron",
+    "OptimizerState",
     "SplitMix64",
+    "TrainingState",
     "article_backward",
     "article_gradients",
+    "balanced_class_weight",
+    "clip_by_global_norm",
+    "draw_dropout_masks",
     "init_limit",
+    "shuffle_order",
+    "weighted_loss_and_delta",
 ]
 
 
@@ -230,21 +250,27 @@ def binary_cross_entropy_delta(z, a, t, f_prime):
     return [[c * (a[k][i] - t[k][i]) for i in range(m)] for k in range(n)]
 
 
-def cross_entropy(z, a, t):
-    """PyTorch ``CrossEntropyLoss`` on the logits z (softmax output), mean over the n rows.
+def cross_entropy_per_sample(z, a, t):
+    """The loss l_k of each row of PyTorch ``CrossEntropyLoss`` on the logits z (softmax output).
 
     Per row: ``lse = max(z) + log(sum exp(z - max(z)))`` (log-sum-exp, stable), and
     ``l_k = sum over i with t_i != 0 of t_i * (lse - z_i)``, i.e. ``-sum t_i log(softmax(z)_i)``.
     """
-    n, m = len(z), len(z[0])
-    total = 0.0
-    for k in range(n):
+    m = len(z[0])
+    losses = []
+    for k in range(len(z)):
         mx = max(z[k])
         s = _sum(math.exp(z[k][i] - mx) for i in range(m))
         lse = mx + math.log(s)
-        l_k = _sum(t[k][i] * (lse - z[k][i]) for i in range(m) if t[k][i] != 0.0)
-        total += l_k
-    return total / n
+        losses.append(
+            _sum(t[k][i] * (lse - z[k][i]) for i in range(m) if t[k][i] != 0.0)
+        )
+    return losses
+
+
+def cross_entropy(z, a, t):
+    """PyTorch ``CrossEntropyLoss``: the mean over the n rows of ``cross_entropy_per_sample``."""
+    return _sum(cross_entropy_per_sample(z, a, t)) / len(z)
 
 
 def cross_entropy_delta(z, a, t, f_prime):
@@ -269,6 +295,362 @@ _DEFAULT_OUTPUT = {
     "binary_cross_entropy": "sigmoid",
     "cross_entropy": "softmax",
 }
+
+
+# --------------------------------------------------------------------------------------------
+# Weighted losses (sample_weight, class_weight). With weights w_k and S = sum of w_k over the
+# batch: L = (sum over k of w_k * l_k) / S, where l_k is sample k's own loss (mse and bce: the
+# mean over its m outputs). The seed is the unweighted one with 1/n replaced by w_k / S.
+# --------------------------------------------------------------------------------------------
+def mse_per_sample(z, a, t):
+    """l_k = (sum over i of (a - t)**2) / m."""
+    m = len(a[0])
+    losses = []
+    for k in range(len(a)):
+        s = 0.0
+        for i in range(m):
+            d = a[k][i] - t[k][i]
+            s += d * d
+        losses.append(s / m)
+    return losses
+
+
+def mse_weighted_delta(z, a, t, f_prime, w, S):
+    """dL/dz = c_k * (a - t) * f'(z), with c_k = (2 w_k) / (S m)."""
+    m = len(a[0])
+    delta = []
+    for k in range(len(a)):
+        c_k = (2.0 * w[k]) / (S * m)
+        delta.append(
+            [(c_k * (a[k][i] - t[k][i])) * f_prime(z[k][i], a[k][i]) for i in range(m)]
+        )
+    return delta
+
+
+def binary_cross_entropy_per_sample(z, a, t):
+    """l_k = (sum over i of bce_with_logits(z, t)) / m."""
+    m = len(z[0])
+    return [
+        _sum(bce_with_logits(z[k][i], t[k][i]) for i in range(m)) / m
+        for k in range(len(z))
+    ]
+
+
+def binary_cross_entropy_weighted_delta(z, a, t, f_prime, w, S):
+    """dL/dz = c_k * (sigmoid(z) - t), with c_k = w_k / (S m)."""
+    m = len(a[0])
+    delta = []
+    for k in range(len(a)):
+        c_k = w[k] / (S * m)
+        delta.append([c_k * (a[k][i] - t[k][i]) for i in range(m)])
+    return delta
+
+
+def cross_entropy_weighted_delta(z, a, t, f_prime, w, S):
+    """dL/dz = c_k * (softmax(z) * T_k - t), with c_k = w_k / S."""
+    m = len(a[0])
+    delta = []
+    for k in range(len(a)):
+        c_k = w[k] / S
+        T_k = _sum(t[k])
+        delta.append([c_k * (a[k][i] * T_k - t[k][i]) for i in range(m)])
+    return delta
+
+
+WEIGHTED_LOSSES = {
+    "mse": (mse_per_sample, mse_weighted_delta),
+    "binary_cross_entropy": (
+        binary_cross_entropy_per_sample,
+        binary_cross_entropy_weighted_delta,
+    ),
+    "cross_entropy": (cross_entropy_per_sample, cross_entropy_weighted_delta),
+}
+
+
+def weighted_loss_and_delta(loss, z, a, t, f_prime, w):
+    """L = (sum from 0.0 of w_k * l_k) / S and its seed delta, S = sum from 0.0 of w_k.
+
+    A batch whose weights are all 0 (S = 0) has nothing to learn from: L = 0 and delta = 0.
+    """
+    per_sample, weighted_delta = WEIGHTED_LOSSES[loss]
+    S = _sum(w)
+    if S == 0.0:
+        return 0.0, [[0.0] * len(a[0]) for _ in a]
+    losses = per_sample(z, a, t)
+    L = _sum(w_k * l_k for w_k, l_k in zip(w, losses)) / S
+    return L, weighted_delta(z, a, t, f_prime, w, S)
+
+
+# --------------------------------------------------------------------------------------------
+# Training with mini-batches: shuffle, dropout, clipping, optimizers (docs/maths.md, part two)
+# --------------------------------------------------------------------------------------------
+def shuffle_order(n, rng):
+    """Fisher-Yates (Durstenfeld) on ``order = [0, 1, ..., n-1]``, drawing from ``rng``::
+
+        for i = n-1 down to 1: j = floor(uniform() * (i + 1)); swap(order[i], order[j])
+
+    n - 1 numbers are drawn. Returns the order.
+    """
+    order = list(range(n))
+    for i in range(n - 1, 0, -1):
+        j = math.floor(rng.uniform() * (i + 1))
+        order[i], order[j] = order[j], order[i]
+    return order
+
+
+class DropoutMask:
+    """Inverted dropout of one hidden layer's output a (n, width), drop probability p::
+
+        keep[k][i] = uniform() >= p;   scale = 1 / (1 - p)
+        forward:   a'[k][i]    = a[k][i] * scale     if keep[k][i] else 0.0
+        backward:  dL/da[k][i] = dL/da'[k][i] * scale if keep[k][i] else 0.0
+
+    a' is what the next layer reads; f'(z, a) of this layer still takes a.
+    """
+
+    def __init__(self, p, keep):
+        self.p = p
+        self.keep = keep  # (n, width) of bools
+        self.scale = 1.0 / (1.0 - p)
+
+    @classmethod
+    def draw(cls, p, n, width, rng):
+        """Draw keep row-major: n * width numbers from ``rng``."""
+        return cls(p, [[rng.uniform() >= p for _ in range(width)] for _ in range(n)])
+
+    def forward(self, a):
+        return [
+            [a_i * self.scale if keep_i else 0.0 for a_i, keep_i in zip(a_k, keep_k)]
+            for a_k, keep_k in zip(a, self.keep)
+        ]
+
+    def backward(self, da):
+        """dL/da' (n, width) -> dL/da."""
+        return [
+            [d_i * self.scale if keep_i else 0.0 for d_i, keep_i in zip(d_k, keep_k)]
+            for d_k, keep_k in zip(da, self.keep)
+        ]
+
+    def __repr__(self):
+        return f"DropoutMask(p={self.p!r}, shape={_shape(self.keep)})"
+
+
+def draw_dropout_masks(rates, n, widths, rng):
+    """One mask per hidden layer, in layer order: None where p = 0 (nothing drawn), else
+    ``DropoutMask.draw(p, n, width, rng)``. ``rates`` and ``widths``: one per hidden layer."""
+    return [
+        None if p == 0.0 else DropoutMask.draw(p, n, width, rng)
+        for p, width in zip(rates, widths)
+    ]
+
+
+def clip_by_global_norm(gradients, max_norm):
+    """Scale every gradient in place when their global norm exceeds max_norm (PyTorch
+    ``clip_grad_norm_``); returns the norm before clipping::
+
+        s = sum from 0.0, per layer, of g*g over dW (row-major) then db;  norm = sqrt(s)
+        coef = max_norm / (norm + 1e-6);  if coef < 1: g = g * coef
+    """
+    s = 0.0
+    for dW, db in gradients:
+        for row in dW:
+            for g in row:
+                s += g * g
+        for g in db:
+            s += g * g
+    norm = math.sqrt(s)
+    coef = max_norm / (norm + 1e-6)
+    if coef < 1.0:
+        for dW, db in gradients:
+            for row in dW:
+                for j, g in enumerate(row):
+                    row[j] = g * coef
+            for i, g in enumerate(db):
+                db[i] = g * coef
+    return norm
+
+
+def _sqrt(x):
+    """IEEE sqrt: NaN below zero (where ``math.sqrt`` raises), as Rust's ``f64::sqrt``."""
+    return math.sqrt(x) if x >= 0.0 else math.nan
+
+
+class OptimizerState:
+    """An optimizer's memory, and its step, per parameter element (docs/maths.md).
+
+    The parameters are one flat list in the network's order: per layer, W row-major, then b.
+    ``t`` is the number of steps taken; the buffers, one float per parameter, start at 0.0:
+    ``b`` momentum (PyTorch's momentum_buffer), ``v`` running mean of g*g (square_avg,
+    exp_avg_sq), ``ga`` running mean of g (centered RMSprop's grad_avg), ``m`` Adam's running
+    mean of g (exp_avg), ``vmax`` amsgrad's running max of v (max_exp_avg_sq).
+
+    ``optimizer`` is a ``ferrinet.optim`` object; only ``optimizer.to_dict()`` is read. The
+    learning rate of each step is passed to ``step``: schedules change it between epochs, so
+    the optimizer's own ``lr`` is only where it starts.
+    """
+
+    def __init__(self, optimizer, n_parameters):
+        self.config = optimizer.to_dict()
+        self.t = 0
+        self.b = [0.0] * n_parameters
+        self.v = [0.0] * n_parameters
+        self.ga = [0.0] * n_parameters
+        self.m = [0.0] * n_parameters
+        self.vmax = [0.0] * n_parameters
+
+    def step(self, p, g, lr):
+        """One step: parameters p and gradients g (flat lists, same order) -> the new p."""
+        self.t += 1
+        update = {
+            "sgd": self._sgd,
+            "rmsprop": self._rmsprop,
+            "adam": self._adam,
+            "adamw": self._adam,
+        }[self.config["name"]]
+        return update(p, g, lr)
+
+    def _sgd(self, p, g, lr):
+        """SGD(lr, momentum, dampening, nesterov, weight_decay), torch.optim.SGD::
+
+        if weight_decay != 0: g = g + weight_decay * p
+        if momentum != 0:
+            b = g if t == 1 else momentum * b + (1 - dampening) * g
+            g = g + momentum * b  if nesterov  else  g = b
+        p = p - lr * g
+        """
+        c = self.config
+        momentum, weight_decay = c["momentum"], c["weight_decay"]
+        one_minus_dampening = 1.0 - c["dampening"]
+        new_p = []
+        for i, (p_i, g_i) in enumerate(zip(p, g)):
+            if weight_decay != 0.0:
+                g_i = g_i + weight_decay * p_i
+            if momentum != 0.0:
+                if self.t == 1:
+                    self.b[i] = g_i
+                else:
+                    self.b[i] = momentum * self.b[i] + one_minus_dampening * g_i
+                if c["nesterov"]:
+                    g_i = g_i + momentum * self.b[i]
+                else:
+                    g_i = self.b[i]
+            new_p.append(p_i - lr * g_i)
+        return new_p
+
+    def _rmsprop(self, p, g, lr):
+        """RMSprop(lr, alpha, eps, weight_decay, momentum, centered), torch.optim.RMSprop::
+
+        if weight_decay != 0: g = g + weight_decay * p
+        v = alpha * v + (1 - alpha) * (g * g)
+        if centered: ga = alpha * ga + (1 - alpha) * g;  avg = sqrt(v - ga * ga) + eps
+        else:        avg = sqrt(v) + eps
+        if momentum > 0: b = momentum * b + g / avg;  p = p - lr * b
+        else:            p = p - lr * (g / avg)
+        """
+        c = self.config
+        alpha, eps, momentum, weight_decay = (
+            c["alpha"],
+            c["eps"],
+            c["momentum"],
+            c["weight_decay"],
+        )
+        one_minus_alpha = 1.0 - alpha
+        new_p = []
+        for i, (p_i, g_i) in enumerate(zip(p, g)):
+            if weight_decay != 0.0:
+                g_i = g_i + weight_decay * p_i
+            self.v[i] = alpha * self.v[i] + one_minus_alpha * (g_i * g_i)
+            if c["centered"]:
+                self.ga[i] = alpha * self.ga[i] + one_minus_alpha * g_i
+                avg = _sqrt(self.v[i] - self.ga[i] * self.ga[i]) + eps
+            else:
+                avg = _sqrt(self.v[i]) + eps
+            if momentum > 0.0:
+                self.b[i] = momentum * self.b[i] + g_i / avg
+                new_p.append(p_i - lr * self.b[i])
+            else:
+                new_p.append(p_i - lr * (g_i / avg))
+        return new_p
+
+    def _adam(self, p, g, lr):
+        """Adam and AdamW(lr, betas, eps, weight_decay, amsgrad), torch.optim.Adam / AdamW::
+
+        AdamW:  p = p * (1 - lr * weight_decay), then Adam with weight_decay = 0
+        Adam:   if weight_decay != 0: g = g + weight_decay * p
+        m = beta1 * m + (1 - beta1) * g
+        v = beta2 * v + (1 - beta2) * (g * g)
+        bc1 = 1 - beta1**t;  bc2 = 1 - beta2**t
+        vhat = max(vmax, v) / bc2 (vmax kept) if amsgrad else v / bc2
+        p = p - lr * (m / bc1) / (sqrt(vhat) + eps)
+        """
+        c = self.config
+        beta1, beta2, eps, weight_decay = (
+            c["beta1"],
+            c["beta2"],
+            c["eps"],
+            c["weight_decay"],
+        )
+        decoupled = c["name"] == "adamw"
+        decay = 1.0 - lr * weight_decay  # AdamW's factor, once per step
+        one_minus_beta1 = 1.0 - beta1
+        one_minus_beta2 = 1.0 - beta2
+        t = float(self.t)
+        bc1 = 1.0 - beta1**t  # C's pow
+        bc2 = 1.0 - beta2**t
+        new_p = []
+        for i, (p_i, g_i) in enumerate(zip(p, g)):
+            if decoupled:
+                p_i = p_i * decay
+            elif weight_decay != 0.0:
+                g_i = g_i + weight_decay * p_i
+            self.m[i] = beta1 * self.m[i] + one_minus_beta1 * g_i
+            self.v[i] = beta2 * self.v[i] + one_minus_beta2 * (g_i * g_i)
+            if c["amsgrad"]:
+                self.vmax[i] = max(self.vmax[i], self.v[i])
+                vhat = self.vmax[i] / bc2
+            else:
+                vhat = self.v[i] / bc2
+            new_p.append(p_i - lr * (self.m[i] / bc1) / (_sqrt(vhat) + eps))
+        return new_p
+
+
+class TrainingState:
+    """What training remembers between ``train_epoch`` calls: it lives on the network.
+
+    ``seed`` and ``rng`` (one SplitMix64 per training run, seeded once: it draws the shuffles
+    and the dropout masks), ``optimizer`` (the ``ferrinet.optim`` object, its ``lr`` the
+    starting one), ``optimizer_state`` (step count t and buffers), ``epoch`` (epochs done),
+    ``lr`` (the learning rate of the next step).
+    """
+
+    def __init__(self, seed, optimizer, n_parameters):
+        self.seed = seed
+        self.rng = SplitMix64(seed)
+        self.optimizer = optimizer
+        self.optimizer_state = OptimizerState(optimizer, n_parameters)
+        self.epoch = 0
+        self.lr = optimizer.to_dict()["lr"]
+
+    @property
+    def t(self):
+        """Optimizer steps taken."""
+        return self.optimizer_state.t
+
+    def __repr__(self):
+        return (
+            f"TrainingState(seed={self.seed}, optimizer={self.optimizer!r}, epoch={self.epoch}, "
+            f"t={self.t}, lr={self.lr!r})"
+        )
+
+
+def balanced_class_weight(classes):
+    """scikit-learn's ``class_weight="balanced"``: ``n / (n_classes * count_c)`` for each class c
+    present in ``classes`` (one class per sample), n_classes the number of distinct classes."""
+    counts = {}
+    for c in classes:
+        counts[c] = counts.get(c, 0) + 1
+    n, n_classes = len(classes), len(counts)
+    return {c: n / (n_classes * count) for c, count in sorted(counts.items())}
 
 
 # --------------------------------------------------------------------------------------------
@@ -361,7 +743,7 @@ class Layer:
 
 
 class NeuralNetwork:
-    """A multilayer perceptron trained by SGD, following docs/maths.md.
+    """A multilayer perceptron trained by SGD or mini-batch optimizers, following docs/maths.md.
 
     ``sizes``: widths, input first, e.g. ``[2, 8, 1]``. ``activation``: one name for every hidden
     layer, or a list with one name per hidden layer. ``output_activation``: None picks the one
@@ -372,6 +754,17 @@ class NeuralNetwork:
     Inputs are a sample (a list of n_in floats) or a batch (a list of rows). Targets: for mse
     and binary_cross_entropy the shape of the output (a 1-D Y with a batch is a column when
     m == 1); for cross_entropy class indices (an int per sample) or rows of probabilities.
+
+    Training state. ``train`` and ``backward`` are plain SGD and remember nothing. ``train_epoch``
+    (mini-batches, optimizers, dropout, ...) keeps what must carry over from one epoch to the
+    next in ``training_state`` (a ``TrainingState``, None until the first ``train_epoch``): the
+    SplitMix64 generator seeded with ``seed`` (it draws every shuffle and dropout mask), the
+    optimizer and its per-parameter buffers and step count t, the number of epochs done, and
+    the current learning rate. The first ``train_epoch`` creates it from its ``seed`` and
+    ``optimizer`` arguments; later calls continue it, so N calls are one run of N epochs (they
+    must then be given the same seed and optimizer, else ValueError). ``reset_training()``
+    drops it (the weights stay); ``set_learning_rate`` changes the current learning rate, which
+    ``learning_rate`` reads. ``copy()`` copies the state too.
     """
 
     def __init__(
@@ -403,6 +796,7 @@ class NeuralNetwork:
 
         self._seed = operator.index(seed)
         self._loss = loss
+        self.training_state = None  # created by the first train_epoch
         self._layers = [
             Layer(n_in, n_out, act, rng)
             for n_in, n_out, act in zip(sizes[:-1], sizes[1:], hidden + [output])
@@ -439,13 +833,18 @@ class NeuralNetwork:
         return f"NeuralNetwork(sizes={self.sizes}, activations={self.activations}, loss={self._loss!r})"
 
     # ----- forward
-    def _forward(self, x):
-        """Forward pass on a batch x (n, n_in), caching (x, z, a) for every layer."""
+    def _forward(self, x, masks=None):
+        """Forward pass on a batch x (n, n_in), caching (x, z, a) for every layer.
+
+        ``masks``: None, or one ``DropoutMask`` or None per hidden layer; the next layer then
+        reads the masked a' while the cache keeps a (f' needs it).
+        """
         cache = []
-        for layer in self._layers:
+        for index, layer in enumerate(self._layers):
             z, a = layer.forward(x)
             cache.append((x, z, a))
-            x = a
+            mask = masks[index] if masks is not None and index < len(masks) else None
+            x = a if mask is None else mask.forward(a)
         return cache
 
     def forward(self, x):
@@ -464,19 +863,57 @@ class NeuralNetwork:
         return self._forward(rows)[-1][2]
 
     # ----- loss and gradients
-    def compute_loss(self, X, Y) -> float:
-        """The mean loss L of the targets Y for the inputs X (a sample or a batch)."""
-        x, t = self._data(X, Y)
-        _, z, a = self._forward(x)[-1]
-        return LOSSES[self._loss][0](z, a, t)
+    def compute_loss(self, X, Y, l2=0.0, sample_weight=None, *, masks=None) -> float:
+        """The loss L of the targets Y for the inputs X (a sample or a batch).
 
-    def _loss_and_gradients(self, x, t):
-        """L and [(dW, db)] per layer, by one forward pass and the chain rule (docs/maths.md)."""
-        cache = self._forward(x)
+        By default the mean loss. ``sample_weight`` (one weight >= 0 per sample): the weighted
+        mean ``(sum of w_k * l_k) / (sum of w_k)``. ``l2``: plus ``(0.5 * l2) * sum of W**2``
+        (weights only). ``masks``: dropout masks to apply (``draw_dropout_masks``), to check
+        the gradient of a dropout step; the loss is then the training objective of that step.
+        """
+        x, t, w, masks, l2 = self._loss_arguments(X, Y, l2, sample_weight, masks)
+        cache = self._forward(x, masks)
         _, z, a = cache[-1]
-        loss_value, loss_delta = LOSSES[self._loss]
-        L = loss_value(z, a, t)
-        delta = loss_delta(z, a, t, ACTIVATIONS[self._layers[-1].activation][1])
+        return self._objective(z, a, t, w, l2)[0]
+
+    def gradients(self, X, Y, l2=0.0, sample_weight=None, *, masks=None):
+        """[(dW rows, db)] per layer: the gradients of ``compute_loss`` (same arguments).
+        The model is unchanged."""
+        x, t, w, masks, l2 = self._loss_arguments(X, Y, l2, sample_weight, masks)
+        return self._loss_and_gradients(x, t, w, masks, l2)[1]
+
+    def _objective(self, z, a, t, w=None, l2=0.0):
+        """The training objective L of the output (z, a) and the seed delta = dL/dz.
+
+        Unweighted (w None): the mean loss of docs/maths.md, part one. Weighted: ``L = (sum of
+        w_k * l_k) / S``. Then, when l2 != 0, ``L += (0.5 * l2) * (sum over layers, then W
+        row-major, of W * W)``; the penalty has no z in it, so the seed is the loss's own.
+        """
+        f_prime = ACTIVATIONS[self._layers[-1].activation][1]
+        if w is None:
+            loss_value, loss_delta = LOSSES[self._loss]
+            L, delta = loss_value(z, a, t), loss_delta(z, a, t, f_prime)
+        else:
+            L, delta = weighted_loss_and_delta(self._loss, z, a, t, f_prime, w)
+        if l2 != 0.0:
+            squares = 0.0
+            for layer in self._layers:
+                for neuron in layer.neurons:
+                    for w_ij in neuron.weights:
+                        squares += w_ij * w_ij
+            L += (0.5 * l2) * squares
+        return L, delta
+
+    def _loss_and_gradients(self, x, t, w=None, masks=None, l2=0.0):
+        """L and [(dW, db)] per layer, by one forward pass and the chain rule (docs/maths.md).
+
+        ``w``: sample weights (None: the plain mean); ``masks``: dropout masks per hidden layer
+        (None: no dropout); ``l2``: the L2 penalty, whose gradient ``l2 * W`` is added to dW
+        after backprop.
+        """
+        cache = self._forward(x, masks)
+        _, z, a = cache[-1]
+        L, delta = self._objective(z, a, t, w, l2)
         gradients = [None] * len(self._layers)
         for index in reversed(range(len(self._layers))):
             layer = self._layers[index]
@@ -484,6 +921,9 @@ class NeuralNetwork:
             dW, db, dx = layer.backward(x_in, delta, need_dx=index > 0)
             gradients[index] = (dW, db)
             if index > 0:
+                mask = masks[index - 1] if masks is not None else None
+                if mask is not None:
+                    dx = mask.backward(dx)  # dL/da' -> dL/da, through the dropout mask
                 # delta of the layer below: dx * f'(z) of THAT layer's activation (erratum 6)
                 _, z_prev, a_prev = cache[index - 1]
                 f_prime = ACTIVATIONS[self._layers[index - 1].activation][1]
@@ -494,12 +934,42 @@ class NeuralNetwork:
                     ]
                     for k in range(len(dx))
                 ]
+        if l2 != 0.0:
+            for layer, (dW, _) in zip(self._layers, gradients):
+                for neuron, dW_i in zip(layer.neurons, dW):
+                    for j, w_ij in enumerate(neuron.weights):
+                        dW_i[j] = dW_i[j] + l2 * w_ij
         return L, gradients
 
-    def gradients(self, X, Y):
-        """[(dW rows, db)] per layer: the gradients of the mean loss. The model is unchanged."""
+    def _loss_arguments(self, X, Y, l2, sample_weight, masks):
+        """Checks compute_loss's and gradients' arguments -> (x, t, w, masks, l2)."""
         x, t = self._data(X, Y)
-        return self._loss_and_gradients(x, t)[1]
+        l2 = _check_real(l2, "l2", low=0.0)
+        w = None
+        if sample_weight is not None:
+            w = _check_sample_weight(sample_weight, len(x))
+            if _sum(w) == 0.0:
+                raise ValueError(
+                    "sample_weight: the weights sum to 0; nothing to average"
+                )
+        if masks is not None:
+            masks = list(masks)
+            widths = [layer.n_outputs for layer in self._layers[:-1]]
+            if len(masks) != len(widths):
+                raise ValueError(
+                    f"masks: expected one mask (or None) per hidden layer ({len(widths)}), "
+                    f"got {len(masks)}"
+                )
+            for index, (mask, width) in enumerate(zip(masks, widths)):
+                if mask is not None and (
+                    len(mask.keep) != len(x)
+                    or any(len(row) != width for row in mask.keep)
+                ):
+                    raise ValueError(
+                        f"masks[{index}]: expected shape ({len(x)}, {width}), "
+                        f"got {_shape(mask.keep)}"
+                    )
+        return x, t, w, masks, l2
 
     # ----- training
     def _sgd_step(self, x, t, learning_rate):
@@ -536,6 +1006,224 @@ class NeuralNetwork:
                 total += self._sgd_step([x_k], [t_k], learning_rate)
             epoch_losses.append(total / len(rows))
         return epoch_losses
+
+    # ----- training with mini-batches
+    def train_epoch(
+        self,
+        X,
+        Y,
+        batch_size=32,
+        optimizer="sgd",
+        learning_rate=None,
+        shuffle=True,
+        seed=0,
+        l2=0.0,
+        dropout=None,
+        clip_norm=None,
+        sample_weight=None,
+        class_weight=None,
+        **optimizer_options,
+    ) -> float:
+        """One epoch of mini-batch training (docs/maths.md, "Training with mini-batches").
+        Returns the epoch loss: ``(sum over batches of L_b * n_b) / n``, L_b the training
+        objective of batch b before its update (dropout active, L2 included).
+
+        ``optimizer``: a ``ferrinet.optim`` object, or a name ("sgd", "rmsprop", "adam",
+        "adamw") built with ``lr=learning_rate`` and ``optimizer_options``. ``seed`` seeds the
+        generator of the shuffles and dropout masks (None: a random seed). Both are read by the
+        first call only, which creates ``training_state``; later calls continue it (see the
+        class docstring). ``shuffle``: a new Fisher-Yates permutation each epoch. ``l2``: L2
+        penalty on the weights. ``dropout``: None, one p for every hidden layer, or one p per
+        hidden layer (0 <= p < 1). ``clip_norm``: clip the gradients' global norm to it.
+        ``sample_weight``: one weight >= 0 per sample. ``class_weight``: a dict {class: weight}
+        (missing classes weigh 1) or "balanced" (``balanced_class_weight`` of the classes of Y);
+        the class of a sample is its class index (cross_entropy: the argmax of its target row)
+        or, for binary_cross_entropy with one output, its target 0 or 1. Per batch::
+
+            forward with dropout (masks drawn now) -> loss (+ L2) -> backprop (through masks)
+            -> dW += l2 * W -> clip -> optimizer step
+        """
+        # check everything before anything changes
+        rows, single = self._inputs(X)
+        if single:
+            raise ValueError(f"train_epoch takes a batch of shape (n, {self.sizes[0]})")
+        targets = self._targets(Y, len(rows), single=False)
+        n = len(rows)
+        batch_size = _check_count(batch_size, "batch_size")
+        if not isinstance(shuffle, bool):
+            raise TypeError(f"shuffle must be True or False, got {shuffle!r}")
+        l2 = _check_real(l2, "l2", low=0.0)
+        rates = self._dropout_rates(dropout)
+        if clip_norm is not None:
+            clip_norm = _check_real(clip_norm, "clip_norm", low=0.0, low_open=True)
+        weights = self._sample_weights(targets, sample_weight, class_weight)
+        if weights is not None and _sum(weights) == 0.0:
+            raise ValueError("the sample weights sum to 0; nothing to learn from")
+        optimizer = self._optimizer(optimizer, learning_rate, optimizer_options)
+        state = self.training_state
+        if state is None:
+            state = TrainingState(
+                secrets.randbits(64) if seed is None else seed,
+                optimizer,
+                self.n_parameters,
+            )
+        else:
+            if seed is not None and seed != state.seed:
+                raise ValueError(
+                    f"this network's training run was started with seed={state.seed}, got "
+                    f"seed={seed!r}; call reset_training() first to start a new run"
+                )
+            if optimizer.to_dict() != state.optimizer.to_dict():
+                raise ValueError(
+                    f"this network's training run was started with {state.optimizer!r}, got "
+                    f"{optimizer!r}; call reset_training() first to start a new run"
+                )
+        self.training_state = state
+
+        widths = [layer.n_outputs for layer in self._layers[:-1]]
+        order = shuffle_order(n, state.rng) if shuffle else list(range(n))
+        total = 0.0
+        for start in range(0, n, batch_size):
+            batch = order[start : start + batch_size]
+            x = [rows[k] for k in batch]
+            t = [targets[k] for k in batch]
+            w = None if weights is None else [weights[k] for k in batch]
+            masks = draw_dropout_masks(rates, len(batch), widths, state.rng)
+            L, gradients = self._loss_and_gradients(x, t, w, masks, l2)
+            if clip_norm is not None:
+                clip_by_global_norm(gradients, clip_norm)
+            self._optimizer_step(state, gradients)
+            total += L * len(batch)
+        state.epoch += 1
+        return total / n
+
+    def _optimizer_step(self, state, gradients):
+        """Flatten (per layer: W row-major, then b), step, write back."""
+        p, g = [], []
+        for layer, (dW, db) in zip(self._layers, gradients):
+            for neuron, dW_i in zip(layer.neurons, dW):
+                p.extend(neuron.weights)
+                g.extend(dW_i)
+            p.extend(neuron.bias for neuron in layer.neurons)
+            g.extend(db)
+        new_p = iter(state.optimizer_state.step(p, g, state.lr))
+        for layer in self._layers:
+            for neuron in layer.neurons:
+                neuron.weights = [next(new_p) for _ in neuron.weights]
+            for neuron in layer.neurons:
+                neuron.bias = next(new_p)
+
+    @property
+    def learning_rate(self):
+        """The learning rate of the next training step; None before ``train_epoch``."""
+        return None if self.training_state is None else self.training_state.lr
+
+    def set_learning_rate(self, learning_rate):
+        """Change the current learning rate (a schedule does, between epochs)."""
+        if self.training_state is None:
+            raise ValueError(
+                "no training run to change the learning rate of; call train_epoch first"
+            )
+        self.training_state.lr = _check_real(learning_rate, "learning_rate", low=0.0)
+
+    def reset_training(self):
+        """Forget the training state (generator, optimizer buffers, epoch, lr); keep the weights."""
+        self.training_state = None
+
+    def sample_weights(self, Y, sample_weight=None, class_weight=None):
+        """The weight w_k of each sample, ``sample_weight[k] * class_weight[class of k]``, as
+        ``train_epoch`` uses them; None when neither is given."""
+        y = _plain(Y)
+        if not _is_row(y):
+            raise ValueError(f"expected the targets of a batch, got {y!r}")
+        targets = self._targets(y, len(y), single=False)
+        return self._sample_weights(targets, sample_weight, class_weight)
+
+    def _sample_weights(self, targets, sample_weight, class_weight):
+        if sample_weight is None and class_weight is None:
+            return None
+        n = len(targets)
+        weights = [1.0] * n
+        if sample_weight is not None:
+            weights = _check_sample_weight(sample_weight, n)
+        if class_weight is not None:
+            classes = self._classes(targets)
+            if isinstance(class_weight, str):
+                if class_weight != "balanced":
+                    raise ValueError(
+                        f"class_weight must be a dict or 'balanced', got {class_weight!r}"
+                    )
+                table = balanced_class_weight(classes)
+            else:
+                table = self._check_class_weight(class_weight)
+            weights = [w_k * table.get(c, 1.0) for w_k, c in zip(weights, classes)]
+        return weights
+
+    def _classes(self, targets):
+        """The class of each sample: the argmax of its row (cross_entropy; the first largest),
+        or its target 0 or 1 (binary_cross_entropy with one output)."""
+        m = self._layers[-1].n_outputs
+        if self._loss == "cross_entropy":
+            return [max(range(m), key=row.__getitem__) for row in targets]
+        if self._loss == "binary_cross_entropy" and m == 1:
+            classes = []
+            for k, (t_k,) in enumerate(targets):
+                if t_k not in (0.0, 1.0):
+                    raise ValueError(
+                        f"class_weight needs targets 0 or 1; sample {k} has target {t_k}"
+                    )
+                classes.append(int(t_k))
+            return classes
+        raise ValueError(
+            "class_weight needs loss 'cross_entropy', or 'binary_cross_entropy' with one "
+            f"output; this network has loss {self._loss!r} with {m} outputs"
+        )
+
+    def _check_class_weight(self, class_weight):
+        if not isinstance(class_weight, dict):
+            raise TypeError(
+                f"class_weight must be a dict {{class: weight}} or 'balanced', got {class_weight!r}"
+            )
+        m = self._layers[-1].n_outputs
+        n_classes = m if self._loss == "cross_entropy" else 2
+        table = {}
+        for c, w in class_weight.items():
+            c = _plain(c)
+            if not _is_int(c) or not 0 <= c < n_classes:
+                raise ValueError(
+                    f"class_weight: classes are integers in [0, {n_classes}), got {c!r}"
+                )
+            table[c] = _check_real(w, f"class_weight[{c}]", low=0.0)
+        return table
+
+    def _dropout_rates(self, dropout):
+        """One drop probability per hidden layer, each in [0, 1)."""
+        n_hidden = len(self._layers) - 1
+        if dropout is None:
+            return [0.0] * n_hidden
+        dropout = _plain(dropout)
+        if _is_row(dropout):
+            if len(dropout) != n_hidden:
+                raise ValueError(
+                    f"dropout: expected one p per hidden layer ({n_hidden}), got {len(dropout)}"
+                )
+            rates = list(dropout)
+        else:
+            rates = [dropout] * n_hidden
+        return [
+            _check_real(p, "dropout", low=0.0, high=1.0, high_open=True) for p in rates
+        ]
+
+    def _optimizer(self, optimizer, learning_rate, options):
+        """An optimizer object: ``ferrinet.optim.make_optimizer`` (names or objects)."""
+        if _make_optimizer is not None:
+            return _make_optimizer(optimizer, learning_rate, **options)
+        if hasattr(optimizer, "to_dict") and learning_rate is None and not options:
+            return optimizer
+        raise TypeError(
+            "without the ferrinet package (ferrinet.optim) the optimizer must be an object "
+            f"with to_dict(), given alone; got {optimizer!r}"
+        )
 
     # ----- weights
     def get_weights(self):
@@ -697,6 +1385,46 @@ def _float_row(values, length, what, low=None, high=None, finite=False):
             raise ValueError(f"{what}: value {v} is not in [{low}, {high}]")
         row.append(v)
     return row
+
+
+def _check_real(value, what, low=None, high=None, low_open=False, high_open=False):
+    """A finite real (not a bool) as a float, optionally in [low, high] (or open ends)."""
+    value = _plain(value)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{what} must be a real number, got {value!r}")
+    value = float(value)
+    if not math.isfinite(value):
+        raise ValueError(f"{what} must be finite, got {value}")
+    if low is not None and (value <= low if low_open else value < low):
+        raise ValueError(
+            f"{what} must be {'>' if low_open else '>='} {low}, got {value!r}"
+        )
+    if high is not None and (value >= high if high_open else value > high):
+        raise ValueError(
+            f"{what} must be {'<' if high_open else '<='} {high}, got {value!r}"
+        )
+    return value
+
+
+def _check_count(value, what):
+    """An integer >= 1."""
+    value = _plain(value)
+    if not _is_int(value) or value < 1:
+        raise ValueError(f"{what} must be an integer >= 1, got {value!r}")
+    return value
+
+
+def _check_sample_weight(sample_weight, n):
+    """n finite weights >= 0."""
+    sample_weight = _plain(sample_weight)
+    if not _is_row(sample_weight) or len(sample_weight) != n:
+        raise ValueError(
+            f"sample_weight: expected {n} weights (one per sample), got shape {_shape(sample_weight)}"
+        )
+    return [
+        _check_real(w, f"sample_weight[{k}]", low=0.0)
+        for k, w in enumerate(sample_weight)
+    ]
 
 
 def _check_sizes(sizes):

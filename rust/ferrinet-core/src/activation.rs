@@ -4,6 +4,7 @@
 //! exact: relu family from z, sigmoid and tanh from a (docs/maths.md, the table).
 
 use crate::error::{value_error, Result};
+use crate::float::Real;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Activation {
@@ -53,21 +54,21 @@ impl Activation {
 
     /// a = f(z) for the element-wise activations. Softmax is applied per row by `apply_row`.
     #[inline]
-    pub fn f(self, z: f64) -> f64 {
+    pub fn f<T: Real>(self, z: T) -> T {
         match self {
             Activation::Identity => z,
             Activation::Relu => {
-                if z > 0.0 {
+                if z > T::ZERO {
                     z
                 } else {
-                    0.0
+                    T::ZERO
                 }
             }
             Activation::LeakyRelu => {
-                if z > 0.0 {
+                if z > T::ZERO {
                     z
                 } else {
-                    LEAKY_SLOPE * z
+                    T::from_f64(LEAKY_SLOPE) * z
                 }
             }
             Activation::Sigmoid => sigmoid(z),
@@ -78,33 +79,49 @@ impl Activation {
 
     /// f'(z), given z and a = f(z). Softmax never reaches here: cross-entropy seeds dL/dz.
     #[inline]
-    pub fn derivative(self, z: f64, a: f64) -> f64 {
+    pub fn derivative<T: Real>(self, z: T, a: T) -> T {
         match self {
-            Activation::Identity => 1.0,
+            Activation::Identity => T::ONE,
             // 0 at z = 0, as PyTorch's relu backward.
             Activation::Relu => {
-                if z > 0.0 {
-                    1.0
+                if z > T::ZERO {
+                    T::ONE
                 } else {
-                    0.0
+                    T::ZERO
                 }
             }
             Activation::LeakyRelu => {
-                if z > 0.0 {
-                    1.0
+                if z > T::ZERO {
+                    T::ONE
                 } else {
-                    LEAKY_SLOPE
+                    T::from_f64(LEAKY_SLOPE)
                 }
             }
-            Activation::Sigmoid => a * (1.0 - a),
-            Activation::Tanh => 1.0 - a * a,
+            Activation::Sigmoid => a * (T::ONE - a),
+            Activation::Tanh => T::ONE - a * a,
             Activation::Softmax => unreachable!("softmax derivative is folded into cross_entropy"),
+        }
+    }
+
+    /// Applies the activation to a batch (n rows of `cols`), row by row for softmax.
+    pub fn apply<T: Real>(self, z: &[T], a: &mut [T], cols: usize) {
+        match self {
+            Activation::Softmax => {
+                for (zk, ak) in z.chunks_exact(cols).zip(a.chunks_exact_mut(cols)) {
+                    softmax(zk, ak);
+                }
+            }
+            _ => {
+                for (ai, &zi) in a.iter_mut().zip(z) {
+                    *ai = self.f(zi);
+                }
+            }
         }
     }
 
     /// Applies the activation to one row of pre-activations: `a[i] = f(z[i])`, or the softmax.
     #[inline]
-    pub fn apply_row(self, z: &[f64], a: &mut [f64]) {
+    pub fn apply_row<T: Real>(self, z: &[T], a: &mut [T]) {
         if self == Activation::Softmax {
             softmax(z, a);
         } else {
@@ -126,19 +143,19 @@ impl Activation {
 
 /// The logistic function, split at 0 so that exp never overflows.
 #[inline]
-pub fn sigmoid(z: f64) -> f64 {
-    if z >= 0.0 {
-        1.0 / (1.0 + (-z).exp())
+pub fn sigmoid<T: Real>(z: T) -> T {
+    if z >= T::ZERO {
+        T::ONE / (T::ONE + (-z).exp())
     } else {
         let e = z.exp();
-        e / (1.0 + e)
+        e / (T::ONE + e)
     }
 }
 
 /// softmax(z)_i = exp(z_i - max z) / sum_j exp(z_j - max z); subtracting the max keeps exp <= 1.
-pub fn softmax(z: &[f64], a: &mut [f64]) {
-    let mx = z.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    let mut s = 0.0;
+pub fn softmax<T: Real>(z: &[T], a: &mut [T]) {
+    let mx = z.iter().copied().fold(z[0], T::max);
+    let mut s = T::ZERO;
     for (ai, &zi) in a.iter_mut().zip(z) {
         *ai = (zi - mx).exp();
         s += *ai;
@@ -165,6 +182,7 @@ mod tests {
             for &z in &[-2.5, -0.3, 0.4, 1.7] {
                 let numeric = (act.f(z + eps) - act.f(z - eps)) / (2.0 * eps);
                 let analytic = act.derivative(z, act.f(z));
+                let _: f64 = analytic;
                 assert!((numeric - analytic).abs() < 1e-8, "{act:?} at {z}");
             }
         }
@@ -172,15 +190,16 @@ mod tests {
 
     #[test]
     fn relu_derivative_is_zero_at_zero() {
-        assert_eq!(Activation::Relu.derivative(0.0, 0.0), 0.0);
+        assert_eq!(Activation::Relu.derivative(0.0, 0.0), 0.0f64);
         assert_eq!(Activation::LeakyRelu.derivative(0.0, 0.0), LEAKY_SLOPE);
     }
 
     #[test]
     fn sigmoid_and_softmax_survive_huge_inputs() {
-        assert_eq!(sigmoid(1e4), 1.0);
-        assert_eq!(sigmoid(-1e4), 0.0);
-        let mut a = [0.0; 3];
+        assert_eq!(sigmoid(1e4), 1.0f64);
+        assert_eq!(sigmoid(-1e4), 0.0f64);
+        assert_eq!(sigmoid(-1e4f32), 0.0f32);
+        let mut a = [0.0f64; 3];
         softmax(&[1e4, 0.0, -1e4], &mut a);
         assert_eq!(a, [1.0, 0.0, 0.0]);
     }

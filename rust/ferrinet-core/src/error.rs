@@ -12,12 +12,15 @@ pub enum Error {
     Memory(String),
     /// A training step would make the loss or a weight NaN or infinite; it was not applied.
     NonFinite(String),
+    /// The caller's stop check asked training to stop (between two steps; state consistent).
+    Interrupted,
 }
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Error::Value(msg) | Error::Memory(msg) | Error::NonFinite(msg) => f.write_str(msg),
+            Error::Interrupted => f.write_str("training was interrupted"),
         }
     }
 }

@@ -2,48 +2,56 @@
 //! row-major (n_outputs, n_inputs) buffer; row i is neuron i (see `Layer::neuron`).
 
 use crate::activation::Activation;
-use crate::error::{value_error, Error, Result};
+use crate::error::{value_error, Result};
+use crate::float::Real;
+use crate::kernels::{self, Threads};
 use crate::matrix::{checked_len, try_resize, MatRef, Matrix};
 use crate::neuron::Neuron;
 use crate::rng::SplitMix64;
 
 #[derive(Debug, Clone, PartialEq)]
-pub struct Layer {
+pub struct Layer<T = f64> {
     n_inputs: usize,
     n_outputs: usize,
-    weights: Vec<f64>, // (n_outputs, n_inputs), row i = neuron i's weights
-    biases: Vec<f64>,  // (n_outputs,)
+    weights: Vec<T>, // (n_outputs, n_inputs), row i = neuron i's weights
+    biases: Vec<T>,  // (n_outputs,)
     activation: Activation,
 }
 
 /// dL/dW and dL/db of one layer, shaped like the layer.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct LayerGradient {
-    pub weights: Vec<f64>, // (n_outputs, n_inputs)
-    pub biases: Vec<f64>,  // (n_outputs,)
+#[derive(Debug, Clone, PartialEq)]
+pub struct LayerGradient<T = f64> {
+    pub weights: Vec<T>, // (n_outputs, n_inputs)
+    pub biases: Vec<T>,  // (n_outputs,)
 }
 
-impl Layer {
+impl<T> Default for LayerGradient<T> {
+    fn default() -> Self {
+        LayerGradient {
+            weights: Vec::new(),
+            biases: Vec::new(),
+        }
+    }
+}
+
+impl<T: Real> Layer<T> {
     /// A layer with seeded uniform weights (He or Glorot bound by the layer's own activation,
-    /// `Activation::init_limit`) drawn in row-major order, and zero biases.
+    /// `Activation::init_limit`) drawn in row-major order, and zero biases. The draws are made
+    /// in f64 and rounded, so an f32 network starts from the f64 network's weights, rounded.
     pub fn new(
         n_inputs: usize,
         n_outputs: usize,
         activation: Activation,
         rng: &mut SplitMix64,
     ) -> Result<Self> {
-        if n_inputs == 0 || n_outputs == 0 {
-            return value_error!(
-                "a layer needs at least one input and one output, got ({n_outputs}, {n_inputs})"
-            );
-        }
+        check_width(n_inputs, n_outputs)?;
         let mut weights = Vec::new();
         try_resize(&mut weights, checked_len(n_outputs, n_inputs)?)?;
         let mut biases = Vec::new();
         try_resize(&mut biases, n_outputs)?;
         let limit = activation.init_limit(n_inputs, n_outputs);
         for w in weights.iter_mut() {
-            *w = limit * (2.0 * rng.uniform() - 1.0);
+            *w = T::from_f64(limit * (2.0 * rng.uniform() - 1.0));
         }
         Ok(Layer {
             n_inputs,
@@ -58,8 +66,8 @@ impl Layer {
     pub fn from_parts(
         n_inputs: usize,
         n_outputs: usize,
-        weights: Vec<f64>,
-        biases: Vec<f64>,
+        weights: Vec<T>,
+        biases: Vec<T>,
         activation: Activation,
     ) -> Result<Self> {
         check_parameters(n_inputs, n_outputs, &weights, &biases)?;
@@ -85,47 +93,61 @@ impl Layer {
     }
 
     /// (n_outputs, n_inputs), row-major.
-    pub fn weights(&self) -> &[f64] {
+    pub fn weights(&self) -> &[T] {
         &self.weights
     }
 
-    pub fn biases(&self) -> &[f64] {
+    pub fn biases(&self) -> &[T] {
         &self.biases
     }
 
+    /// Weights and biases, mutably: for optimizers, which keep shapes.
+    pub(crate) fn parameters_mut(&mut self) -> (&mut [T], &mut [T]) {
+        (&mut self.weights, &mut self.biases)
+    }
+
     /// Neuron i: a view of row i of the weights and bias i.
-    pub fn neuron(&self, i: usize) -> Neuron<'_> {
+    pub fn neuron(&self, i: usize) -> Neuron<'_, T> {
         Neuron {
             weights: &self.weights[i * self.n_inputs..(i + 1) * self.n_inputs],
             bias: self.biases[i],
         }
     }
 
-    pub fn neurons(&self) -> impl Iterator<Item = Neuron<'_>> {
+    pub fn neurons(&self) -> impl Iterator<Item = Neuron<'_, T>> {
         (0..self.n_outputs).map(|i| self.neuron(i))
     }
 
     /// Replaces the parameters after checking their shapes and values.
-    pub fn set_parameters(&mut self, weights: Vec<f64>, biases: Vec<f64>) -> Result<()> {
+    pub fn set_parameters(&mut self, weights: Vec<T>, biases: Vec<T>) -> Result<()> {
         check_parameters(self.n_inputs, self.n_outputs, &weights, &biases)?;
         self.weights = weights;
         self.biases = biases;
         Ok(())
     }
 
-    /// z = x W^T + b and a = f(z) for a batch x of shape (n, n_inputs), into reused buffers.
-    /// Each z[k][i] is neuron i's `forward` on sample k: the article's picture, batched.
-    pub fn forward(&self, x: MatRef, z: &mut Matrix, a: &mut Matrix) -> Result<()> {
+    /// z = x W^T + b and a = f(z) for a batch x of shape (n, n_inputs), into reused buffers:
+    /// every neuron's `forward` on every sample at once (the article's picture, batched).
+    pub fn forward(
+        &self,
+        x: MatRef<T>,
+        z: &mut Matrix<T>,
+        a: &mut Matrix<T>,
+        threads: Threads,
+    ) -> Result<()> {
         let n = x.rows();
         z.resize(n, self.n_outputs)?;
         a.resize(n, self.n_outputs)?;
-        for k in 0..n {
-            let (xk, zk) = (x.row(k), z.row_mut(k));
-            for (zi, neuron) in zk.iter_mut().zip(self.neurons()) {
-                *zi = neuron.forward(xk);
-            }
-            self.activation.apply_row(z.row(k), a.row_mut(k));
-        }
+        kernels::linear_forward(
+            x.as_slice(),
+            n,
+            &self.weights,
+            &self.biases,
+            z.as_mut_slice(),
+            threads,
+        );
+        self.activation
+            .apply(z.as_slice(), a.as_mut_slice(), self.n_outputs);
         Ok(())
     }
 
@@ -135,46 +157,38 @@ impl Layer {
     /// and only when asked (the first layer's dx is never needed).
     pub fn backward(
         &self,
-        x: MatRef,
-        delta: MatRef,
-        grad: &mut LayerGradient,
-        dx: Option<&mut Matrix>,
+        x: MatRef<T>,
+        delta: MatRef<T>,
+        grad: &mut LayerGradient<T>,
+        dx: Option<&mut Matrix<T>>,
+        threads: Threads,
     ) -> Result<()> {
-        let (n, n_in) = (x.rows(), self.n_inputs);
+        let n = x.rows();
         try_resize(&mut grad.weights, self.weights.len())?;
         try_resize(&mut grad.biases, self.n_outputs)?;
-        grad.weights.fill(0.0);
-        grad.biases.fill(0.0);
-        // dW[i][j] = sum over k of delta[k][i] x[k][j], accumulated in sample order.
-        for k in 0..n {
-            let xk = x.row(k);
-            for (i, &d) in delta.row(k).iter().enumerate() {
-                let dw_row = &mut grad.weights[i * n_in..(i + 1) * n_in];
-                for (dw, &xj) in dw_row.iter_mut().zip(xk) {
-                    *dw += d * xj;
-                }
-                grad.biases[i] += d;
-            }
-        }
+        kernels::linear_weight_grad(
+            delta.as_slice(),
+            x.as_slice(),
+            n,
+            &mut grad.weights,
+            &mut grad.biases,
+            threads,
+        );
         if let Some(dx) = dx {
-            // dx[k][j] = sum over i of delta[k][i] W[i][j], accumulated in neuron order.
-            dx.resize(n, n_in)?;
-            dx.as_mut_slice().fill(0.0);
-            for k in 0..n {
-                let dxk = dx.row_mut(k);
-                for (i, &d) in delta.row(k).iter().enumerate() {
-                    let w_row = &self.weights[i * n_in..(i + 1) * n_in];
-                    for (dxj, &w) in dxk.iter_mut().zip(w_row) {
-                        *dxj += d * w;
-                    }
-                }
-            }
+            dx.resize(n, self.n_inputs)?;
+            kernels::linear_input_grad(
+                delta.as_slice(),
+                n,
+                &self.weights,
+                dx.as_mut_slice(),
+                threads,
+            );
         }
         Ok(())
     }
 
     /// Plain SGD: W -= learning_rate dW, b -= learning_rate db.
-    pub fn apply_gradient(&mut self, grad: &LayerGradient, learning_rate: f64) {
+    pub fn apply_gradient(&mut self, grad: &LayerGradient<T>, learning_rate: T) {
         for (w, &g) in self.weights.iter_mut().zip(&grad.weights) {
             *w -= learning_rate * g;
         }
@@ -182,19 +196,48 @@ impl Layer {
             *b -= learning_rate * g;
         }
     }
+
+    /// One sample's fused SGD step (see `kernels::sgd_rank1`): with `dx`, also the gradient
+    /// for the layer below, from the weights before the update.
+    pub(crate) fn sgd_sample(
+        &mut self,
+        x: &[T],
+        delta: &[T],
+        learning_rate: T,
+        dx: Option<&mut [T]>,
+    ) {
+        kernels::sgd_rank1(
+            &mut self.weights,
+            &mut self.biases,
+            delta,
+            x,
+            learning_rate,
+            dx,
+        );
+    }
+
+    pub(crate) fn all_finite(&self) -> bool {
+        let finite = |v: &[T]| v.iter().fold(true, |ok, &x| ok & x.is_finite());
+        finite(&self.weights) & finite(&self.biases)
+    }
 }
 
-fn check_parameters(
-    n_inputs: usize,
-    n_outputs: usize,
-    weights: &[f64],
-    biases: &[f64],
-) -> Result<()> {
+fn check_width(n_inputs: usize, n_outputs: usize) -> Result<()> {
     if n_inputs == 0 || n_outputs == 0 {
         return value_error!(
             "a layer needs at least one input and one output, got ({n_outputs}, {n_inputs})"
         );
     }
+    Ok(())
+}
+
+fn check_parameters<T: Real>(
+    n_inputs: usize,
+    n_outputs: usize,
+    weights: &[T],
+    biases: &[T],
+) -> Result<()> {
+    check_width(n_inputs, n_outputs)?;
     if weights.len() as u128 != n_inputs as u128 * n_outputs as u128 {
         return value_error!(
             "weights must have shape ({n_outputs}, {n_inputs}) = {} values, got {}",
@@ -208,11 +251,8 @@ fn check_parameters(
             biases.len()
         );
     }
-    if let Some(p) = weights.iter().chain(biases).position(|v| !v.is_finite()) {
-        let v = weights.iter().chain(biases).nth(p).unwrap();
-        return Err(Error::Value(format!(
-            "weights and biases must be finite, got {v}"
-        )));
+    if let Some(v) = weights.iter().chain(biases).find(|v| !v.is_finite()) {
+        return value_error!("weights and biases must be finite, got {v}");
     }
     Ok(())
 }

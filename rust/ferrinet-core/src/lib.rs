@@ -16,18 +16,26 @@
 
 pub mod activation;
 pub mod error;
+pub mod float;
+pub mod kernels;
 pub mod layer;
 pub mod loss;
 pub mod matrix;
 pub mod network;
 pub mod neuron;
+pub mod optimizer;
 pub mod rng;
+pub mod training;
 
 pub use activation::Activation;
 pub use error::{Error, Result};
+pub use float::Real;
+pub use kernels::{cpu_kernels, Threads};
 pub use layer::{Layer, LayerGradient};
 pub use loss::{Loss, Targets};
 pub use matrix::{MatRef, Matrix};
 pub use network::{check_learning_rate, Batch, NeuralNetwork, TrainProgress};
 pub use neuron::Neuron;
+pub use optimizer::Optimizer;
 pub use rng::SplitMix64;
+pub use training::{EpochOptions, TrainingState};

@@ -3,6 +3,7 @@
 
 use crate::activation::Activation;
 use crate::error::{value_error, Result};
+use crate::float::Real;
 use crate::matrix::{MatRef, Matrix};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -17,12 +18,12 @@ pub enum Loss {
 
 /// What a batch is trained towards: one row of m values per sample, or one class per sample.
 #[derive(Debug, Clone, Copy)]
-pub enum Targets<'a> {
-    Dense(MatRef<'a>),
+pub enum Targets<'a, T = f64> {
+    Dense(MatRef<'a, T>),
     Classes(&'a [usize]),
 }
 
-impl<'a> Targets<'a> {
+impl<'a, T: Real> Targets<'a, T> {
     pub fn len(&self) -> usize {
         match self {
             Targets::Dense(t) => t.rows(),
@@ -34,7 +35,7 @@ impl<'a> Targets<'a> {
         self.len() == 0
     }
 
-    pub fn rows_range(&self, start: usize, end: usize) -> Targets<'a> {
+    pub fn rows_range(&self, start: usize, end: usize) -> Targets<'a, T> {
         match self {
             Targets::Dense(t) => Targets::Dense(t.rows_range(start, end)),
             Targets::Classes(c) => Targets::Classes(&c[start..end]),
@@ -43,10 +44,33 @@ impl<'a> Targets<'a> {
 
     /// t[k][i], with class indices read as one-hot rows.
     #[inline]
-    fn get(&self, k: usize, i: usize) -> f64 {
+    pub fn get(&self, k: usize, i: usize) -> T {
         match self {
             Targets::Dense(t) => t.row(k)[i],
-            Targets::Classes(c) => (c[k] == i) as u8 as f64,
+            Targets::Classes(c) => {
+                if c[k] == i {
+                    T::ONE
+                } else {
+                    T::ZERO
+                }
+            }
+        }
+    }
+
+    /// The class of sample k: its index, or the argmax of its row (first on ties).
+    pub fn class_of(&self, k: usize) -> usize {
+        match self {
+            Targets::Classes(c) => c[k],
+            Targets::Dense(t) => {
+                let row = t.row(k);
+                let mut best = 0;
+                for (i, &v) in row.iter().enumerate() {
+                    if v > row[best] {
+                        best = i;
+                    }
+                }
+                best
+            }
         }
     }
 }
@@ -106,7 +130,7 @@ impl Loss {
     }
 
     /// Checks targets for a batch of n samples and m outputs: counts, finiteness and ranges.
-    pub fn check_targets(self, t: &Targets, n: usize, m: usize) -> Result<()> {
+    pub fn check_targets<T: Real>(self, t: &Targets<T>, n: usize, m: usize) -> Result<()> {
         if t.len() != n {
             return value_error!("got {n} samples but {} targets", t.len());
         }
@@ -141,7 +165,8 @@ impl Loss {
                     );
                 }
                 if self != Loss::Mse {
-                    if let Some(pos) = t.as_slice().iter().position(|v| !(0.0..=1.0).contains(v)) {
+                    let outside = |v: &T| !(*v >= T::ZERO && *v <= T::ONE);
+                    if let Some(pos) = t.as_slice().iter().position(outside) {
                         let (k, i) = (pos / m, pos % m);
                         return value_error!(
                             "loss {:?} needs targets in [0, 1], got {} at [{k}, {i}]",
@@ -155,86 +180,140 @@ impl Loss {
         Ok(())
     }
 
-    /// L, the mean loss of a batch, from the output layer's z and a.
-    pub fn value(self, z: MatRef, a: MatRef, t: &Targets) -> f64 {
+    /// L, the mean loss of a batch, from the output layer's z and a. With sample weights w_k
+    /// it is the weighted mean sum_k w_k l_k / sum_k w_k of the per-sample losses.
+    pub fn value<T: Real>(
+        self,
+        z: MatRef<T>,
+        a: MatRef<T>,
+        t: &Targets<T>,
+        weights: Option<&[T]>,
+    ) -> T {
         let (n, m) = (z.rows(), z.cols());
-        let mut sum = 0.0;
+        if let Some(w) = weights {
+            let mut total = T::ZERO;
+            let mut s = T::ZERO;
+            for (k, &wk) in w.iter().enumerate().take(n) {
+                let lk = self.accumulate(z, a, t, k, T::ZERO);
+                let lk = if self == Loss::CrossEntropy {
+                    lk
+                } else {
+                    lk / T::from_f64(m as f64)
+                };
+                total += wk * lk;
+                s += wk;
+            }
+            // A batch whose samples all weigh 0 has nothing to learn from: loss 0, gradient 0.
+            return if s == T::ZERO { T::ZERO } else { total / s };
+        }
+        let mut sum = T::ZERO;
+        for k in 0..n {
+            sum = self.accumulate(z, a, t, k, sum);
+        }
         match self {
-            Loss::Mse => {
-                for k in 0..n {
-                    for (i, &ai) in a.row(k).iter().enumerate() {
-                        let d = ai - t.get(k, i);
-                        sum += d * d;
-                    }
-                }
-                sum / (n * m) as f64
-            }
-            Loss::BinaryCrossEntropy => {
-                // max(z,0) - z t + log(1 + exp(-|z|)): never exponentiates a positive number.
-                for k in 0..n {
-                    for (i, &zi) in z.row(k).iter().enumerate() {
-                        sum += (zi.max(0.0) - zi * t.get(k, i)) + (-zi.abs()).exp().ln_1p();
-                    }
-                }
-                sum / (n * m) as f64
-            }
-            Loss::CrossEntropy => {
-                for k in 0..n {
-                    let zk = z.row(k);
-                    let lse = log_sum_exp(zk);
-                    sum += match t {
-                        Targets::Classes(c) => 0.0 + (lse - zk[c[k]]),
-                        Targets::Dense(_) => {
-                            let mut l = 0.0;
-                            for (i, &zi) in zk.iter().enumerate() {
-                                let ti = t.get(k, i);
-                                if ti != 0.0 {
-                                    l += ti * (lse - zi);
-                                }
-                            }
-                            l
-                        }
-                    };
-                }
-                sum / n as f64
-            }
+            Loss::CrossEntropy => sum / T::from_f64(n as f64),
+            _ => sum / T::from_f64((n * m) as f64),
         }
     }
 
-    /// delta = dL/dz of the output layer. The 1/(n m) (or 1/n) of the mean is here: the factor
-    /// the article dropped (erratum 7).
-    pub fn seed(self, z: MatRef, a: MatRef, t: &Targets, output: Activation, delta: &mut Matrix) {
-        let (n, m) = (z.rows(), z.cols());
+    /// `sum` plus sample k's loss terms, added one by one (cross-entropy: one term per class
+    /// with a non-zero target), so that one running sum over a batch follows docs/maths.md.
+    #[inline]
+    fn accumulate<T: Real>(
+        self,
+        z: MatRef<T>,
+        a: MatRef<T>,
+        t: &Targets<T>,
+        k: usize,
+        mut sum: T,
+    ) -> T {
         match self {
             Loss::Mse => {
+                for (i, &ai) in a.row(k).iter().enumerate() {
+                    let d = ai - t.get(k, i);
+                    sum += d * d;
+                }
+            }
+            Loss::BinaryCrossEntropy => {
+                // max(z,0) - z t + log(1 + exp(-|z|)): never exponentiates a positive number.
+                for (i, &zi) in z.row(k).iter().enumerate() {
+                    sum += (zi.max(T::ZERO) - zi * t.get(k, i)) + (-zi.abs()).exp().ln_1p();
+                }
+            }
+            Loss::CrossEntropy => {
+                let zk = z.row(k);
+                let lse = log_sum_exp(zk);
+                match t {
+                    Targets::Classes(c) => sum += lse - zk[c[k]],
+                    Targets::Dense(_) => {
+                        let mut l = T::ZERO;
+                        for (i, &zi) in zk.iter().enumerate() {
+                            let ti = t.get(k, i);
+                            if ti != T::ZERO {
+                                l += ti * (lse - zi);
+                            }
+                        }
+                        sum += l;
+                    }
+                }
+            }
+        }
+        sum
+    }
+
+    /// delta = dL/dz of the output layer. The 1/(n m) (or 1/n) of the mean is here: the factor
+    /// the article dropped (erratum 7). With sample weights, sample k's share is w_k / sum w.
+    pub fn seed<T: Real>(
+        self,
+        z: MatRef<T>,
+        a: MatRef<T>,
+        t: &Targets<T>,
+        weights: Option<&[T]>,
+        output: Activation,
+        delta: &mut Matrix<T>,
+    ) {
+        let (n, m) = (z.rows(), z.cols());
+        let (nf, mf) = (T::from_f64(n as f64), T::from_f64(m as f64));
+        let two = T::ONE + T::ONE;
+        let total_weight = weights.map(|w| w.iter().fold(T::ZERO, |s, &v| s + v));
+        // c_k: the factor of sample k.
+        let factor = |k: usize| -> T {
+            match (weights, total_weight) {
+                (Some(_), Some(s)) if s == T::ZERO => T::ZERO,
+                (Some(w), Some(s)) => match self {
+                    Loss::Mse => (two * w[k]) / (s * mf),
+                    Loss::BinaryCrossEntropy => w[k] / (s * mf),
+                    Loss::CrossEntropy => w[k] / s,
+                },
+                _ => match self {
+                    Loss::Mse => two / (nf * mf),
+                    Loss::BinaryCrossEntropy => T::ONE / (nf * mf),
+                    Loss::CrossEntropy => T::ONE / nf,
+                },
+            }
+        };
+        for k in 0..n {
+            let c = factor(k);
+            let (zk, ak, dk) = (z.row(k), a.row(k), delta.row_mut(k));
+            match self {
                 // d/da (a - t)^2 / (n m) = 2 (a - t) / (n m), then times f'(z).
-                let c = 2.0 / (n * m) as f64;
-                for k in 0..n {
-                    let (zk, ak, dk) = (z.row(k), a.row(k), delta.row_mut(k));
+                Loss::Mse => {
                     for i in 0..m {
                         dk[i] = (c * (ak[i] - t.get(k, i))) * output.derivative(zk[i], ak[i]);
                     }
                 }
-            }
-            Loss::BinaryCrossEntropy => {
                 // d/dz of the logit form is sigmoid(z) - t.
-                let c = 1.0 / (n * m) as f64;
-                for k in 0..n {
-                    let (ak, dk) = (a.row(k), delta.row_mut(k));
+                Loss::BinaryCrossEntropy => {
                     for i in 0..m {
                         dk[i] = c * (ak[i] - t.get(k, i));
                     }
                 }
-            }
-            Loss::CrossEntropy => {
                 // d/dz_i of -sum_c t_c log softmax(z)_c = softmax(z)_i * sum_c t_c - t_i.
-                let c = 1.0 / n as f64;
-                for k in 0..n {
+                Loss::CrossEntropy => {
                     let total = match t {
-                        Targets::Classes(_) => 1.0,
-                        Targets::Dense(tt) => tt.row(k).iter().fold(0.0, |s, &v| s + v),
+                        Targets::Classes(_) => T::ONE,
+                        Targets::Dense(tt) => tt.row(k).iter().fold(T::ZERO, |s, &v| s + v),
                     };
-                    let (ak, dk) = (a.row(k), delta.row_mut(k));
                     for i in 0..m {
                         dk[i] = c * (ak[i] * total - t.get(k, i));
                     }
@@ -245,9 +324,9 @@ impl Loss {
 }
 
 /// log sum_i exp(z_i), computed as max + log sum exp(z_i - max) so nothing overflows.
-pub fn log_sum_exp(z: &[f64]) -> f64 {
-    let mx = z.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    let mut s = 0.0;
+pub fn log_sum_exp<T: Real>(z: &[T]) -> T {
+    let mx = z.iter().copied().fold(z[0], T::max);
+    let mut s = T::ZERO;
     for &zi in z {
         s += (zi - mx).exp();
     }
@@ -268,7 +347,7 @@ mod tests {
         let z = [1e4, -1e4];
         let a = [sigmoid(1e4), sigmoid(-1e4)];
         let t = [0.0, 1.0];
-        let l = Loss::BinaryCrossEntropy.value(one(&z), one(&a), &Targets::Dense(one(&t)));
+        let l = Loss::BinaryCrossEntropy.value(one(&z), one(&a), &Targets::Dense(one(&t)), None);
         // Both samples are wrong by a logit of 1e4: the loss is 1e4 each, mean 1e4.
         assert_eq!(l, 1e4);
     }
@@ -278,11 +357,11 @@ mod tests {
         let z = [1.0, 2.0, 3.0];
         let mut a = [0.0; 3];
         crate::activation::softmax(&z, &mut a);
-        let l = Loss::CrossEntropy.value(one(&z), one(&a), &Targets::Classes(&[0]));
+        let l = Loss::CrossEntropy.value(one(&z), one(&a), &Targets::Classes(&[0]), None);
         assert!((l - (-a[0].ln())).abs() < 1e-15);
         let huge = [1e4, 0.0, 0.0];
-        let l =
-            Loss::CrossEntropy.value(one(&huge), one(&[1.0, 0.0, 0.0]), &Targets::Classes(&[1]));
+        let target = Targets::Classes(&[1]);
+        let l = Loss::CrossEntropy.value(one(&huge), one(&[1.0, 0.0, 0.0]), &target, None);
         assert_eq!(l, 1e4);
     }
 

@@ -2,17 +2,18 @@
 //! (`Matrix`) that the network reuses between calls instead of allocating per batch.
 
 use crate::error::{value_error, Error, Result};
+use crate::float::Real;
 
 /// A read-only (rows, cols) view of row-major data; row k is sample k.
 #[derive(Debug, Clone, Copy)]
-pub struct MatRef<'a> {
-    data: &'a [f64],
+pub struct MatRef<'a, T = f64> {
+    data: &'a [T],
     rows: usize,
     cols: usize,
 }
 
-impl<'a> MatRef<'a> {
-    pub fn new(data: &'a [f64], rows: usize, cols: usize) -> Result<Self> {
+impl<'a, T: Real> MatRef<'a, T> {
+    pub fn new(data: &'a [T], rows: usize, cols: usize) -> Result<Self> {
         match rows.checked_mul(cols) {
             Some(len) if len == data.len() => Ok(MatRef { data, rows, cols }),
             _ => value_error!(
@@ -31,17 +32,17 @@ impl<'a> MatRef<'a> {
         self.cols
     }
 
-    pub fn as_slice(&self) -> &'a [f64] {
+    pub fn as_slice(&self) -> &'a [T] {
         self.data
     }
 
     #[inline]
-    pub fn row(&self, k: usize) -> &'a [f64] {
+    pub fn row(&self, k: usize) -> &'a [T] {
         &self.data[k * self.cols..(k + 1) * self.cols]
     }
 
     /// Rows `start..end` as a view (no copy).
-    pub fn rows_range(&self, start: usize, end: usize) -> MatRef<'a> {
+    pub fn rows_range(&self, start: usize, end: usize) -> MatRef<'a, T> {
         MatRef {
             data: &self.data[start * self.cols..end * self.cols],
             rows: end - start,
@@ -51,14 +52,24 @@ impl<'a> MatRef<'a> {
 }
 
 /// An owned row-major matrix, used as a reusable buffer.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Matrix {
-    data: Vec<f64>,
+#[derive(Debug, Clone, PartialEq)]
+pub struct Matrix<T = f64> {
+    data: Vec<T>,
     rows: usize,
     cols: usize,
 }
 
-impl Matrix {
+impl<T> Default for Matrix<T> {
+    fn default() -> Self {
+        Matrix {
+            data: Vec::new(),
+            rows: 0,
+            cols: 0,
+        }
+    }
+}
+
+impl<T: Real> Matrix<T> {
     pub fn zeros(rows: usize, cols: usize) -> Result<Self> {
         let mut m = Matrix::default();
         m.resize(rows, cols)?;
@@ -66,7 +77,7 @@ impl Matrix {
     }
 
     /// Wraps row-major data; its length must be rows * cols.
-    pub fn from_vec(data: Vec<f64>, rows: usize, cols: usize) -> Result<Self> {
+    pub fn from_vec(data: Vec<T>, rows: usize, cols: usize) -> Result<Self> {
         MatRef::new(&data, rows, cols)?;
         Ok(Matrix { data, rows, cols })
     }
@@ -75,6 +86,9 @@ impl Matrix {
     /// Contents are unspecified afterwards; callers overwrite or `fill` them. Allocation failure
     /// is an `Error::Memory`, never an abort.
     pub fn resize(&mut self, rows: usize, cols: usize) -> Result<()> {
+        if rows == self.rows && cols == self.cols && self.data.len() == rows * cols {
+            return Ok(());
+        }
         let len = checked_len(rows, cols)?;
         try_resize(&mut self.data, len)?;
         self.rows = rows;
@@ -82,7 +96,7 @@ impl Matrix {
         Ok(())
     }
 
-    pub fn view(&self) -> MatRef<'_> {
+    pub fn view(&self) -> MatRef<'_, T> {
         MatRef {
             data: &self.data,
             rows: self.rows,
@@ -98,25 +112,25 @@ impl Matrix {
         self.cols
     }
 
-    pub fn as_slice(&self) -> &[f64] {
+    pub fn as_slice(&self) -> &[T] {
         &self.data
     }
 
-    pub fn as_mut_slice(&mut self) -> &mut [f64] {
+    pub fn as_mut_slice(&mut self) -> &mut [T] {
         &mut self.data
     }
 
     #[inline]
-    pub fn row(&self, k: usize) -> &[f64] {
+    pub fn row(&self, k: usize) -> &[T] {
         &self.data[k * self.cols..(k + 1) * self.cols]
     }
 
     #[inline]
-    pub fn row_mut(&mut self, k: usize) -> &mut [f64] {
+    pub fn row_mut(&mut self, k: usize) -> &mut [T] {
         &mut self.data[k * self.cols..(k + 1) * self.cols]
     }
 
-    pub fn into_vec(self) -> Vec<f64> {
+    pub fn into_vec(self) -> Vec<T> {
         self.data
     }
 }
@@ -124,24 +138,25 @@ impl Matrix {
 /// rows * cols, or a clear error when it does not fit in memory's address space.
 pub(crate) fn checked_len(rows: usize, cols: usize) -> Result<usize> {
     rows.checked_mul(cols)
-        .filter(|&len| len <= isize::MAX as usize / std::mem::size_of::<f64>())
+        .filter(|&len| len <= isize::MAX as usize / 8)
         .ok_or_else(|| {
             Error::Memory(format!(
-                "a ({rows}, {cols}) buffer of float64 is larger than the address space"
+                "a ({rows}, {cols}) buffer is larger than the address space"
             ))
         })
 }
 
 /// `v.resize(len, 0.0)` that reports allocation failure instead of aborting the process.
-pub(crate) fn try_resize(v: &mut Vec<f64>, len: usize) -> Result<()> {
+pub(crate) fn try_resize<T: Real>(v: &mut Vec<T>, len: usize) -> Result<()> {
     if len > v.len() {
         v.try_reserve_exact(len - v.len()).map_err(|_| {
             Error::Memory(format!(
-                "cannot allocate {len} float64 values ({:.1} GiB)",
-                len as f64 * 8.0 / (1u64 << 30) as f64
+                "cannot allocate {len} {} values ({:.1} GiB)",
+                T::NAME,
+                (len * std::mem::size_of::<T>()) as f64 / (1u64 << 30) as f64
             ))
         })?;
     }
-    v.resize(len, 0.0);
+    v.resize(len, T::ZERO);
     Ok(())
 }

@@ -6,17 +6,20 @@
 
 use crate::activation::Activation;
 use crate::error::{value_error, Error, Result};
+use crate::float::Real;
+use crate::kernels::Threads;
 use crate::layer::{Layer, LayerGradient};
 use crate::loss::{Loss, Targets};
 use crate::matrix::{MatRef, Matrix};
 use crate::rng::SplitMix64;
 
-/// Inputs and targets checked against one network: shapes, finiteness, ranges. Building one is
-/// the only validation; the methods that take it do no further checks on the data.
+/// Inputs, targets and optional per-sample weights, checked against one network: shapes,
+/// finiteness, ranges. Building one is the only validation of the data.
 #[derive(Debug, Clone, Copy)]
-pub struct Batch<'a> {
-    x: MatRef<'a>,
-    t: Targets<'a>,
+pub struct Batch<'a, T = f64> {
+    pub(crate) x: MatRef<'a, T>,
+    pub(crate) t: Targets<'a, T>,
+    pub(crate) weights: Option<&'a [T]>,
     checked_for: Signature, // the network it was checked against
 }
 
@@ -28,7 +31,7 @@ struct Signature {
     loss: Loss,
 }
 
-impl<'a> Batch<'a> {
+impl<'a, T: Real> Batch<'a, T> {
     pub fn len(&self) -> usize {
         self.x.rows()
     }
@@ -37,16 +40,87 @@ impl<'a> Batch<'a> {
         self.x.rows() == 0
     }
 
-    pub fn inputs(&self) -> MatRef<'a> {
+    pub fn inputs(&self) -> MatRef<'a, T> {
         self.x
     }
 
+    pub fn targets(&self) -> Targets<'a, T> {
+        self.t
+    }
+
+    /// The same checks, over other data (rows gathered from this batch).
+    pub(crate) fn with_parts<'b>(
+        &self,
+        x: MatRef<'b, T>,
+        t: Targets<'b, T>,
+        weights: Option<&'b [T]>,
+    ) -> Batch<'b, T> {
+        Batch {
+            x,
+            t,
+            weights,
+            checked_for: self.checked_for,
+        }
+    }
+
     /// Samples `start..end`, still checked.
-    pub fn rows_range(&self, start: usize, end: usize) -> Batch<'a> {
+    pub fn rows_range(&self, start: usize, end: usize) -> Batch<'a, T> {
         Batch {
             x: self.x.rows_range(start, end),
             t: self.t.rows_range(start, end),
+            weights: self.weights.map(|w| &w[start..end]),
             checked_for: self.checked_for,
+        }
+    }
+}
+
+/// Buffers reused across calls so the training loops allocate nothing per step.
+#[derive(Debug)]
+pub(crate) struct Workspace<T> {
+    pub z: Vec<Matrix<T>>, // per layer (n, n_out): pre-activations of the last forward pass
+    pub a: Vec<Matrix<T>>, // per layer (n, n_out): activations f(z)
+    pub out: Vec<Matrix<T>>, // per layer: a after dropout (used only where dropout is on)
+    pub mask: Vec<Vec<T>>, // per layer: dropout factors, 0 or 1/(1-p)
+    pub delta: Vec<Matrix<T>>, // per layer (n, n_out): dL/dz
+    pub grads: Vec<LayerGradient<T>>,
+}
+
+impl<T: Real> Workspace<T> {
+    fn for_layers(n_layers: usize) -> Self {
+        let fresh = || (0..n_layers).map(|_| Matrix::default()).collect::<Vec<_>>();
+        Workspace {
+            z: fresh(),
+            a: fresh(),
+            out: fresh(),
+            mask: vec![Vec::new(); n_layers],
+            delta: fresh(),
+            grads: (0..n_layers).map(|_| LayerGradient::default()).collect(),
+        }
+    }
+}
+
+/// Dropout for one forward pass: a drop probability per layer (the output layer's is 0) and
+/// the generator the masks are drawn from.
+pub(crate) struct Dropout<'r> {
+    pub rates: &'r [f64],
+    pub rng: &'r mut SplitMix64,
+}
+
+#[derive(Debug)]
+pub struct NeuralNetwork<T = f64> {
+    pub(crate) layers: Vec<Layer<T>>,
+    loss: Loss,
+    threads: Threads,
+    pub(crate) work: Workspace<T>,
+}
+
+impl<T: Real> Clone for NeuralNetwork<T> {
+    fn clone(&self) -> Self {
+        NeuralNetwork {
+            layers: self.layers.clone(),
+            loss: self.loss,
+            threads: self.threads,
+            work: Workspace::for_layers(self.layers.len()),
         }
     }
 }
@@ -60,45 +134,7 @@ pub struct TrainProgress {
     pub epoch_losses: Vec<f64>,
 }
 
-/// Buffers reused across calls so the training loop allocates nothing per step.
-#[derive(Debug, Default)]
-struct Workspace {
-    z: Vec<Matrix>,     // per layer (n, n_out): pre-activations of the last forward pass
-    a: Vec<Matrix>,     // per layer (n, n_out): activations = the next layer's input
-    delta: Vec<Matrix>, // per layer (n, n_out): dL/dz
-    grads: Vec<LayerGradient>,
-}
-
-impl Workspace {
-    fn for_layers(n_layers: usize) -> Self {
-        let fresh = || (0..n_layers).map(|_| Matrix::default()).collect::<Vec<_>>();
-        Workspace {
-            z: fresh(),
-            a: fresh(),
-            delta: fresh(),
-            grads: vec![LayerGradient::default(); n_layers],
-        }
-    }
-}
-
-#[derive(Debug)]
-pub struct NeuralNetwork {
-    layers: Vec<Layer>,
-    loss: Loss,
-    work: Workspace,
-}
-
-impl Clone for NeuralNetwork {
-    fn clone(&self) -> Self {
-        NeuralNetwork {
-            layers: self.layers.clone(),
-            loss: self.loss,
-            work: Workspace::for_layers(self.layers.len()),
-        }
-    }
-}
-
-impl NeuralNetwork {
+impl<T: Real> NeuralNetwork<T> {
     /// `sizes` = [n_inputs, hidden..., n_outputs]; one activation per hidden layer; the output
     /// activation defaults to the loss's (identity / sigmoid / softmax). Weights come from a
     /// SplitMix64 seeded with `seed`, layer by layer, so one seed gives one network everywhere.
@@ -136,7 +172,7 @@ impl NeuralNetwork {
         }
         let output = output_activation.unwrap_or(loss.default_output_activation());
         loss.check_output_activation(output)?;
-        check_parameter_count(sizes)?;
+        check_parameter_count(sizes, std::mem::size_of::<T>())?;
 
         let mut rng = SplitMix64::new(seed);
         let mut layers = Vec::with_capacity(sizes.len() - 1);
@@ -148,7 +184,7 @@ impl NeuralNetwork {
     }
 
     /// A network from ready layers; checks that they chain and that the loss fits the output.
-    pub fn from_layers(layers: Vec<Layer>, loss: Loss) -> Result<Self> {
+    pub fn from_layers(layers: Vec<Layer<T>>, loss: Loss) -> Result<Self> {
         let Some(last) = layers.last() else {
             return value_error!("a network needs at least one layer");
         };
@@ -167,15 +203,34 @@ impl NeuralNetwork {
             }
         }
         let work = Workspace::for_layers(layers.len());
-        Ok(NeuralNetwork { layers, loss, work })
+        Ok(NeuralNetwork {
+            layers,
+            loss,
+            threads: Threads(1),
+            work,
+        })
     }
 
-    pub fn layers(&self) -> &[Layer] {
+    pub fn layers(&self) -> &[Layer<T>] {
         &self.layers
     }
 
     pub fn loss(&self) -> Loss {
         self.loss
+    }
+
+    /// Threads used for large batch products (1 by default). For a fixed count, results are
+    /// deterministic: the work is split over output blocks, never over a sum.
+    pub fn n_threads(&self) -> usize {
+        self.threads.0
+    }
+
+    pub fn set_n_threads(&mut self, n_threads: usize) -> Result<()> {
+        if n_threads == 0 {
+            return value_error!("n_threads must be at least 1, got 0");
+        }
+        self.threads = Threads(n_threads);
+        Ok(())
     }
 
     /// [n_inputs, hidden..., n_outputs]
@@ -201,7 +256,7 @@ impl NeuralNetwork {
     }
 
     /// Checks a batch of inputs: at least one sample, n_inputs columns, all finite.
-    pub fn check_inputs(&self, x: MatRef) -> Result<()> {
+    pub fn check_inputs(&self, x: MatRef<T>) -> Result<()> {
         if x.rows() == 0 {
             return value_error!(
                 "got 0 samples: expected at least one row of {} inputs",
@@ -227,14 +282,44 @@ impl NeuralNetwork {
     }
 
     /// Checks inputs and targets together; the result is accepted by the training methods.
-    pub fn batch<'a>(&self, x: MatRef<'a>, t: Targets<'a>) -> Result<Batch<'a>> {
+    pub fn batch<'a>(&self, x: MatRef<'a, T>, t: Targets<'a, T>) -> Result<Batch<'a, T>> {
         self.check_inputs(x)?;
         self.loss.check_targets(&t, x.rows(), self.n_outputs())?;
         Ok(Batch {
             x,
             t,
+            weights: None,
             checked_for: self.signature(),
         })
+    }
+
+    /// `batch` with a weight per sample (finite, >= 0, not all 0).
+    pub fn weighted_batch<'a>(
+        &self,
+        x: MatRef<'a, T>,
+        t: Targets<'a, T>,
+        weights: &'a [T],
+    ) -> Result<Batch<'a, T>> {
+        let mut batch = self.batch(x, t)?;
+        if weights.len() != x.rows() {
+            return value_error!(
+                "sample_weight has {} values for {} samples",
+                weights.len(),
+                x.rows()
+            );
+        }
+        if let Some((k, w)) = weights
+            .iter()
+            .enumerate()
+            .find(|(_, w)| !(w.is_finite() && **w >= T::ZERO))
+        {
+            return value_error!("sample weights must be finite and >= 0, got {w} at {k}");
+        }
+        if weights.iter().all(|&w| w == T::ZERO) {
+            return value_error!("sample weights are all 0: nothing to learn from");
+        }
+        batch.weights = Some(weights);
+        Ok(batch)
     }
 
     fn signature(&self) -> Signature {
@@ -246,7 +331,7 @@ impl NeuralNetwork {
     }
 
     /// A batch is only valid for networks of the shape and loss it was checked against.
-    fn check_batch(&self, batch: &Batch) -> Result<()> {
+    pub(crate) fn check_batch(&self, batch: &Batch<T>) -> Result<()> {
         if batch.checked_for != self.signature() {
             return value_error!(
                 "this batch was checked for a network with {:?}, not {:?}",
@@ -258,11 +343,16 @@ impl NeuralNetwork {
     }
 
     /// The network's output for a batch (n, n_inputs) -> (n, n_outputs).
-    pub fn predict(&self, x: MatRef) -> Result<Matrix> {
+    pub fn predict(&self, x: MatRef<T>) -> Result<Matrix<T>> {
         self.check_inputs(x)?;
-        let (mut z, mut a, mut input) = (Matrix::default(), Matrix::default(), None::<Matrix>);
+        let (mut z, mut a, mut input) = (Matrix::default(), Matrix::default(), None::<Matrix<T>>);
         for layer in &self.layers {
-            layer.forward(input.as_ref().map_or(x, Matrix::view), &mut z, &mut a)?;
+            layer.forward(
+                input.as_ref().map_or(x, Matrix::view),
+                &mut z,
+                &mut a,
+                self.threads,
+            )?;
             // The activation becomes the next input; the old input buffer is reused for a.
             let previous = input.replace(std::mem::take(&mut a));
             a = previous.unwrap_or_default();
@@ -271,40 +361,85 @@ impl NeuralNetwork {
     }
 
     /// The mean loss of a batch (no state changes).
-    pub fn compute_loss(&self, batch: &Batch) -> Result<f64> {
+    pub fn compute_loss(&self, batch: &Batch<T>) -> Result<f64> {
+        self.regularized_loss(batch, 0.0)
+    }
+
+    /// The mean loss of a batch plus the L2 penalty (l2 / 2) * sum of squared weights.
+    pub fn regularized_loss(&self, batch: &Batch<T>, l2: f64) -> Result<f64> {
         self.check_batch(batch)?;
         let mut work = Workspace::for_layers(self.layers.len());
-        forward_cached(&self.layers, batch.x, &mut work)?;
+        forward_cached(&self.layers, batch.x, &mut work, self.threads, None)?;
         let last = self.layers.len() - 1;
-        Ok(self
-            .loss
-            .value(work.z[last].view(), work.a[last].view(), &batch.t))
+        let data = self.loss.value(
+            work.z[last].view(),
+            work.a[last].view(),
+            &batch.t,
+            batch.weights,
+        );
+        Ok(data.to_f64() + self.l2_penalty(l2))
     }
 
     /// (loss, [dW, db per layer]) of the mean loss over the batch; weights unchanged.
-    pub fn gradients(&mut self, batch: &Batch) -> Result<(f64, Vec<LayerGradient>)> {
-        let loss = self.backprop(batch)?;
+    pub fn gradients(&mut self, batch: &Batch<T>) -> Result<(f64, Vec<LayerGradient<T>>)> {
+        self.regularized_gradients(batch, 0.0)
+    }
+
+    /// `gradients` of the loss plus the L2 penalty: dW gains l2 * W.
+    pub fn regularized_gradients(
+        &mut self,
+        batch: &Batch<T>,
+        l2: f64,
+    ) -> Result<(f64, Vec<LayerGradient<T>>)> {
+        let loss = self.backprop(batch, l2, None)?;
         Ok((loss, self.work.grads.clone()))
     }
 
     /// One SGD step on the batch's mean loss; returns the loss of the forward pass it did
     /// before the step (erratum 8: no second forward pass is needed to report it).
-    /// On an allocation error the weights are unchanged.
     /// A step that would make the loss or a weight non-finite is refused with
     /// `Error::NonFinite` and the weights stay as they were.
-    pub fn backward(&mut self, batch: &Batch, learning_rate: f64) -> Result<f64> {
+    pub fn backward(&mut self, batch: &Batch<T>, learning_rate: f64) -> Result<f64> {
         check_learning_rate(learning_rate)?;
-        self.checked_step(batch, learning_rate)
-            .map_err(|e| match e {
-                Error::NonFinite(msg) => {
-                    Error::NonFinite(format!("{msg}; the step was not applied"))
-                }
-                other => other,
-            })
+        let loss = self.backprop(batch, 0.0, None)?;
+        if !loss.is_finite() {
+            return Err(Error::NonFinite(format!(
+                "the loss is {loss}; the step was not applied"
+            )));
+        }
+        // A read-only pass first, so that a refused step leaves no weight changed.
+        let lr = T::from_f64(learning_rate);
+        let stays_finite = |p: &[T], g: &[T]| {
+            p.iter()
+                .zip(g)
+                .fold(true, |ok, (&w, &g)| ok & (w - lr * g).is_finite())
+        };
+        let finite = self
+            .layers
+            .iter()
+            .zip(&self.work.grads)
+            .all(|(layer, grad)| {
+                stays_finite(layer.weights(), &grad.weights)
+                    && stays_finite(layer.biases(), &grad.biases)
+            });
+        if !finite {
+            return Err(Error::NonFinite(format!(
+                "the update would make a weight non-finite (loss {loss}); the step was not applied"
+            )));
+        }
+        for (layer, grad) in self.layers.iter_mut().zip(&self.work.grads) {
+            layer.apply_gradient(grad, lr);
+        }
+        Ok(loss)
     }
 
     /// The article's loop: per-sample SGD in order, `epochs` times; the mean loss per epoch.
-    pub fn train(&mut self, batch: &Batch, epochs: usize, learning_rate: f64) -> Result<Vec<f64>> {
+    pub fn train(
+        &mut self,
+        batch: &Batch<T>,
+        epochs: usize,
+        learning_rate: f64,
+    ) -> Result<Vec<f64>> {
         let mut progress = TrainProgress::default();
         let steps = epochs.saturating_mul(batch.len());
         self.train_steps(batch, &mut progress, steps, learning_rate)?;
@@ -314,9 +449,15 @@ impl NeuralNetwork {
     /// `steps` more per-sample SGD steps of `train`, continuing from `progress` (epochs wrap
     /// around the batch). Callers that must pause between chunks, to check for Ctrl-C say, call
     /// it repeatedly and get the same result as one `train`, bit for bit.
+    ///
+    /// Each step is the fused kernel (`Layer::sgd_sample`). Divergence is caught without
+    /// slowing the steps down: a step stops on a non-finite loss before it changes anything,
+    /// and the weights are checked once at the end; if they are not all finite, the chunk is
+    /// replayed from a snapshot one checked step at a time, so the network ends with the
+    /// weights of the last step that left them finite, and `Error::NonFinite` is returned.
     pub fn train_steps(
         &mut self,
-        batch: &Batch,
+        batch: &Batch<T>,
         progress: &mut TrainProgress,
         steps: usize,
         learning_rate: f64,
@@ -330,15 +471,15 @@ impl NeuralNetwork {
                 progress.next_sample
             );
         }
-        for _ in 0..steps {
+        let lr = T::from_f64(learning_rate);
+        self.guarded(progress, steps, |net, progress, _| {
             let k = progress.next_sample;
-            let sample = batch.rows_range(k, k + 1);
-            let loss = self
-                .checked_step(&sample, learning_rate)
+            let loss = net
+                .sgd_sample(&batch.rows_range(k, k + 1), lr)
                 .map_err(|e| match e {
                     Error::NonFinite(msg) => Error::NonFinite(format!(
                         "training diverged at epoch {}, sample {k}: {msg}; the weights are those \
-                     before that step (try a smaller learning_rate)",
+                     of the last step that kept them finite (try a smaller learning_rate)",
                         progress.epoch_losses.len()
                     )),
                     other => other,
@@ -350,12 +491,99 @@ impl NeuralNetwork {
                 progress.next_sample = 0;
                 progress.epoch_total = 0.0;
             }
+            Ok(())
+        })
+    }
+
+    /// Runs `steps` calls of `step`, which must not change anything when it fails with a
+    /// non-finite loss. If the run ends with a non-finite weight, it is replayed from a snapshot
+    /// with a check after every step and stopped before the step that broke it.
+    pub(crate) fn guarded<S: Clone>(
+        &mut self,
+        state: &mut S,
+        steps: usize,
+        mut step: impl FnMut(&mut Self, &mut S, usize) -> Result<()>,
+    ) -> Result<()> {
+        let snapshot = (self.layers.clone(), state.clone());
+        let fast = (0..steps).try_for_each(|i| step(self, state, i));
+        let finite = self.all_finite();
+        match fast {
+            Ok(()) if finite => return Ok(()),
+            Err(Error::NonFinite(msg)) if finite => return Err(Error::NonFinite(msg)),
+            Err(e @ (Error::Value(_) | Error::Memory(_) | Error::Interrupted)) => return Err(e),
+            _ => {}
+        }
+        self.layers = snapshot.0;
+        *state = snapshot.1;
+        for i in 0..steps {
+            let before = (self.layers.clone(), state.clone());
+            let result = step(self, state, i);
+            if result.is_err() || !self.all_finite() {
+                self.layers = before.0;
+                *state = before.1;
+                return Err(match result {
+                    Err(e) => e,
+                    Ok(()) => Error::NonFinite(format!(
+                        "training diverged at step {i} of this call: a weight became \
+                         non-finite; the weights are those before that step (try a smaller \
+                         learning_rate)"
+                    )),
+                });
+            }
         }
         Ok(())
     }
 
+    pub(crate) fn all_finite(&self) -> bool {
+        self.layers.iter().all(Layer::all_finite)
+    }
+
+    /// One fused per-sample SGD step; Err(NonFinite) on a non-finite loss, before any change.
+    fn sgd_sample(&mut self, sample: &Batch<T>, lr: T) -> Result<f64> {
+        let (layers, work) = (&mut self.layers, &mut self.work);
+        forward_cached(layers, sample.x, work, self.threads, None)?;
+        let last = layers.len() - 1;
+        let (z_out, a_out) = (work.z[last].view(), work.a[last].view());
+        let loss = self.loss.value(z_out, a_out, &sample.t, None);
+        if !loss.is_finite() {
+            return Err(Error::NonFinite(format!("the loss is {loss}")));
+        }
+        work.delta[last].resize(1, layers[last].n_outputs())?;
+        let out_act = layers[last].activation();
+        self.loss.seed(
+            z_out,
+            a_out,
+            &sample.t,
+            None,
+            out_act,
+            &mut work.delta[last],
+        );
+        for l in (0..layers.len()).rev() {
+            let (below, here) = work.delta.split_at_mut(l);
+            if l == 0 {
+                layers[0].sgd_sample(sample.x.row(0), here[0].row(0), lr, None);
+                break;
+            }
+            let dx = &mut below[l - 1];
+            dx.resize(1, layers[l].n_inputs())?;
+            dx.as_mut_slice().fill(T::ZERO);
+            layers[l].sgd_sample(
+                work.a[l - 1].row(0),
+                here[0].row(0),
+                lr,
+                Some(dx.as_mut_slice()),
+            );
+            let below_act = layers[l - 1].activation();
+            let (z, a) = (work.z[l - 1].row(0), work.a[l - 1].row(0));
+            for ((d, &zv), &av) in dx.as_mut_slice().iter_mut().zip(z).zip(a) {
+                *d *= below_act.derivative(zv, av);
+            }
+        }
+        Ok(loss.to_f64())
+    }
+
     /// Copies of (W, b) per layer.
-    pub fn parameters(&self) -> Vec<(Vec<f64>, Vec<f64>)> {
+    pub fn parameters(&self) -> Vec<(Vec<T>, Vec<T>)> {
         self.layers
             .iter()
             .map(|l| (l.weights().to_vec(), l.biases().to_vec()))
@@ -363,7 +591,7 @@ impl NeuralNetwork {
     }
 
     /// Replaces every layer's (W, b); all are checked before any is changed.
-    pub fn set_parameters(&mut self, params: Vec<(Vec<f64>, Vec<f64>)>) -> Result<()> {
+    pub fn set_parameters(&mut self, params: Vec<(Vec<T>, Vec<T>)>) -> Result<()> {
         if params.len() != self.layers.len() {
             return value_error!(
                 "expected {} (weights, biases) pairs, one per layer, got {}",
@@ -381,92 +609,142 @@ impl NeuralNetwork {
         Ok(())
     }
 
-    /// backprop + SGD update, refusing (with the weights untouched) a step whose loss or
-    /// updated weights would not be finite. The Err says only what went wrong.
-    fn checked_step(&mut self, batch: &Batch, learning_rate: f64) -> Result<f64> {
-        let loss = self.backprop(batch)?;
-        if !loss.is_finite() {
-            return Err(Error::NonFinite(format!("the loss is {loss}")));
+    /// (l2 / 2) * sum of squared weights (biases excluded).
+    fn l2_penalty(&self, l2: f64) -> f64 {
+        if l2 == 0.0 {
+            return 0.0;
         }
-        // A read-only pass first, so that a refused step leaves no weight changed.
-        let stays_finite = |p: &[f64], g: &[f64]| {
-            p.iter().zip(g).fold(true, |ok, (&w, &g)| {
-                ok & (w - learning_rate * g).is_finite()
-            })
-        };
-        let finite = self
-            .layers
-            .iter()
-            .zip(&self.work.grads)
-            .all(|(layer, grad)| {
-                stays_finite(layer.weights(), &grad.weights)
-                    && stays_finite(layer.biases(), &grad.biases)
-            });
-        if !finite {
-            return Err(Error::NonFinite(format!(
-                "the update would make a weight non-finite (loss {loss})"
-            )));
+        let mut s = T::ZERO;
+        for layer in &self.layers {
+            for &w in layer.weights() {
+                s += w * w;
+            }
         }
-        self.apply_gradients(learning_rate);
-        Ok(loss)
+        (T::from_f64(0.5 * l2) * s).to_f64()
     }
 
-    /// Forward with caching, loss, then every layer's gradient into the workspace.
-    fn backprop(&mut self, batch: &Batch) -> Result<f64> {
+    /// Forward with caching (and dropout when given), loss (+ L2), then every layer's gradient
+    /// into the workspace (dW += l2 W).
+    pub(crate) fn backprop(
+        &mut self,
+        batch: &Batch<T>,
+        l2: f64,
+        dropout: Option<Dropout>,
+    ) -> Result<f64> {
         self.check_batch(batch)?;
-        let (layers, work) = (&self.layers, &mut self.work);
-        forward_cached(layers, batch.x, work)?;
+        let penalty = self.l2_penalty(l2);
+        let (layers, work, threads) = (&self.layers, &mut self.work, self.threads);
+        let rates = dropout.as_ref().map(|d| d.rates);
+        forward_cached(layers, batch.x, work, threads, dropout)?;
         let last = layers.len() - 1;
         let (z_out, a_out) = (work.z[last].view(), work.a[last].view());
-        let loss = self.loss.value(z_out, a_out, &batch.t);
+        let loss = self
+            .loss
+            .value(z_out, a_out, &batch.t, batch.weights)
+            .to_f64()
+            + penalty;
         work.delta[last].resize(batch.len(), layers[last].n_outputs())?;
         self.loss.seed(
             z_out,
             a_out,
             &batch.t,
+            batch.weights,
             layers[last].activation(),
             &mut work.delta[last],
         );
 
         for l in (0..layers.len()).rev() {
-            let input = if l == 0 {
-                batch.x
-            } else {
-                work.a[l - 1].view()
-            };
+            let input = layer_input(batch.x, &work.a, &work.out, l, rates);
             let (below, here) = work.delta.split_at_mut(l);
             let dx = below.last_mut(); // None for the first layer: its dx is not needed
             let has_dx = dx.is_some();
-            layers[l].backward(input, here[0].view(), &mut work.grads[l], dx)?;
+            layers[l].backward(input, here[0].view(), &mut work.grads[l], dx, threads)?;
             if has_dx {
-                // delta of the layer below = dx * f'(z) of that layer.
+                // delta of the layer below = dx (through its dropout mask) * f'(z).
                 let below_act = layers[l - 1].activation();
                 let (z, a, d) = (&work.z[l - 1], &work.a[l - 1], &mut work.delta[l - 1]);
-                for ((dv, &zv), &av) in d
+                let dropped = rates.is_some_and(|r| r[l - 1] > 0.0);
+                let mask = &work.mask[l - 1];
+                for (idx, ((dv, &zv), &av)) in d
                     .as_mut_slice()
                     .iter_mut()
                     .zip(z.as_slice())
                     .zip(a.as_slice())
+                    .enumerate()
                 {
+                    if dropped {
+                        *dv = if mask[idx] != T::ZERO {
+                            *dv * mask[idx]
+                        } else {
+                            T::ZERO
+                        };
+                    }
                     *dv *= below_act.derivative(zv, av);
+                }
+            }
+        }
+        if l2 != 0.0 {
+            let l2 = T::from_f64(l2);
+            for (layer, grad) in layers.iter().zip(work.grads.iter_mut()) {
+                for (g, &w) in grad.weights.iter_mut().zip(layer.weights()) {
+                    *g += l2 * w;
                 }
             }
         }
         Ok(loss)
     }
+}
 
-    fn apply_gradients(&mut self, learning_rate: f64) {
-        for (layer, grad) in self.layers.iter_mut().zip(&self.work.grads) {
-            layer.apply_gradient(grad, learning_rate);
-        }
+/// The input of layer l in the last forward pass: x, the activation below, or the activation
+/// below after its dropout.
+fn layer_input<'w, T: Real>(
+    x: MatRef<'w, T>,
+    a: &'w [Matrix<T>],
+    out: &'w [Matrix<T>],
+    l: usize,
+    rates: Option<&[f64]>,
+) -> MatRef<'w, T> {
+    if l == 0 {
+        x
+    } else if rates.is_some_and(|r| r[l - 1] > 0.0) {
+        out[l - 1].view()
+    } else {
+        a[l - 1].view()
     }
 }
 
-fn forward_cached(layers: &[Layer], x: MatRef, work: &mut Workspace) -> Result<()> {
+/// Forward through every layer, keeping z and a of each (and, with dropout, the masks and the
+/// dropped activations that the next layer reads). Masks are drawn layer by layer, row-major.
+pub(crate) fn forward_cached<T: Real>(
+    layers: &[Layer<T>],
+    x: MatRef<T>,
+    work: &mut Workspace<T>,
+    threads: Threads,
+    mut dropout: Option<Dropout>,
+) -> Result<()> {
+    let rates = dropout.as_ref().map(|d| d.rates);
     for (l, layer) in layers.iter().enumerate() {
-        let (before, from_here) = work.a.split_at_mut(l);
-        let input = if l == 0 { x } else { before[l - 1].view() };
-        layer.forward(input, &mut work.z[l], &mut from_here[0])?;
+        let (a_below, a_here) = work.a.split_at_mut(l);
+        let input = layer_input(x, a_below, &work.out, l, rates);
+        layer.forward(input, &mut work.z[l], &mut a_here[0], threads)?;
+        let p = rates.map_or(0.0, |r| r[l]);
+        if p > 0.0 {
+            let d = dropout.as_mut().expect("rates come from dropout");
+            let scale = T::from_f64(1.0 / (1.0 - p));
+            let (rows, cols) = (work.a[l].rows(), work.a[l].cols());
+            work.out[l].resize(rows, cols)?;
+            let mask = &mut work.mask[l];
+            mask.clear();
+            for (o, &av) in work.out[l]
+                .as_mut_slice()
+                .iter_mut()
+                .zip(work.a[l].as_slice())
+            {
+                let keep = d.rng.uniform() >= p;
+                mask.push(if keep { scale } else { T::ZERO });
+                *o = if keep { av * scale } else { T::ZERO };
+            }
+        }
     }
     Ok(())
 }
@@ -480,13 +758,13 @@ pub fn check_learning_rate(learning_rate: f64) -> Result<()> {
 }
 
 /// Refuses, before allocating anything, a network whose parameters cannot fit in memory.
-fn check_parameter_count(sizes: &[usize]) -> Result<()> {
+fn check_parameter_count(sizes: &[usize], bytes_per_value: usize) -> Result<()> {
     let mut total: u128 = 0;
     for pair in sizes.windows(2) {
         total += pair[0] as u128 * pair[1] as u128 + pair[1] as u128;
     }
-    // Weights and their gradients, 8 bytes each.
-    let bytes = total * 16;
+    // Weights and their gradients.
+    let bytes = total * 2 * bytes_per_value as u128;
     let gib = |b: u128| b as f64 / (1u64 << 30) as f64;
     if bytes > isize::MAX as u128 {
         return Err(Error::Memory(format!(

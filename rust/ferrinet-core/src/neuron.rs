@@ -4,21 +4,23 @@
 //! (n_outputs, n_inputs) weight matrix, so the article's picture holds while the layer keeps one
 //! contiguous buffer (erratum 11).
 
+use crate::float::Real;
+
 #[derive(Debug, Clone, Copy)]
-pub struct Neuron<'a> {
-    pub weights: &'a [f64], // (n_inputs,)
-    pub bias: f64,
+pub struct Neuron<'a, T = f64> {
+    pub weights: &'a [T], // (n_inputs,)
+    pub bias: T,
 }
 
-impl Neuron<'_> {
-    /// Pre-activation z = w . x + b, summed left to right from 0.0 (docs/maths.md), so that the
-    /// pure-Python reference can reproduce the same bits. The caller has checked the lengths;
-    /// a mismatch here is a bug, and panics rather than truncating as the article's `zip` did.
-    #[inline]
-    pub fn forward(&self, inputs: &[f64]) -> f64 {
+impl<T: Real> Neuron<'_, T> {
+    /// Pre-activation z = w . x + b. This is the article's neuron, summed left to right for
+    /// reading; layers compute all their neurons at once with the kernels (`Layer::forward`),
+    /// which agree with it to a few ulps. A length mismatch panics rather than truncating as
+    /// the article's `zip` did (erratum 10).
+    pub fn forward(&self, inputs: &[T]) -> T {
         assert_eq!(inputs.len(), self.weights.len(), "neuron input length");
-        let mut sum = 0.0;
-        for (w, x) in self.weights.iter().zip(inputs) {
+        let mut sum = T::ZERO;
+        for (&w, &x) in self.weights.iter().zip(inputs) {
             sum += w * x;
         }
         sum + self.bias

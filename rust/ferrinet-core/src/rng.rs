@@ -5,7 +5,7 @@
 //! pure-Python reference repeats exactly, so the same seed gives the same weights in Rust, in the
 //! reference and in any process, with no dependency.
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SplitMix64 {
     state: u64,
 }

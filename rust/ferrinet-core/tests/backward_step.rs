@@ -124,7 +124,7 @@ fn batch_gradient_is_the_mean_of_per_sample_gradients() {
 /// dW = 5.5*3 + (-1.5)(-1) = 18, db = 4. The article's t - p (no 2, no 1/n) gives other numbers.
 #[test]
 fn mse_gradient_by_hand() {
-    let mut net = NeuralNetwork::new(&[1, 1], &[], None, Loss::Mse, 0).unwrap();
+    let mut net = NeuralNetwork::<f64>::new(&[1, 1], &[], None, Loss::Mse, 0).unwrap();
     net.set_parameters(vec![(vec![2.0], vec![0.5])]).unwrap();
     let x = [3.0, -1.0];
     let t = [1.0, 0.0];
@@ -149,7 +149,7 @@ fn mse_gradient_by_hand() {
 #[test]
 fn two_layer_gradient_by_hand_uses_cached_activations_and_forward_weights() {
     let mut net =
-        NeuralNetwork::new(&[1, 1, 1], &[Activation::Identity], None, Loss::Mse, 0).unwrap();
+        NeuralNetwork::<f64>::new(&[1, 1, 1], &[Activation::Identity], None, Loss::Mse, 0).unwrap();
     net.set_parameters(vec![(vec![2.0], vec![0.0]), (vec![3.0], vec![0.0])])
         .unwrap();
     let (x, t) = ([1.0], [0.0]);
@@ -180,7 +180,7 @@ fn two_layer_gradient_by_hand_uses_cached_activations_and_forward_weights() {
 fn gradients_have_the_shape_of_each_layer() {
     let sizes = [5, 2, 7, 3];
     let acts = [Activation::Tanh, Activation::Relu];
-    let mut net = NeuralNetwork::new(&sizes, &acts, None, Loss::CrossEntropy, 1).unwrap();
+    let mut net = NeuralNetwork::<f64>::new(&sizes, &acts, None, Loss::CrossEntropy, 1).unwrap();
     let x = [0.1, 0.2, 0.3, 0.4, 0.5];
     let batch = net
         .batch(MatRef::new(&x, 1, 5).unwrap(), Targets::Classes(&[2]))

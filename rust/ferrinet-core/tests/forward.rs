@@ -1,33 +1,50 @@
 //! The forward pass and the loss values, against the article's objects and docs/maths.md:
-//! predict is every layer's `Neuron::forward` followed by the layer's activation, bit for bit,
-//! and compute_loss is the documented formula of each loss.
+//! predict is every layer's `Neuron::forward` followed by the layer's activation, and
+//! compute_loss is the documented formula of each loss.
+//!
+//! Not bit for bit any more: `predict` runs the fast kernels (src/kernels.rs), which sum each
+//! dot product in 8 interleaved lanes with FMA, while `Neuron::forward` and the formulas here
+//! sum left to right. The two agree to a few ulps; the tests ask for `KERNEL_REL` (1e-12
+//! relative). What must still be exact is checked exactly: the same kernel run on a row or on
+//! the batch it belongs to, and class indices vs one-hot rows.
 
 mod common;
 
-use common::{bits, manual_forward, random_case, Data, Head, OwnedTargets, HEADS};
+use common::{
+    assert_close, bits, manual_forward, random_case, Data, Head, OwnedTargets, HEADS, KERNEL_REL,
+};
 use ferrinet_core::{Activation, Loss, MatRef, NeuralNetwork, SplitMix64};
+
+/// Purely relative comparisons (no absolute floor to speak of): over these seeded cases the
+/// worst relative difference measured is 2.7e-14 for predict and 8e-16 for the loss, so even
+/// outputs that cancel towards 0 stay well inside `KERNEL_REL`.
+const FLOOR: f64 = f64::MIN_POSITIVE;
 
 #[test]
 fn predict_is_neuron_forward_then_activation_layer_by_layer() {
     let mut rng = SplitMix64::new(21);
+    let mut worst = 0.0f64;
     for i in 0..120 {
         let head = HEADS[i % HEADS.len()];
         let (net, data) = random_case(&mut rng, None, head, i % 5);
         let layers = manual_forward(&net, data.inputs());
         let out = net.predict(data.inputs()).unwrap();
         assert_eq!((out.rows(), out.cols()), (data.n, net.n_outputs()));
-        assert_eq!(
-            bits(out.as_slice()),
-            bits(&layers.last().unwrap().1),
-            "case {i}"
-        );
+        worst = worst.max(assert_close(
+            out.as_slice(),
+            &layers.last().unwrap().1,
+            KERNEL_REL,
+            FLOOR,
+            &format!("case {i}"),
+        ));
     }
+    eprintln!("predict vs Neuron::forward: worst relative difference {worst:e}");
 }
 
 /// Each z is neuron i's forward on sample k: with an identity output the network's output is z.
 #[test]
 fn batch_z_is_neuron_forward_for_every_sample() {
-    let net = NeuralNetwork::new(&[4, 3], &[], None, Loss::Mse, 9).unwrap();
+    let net = NeuralNetwork::<f64>::new(&[4, 3], &[], None, Loss::Mse, 9).unwrap();
     let x = [
         0.5, -1.0, 2.0, 0.25, -0.75, 3.0, 1.5, -2.0, 0.0, 0.0, 1.0, -1.0,
     ];
@@ -35,12 +52,20 @@ fn batch_z_is_neuron_forward_for_every_sample() {
     for k in 0..3 {
         for (i, neuron) in net.layers()[0].neurons().enumerate() {
             let z = neuron.forward(&x[k * 4..(k + 1) * 4]);
-            assert_eq!(out.row(k)[i].to_bits(), z.to_bits());
+            assert_close(
+                &[out.row(k)[i]],
+                &[z],
+                KERNEL_REL,
+                FLOOR,
+                &format!("z[{k}][{i}]"),
+            );
         }
     }
 }
 
-/// A batch's rows are independent: predicting rows one at a time gives the same bits.
+/// A batch's rows are independent: predicting rows one at a time gives the same bits. (These
+/// batches have n * n_in * n_out <= 256, so both calls take the kernels' one-sample loop; a batch
+/// large enough for the GEMM path agrees to `KERNEL_REL` instead: tests/kernel_paths.rs.)
 #[test]
 fn predict_row_by_row_equals_predict_on_the_batch() {
     let mut rng = SplitMix64::new(22);
@@ -110,6 +135,7 @@ fn dense_targets(t: &OwnedTargets, n: usize, m: usize) -> Vec<f64> {
 #[test]
 fn compute_loss_is_the_documented_formula() {
     let mut rng = SplitMix64::new(23);
+    let mut worst = 0.0f64;
     for i in 0..120 {
         let head = HEADS[i % HEADS.len()];
         let (net, data) = random_case(&mut rng, None, head, i % 4);
@@ -119,8 +145,15 @@ fn compute_loss_is_the_documented_formula() {
         let t = dense_targets(&data.t, data.n, m);
         let expected = documented_loss(head.loss(), z, a, &t, data.n, m);
         let got = net.compute_loss(&data.batch(&net)).unwrap();
-        assert_eq!(got.to_bits(), expected.to_bits(), "case {i}: {head:?}");
+        worst = worst.max(assert_close(
+            &[got],
+            &[expected],
+            KERNEL_REL,
+            FLOOR,
+            &format!("case {i}: {head:?}"),
+        ));
     }
+    eprintln!("compute_loss vs the documented formula: worst relative difference {worst:e}");
 }
 
 /// Class indices and the equivalent one-hot rows are the same targets.
@@ -148,7 +181,8 @@ fn class_indices_equal_one_hot_rows() {
 /// to output negative numbers, and the output layer has its own activation.
 #[test]
 fn an_identity_output_can_be_negative() {
-    let mut net = NeuralNetwork::new(&[1, 4, 1], &[Activation::Relu], None, Loss::Mse, 0).unwrap();
+    let mut net =
+        NeuralNetwork::<f64>::new(&[1, 4, 1], &[Activation::Relu], None, Loss::Mse, 0).unwrap();
     net.set_parameters(vec![
         (vec![1.0, 2.0, 0.5, 1.5], vec![0.0; 4]),
         (vec![-1.0, -1.0, -1.0, -1.0], vec![-0.5]),

@@ -19,8 +19,8 @@ fn same_seed_gives_the_same_parameters() {
     for seed in [0, 1, 42, u64::MAX] {
         let sizes = [3, 7, 5, 2];
         let acts = [Activation::Relu, Activation::Tanh];
-        let a = NeuralNetwork::new(&sizes, &acts, None, Loss::Mse, seed).unwrap();
-        let b = NeuralNetwork::new(&sizes, &acts, None, Loss::Mse, seed).unwrap();
+        let a = NeuralNetwork::<f64>::new(&sizes, &acts, None, Loss::Mse, seed).unwrap();
+        let b = NeuralNetwork::<f64>::new(&sizes, &acts, None, Loss::Mse, seed).unwrap();
         assert_eq!(param_bits(&a), param_bits(&b), "seed {seed}");
         assert_eq!(param_bits(&a), param_bits(&a.clone()), "clone, seed {seed}");
     }
@@ -31,7 +31,9 @@ fn different_seeds_give_different_weights_in_every_layer() {
     let sizes = [4, 6, 6, 3];
     let acts = [Activation::Sigmoid, Activation::LeakyRelu];
     let nets: Vec<NeuralNetwork> = (0..20)
-        .map(|seed| NeuralNetwork::new(&sizes, &acts, None, Loss::CrossEntropy, seed).unwrap())
+        .map(|seed| {
+            NeuralNetwork::<f64>::new(&sizes, &acts, None, Loss::CrossEntropy, seed).unwrap()
+        })
         .collect();
     for (i, a) in nets.iter().enumerate() {
         for b in &nets[i + 1..] {
@@ -57,8 +59,9 @@ fn weights_are_the_documented_splitmix64_draws() {
             .map(|l| l.activation())
             .collect();
         let seed = 1000 + i as u64;
-        let net = NeuralNetwork::new(&net.sizes(), &acts, Some(head.output()), head.loss(), seed)
-            .unwrap();
+        let net =
+            NeuralNetwork::<f64>::new(&net.sizes(), &acts, Some(head.output()), head.loss(), seed)
+                .unwrap();
         let mut rng = SplitMix64::new(seed);
         for (l, layer) in net.layers().iter().enumerate() {
             let lim = limit(layer.activation(), layer.n_inputs(), layer.n_outputs());
@@ -86,8 +89,9 @@ fn he_bound_for_relu_family_and_glorot_bound_otherwise() {
             (Activation::Sigmoid, Loss::BinaryCrossEntropy),
             (Activation::Softmax, Loss::CrossEntropy),
         ] {
-            let net = NeuralNetwork::new(&[n_in, n_hidden, n_out], &[act], Some(out_act), loss, 3)
-                .unwrap();
+            let net =
+                NeuralNetwork::<f64>::new(&[n_in, n_hidden, n_out], &[act], Some(out_act), loss, 3)
+                    .unwrap();
             for (layer, a) in net.layers().iter().zip([act, out_act]) {
                 assert_eq!(layer.activation(), a);
                 let lim = limit(a, layer.n_inputs(), layer.n_outputs());
@@ -115,7 +119,8 @@ fn output_activation_defaults_to_the_one_of_the_loss() {
         (Loss::BinaryCrossEntropy, Activation::Sigmoid),
         (Loss::CrossEntropy, Activation::Softmax),
     ] {
-        let net = NeuralNetwork::new(&[2, 3, 2], &[Activation::Relu], None, loss, 0).unwrap();
+        let net =
+            NeuralNetwork::<f64>::new(&[2, 3, 2], &[Activation::Relu], None, loss, 0).unwrap();
         assert_eq!(net.layers()[1].activation(), act, "{loss:?}");
         assert_eq!(net.layers()[0].activation(), Activation::Relu);
         assert_eq!(net.loss(), loss);
@@ -154,7 +159,7 @@ fn neuron_i_is_row_i_of_the_weights() {
 /// Neuron::forward is w . x + b summed from 0.0 left to right, exactly.
 #[test]
 fn neuron_forward_sums_left_to_right_then_adds_the_bias() {
-    let net = NeuralNetwork::new(&[3, 2], &[], None, Loss::Mse, 5).unwrap();
+    let net = NeuralNetwork::<f64>::new(&[3, 2], &[], None, Loss::Mse, 5).unwrap();
     let x = [0.1, -2.5, 7.25];
     for neuron in net.layers()[0].neurons() {
         let mut s = 0.0;
@@ -169,6 +174,6 @@ fn neuron_forward_sums_left_to_right_then_adds_the_bias() {
 #[should_panic(expected = "neuron input length")]
 fn neuron_forward_refuses_a_wrong_input_length_instead_of_truncating() {
     // Erratum 10: the article's zip silently truncated.
-    let net = NeuralNetwork::new(&[3, 2], &[], None, Loss::Mse, 5).unwrap();
+    let net = NeuralNetwork::<f64>::new(&[3, 2], &[], None, Loss::Mse, 5).unwrap();
     net.layers()[0].neuron(0).forward(&[1.0, 2.0]);
 }

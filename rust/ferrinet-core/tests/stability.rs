@@ -18,7 +18,8 @@ fn all_finite(loss: f64, grads: &[LayerGradient]) -> bool {
 /// delta = (sigmoid(z) - t) / 4 = [0.25, -0.25, 0.125, 0]; dW = [0.5625, 0], db = 0.125.
 #[test]
 fn binary_cross_entropy_at_logits_of_1e4_is_exact() {
-    let mut net = NeuralNetwork::new(&[2, 1], &[], None, Loss::BinaryCrossEntropy, 0).unwrap();
+    let mut net =
+        NeuralNetwork::<f64>::new(&[2, 1], &[], None, Loss::BinaryCrossEntropy, 0).unwrap();
     net.set_parameters(vec![(vec![1e4, 0.0], vec![0.0])])
         .unwrap();
     let x = [1.0, 0.0, -1.0, 0.0, 0.5, 0.0, 1.0, 0.0];
@@ -41,7 +42,7 @@ fn binary_cross_entropy_at_logits_of_1e4_is_exact() {
     assert!(net
         .parameters()
         .iter()
-        .all(|(w, b)| w.iter().chain(b).all(|v| v.is_finite())));
+        .all(|(w, b)| w.iter().chain(b).all(|v: &f64| v.is_finite())));
 }
 
 /// [2, 3] softmax output with logits [1e4, -1e4, 0] and [-1e4, 1e4, 0], both of class 1:
@@ -49,7 +50,7 @@ fn binary_cross_entropy_at_logits_of_1e4_is_exact() {
 /// delta = (a - t) / 2 = [0.5, -0.5, 0] and [0, 0, 0]; dW rows [0.5, 0], [-0.5, 0], [0, 0].
 #[test]
 fn cross_entropy_at_logits_of_1e4_is_exact() {
-    let mut net = NeuralNetwork::new(&[2, 3], &[], None, Loss::CrossEntropy, 0).unwrap();
+    let mut net = NeuralNetwork::<f64>::new(&[2, 3], &[], None, Loss::CrossEntropy, 0).unwrap();
     net.set_parameters(vec![(vec![1e4, 0.0, -1e4, 0.0, 0.0, 0.0], vec![0.0; 3])])
         .unwrap();
     let x = [1.0, 0.0, -1.0, 0.0];
@@ -123,6 +124,6 @@ fn losses_and_gradients_stay_finite_for_huge_logits() {
         assert!(net
             .parameters()
             .iter()
-            .all(|(w, b)| w.iter().chain(b).all(|v| v.is_finite())));
+            .all(|(w, b)| w.iter().chain(b).all(|v: &f64| v.is_finite())));
     }
 }

@@ -1,10 +1,22 @@
 //! `train` is the article's loop done right: per-sample SGD in order, one backward per sample
 //! (erratum 8), epoch loss = mean of the per-sample losses. `train_steps` in any chunks is the
 //! same computation, bit for bit. And it learns: XOR and a sine regression.
+//!
+//! `train` and `backward` on one sample are the same maths but no longer the same operations:
+//! `train` runs the fused per-sample kernel (`W += (-(lr * delta_i)) * x` with FMA, src/kernels.rs
+//! `sgd_rank1`), `backward` materialises dW = delta x and applies `W -= lr * dW`. They round
+//! differently, by an ulp or so per step, so they are compared to a stated tolerance
+//! (`TRAIN_REL`), not bit for bit.
 
 mod common;
 
-use common::{bits, param_bits, random_case, HEADS};
+use common::{assert_close, bits, flat_params, param_bits, random_case, HEADS};
+
+/// Fused vs materialised per-sample SGD (see the module comment): each step differs by ~1 ulp
+/// in each weight, and 3 epochs of up to 4 samples compound that to 1.2e-14 relative at worst
+/// (measured over these cases, purely relative: no absolute floor is needed).
+const TRAIN_REL: f64 = 1e-12;
+const TRAIN_FLOOR: f64 = f64::MIN_POSITIVE;
 use ferrinet_core::{Activation, Loss, MatRef, NeuralNetwork, SplitMix64, Targets, TrainProgress};
 
 #[test]
@@ -55,6 +67,7 @@ fn train_equals_train_steps_in_any_chunks_bit_for_bit() {
 #[test]
 fn train_is_the_documented_per_sample_loop() {
     let mut rng = SplitMix64::new(42);
+    let mut worst = 0.0f64;
     for i in 0..30 {
         let head = HEADS[i % HEADS.len()];
         let (net, data) = random_case(&mut rng, None, head, i % 4);
@@ -72,9 +85,19 @@ fn train_is_the_documented_per_sample_loop() {
             }
             expected.push(total / data.n as f64);
         }
-        assert_eq!(bits(&losses), bits(&expected), "case {i}");
-        assert_eq!(param_bits(&trained), param_bits(&manual), "case {i}");
+        let what = format!("case {i} epoch losses");
+        worst = worst.max(assert_close(
+            &losses,
+            &expected,
+            TRAIN_REL,
+            TRAIN_FLOOR,
+            &what,
+        ));
+        let (got, want) = (flat_params(&trained), flat_params(&manual));
+        let what = format!("case {i} parameters");
+        worst = worst.max(assert_close(&got, &want, TRAIN_REL, TRAIN_FLOOR, &what));
     }
+    eprintln!("train vs per-sample backward: worst relative difference {worst:e}");
 }
 
 /// A progress that stops mid-epoch carries the running total and the next sample.
@@ -100,8 +123,17 @@ fn train_steps_reports_progress_within_an_epoch() {
             .backward(&batch.rows_range(k, k + 1), 0.1)
             .unwrap();
     }
-    assert_eq!(progress.epoch_total.to_bits(), total.to_bits());
-    assert_eq!(param_bits(&net), param_bits(&reference));
+    // Fused vs materialised steps: see TRAIN_REL.
+    let what = "running total of the epoch";
+    assert_close(
+        &[progress.epoch_total],
+        &[total],
+        TRAIN_REL,
+        TRAIN_FLOOR,
+        what,
+    );
+    let (got, want) = (flat_params(&net), flat_params(&reference));
+    assert_close(&got, &want, TRAIN_REL, TRAIN_FLOOR, "parameters");
 }
 
 #[test]
@@ -140,7 +172,8 @@ fn xor_is_learned_for_nearly_every_seed() {
     let mut report = Vec::new();
     for seed in 0..20 {
         let mut net =
-            NeuralNetwork::new(&[2, 8, 1], &[Activation::Tanh], None, Loss::Mse, seed).unwrap();
+            NeuralNetwork::<f64>::new(&[2, 8, 1], &[Activation::Tanh], None, Loss::Mse, seed)
+                .unwrap();
         let batch = net
             .batch(
                 MatRef::new(&x, 4, 2).unwrap(),
@@ -182,7 +215,8 @@ fn sine_regression_reaches_r2_of_0_95() {
     let test_y: Vec<f64> = test_x.iter().map(|x| x.sin()).collect();
     for seed in 0..4 {
         let mut net =
-            NeuralNetwork::new(&[1, 16, 1], &[Activation::Tanh], None, Loss::Mse, seed).unwrap();
+            NeuralNetwork::<f64>::new(&[1, 16, 1], &[Activation::Tanh], None, Loss::Mse, seed)
+                .unwrap();
         let batch = net
             .batch(
                 MatRef::new(&xs, n, 1).unwrap(),

@@ -12,7 +12,7 @@ use ferrinet_core::{
 use std::time::{Duration, Instant};
 
 fn net(loss: Loss, n_out: usize) -> NeuralNetwork {
-    NeuralNetwork::new(&[2, 4, n_out], &[Activation::Tanh], None, loss, 3).unwrap()
+    NeuralNetwork::<f64>::new(&[2, 4, n_out], &[Activation::Tanh], None, loss, 3).unwrap()
 }
 
 /// Runs `f`, which must fail with a Value error; the network's parameters, and what a later
@@ -121,11 +121,11 @@ fn matrices_whose_data_do_not_match_their_shape_are_refused() {
     assert!(matches!(MatRef::new(&[1.0; 4], 1, 3), Err(Error::Value(_))));
     // rows * cols overflows usize: refused, not wrapped around.
     assert!(matches!(
-        MatRef::new(&[], usize::MAX, 2),
+        MatRef::<f64>::new(&[], usize::MAX, 2),
         Err(Error::Value(_))
     ));
     assert!(matches!(
-        MatRef::new(&[], 1 << 33, 1 << 31),
+        MatRef::<f64>::new(&[], 1 << 33, 1 << 31),
         Err(Error::Value(_))
     ));
 }
@@ -221,7 +221,7 @@ fn new_err(
     output: Option<Activation>,
     loss: Loss,
 ) -> Error {
-    match NeuralNetwork::new(sizes, hidden, output, loss, 0) {
+    match NeuralNetwork::<f64>::new(sizes, hidden, output, loss, 0) {
         Ok(_) => panic!("{sizes:?} {hidden:?} {output:?} {loss:?} was accepted"),
         Err(e) => e,
     }
@@ -275,16 +275,16 @@ fn an_output_activation_that_does_not_fit_the_loss_is_refused() {
     }
     // mse takes any element-wise output activation.
     for output in [Identity, Relu, LeakyRelu, Sigmoid, Tanh] {
-        NeuralNetwork::new(&[2, 3, 2], &[Relu], Some(output), Loss::Mse, 0).unwrap();
+        NeuralNetwork::<f64>::new(&[2, 3, 2], &[Relu], Some(output), Loss::Mse, 0).unwrap();
     }
 }
 
 #[test]
 fn from_layers_checks_chaining_softmax_and_loss() {
     let mut rng = SplitMix64::new(1);
-    let layer = |i, o, a, rng: &mut SplitMix64| Layer::new(i, o, a, rng).unwrap();
+    let layer = |i, o, a, rng: &mut SplitMix64| Layer::<f64>::new(i, o, a, rng).unwrap();
     assert!(matches!(
-        NeuralNetwork::from_layers(vec![], Loss::Mse),
+        NeuralNetwork::<f64>::from_layers(vec![], Loss::Mse),
         Err(Error::Value(_))
     ));
     let chained = vec![

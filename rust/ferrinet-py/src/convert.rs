@@ -13,11 +13,18 @@ use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::PyFloat;
 
-/// An owned float64 array in C order, with its shape.
-pub struct F64Array {
-    pub data: Vec<f64>,
+/// An owned float array in C order, with its shape.
+pub struct Array<T> {
+    pub data: Vec<T>,
     pub shape: Vec<usize>,
 }
+
+pub type F64Array = Array<f64>;
+
+/// The float types a network computes in, as both the core and NumPy know them.
+pub trait Float: ferrinet_core::Real + numpy::Element {}
+impl Float for f32 {}
+impl Float for f64 {}
 
 static AS_ARRAY: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 
@@ -25,9 +32,14 @@ static AS_ARRAY: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 /// -> an owned float64 copy in C order. Complex, object, string and date dtypes are a
 /// TypeError; the copy never aliases the caller's memory.
 pub fn to_f64_array(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<F64Array> {
+    to_array::<f64>(obj, what)
+}
+
+/// `to_f64_array` for the network's own float type (float32 networks read float32).
+pub fn to_array<T: Float>(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<Array<T>> {
     let py = obj.py();
-    if let Ok(arr) = obj.cast::<PyArrayDyn<f64>>() {
-        return Ok(copy_f64(arr));
+    if let Ok(arr) = obj.cast::<PyArrayDyn<T>>() {
+        return Ok(copy_array(arr));
     }
     let arr = match obj.cast::<PyUntypedArray>() {
         Ok(arr) => arr.clone(),
@@ -52,11 +64,11 @@ pub fn to_f64_array(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<F64Array> {
             )))
         }
     }
-    let as_f64 = arr.call_method1("astype", ("float64",))?;
-    Ok(copy_f64(as_f64.cast::<PyArrayDyn<f64>>()?))
+    let converted = arr.call_method1("astype", (T::NAME,))?;
+    Ok(copy_array(converted.cast::<PyArrayDyn<T>>()?))
 }
 
-fn copy_f64(arr: &Bound<'_, PyArrayDyn<f64>>) -> F64Array {
+fn copy_array<T: Float>(arr: &Bound<'_, PyArrayDyn<T>>) -> Array<T> {
     let view = arr.readonly();
     let shape = view.shape().to_vec();
     // `as_slice` would also accept a Fortran-ordered array and hand back its memory order, so
@@ -68,7 +80,7 @@ fn copy_f64(arr: &Bound<'_, PyArrayDyn<f64>>) -> F64Array {
         Some(slice) => slice.to_vec(),
         None => array.iter().copied().collect(),
     };
-    F64Array { data, shape }
+    Array { data, shape }
 }
 
 /// A shape as Python writes it: (4, 2, 2), (3,), ().
@@ -125,23 +137,23 @@ pub fn to_class_indices(values: &[f64], n_classes: usize) -> PyResult<Vec<usize>
         .collect()
 }
 
-pub fn matrix_to_py<'py>(py: Python<'py>, m: Matrix) -> Bound<'py, PyArray2<f64>> {
+pub fn matrix_to_py<'py, T: Float>(py: Python<'py>, m: Matrix<T>) -> Bound<'py, PyArray2<T>> {
     let (rows, cols) = (m.rows(), m.cols());
     Array2::from_shape_vec((rows, cols), m.into_vec())
         .expect("matrix length is rows * cols")
         .into_pyarray(py)
 }
 
-pub fn vec_to_py<'py>(py: Python<'py>, v: Vec<f64>) -> Bound<'py, PyArray1<f64>> {
+pub fn vec_to_py<'py, T: Float>(py: Python<'py>, v: Vec<T>) -> Bound<'py, PyArray1<T>> {
     PyArray1::from_vec(py, v)
 }
 
-pub fn rows_to_py<'py>(
+pub fn rows_to_py<'py, T: Float>(
     py: Python<'py>,
-    v: Vec<f64>,
+    v: Vec<T>,
     rows: usize,
     cols: usize,
-) -> Bound<'py, PyArray2<f64>> {
+) -> Bound<'py, PyArray2<T>> {
     Array2::from_shape_vec((rows, cols), v)
         .expect("length is rows * cols")
         .into_pyarray(py)

@@ -18,6 +18,9 @@ pub fn to_py(err: Error) -> PyErr {
         Error::Value(msg) => PyValueError::new_err(msg),
         Error::Memory(msg) => PyMemoryError::new_err(msg),
         Error::NonFinite(msg) => DivergenceError::new_err(msg),
+        Error::Interrupted => {
+            pyo3::exceptions::PyKeyboardInterrupt::new_err("training was interrupted")
+        }
     }
 }
 

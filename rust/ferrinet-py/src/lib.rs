@@ -2,6 +2,7 @@
 //! Thin glue only: argument conversion (`convert`), error mapping (`errors`), GIL release and
 //! Ctrl-C (`gil`), and the `NeuralNetwork` class (`network`).
 
+mod args;
 mod convert;
 mod errors;
 mod gil;

@@ -1,32 +1,56 @@
 //! `ferrinet._core.NeuralNetwork`: converts arguments, calls the core, converts results.
 //! No maths here; shapes are interpreted (sample vs batch, class indices vs rows) and checked.
+//!
+//! The class holds a float32 or float64 network (`dtype=`); every method is written once,
+//! generic over the float type (`Model<T>`), and dispatched by `with_model!`.
 
 use std::time::Instant;
 
 use ferrinet_core::{
-    check_learning_rate, Activation, Loss, MatRef, Matrix, NeuralNetwork, Targets, TrainProgress,
+    check_learning_rate, Activation, EpochOptions, Loss, MatRef, Matrix, NeuralNetwork, Optimizer,
+    Targets, TrainProgress, TrainingState,
 };
-use numpy::{PyArray1, PyArray2};
-use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyBool, PyFloat, PyString, PyTuple};
+use pyo3::types::{PyDict, PyTuple};
 
+use crate::args::{
+    name_str, parse_count, parse_hidden_activations, parse_sizes, random_seed, Seed,
+};
 use crate::convert::{
-    matrix_to_py, rows_to_py, shape_str, to_class_indices, to_f64, to_f64_array,
-    to_i128_saturating, type_name, vec_to_py, F64Array,
+    matrix_to_py, rows_to_py, shape_str, to_array, to_class_indices, to_f64, to_f64_array,
+    type_name, vec_to_py, Array, Float,
 };
 use crate::errors::IntoPyResult;
-use crate::gil::{check_signals, Chunker, Shared};
-
-/// [(W or dW (n_out, n_in), b or db (n_out,)) per layer], as returned to Python.
-type LayerArrays<'py> = Vec<(Bound<'py, PyArray2<f64>>, Bound<'py, PyArray1<f64>>)>;
+use crate::gil::{check_signals, Chunker, Shared, CHECK_EVERY};
 
 /// Calls smaller than this many multiply-adds keep the GIL: releasing it costs more than they do.
 const RELEASE_GIL_ABOVE: usize = 200_000;
 
+/// A network and the training state that lives with it (optimizer moments, rng, counters).
+pub struct Model<T> {
+    net: NeuralNetwork<T>,
+    training: Option<TrainingState<T>>,
+}
+
+enum Inner {
+    F32(Shared<Model<f32>>),
+    F64(Shared<Model<f64>>),
+}
+
+/// `with_model!(self, m => expr)`: runs `expr` with `m: &Shared<Model<T>>` for the network's T.
+macro_rules! with_model {
+    ($self:ident, $m:ident => $e:expr) => {
+        match &$self.inner {
+            Inner::F32($m) => $e,
+            Inner::F64($m) => $e,
+        }
+    };
+}
+
 #[pyclass(name = "NeuralNetwork", module = "ferrinet._core", subclass, frozen)]
 pub struct PyNeuralNetwork {
-    net: Shared<NeuralNetwork>,
+    inner: Inner,
     // Facts that never change after construction, readable without the lock.
     sizes: Vec<usize>,
     activations: Vec<Activation>,
@@ -37,30 +61,30 @@ pub struct PyNeuralNetwork {
 
 /// Inputs as the core wants them: an owned (rows, cols) buffer, and whether the caller gave a
 /// single 1-D sample (so results go back 1-D).
-struct Inputs {
-    data: Vec<f64>,
+struct Inputs<T> {
+    data: Vec<T>,
     rows: usize,
     cols: usize,
     single: bool,
 }
 
-impl Inputs {
-    fn view(&self) -> MatRef<'_> {
+impl<T: Float> Inputs<T> {
+    fn view(&self) -> MatRef<'_, T> {
         MatRef::new(&self.data, self.rows, self.cols).expect("shape checked on conversion")
     }
 }
 
-enum OwnedTargets {
+enum OwnedTargets<T> {
     Dense {
-        data: Vec<f64>,
+        data: Vec<T>,
         rows: usize,
         cols: usize,
     },
     Classes(Vec<usize>),
 }
 
-impl OwnedTargets {
-    fn view(&self) -> Targets<'_> {
+impl<T: Float> OwnedTargets<T> {
+    fn view(&self) -> Targets<'_, T> {
         match self {
             OwnedTargets::Dense { data, rows, cols } => Targets::Dense(
                 MatRef::new(data, *rows, *cols).expect("shape checked on conversion"),
@@ -70,12 +94,18 @@ impl OwnedTargets {
     }
 }
 
+/// What `_train_epoch` needs besides the data, already checked by the Python layer's types.
+struct EpochArgs<T> {
+    options: EpochOptions,
+    weights: Option<Vec<T>>,
+}
+
 #[pymethods]
 impl PyNeuralNetwork {
     #[new]
-    #[pyo3(signature = (sizes, activation=None, output_activation=None, loss=None, seed=Seed::Fixed(0)))]
+    #[pyo3(signature = (sizes, activation=None, output_activation=None, loss=None, seed=Seed::Fixed(0), dtype=None))]
     #[pyo3(
-        text_signature = "(sizes, activation='relu', output_activation=None, loss='mse', seed=0)"
+        text_signature = "(sizes, activation='relu', output_activation=None, loss='mse', seed=0, dtype='float64')"
     )]
     fn new(
         py: Python<'_>,
@@ -84,6 +114,7 @@ impl PyNeuralNetwork {
         output_activation: Option<&Bound<'_, PyAny>>,
         loss: Option<&Bound<'_, PyAny>>,
         seed: Seed,
+        dtype: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
         let sizes = parse_sizes(sizes)?;
         let n_hidden = sizes.len().saturating_sub(2);
@@ -100,17 +131,53 @@ impl PyNeuralNetwork {
             Seed::Random => random_seed(),
             Seed::Fixed(s) => s,
         };
+        let dtype = parse_dtype(py, dtype)?;
         // Drawing the weights of a large network takes a while: do it without the GIL.
-        let net = py
-            .detach(|| NeuralNetwork::new(&sizes, &hidden, output, loss, seed))
-            .py()?;
+        fn build<T: Float>(
+            py: Python<'_>,
+            sizes: &[usize],
+            hidden: &[Activation],
+            output: Option<Activation>,
+            loss: Loss,
+            seed: u64,
+        ) -> PyResult<NeuralNetwork<T>> {
+            py.detach(|| NeuralNetwork::<T>::new(sizes, hidden, output, loss, seed))
+                .py()
+        }
+        let (inner, facts) = if dtype == "float32" {
+            let net = build::<f32>(py, &sizes, &hidden, output, loss, seed)?;
+            let facts = (
+                net.layers().iter().map(|l| l.activation()).collect(),
+                net.n_parameters(),
+            );
+            (
+                Inner::F32(Shared::new(Model {
+                    net,
+                    training: None,
+                })),
+                facts,
+            )
+        } else {
+            let net = build::<f64>(py, &sizes, &hidden, output, loss, seed)?;
+            let facts = (
+                net.layers().iter().map(|l| l.activation()).collect(),
+                net.n_parameters(),
+            );
+            (
+                Inner::F64(Shared::new(Model {
+                    net,
+                    training: None,
+                })),
+                facts,
+            )
+        };
         Ok(PyNeuralNetwork {
-            sizes: net.sizes(),
-            activations: net.layers().iter().map(|l| l.activation()).collect(),
+            inner,
+            sizes,
+            activations: facts.0,
             loss,
             seed,
-            n_parameters: net.n_parameters(),
-            net: Shared::new(net),
+            n_parameters: facts.1,
         })
     }
 
@@ -142,68 +209,106 @@ impl PyNeuralNetwork {
         self.n_parameters
     }
 
+    /// "float64" or "float32": what the network computes in and returns.
+    #[getter]
+    fn dtype(&self) -> &'static str {
+        match self.inner {
+            Inner::F32(_) => "float32",
+            Inner::F64(_) => "float64",
+        }
+    }
+
+    /// Threads for large batch products (default 1). Results are deterministic for a given count.
+    #[getter]
+    fn n_threads(&self, py: Python<'_>) -> usize {
+        with_model!(self, m => m.with(py, false, |m| m.net.n_threads()))
+    }
+
+    #[setter]
+    fn set_n_threads(&self, py: Python<'_>, n_threads: &Bound<'_, PyAny>) -> PyResult<()> {
+        let n = parse_count(n_threads, "n_threads")?;
+        with_model!(self, m => m.with(py, false, |m| m.net.set_n_threads(n))).py()
+    }
+
     /// 1-D sample (n_inputs,) -> 1-D output (n_outputs,); 2-D batch (n, n_inputs) -> (n, n_outputs).
     fn forward<'py>(&self, py: Python<'py>, x: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
-        let x = self.inputs(x, "x")?;
-        let out = self.run_predict(py, &x)?;
-        Ok(if x.single {
-            vec_to_py(py, out.into_vec()).into_any()
-        } else {
-            matrix_to_py(py, out).into_any()
+        with_model!(self, m => {
+            let x = self.inputs(x, "x")?;
+            let out = self.run_predict(py, m, &x)?;
+            Ok(if x.single {
+                vec_to_py(py, out.into_vec()).into_any()
+            } else {
+                matrix_to_py(py, out).into_any()
+            })
         })
     }
 
     /// Batch forward: (n, n_inputs) -> (n, n_outputs). A 1-D sample is taken as a batch of one.
-    fn predict<'py>(
-        &self,
-        py: Python<'py>,
-        x: &Bound<'py, PyAny>,
-    ) -> PyResult<Bound<'py, PyArray2<f64>>> {
-        let x = self.inputs(x, "X")?;
-        Ok(matrix_to_py(py, self.run_predict(py, &x)?))
+    fn predict<'py>(&self, py: Python<'py>, x: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+        with_model!(self, m => {
+            let x = self.inputs(x, "X")?;
+            Ok(matrix_to_py(py, self.run_predict(py, m, &x)?).into_any())
+        })
     }
 
-    /// The mean loss over the samples (no state changes).
+    /// The mean loss over the samples (no state changes); with `l2`, plus (l2 / 2) * sum W^2;
+    /// with `sample_weight`, the weighted mean.
+    #[pyo3(signature = (x, y, l2=0.0, sample_weight=None))]
     fn compute_loss(
         &self,
         py: Python<'_>,
         x: &Bound<'_, PyAny>,
         y: &Bound<'_, PyAny>,
+        l2: f64,
+        sample_weight: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<f64> {
-        let (x, t) = self.inputs_and_targets(x, y)?;
-        self.net
-            .with(py, self.is_big(x.rows), |net| {
-                net.compute_loss(&net.batch(x.view(), t.view())?)
+        check_l2(l2)?;
+        with_model!(self, m => {
+            let (x, t) = self.inputs_and_targets(x, y)?;
+            let w = self.sample_weights(sample_weight, x.rows)?;
+            m.with(py, self.is_big(x.rows), |m| {
+                let batch = match &w {
+                    Some(w) => m.net.weighted_batch(x.view(), t.view(), w)?,
+                    None => m.net.batch(x.view(), t.view())?,
+                };
+                m.net.regularized_loss(&batch, l2)
             })
             .py()
+        })
     }
 
-    /// [(dW (n_out, n_in), db (n_out,)) per layer] of the mean loss over the samples. The model
-    /// is unchanged.
+    /// [(dW (n_out, n_in), db (n_out,)) per layer] of the mean loss over the samples (with the
+    /// L2 penalty and sample weights when given). The model is unchanged.
+    #[pyo3(signature = (x, y, l2=0.0, sample_weight=None))]
     fn gradients<'py>(
         &self,
         py: Python<'py>,
         x: &Bound<'py, PyAny>,
         y: &Bound<'py, PyAny>,
-    ) -> PyResult<LayerArrays<'py>> {
-        let (x, t) = self.inputs_and_targets(x, y)?;
-        let (_, grads) = self
-            .net
-            .with(py, self.is_big(x.rows), |net| {
-                let batch = net.batch(x.view(), t.view())?;
-                net.gradients(&batch)
-            })
-            .py()?;
-        Ok(grads
-            .into_iter()
-            .zip(self.sizes.windows(2))
-            .map(|(g, s)| {
-                (
-                    rows_to_py(py, g.weights, s[1], s[0]),
-                    vec_to_py(py, g.biases),
-                )
-            })
-            .collect())
+        l2: f64,
+        sample_weight: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Vec<(Bound<'py, PyAny>, Bound<'py, PyAny>)>> {
+        check_l2(l2)?;
+        with_model!(self, m => {
+            let (x, t) = self.inputs_and_targets(x, y)?;
+            let w = self.sample_weights(sample_weight, x.rows)?;
+            let (_, grads) = m
+                .with(py, self.is_big(x.rows), |m| {
+                    let batch = match &w {
+                        Some(w) => m.net.weighted_batch(x.view(), t.view(), w)?,
+                        None => m.net.batch(x.view(), t.view())?,
+                    };
+                    m.net.regularized_gradients(&batch, l2)
+                })
+                .py()?;
+            Ok(grads
+                .into_iter()
+                .zip(self.sizes.windows(2))
+                .map(|(g, s)| {
+                    (rows_to_py(py, g.weights, s[1], s[0]).into_any(), vec_to_py(py, g.biases).into_any())
+                })
+                .collect())
+        })
     }
 
     /// One SGD step on a sample (1-D x) or on the mean loss of a batch (2-D x). Returns the
@@ -216,13 +321,14 @@ impl PyNeuralNetwork {
         learning_rate: &Bound<'_, PyAny>,
     ) -> PyResult<f64> {
         let learning_rate = to_f64(learning_rate, "learning_rate")?;
-        let (x, t) = self.inputs_and_targets(x, y)?;
-        self.net
-            .with(py, self.is_big(x.rows), |net| {
-                let batch = net.batch(x.view(), t.view())?;
-                net.backward(&batch, learning_rate)
+        with_model!(self, m => {
+            let (x, t) = self.inputs_and_targets(x, y)?;
+            m.with(py, self.is_big(x.rows), |m| {
+                let batch = m.net.batch(x.view(), t.view())?;
+                m.net.backward(&batch, learning_rate)
             })
             .py()
+        })
     }
 
     /// The article's loop, run entirely in Rust with the GIL released: per-sample SGD over the
@@ -240,39 +346,264 @@ impl PyNeuralNetwork {
         let epochs = parse_count(epochs, "epochs")?;
         let learning_rate = to_f64(learning_rate, "learning_rate")?;
         check_learning_rate(learning_rate).py()?;
-        let (x, t) = self.inputs_and_targets(x, y)?;
-        py.detach(|| {
-            let batch = self.net.lock().batch(x.view(), t.view()).py()?;
-            let mut progress = TrainProgress::default();
-            let mut remaining = epochs.saturating_mul(batch.len());
-            let mut chunker = Chunker::new();
-            while remaining > 0 {
-                let steps = chunker.next_len(remaining);
-                let started = Instant::now();
-                self.net
-                    .with_fair(|net| net.train_steps(&batch, &mut progress, steps, learning_rate))
-                    .py()?;
-                chunker.record(started);
-                remaining -= steps;
-                check_signals()?;
-            }
-            Ok(progress.epoch_losses)
+        with_model!(self, m => {
+            let (x, t) = self.inputs_and_targets(x, y)?;
+            py.detach(|| {
+                let batch = m.lock().net.batch(x.view(), t.view()).py()?;
+                let mut progress = TrainProgress::default();
+                let mut remaining = epochs.saturating_mul(batch.len());
+                let mut chunker = Chunker::new();
+                while remaining > 0 {
+                    let steps = chunker.next_len(remaining);
+                    let started = Instant::now();
+                    m.with_fair(|m| m.net.train_steps(&batch, &mut progress, steps, learning_rate))
+                        .py()?;
+                    chunker.record(started);
+                    remaining -= steps;
+                    check_signals()?;
+                }
+                Ok(progress.epoch_losses)
+            })
         })
     }
 
     /// Copies of [(W (n_out, n_in), b (n_out,)) per layer].
-    fn get_weights<'py>(&self, py: Python<'py>) -> LayerArrays<'py> {
-        let params = self.net.with(py, false, |net| net.parameters());
-        params
-            .into_iter()
-            .zip(self.sizes.windows(2))
-            .map(|((w, b), s)| (rows_to_py(py, w, s[1], s[0]), vec_to_py(py, b)))
-            .collect()
+    fn get_weights<'py>(&self, py: Python<'py>) -> Vec<(Bound<'py, PyAny>, Bound<'py, PyAny>)> {
+        with_model!(self, m => {
+            let params = m.with(py, false, |m| m.net.parameters());
+            params
+                .into_iter()
+                .zip(self.sizes.windows(2))
+                .map(|((w, b), s)| (rows_to_py(py, w, s[1], s[0]).into_any(), vec_to_py(py, b).into_any()))
+                .collect()
+        })
     }
 
     /// Replaces every layer's (W, b); shapes must match exactly and values be finite. On any
-    /// error no layer is changed.
+    /// error no layer is changed. Training state (optimizer moments) is kept.
     fn set_weights(&self, py: Python<'_>, weights: &Bound<'_, PyAny>) -> PyResult<()> {
+        with_model!(self, m => {
+            let params = self.parse_weights(weights)?;
+            m.with(py, false, |m| m.net.set_parameters(params)).py()
+        })
+    }
+
+    /// Starts training state: the optimizer (a dict as `ferrinet.optim` objects' `to_dict()`
+    /// gives) and the seed of the generator for shuffles and dropout. Replaces any previous
+    /// state.
+    fn _start_training(
+        &self,
+        py: Python<'_>,
+        optimizer: &Bound<'_, PyDict>,
+        seed: Seed,
+    ) -> PyResult<()> {
+        let optimizer = parse_optimizer(optimizer)?;
+        let seed = match seed {
+            Seed::Random => random_seed(),
+            Seed::Fixed(s) => s,
+        };
+        let n_layers = self.sizes.len() - 1;
+        with_model!(self, m => {
+            let state = TrainingState::new(optimizer, seed, n_layers).py()?;
+            m.with(py, false, |m| m.training = Some(state));
+            Ok(())
+        })
+    }
+
+    /// Drops the training state (optimizer moments, step counter, rng).
+    fn reset_training(&self, py: Python<'_>) {
+        with_model!(self, m => m.with(py, false, |m| m.training = None))
+    }
+
+    /// {"optimizer", "learning_rate", "steps", "epochs", "seed"} of the training state, or None.
+    fn _training_info<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyDict>>> {
+        let info = with_model!(self, m => m.with(py, false, |m| m.training.as_ref().map(|s| {
+            (s.optimizer().name(), s.learning_rate(), s.steps(), s.epochs(), s.seed())
+        })));
+        let Some((name, lr, steps, epochs, seed)) = info else {
+            return Ok(None);
+        };
+        let d = PyDict::new(py);
+        d.set_item("optimizer", name)?;
+        d.set_item("learning_rate", lr)?;
+        d.set_item("steps", steps)?;
+        d.set_item("epochs", epochs)?;
+        d.set_item("seed", seed)?;
+        Ok(Some(d))
+    }
+
+    /// Sets the learning rate of the next training steps (schedules call this between epochs).
+    fn set_learning_rate(&self, py: Python<'_>, learning_rate: &Bound<'_, PyAny>) -> PyResult<()> {
+        let lr = to_f64(learning_rate, "learning_rate")?;
+        with_model!(self, m => m.with(py, false, |m| match m.training.as_mut() {
+            Some(state) => state.set_learning_rate(lr).py(),
+            None => Err(PyRuntimeError::new_err(
+                "no training state: train_epoch or fit starts one before the learning rate can be set",
+            )),
+        }))
+    }
+
+    /// One epoch of mini-batch training with the stored training state (`_start_training`),
+    /// in Rust with the GIL released; Ctrl-C stops it between two batches (KeyboardInterrupt,
+    /// weights of the last completed batch). Returns the epoch loss.
+    #[pyo3(signature = (x, y, batch_size, shuffle, l2, dropout, clip_norm, sample_weight))]
+    #[allow(clippy::too_many_arguments)]
+    fn _train_epoch(
+        &self,
+        py: Python<'_>,
+        x: &Bound<'_, PyAny>,
+        y: &Bound<'_, PyAny>,
+        batch_size: usize,
+        shuffle: bool,
+        l2: f64,
+        dropout: Vec<f64>,
+        clip_norm: Option<f64>,
+        sample_weight: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<f64> {
+        let options = EpochOptions {
+            batch_size,
+            shuffle,
+            l2,
+            dropout,
+            clip_norm,
+        };
+        options.check(self.sizes.len() - 1).py()?;
+        with_model!(self, m => {
+            let (x, t) = self.inputs_and_targets(x, y)?;
+            let args = EpochArgs { options, weights: self.sample_weights(sample_weight, x.rows)? };
+            self.run_epoch(py, m, &x, &t, &args)
+        })
+    }
+}
+
+impl PyNeuralNetwork {
+    fn n_inputs(&self) -> usize {
+        self.sizes[0]
+    }
+
+    fn n_outputs(&self) -> usize {
+        self.sizes[self.sizes.len() - 1]
+    }
+
+    fn is_big(&self, rows: usize) -> bool {
+        rows.saturating_mul(self.n_parameters) > RELEASE_GIL_ABOVE
+    }
+
+    /// A 1-D sample or a 2-D batch; other ranks are refused. Column counts are checked by the core.
+    fn inputs<T: Float>(&self, obj: &Bound<'_, PyAny>, what: &str) -> PyResult<Inputs<T>> {
+        let Array { data, shape } = to_array::<T>(obj, what)?;
+        let (rows, cols, single) = match shape[..] {
+            [cols] => (1, cols, true),
+            [rows, cols] => (rows, cols, false),
+            _ => {
+                return Err(PyValueError::new_err(format!(
+                    "{what} must be a 1-D sample ({},) or a 2-D batch (n, {}), got shape {}",
+                    self.n_inputs(),
+                    self.n_inputs(),
+                    shape_str(&shape)
+                )))
+            }
+        };
+        Ok(Inputs {
+            data,
+            rows,
+            cols,
+            single,
+        })
+    }
+
+    fn inputs_and_targets<T: Float>(
+        &self,
+        x: &Bound<'_, PyAny>,
+        y: &Bound<'_, PyAny>,
+    ) -> PyResult<(Inputs<T>, OwnedTargets<T>)> {
+        let x = self.inputs::<T>(x, "x")?;
+        let t = self.targets::<T>(y, &x)?;
+        Ok((x, t))
+    }
+
+    /// Reads targets in the shapes a user would write them:
+    /// - cross_entropy: class indices (an int for a sample, a 1-D array for a batch) or rows of
+    ///   probabilities (a 1-D row for a sample, (n, m) for a batch);
+    /// - mse / binary_cross_entropy: (m,) for a sample, (n, m) for a batch; with one output a
+    ///   scalar for a sample and (n,) for a batch are accepted too.
+    fn targets<T: Float>(
+        &self,
+        obj: &Bound<'_, PyAny>,
+        x: &Inputs<T>,
+    ) -> PyResult<OwnedTargets<T>> {
+        let m = self.n_outputs();
+        let classes = self.loss == Loss::CrossEntropy;
+        let ndim = match obj.getattr("ndim") {
+            Ok(nd) => nd.extract::<usize>().ok(),
+            Err(_) => None,
+        };
+        // Class indices are read as float64 (exact for any index), everything else in T.
+        let as_indices =
+            classes && ((x.single && ndim == Some(0)) || (!x.single && ndim == Some(1)));
+        if as_indices || (classes && ndim.is_none()) {
+            let Array { data, shape } = to_f64_array(obj, "y")?;
+            match (x.single, &shape[..]) {
+                (true, []) | (false, [_]) => {
+                    return Ok(OwnedTargets::Classes(to_class_indices(&data, m)?))
+                }
+                _ => {}
+            }
+        }
+        let Array { data, shape } = to_array::<T>(obj, "y")?;
+        let dense = |rows: usize| OwnedTargets::Dense {
+            data: data.clone(),
+            rows,
+            cols: m,
+        };
+        Ok(match (x.single, &shape[..]) {
+            (true, []) if m == 1 && !classes => dense(1),
+            (true, [len]) if *len == m => dense(1),
+            (false, [n]) if m == 1 && !classes => dense(*n),
+            (false, [n, cols]) if *cols == m => dense(*n),
+            _ => {
+                let expected = match (x.single, classes) {
+                    (true, true) => format!("a class index or a row of {m} probabilities"),
+                    (false, true) => {
+                        format!("class indices (n,) or rows of probabilities (n, {m})")
+                    }
+                    (true, false) if m == 1 => "a number or shape (1,)".to_string(),
+                    (true, false) => format!("shape ({m},)"),
+                    (false, false) if m == 1 => "shape (n,) or (n, 1)".to_string(),
+                    (false, false) => format!("shape (n, {m})"),
+                };
+                return Err(PyValueError::new_err(format!(
+                    "y for a network with {m} output(s) and loss {:?} must be {expected}, got shape {}",
+                    self.loss.name(),
+                    shape_str(&shape)
+                )));
+            }
+        })
+    }
+
+    /// Optional per-sample weights: a 1-D array of n finite values >= 0 (checked by the core).
+    fn sample_weights<T: Float>(
+        &self,
+        obj: Option<&Bound<'_, PyAny>>,
+        n: usize,
+    ) -> PyResult<Option<Vec<T>>> {
+        let Some(obj) = obj.filter(|o| !o.is_none()) else {
+            return Ok(None);
+        };
+        let Array { data, shape } = to_array::<T>(obj, "sample_weight")?;
+        if shape != [n] {
+            return Err(PyValueError::new_err(format!(
+                "sample_weight must have shape ({n},), one weight per sample, got {}",
+                shape_str(&shape)
+            )));
+        }
+        Ok(Some(data))
+    }
+
+    fn parse_weights<T: Float>(
+        &self,
+        weights: &Bound<'_, PyAny>,
+    ) -> PyResult<Vec<(Vec<T>, Vec<T>)>> {
         let pairs: Vec<Bound<'_, PyAny>> = weights
             .try_iter()
             .map_err(|_| {
@@ -311,8 +642,8 @@ impl PyNeuralNetwork {
                     items.len()
                 )));
             }
-            let w = to_f64_array(&items[0], "W")?;
-            let b = to_f64_array(&items[1], "b")?;
+            let w = to_array::<T>(&items[0], "W")?;
+            let b = to_array::<T>(&items[1], "b")?;
             if w.shape != [n_out, n_in] {
                 return Err(PyValueError::new_err(format!(
                     "layer {l}: W must have shape ({n_out}, {n_in}), got {}",
@@ -321,113 +652,29 @@ impl PyNeuralNetwork {
             }
             if b.shape != [n_out] {
                 return Err(PyValueError::new_err(format!(
-                    "layer {l}: b must have shape ({n_out},), got {:?}",
-                    b.shape
+                    "layer {l}: b must have shape ({n_out},), got {}",
+                    shape_str(&b.shape)
                 )));
             }
             params.push((w.data, b.data));
         }
-        self.net
-            .with(py, false, |net| net.set_parameters(params))
-            .py()
-    }
-}
-
-impl PyNeuralNetwork {
-    fn n_inputs(&self) -> usize {
-        self.sizes[0]
-    }
-
-    fn n_outputs(&self) -> usize {
-        self.sizes[self.sizes.len() - 1]
-    }
-
-    fn is_big(&self, rows: usize) -> bool {
-        rows.saturating_mul(self.n_parameters) > RELEASE_GIL_ABOVE
-    }
-
-    /// A 1-D sample or a 2-D batch; other ranks are refused. Column counts are checked by the core.
-    fn inputs(&self, obj: &Bound<'_, PyAny>, what: &str) -> PyResult<Inputs> {
-        let F64Array { data, shape } = to_f64_array(obj, what)?;
-        let (rows, cols, single) = match shape[..] {
-            [cols] => (1, cols, true),
-            [rows, cols] => (rows, cols, false),
-            _ => {
-                return Err(PyValueError::new_err(format!(
-                    "{what} must be a 1-D sample ({},) or a 2-D batch (n, {}), got shape {}",
-                    self.n_inputs(),
-                    self.n_inputs(),
-                    shape_str(&shape)
-                )))
-            }
-        };
-        Ok(Inputs {
-            data,
-            rows,
-            cols,
-            single,
-        })
-    }
-
-    fn inputs_and_targets(
-        &self,
-        x: &Bound<'_, PyAny>,
-        y: &Bound<'_, PyAny>,
-    ) -> PyResult<(Inputs, OwnedTargets)> {
-        let x = self.inputs(x, "x")?;
-        let t = self.targets(y, &x)?;
-        Ok((x, t))
-    }
-
-    /// Reads targets in the shapes a user would write them:
-    /// - cross_entropy: class indices (an int for a sample, a 1-D array for a batch) or rows of
-    ///   probabilities (a 1-D row for a sample, (n, m) for a batch);
-    /// - mse / binary_cross_entropy: (m,) for a sample, (n, m) for a batch; with one output a
-    ///   scalar for a sample and (n,) for a batch are accepted too.
-    fn targets(&self, obj: &Bound<'_, PyAny>, x: &Inputs) -> PyResult<OwnedTargets> {
-        let m = self.n_outputs();
-        let F64Array { data, shape } = to_f64_array(obj, "y")?;
-        let dense = |rows: usize| OwnedTargets::Dense {
-            data: data.clone(),
-            rows,
-            cols: m,
-        };
-        let classes = self.loss == Loss::CrossEntropy;
-        Ok(match (x.single, &shape[..]) {
-            (true, []) if classes => OwnedTargets::Classes(to_class_indices(&data, m)?),
-            (false, [_]) if classes => OwnedTargets::Classes(to_class_indices(&data, m)?),
-            (true, []) if m == 1 => dense(1),
-            (true, [len]) if *len == m => dense(1),
-            (false, [n]) if m == 1 => dense(*n),
-            (false, [n, cols]) if *cols == m => dense(*n),
-            _ => {
-                let expected = match (x.single, classes) {
-                    (true, true) => format!("a class index or a row of {m} probabilities"),
-                    (false, true) => {
-                        format!("class indices (n,) or rows of probabilities (n, {m})")
-                    }
-                    (true, false) if m == 1 => "a number or shape (1,)".to_string(),
-                    (true, false) => format!("shape ({m},)"),
-                    (false, false) if m == 1 => "shape (n,) or (n, 1)".to_string(),
-                    (false, false) => format!("shape (n, {m})"),
-                };
-                return Err(PyValueError::new_err(format!(
-                    "y for a network with {m} output(s) and loss {:?} must be {expected}, got shape {}",
-                    self.loss.name(),
-                    shape_str(&shape)
-                )));
-            }
-        })
+        Ok(params)
     }
 
     /// Batch forward; large batches run detached, in chunks of rows with Ctrl-C checks between
     /// them, all under one lock so every row sees the same weights.
-    fn run_predict(&self, py: Python<'_>, x: &Inputs) -> PyResult<Matrix> {
+    fn run_predict<T: Float>(
+        &self,
+        py: Python<'_>,
+        m: &Shared<Model<T>>,
+        x: &Inputs<T>,
+    ) -> PyResult<Matrix<T>> {
         if !self.is_big(x.rows) {
-            return self.net.with(py, false, |net| net.predict(x.view())).py();
+            return m.with(py, false, |m| m.net.predict(x.view())).py();
         }
         py.detach(|| {
-            let net = self.net.lock();
+            let guard = m.lock();
+            let net = &guard.net;
             net.check_inputs(x.view()).py()?;
             let mut out = Vec::with_capacity(x.rows * self.n_outputs());
             let mut chunker = Chunker::new();
@@ -444,159 +691,143 @@ impl PyNeuralNetwork {
             Matrix::from_vec(out, x.rows, self.n_outputs()).py()
         })
     }
-}
 
-fn name_str(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<String> {
-    obj.cast::<PyString>().map(|s| s.to_string()).map_err(|_| {
-        PyTypeError::new_err(format!(
-            "{what} must be a name (str), got {}",
-            type_name(obj)
-        ))
-    })
-}
-
-/// Layer sizes: a sequence of positive Python ints (numpy integers too); floats and bools are
-/// refused rather than rounded.
-fn parse_sizes(obj: &Bound<'_, PyAny>) -> PyResult<Vec<usize>> {
-    if obj.is_instance_of::<PyString>() {
-        return Err(PyTypeError::new_err(
-            "sizes must be a list of layer sizes like [2, 8, 1], got a str",
-        ));
-    }
-    let items = obj.try_iter().map_err(|_| {
-        PyTypeError::new_err(format!(
-            "sizes must be a list of layer sizes like [2, 8, 1], got {}",
-            type_name(obj)
-        ))
-    })?;
-    let mut sizes = Vec::new();
-    for (i, item) in items.enumerate() {
-        let item = item?;
-        if item.is_instance_of::<PyBool>() || item.is_instance_of::<PyFloat>() {
-            return Err(PyTypeError::new_err(format!(
-                "sizes must be integers, got {} ({}) at position {i}",
-                item.repr()?,
-                type_name(&item)
-            )));
-        }
-        let size = to_i128_saturating(&item).ok_or_else(|| {
-            PyTypeError::new_err(format!(
-                "sizes must be integers, got {} at position {i}",
-                type_name(&item)
-            ))
-        })?;
-        if size < 1 {
-            return Err(PyValueError::new_err(format!(
-                "sizes must be positive integers, got {size} at position {i}"
-            )));
-        }
-        let size = usize::try_from(size).map_err(|_| {
-            pyo3::exceptions::PyMemoryError::new_err(format!(
-                "layer size {} at position {i} cannot be allocated",
-                repr(&item)
-            ))
-        })?;
-        sizes.push(size);
-    }
-    Ok(sizes)
-}
-
-/// One name for every hidden layer, or a list with one name per hidden layer; default relu.
-fn parse_hidden_activations(
-    obj: Option<&Bound<'_, PyAny>>,
-    n_hidden: usize,
-) -> PyResult<Vec<Activation>> {
-    let Some(obj) = obj else {
-        return Ok(vec![Activation::Relu; n_hidden]);
-    };
-    if obj.is_instance_of::<PyString>() {
-        let act = Activation::from_name(&name_str(obj, "activation")?).py()?;
-        return Ok(vec![act; n_hidden]);
-    }
-    let names: Vec<Bound<'_, PyAny>> = obj
-        .try_iter()
-        .map_err(|_| {
-            PyTypeError::new_err(format!(
-                "activation must be a name or a list of names (one per hidden layer), got {}",
-                type_name(obj)
-            ))
-        })?
-        .collect::<PyResult<_>>()?;
-    if names.len() != n_hidden {
-        return Err(PyValueError::new_err(format!(
-            "activation lists one name per hidden layer: expected {n_hidden}, got {}",
-            names.len()
-        )));
-    }
-    names
-        .iter()
-        .map(|n| Activation::from_name(&name_str(n, "activation")?).py())
-        .collect()
-}
-
-/// `seed=`: an int in [0, 2**64), or None for a random one (then readable as `net.seed`).
-pub enum Seed {
-    Fixed(u64),
-    Random,
-}
-
-impl<'a, 'py> FromPyObject<'a, 'py> for Seed {
-    type Error = PyErr;
-
-    fn extract(obj: Borrowed<'a, 'py, PyAny>) -> PyResult<Self> {
-        if obj.is_none() {
-            return Ok(Seed::Random);
-        }
-        if obj.is_instance_of::<PyBool>() || obj.is_instance_of::<PyFloat>() {
-            return Err(PyTypeError::new_err(format!(
-                "seed must be an int or None, got {}",
-                type_name(&obj)
-            )));
-        }
-        let seed = to_i128_saturating(&obj).ok_or_else(|| {
-            PyTypeError::new_err(format!(
-                "seed must be an int or None, got {}",
-                type_name(&obj)
-            ))
-        })?;
-        u64::try_from(seed).map(Seed::Fixed).map_err(|_| {
-            PyValueError::new_err(format!("seed must be in [0, 2**64), got {}", repr(&obj)))
+    /// One epoch, detached. The core checks a stop flag between batches; the flag is raised
+    /// when Python has a pending signal (checked every `CHECK_EVERY`), and the signal's
+    /// exception is raised after the core has stopped at a batch boundary.
+    fn run_epoch<T: Float>(
+        &self,
+        py: Python<'_>,
+        m: &Shared<Model<T>>,
+        x: &Inputs<T>,
+        t: &OwnedTargets<T>,
+        args: &EpochArgs<T>,
+    ) -> PyResult<f64> {
+        py.detach(|| {
+            let mut guard = m.lock();
+            let model = &mut *guard;
+            let Some(state) = model.training.as_mut() else {
+                return Err(PyRuntimeError::new_err(
+                    "no training state: call _start_training first",
+                ));
+            };
+            let batch = match &args.weights {
+                Some(w) => model.net.weighted_batch(x.view(), t.view(), w),
+                None => model.net.batch(x.view(), t.view()),
+            }
+            .py()?;
+            let mut last_check = Instant::now();
+            let mut pending: Option<PyErr> = None;
+            let result = model
+                .net
+                .train_epoch_until(&batch, &args.options, state, &mut || {
+                    if last_check.elapsed() < CHECK_EVERY {
+                        return false;
+                    }
+                    last_check = Instant::now();
+                    match check_signals() {
+                        Ok(()) => false,
+                        Err(e) => {
+                            pending = Some(e);
+                            true
+                        }
+                    }
+                });
+            if let Some(e) = pending {
+                return Err(e);
+            }
+            result.py()
         })
     }
 }
 
-/// A non-negative count (epochs); bools and floats refused.
-fn parse_count(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<usize> {
-    if obj.is_instance_of::<PyBool>() || obj.is_instance_of::<PyFloat>() {
-        return Err(PyTypeError::new_err(format!(
-            "{what} must be an int, got {}",
-            type_name(obj)
-        )));
-    }
-    let n = to_i128_saturating(obj).ok_or_else(|| {
-        PyTypeError::new_err(format!("{what} must be an int, got {}", type_name(obj)))
-    })?;
-    if n < 0 {
+fn check_l2(l2: f64) -> PyResult<()> {
+    if !(l2.is_finite() && l2 >= 0.0) {
         return Err(PyValueError::new_err(format!(
-            "{what} must be >= 0, got {}",
-            repr(obj)
+            "l2 must be a finite number >= 0, got {l2}"
         )));
     }
-    usize::try_from(n).map_err(|_| {
-        PyValueError::new_err(format!("{what} must be in [0, 2**64), got {}", repr(obj)))
-    })
+    Ok(())
 }
 
-fn repr(obj: &Bound<'_, PyAny>) -> String {
-    obj.repr()
-        .map(|r| r.to_string())
-        .unwrap_or_else(|_| type_name(obj))
+/// "float64" (default) or "float32", as a string or a NumPy dtype/type.
+fn parse_dtype(py: Python<'_>, dtype: Option<&Bound<'_, PyAny>>) -> PyResult<&'static str> {
+    let Some(dtype) = dtype.filter(|d| !d.is_none()) else {
+        return Ok("float64");
+    };
+    let name: String = match dtype.extract::<String>() {
+        Ok(s) => s,
+        Err(_) => {
+            let np_dtype = py.import("numpy")?.getattr("dtype")?;
+            np_dtype
+                .call1((dtype,))
+                .and_then(|d| d.getattr("name"))
+                .and_then(|n| n.extract())
+                .map_err(|_| {
+                    PyTypeError::new_err(format!(
+                        "dtype must be 'float32' or 'float64', got {}",
+                        type_name(dtype)
+                    ))
+                })?
+        }
+    };
+    match name.as_str() {
+        "float64" | "f8" | "double" => Ok("float64"),
+        "float32" | "f4" | "single" => Ok("float32"),
+        _ => Err(PyValueError::new_err(format!(
+            "dtype must be 'float32' or 'float64', got {name:?}"
+        ))),
+    }
 }
 
-/// A seed for `seed=None`: std's per-process random hash keys, which the OS seeds.
-fn random_seed() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(Instant::now().elapsed().as_nanos());
-    h.finish()
+/// The flat dict of `ferrinet.optim` objects' `to_dict()` -> the core's optimizer.
+fn parse_optimizer(d: &Bound<'_, PyDict>) -> PyResult<Optimizer> {
+    let get = |key: &str| -> PyResult<f64> {
+        d.get_item(key)?
+            .ok_or_else(|| PyValueError::new_err(format!("optimizer dict lacks {key:?}")))?
+            .extract::<f64>()
+    };
+    let flag = |key: &str| -> PyResult<bool> {
+        Ok(match d.get_item(key)? {
+            Some(v) => v.is_truthy()?,
+            None => false,
+        })
+    };
+    let name: String = d
+        .get_item("name")?
+        .ok_or_else(|| PyValueError::new_err("optimizer dict lacks \"name\""))?
+        .extract()?;
+    let opt = match name.as_str() {
+        "sgd" => Optimizer::Sgd {
+            lr: get("lr")?,
+            momentum: get("momentum")?,
+            dampening: get("dampening")?,
+            nesterov: flag("nesterov")?,
+            weight_decay: get("weight_decay")?,
+        },
+        "rmsprop" => Optimizer::RmsProp {
+            lr: get("lr")?,
+            alpha: get("alpha")?,
+            eps: get("eps")?,
+            weight_decay: get("weight_decay")?,
+            momentum: get("momentum")?,
+            centered: flag("centered")?,
+        },
+        "adam" | "adamw" => Optimizer::Adam {
+            lr: get("lr")?,
+            beta1: get("beta1")?,
+            beta2: get("beta2")?,
+            eps: get("eps")?,
+            weight_decay: get("weight_decay")?,
+            amsgrad: flag("amsgrad")?,
+            decoupled: name == "adamw",
+        },
+        other => {
+            return Err(PyValueError::new_err(format!(
+                "unknown optimizer {other:?}: expected 'sgd', 'rmsprop', 'adam' or 'adamw'"
+            )))
+        }
+    };
+    opt.check().py()?;
+    Ok(opt)
 }

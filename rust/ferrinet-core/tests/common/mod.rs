@@ -131,7 +131,8 @@ pub fn random_case(
     }
     sizes.push(n_out);
     let seed = rng.next_u64();
-    let net = NeuralNetwork::new(&sizes, &acts, Some(head.output()), head.loss(), seed).unwrap();
+    let net =
+        NeuralNetwork::<f64>::new(&sizes, &acts, Some(head.output()), head.loss(), seed).unwrap();
     let n = int_in(rng, 1, 4);
     let x = random_vec(rng, n * n_in, -1.5, 1.5);
     let t = random_targets(rng, head, n, n_out);
@@ -230,4 +231,55 @@ pub fn kink_margin(net: &NeuralNetwork, x: MatRef) -> f64 {
         .filter(|(layer, _)| matches!(layer.activation(), Activation::Relu | Activation::LeakyRelu))
         .flat_map(|(_, (z, _))| z.iter().map(|v| v.abs()))
         .fold(f64::INFINITY, f64::min)
+}
+
+/// Agreement the fast kernels promise with the documented left-to-right sums in f64: they sum
+/// each dot product in 8 interleaved lanes with FMA (src/kernels.rs), so results differ from a
+/// plain `s += w * x` loop by a few ulps of the terms' magnitude, never by more than ~n_in ulps.
+/// 1e-12 relative is ~4500 ulps: far above that rounding, far below any real error.
+pub const KERNEL_REL: f64 = 1e-12;
+
+/// |a - b| / max(|a|, |b|, floor): relative, except for values below `floor` in magnitude,
+/// which are compared absolutely at the scale of `floor` (a sum that cancels to near 0 keeps
+/// the absolute rounding error of its terms, not one relative to its own size).
+pub fn rel_diff(a: f64, b: f64, floor: f64) -> f64 {
+    if a.to_bits() == b.to_bits() {
+        return 0.0;
+    }
+    (a - b).abs() / a.abs().max(b.abs()).max(floor)
+}
+
+/// Asserts that `got` and `expected` have the same length and agree to `rel` (see `rel_diff`);
+/// returns the worst relative difference seen.
+#[track_caller]
+pub fn assert_close(got: &[f64], expected: &[f64], rel: f64, floor: f64, what: &str) -> f64 {
+    assert_eq!(got.len(), expected.len(), "{what}: lengths differ");
+    let mut worst = 0.0f64;
+    for (i, (&a, &b)) in got.iter().zip(expected).enumerate() {
+        let d = rel_diff(a, b, floor);
+        assert!(
+            d <= rel,
+            "{what}: element {i}: {a:e} vs {b:e}, relative difference {d:e} > {rel:e}"
+        );
+        worst = worst.max(d);
+    }
+    worst
+}
+
+/// Every parameter, layer by layer, W then b.
+pub fn flat_params(net: &NeuralNetwork) -> Vec<f64> {
+    net.parameters()
+        .into_iter()
+        .flat_map(|(w, b)| w.into_iter().chain(b))
+        .collect()
+}
+
+/// `assert_close` with the largest |value| of `expected` as the floor: for a tensor of sums (a
+/// gradient, a layer's output), the rounding error of each entry is relative to the size of
+/// the terms it sums, not to the entry itself, which may cancel to near 0; the tensor's
+/// largest entry is the stand-in for that size.
+#[track_caller]
+pub fn assert_close_scaled(got: &[f64], expected: &[f64], rel: f64, what: &str) -> f64 {
+    let scale = expected.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+    assert_close(got, expected, rel, scale.max(f64::MIN_POSITIVE), what)
 }

@@ -1,0 +1,315 @@
+"""Optimizers for ``fit`` / ``train_epoch``: configuration only, with PyTorch's names and defaults.
+
+Each class is a frozen dataclass that checks its arguments; it holds no state and does no maths.
+The update itself runs in the Rust core (which reads ``to_dict()``) or in ``ferrinet.reference``
+(the same maths in readable Python), per parameter element, as ``docs/maths.md`` writes it::
+
+    net.fit(X, Y, optimizer=ferrinet.optim.Adam(lr=1e-3))
+    net.fit(X, Y, optimizer="adam", learning_rate=1e-3, betas=(0.9, 0.99))   # the same object
+
+In the formulas, p is a parameter, g its gradient (after L2 and clipping), t the number of steps
+taken (from 1), and every buffer (b, v, ga, m, vmax) starts at 0.0 when training starts.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from dataclasses import dataclass, fields
+
+__all__ = ["OPTIMIZERS", "SGD", "Adam", "AdamW", "RMSprop", "make_optimizer"]
+
+
+# --------------------------------------------------------------------------------------------
+# Argument checks: TypeError for the wrong kind of value, ValueError for a value out of range;
+# both say what was expected and what was given.
+# --------------------------------------------------------------------------------------------
+def _real(owner, name, value):
+    """A real number (int or float, not bool) as a float."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{owner}: {name} must be a real number, got {value!r}")
+    value = float(value)
+    if not math.isfinite(value):
+        raise ValueError(f"{owner}: {name} must be finite, got {value}")
+    return value
+
+
+def _in_range(owner, name, value, low, high, low_open=False, high_open=False):
+    """A finite real in the interval written as e.g. [0, 1) (``high=None``: no upper bound)."""
+    value = _real(owner, name, value)
+    too_low = value <= low if low_open else value < low
+    too_high = high is not None and (value >= high if high_open else value > high)
+    if too_low or too_high:
+        interval = (
+            ("(" if low_open else "[")
+            + f"{low:g}, "
+            + ("inf)" if high is None else f"{high:g}" + (")" if high_open else "]"))
+        )
+        raise ValueError(f"{owner}: {name} must be in {interval}, got {value!r}")
+    return value
+
+
+def _flag(owner, name, value):
+    """A bool (numpy's bool too)."""
+    if not isinstance(value, bool):
+        if getattr(getattr(value, "dtype", None), "kind", None) == "b" and not getattr(
+            value, "shape", ()
+        ):
+            return bool(value)
+        raise TypeError(f"{owner}: {name} must be True or False, got {value!r}")
+    return value
+
+
+def _set(obj, name, value):
+    # frozen dataclass: __post_init__ stores the normalised value this way
+    object.__setattr__(obj, name, value)
+
+
+def _lr(owner, value):
+    return _in_range(owner, "lr", value, 0.0, None, low_open=True)
+
+
+def _weight_decay(owner, value):
+    return _in_range(owner, "weight_decay", value, 0.0, None)
+
+
+def _eps(owner, value):
+    return _in_range(owner, "eps", value, 0.0, None, low_open=True)
+
+
+def _betas(owner, value):
+    if isinstance(value, str) or not hasattr(value, "__len__") or len(value) != 2:
+        raise TypeError(f"{owner}: betas must be a pair (beta1, beta2), got {value!r}")
+    return tuple(
+        _in_range(owner, f"betas[{i}]", beta, 0.0, 1.0, high_open=True)
+        for i, beta in enumerate(value)
+    )
+
+
+# The flat dict ``to_dict`` returns: every optimizer's every field, 0 / False where unused, so
+# that the Rust binding reads one shape whatever the optimizer.
+_FLAT_DEFAULTS = {
+    "lr": 0.0,
+    "momentum": 0.0,
+    "dampening": 0.0,
+    "nesterov": False,
+    "weight_decay": 0.0,
+    "alpha": 0.0,
+    "eps": 0.0,
+    "centered": False,
+    "beta1": 0.0,
+    "beta2": 0.0,
+    "amsgrad": False,
+}
+
+
+class _Optimizer:
+    """What the four optimizers share: ``name``, ``to_dict``, ``options``."""
+
+    name = ""
+
+    @classmethod
+    def options(cls):
+        """The argument names, in order (the dataclass fields)."""
+        return [f.name for f in fields(cls)]
+
+    def to_dict(self):
+        """A plain flat dict: ``name`` and every field of every optimizer (unused ones 0 / False);
+        ``betas`` is given as ``beta1`` and ``beta2``."""
+        flat = {"name": self.name, **_FLAT_DEFAULTS}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name == "betas":
+                flat["beta1"], flat["beta2"] = value
+            else:
+                flat[f.name] = value
+        return flat
+
+
+@dataclass(frozen=True)
+class SGD(_Optimizer):
+    """Stochastic gradient descent with momentum, as ``torch.optim.SGD`` (PyTorch 2.x docs)::
+
+        if weight_decay != 0: g = g + weight_decay * p
+        if momentum != 0:
+            b = g                                     if t == 1
+            b = momentum * b + (1 - dampening) * g    otherwise
+            g = g + momentum * b  if nesterov  else  g = b
+        p = p - lr * g
+
+    Reference: https://pytorch.org/docs/stable/generated/torch.optim.SGD.html (lr defaults to
+    1e-3 there since PyTorch 2.2; ``maximize`` is not offered). Nesterov momentum needs
+    ``momentum > 0`` and ``dampening == 0``, PyTorch's rule.
+    """
+
+    lr: float = 1e-3
+    momentum: float = 0.0
+    dampening: float = 0.0
+    nesterov: bool = False
+    weight_decay: float = 0.0
+
+    name = "sgd"
+
+    def __post_init__(self):
+        owner = "SGD"
+        _set(self, "lr", _lr(owner, self.lr))
+        _set(
+            self,
+            "momentum",
+            _in_range(owner, "momentum", self.momentum, 0.0, 1.0, high_open=True),
+        )
+        _set(self, "dampening", _in_range(owner, "dampening", self.dampening, 0.0, 1.0))
+        _set(self, "nesterov", _flag(owner, "nesterov", self.nesterov))
+        _set(self, "weight_decay", _weight_decay(owner, self.weight_decay))
+        if self.nesterov and (self.momentum <= 0.0 or self.dampening != 0.0):
+            raise ValueError(
+                "SGD: nesterov=True requires momentum > 0 and dampening == 0, "
+                f"got momentum={self.momentum!r}, dampening={self.dampening!r}"
+            )
+
+
+@dataclass(frozen=True)
+class RMSprop(_Optimizer):
+    """RMSprop (Hinton's lecture 6e; centered: Graves 2013), as ``torch.optim.RMSprop``::
+
+        if weight_decay != 0: g = g + weight_decay * p
+        v = alpha * v + (1 - alpha) * (g * g)
+        if centered: ga = alpha * ga + (1 - alpha) * g;  avg = sqrt(v - ga * ga) + eps
+        else:        avg = sqrt(v) + eps
+        if momentum > 0: b = momentum * b + g / avg;  p = p - lr * b
+        else:            p = p - lr * (g / avg)
+
+    Reference: https://pytorch.org/docs/stable/generated/torch.optim.RMSprop.html
+    """
+
+    lr: float = 1e-2
+    alpha: float = 0.99
+    eps: float = 1e-8
+    weight_decay: float = 0.0
+    momentum: float = 0.0
+    centered: bool = False
+
+    name = "rmsprop"
+
+    def __post_init__(self):
+        owner = "RMSprop"
+        _set(self, "lr", _lr(owner, self.lr))
+        _set(
+            self,
+            "alpha",
+            _in_range(owner, "alpha", self.alpha, 0.0, 1.0, high_open=True),
+        )
+        _set(self, "eps", _eps(owner, self.eps))
+        _set(self, "weight_decay", _weight_decay(owner, self.weight_decay))
+        _set(
+            self,
+            "momentum",
+            _in_range(owner, "momentum", self.momentum, 0.0, 1.0, high_open=True),
+        )
+        _set(self, "centered", _flag(owner, "centered", self.centered))
+
+
+def _check_adam(opt, owner):
+    """Adam's and AdamW's arguments (the same ones, with different defaults)."""
+    _set(opt, "lr", _lr(owner, opt.lr))
+    _set(opt, "betas", _betas(owner, opt.betas))
+    _set(opt, "eps", _eps(owner, opt.eps))
+    _set(opt, "weight_decay", _weight_decay(owner, opt.weight_decay))
+    _set(opt, "amsgrad", _flag(owner, "amsgrad", opt.amsgrad))
+
+
+@dataclass(frozen=True)
+class Adam(_Optimizer):
+    """Adam (Kingma & Ba 2015; amsgrad: Reddi et al. 2018), as ``torch.optim.Adam``::
+
+        if weight_decay != 0: g = g + weight_decay * p        (coupled: L2 through the gradient)
+        m = beta1 * m + (1 - beta1) * g
+        v = beta2 * v + (1 - beta2) * (g * g)
+        bc1 = 1 - beta1**t;  bc2 = 1 - beta2**t
+        if amsgrad: vmax = max(vmax, v); vhat = vmax / bc2   else: vhat = v / bc2
+        p = p - lr * (m / bc1) / (sqrt(vhat) + eps)
+
+    Reference: https://pytorch.org/docs/stable/generated/torch.optim.Adam.html
+    """
+
+    lr: float = 1e-3
+    betas: tuple = (0.9, 0.999)
+    eps: float = 1e-8
+    weight_decay: float = 0.0
+    amsgrad: bool = False
+
+    name = "adam"
+
+    def __post_init__(self):
+        _check_adam(self, "Adam")
+
+
+@dataclass(frozen=True)
+class AdamW(_Optimizer):
+    """AdamW (Loshchilov & Hutter 2019, decoupled weight decay), as ``torch.optim.AdamW``::
+
+        p = p * (1 - lr * weight_decay)          (decoupled: not through the gradient)
+        then Adam's update with weight_decay = 0
+
+    Reference: https://pytorch.org/docs/stable/generated/torch.optim.AdamW.html. The default
+    ``weight_decay`` is 0.01, PyTorch's; it decays biases too, as PyTorch does.
+    """
+
+    lr: float = 1e-3
+    betas: tuple = (0.9, 0.999)
+    eps: float = 1e-8
+    weight_decay: float = 1e-2
+    amsgrad: bool = False
+
+    name = "adamw"
+
+    def __post_init__(self):
+        _check_adam(self, "AdamW")
+
+
+# name -> class, for make_optimizer
+OPTIMIZERS = {cls.name: cls for cls in (SGD, RMSprop, Adam, AdamW)}
+
+
+def make_optimizer(optimizer, learning_rate=None, **options):
+    """An optimizer object from a name or an object.
+
+    ``optimizer``: a name (case-insensitive: "sgd", "rmsprop", "adam", "adamw"), built with
+    ``lr=learning_rate`` (when given) and ``options`` as its other arguments; or an optimizer
+    object, returned as it is (then ``learning_rate`` and ``options`` must not be given: the
+    object already says them). Unknown names raise ValueError, unknown options TypeError; both
+    list the valid ones.
+    """
+    if isinstance(optimizer, _Optimizer):
+        if learning_rate is not None or options:
+            given = (["learning_rate"] if learning_rate is not None else []) + sorted(
+                options
+            )
+            raise ValueError(
+                f"optimizer {optimizer!r} is already configured; give either an optimizer "
+                f"object or a name with options, not both (also given: {', '.join(given)})"
+            )
+        return optimizer
+    if not isinstance(optimizer, str):
+        raise TypeError(
+            "optimizer must be a name (one of "
+            f"{', '.join(OPTIMIZERS)}) or an optimizer object, got {optimizer!r}"
+        )
+    cls = OPTIMIZERS.get(optimizer.lower())
+    if cls is None:
+        raise ValueError(
+            f"unknown optimizer {optimizer!r}; valid: {', '.join(OPTIMIZERS)}"
+        )
+    valid = cls.options()
+    for option in options:
+        if option not in valid:
+            raise TypeError(
+                f"{cls.__name__} has no option {option!r}; valid: {', '.join(valid)}"
+            )
+    if learning_rate is not None:
+        if "lr" in options:
+            raise ValueError(
+                "give the learning rate once: learning_rate= or lr=, not both"
+            )
+        options["lr"] = learning_rate
+    return cls(**options)

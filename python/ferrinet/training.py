@@ -1,0 +1,896 @@
+"""``fit`` and ``evaluate``: the training loop around ``train_epoch`` (a mixin, ``FitMixin``).
+
+The maths of an epoch (shuffle, batches, dropout, L2, clipping, the optimizer step) lives in
+``train_epoch``: in Rust for ``ferrinet.NeuralNetwork``, in readable Python for
+``ferrinet.reference.NeuralNetwork``. This module only orchestrates epochs, and it relies on
+nothing but what both networks have::
+
+    train_epoch(X, Y, batch_size, optimizer, shuffle=, seed=, l2=, dropout=, clip_norm=,
+                sample_weight=)          compute_loss(X, Y, sample_weight=)     predict(X)
+    get_weights() / set_weights(w)       sample_weights(Y, sample_weight, class_weight)
+    training_state (None, or an object with .optimizer .seed .epoch)
+    learning_rate / set_learning_rate(lr) / reset_training()      loss, sizes, n_parameters
+
+so that ``fit(epochs=N)`` is exactly N calls of ``train_epoch`` (bit for bit), plus, between
+epochs, a learning-rate schedule (``set_learning_rate``), validation, early stopping, callbacks
+and progress output. Everything here is pure Python (numpy is used only when the data already
+are numpy arrays), so the pure-Python reference can use the mixin too.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import operator
+import secrets
+import sys
+import time
+from dataclasses import dataclass, fields
+
+from . import schedules as _schedules
+from .optim import make_optimizer
+
+try:  # the extension's exception class, when the extension is there
+    from ._core import DivergenceError
+except ImportError:  # pure-Python use (the reference alone)
+
+    class DivergenceError(FloatingPointError):  # type: ignore[no-redef]
+        """Training diverged: a loss or a weight became NaN or infinite."""
+
+
+__all__ = [
+    "DivergenceError",
+    "EarlyStopping",
+    "FitMixin",
+    "History",
+    "STOPPED_REASONS",
+    "accuracy",
+    "check_epoch_options",
+]
+
+#: Why ``fit`` ended: every epoch ran, early stopping, a callback returned True, divergence.
+STOPPED_REASONS = ("completed", "early_stopping", "callback", "nonfinite")
+
+_CLASSIFIER_LOSSES = ("cross_entropy", "binary_cross_entropy")
+
+
+class _DefaultInt(int):
+    """An int default that ``fit`` can tell apart from the same value given explicitly
+    (``seed=0`` given means "this seed"; left out on a warm start, "the run's seed")."""
+
+    __slots__ = ()
+
+
+_DEFAULT_SEED = _DefaultInt(0)
+
+
+# --------------------------------------------------------------------------------------------
+# Checks of options: TypeError for the wrong kind of value, ValueError for a value out of
+# range; both say what was expected and what was given.
+# --------------------------------------------------------------------------------------------
+def _plain(value):
+    """A numpy scalar as a Python number; anything else unchanged."""
+    if hasattr(value, "item") and getattr(value, "shape", None) == ():
+        return value.item()
+    return value
+
+
+def _is_int(value):
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _int(value, what, low):
+    value = _plain(value)
+    if not _is_int(value):
+        raise TypeError(f"{what} must be an integer >= {low}, got {value!r}")
+    value = int(value)
+    if value < low:
+        raise ValueError(f"{what} must be an integer >= {low}, got {value}")
+    return value
+
+
+def _real(value, what, low=None, low_open=False, high=None, high_open=False):
+    """A finite real number (not a bool) as a float, optionally in an interval."""
+    value = _plain(value)
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{what} must be a real number, got {value!r}")
+    value = float(value)
+    if not math.isfinite(value):
+        raise ValueError(f"{what} must be finite, got {value}")
+    too_low = low is not None and (value <= low if low_open else value < low)
+    too_high = high is not None and (value >= high if high_open else value > high)
+    if too_low or too_high:
+        interval = (
+            ("(" if low_open else "[")
+            + ("-inf" if low is None else f"{low:g}")
+            + ", "
+            + ("inf)" if high is None else f"{high:g}" + (")" if high_open else "]"))
+        )
+        raise ValueError(f"{what} must be in {interval}, got {value!r}")
+    return value
+
+
+def _flag(value, what):
+    value = _plain(value)
+    if not isinstance(value, bool):
+        raise TypeError(f"{what} must be True or False, got {value!r}")
+    return value
+
+
+def _seed(value):
+    """None (a random seed) or an integer in [0, 2**64)."""
+    if value is None:
+        return None
+    value = _plain(value)
+    if not _is_int(value):
+        raise TypeError(f"seed must be an integer in [0, 2**64) or None, got {value!r}")
+    value = int(value)
+    if not 0 <= value < 2**64:
+        raise ValueError(f"seed must be in [0, 2**64), got {value}")
+    return value
+
+
+def check_epoch_options(n_hidden, batch_size, shuffle, l2, dropout, clip_norm):
+    """The options of ``train_epoch`` checked and normalised:
+    -> (batch_size int, shuffle bool, l2 float, rates [p per hidden layer], clip_norm or None).
+
+    ``dropout``: None (no dropout), one p for every hidden layer, or a list with one p per hidden
+    layer, each in [0, 1). ``clip_norm``: None or a real > 0."""
+    batch_size = _int(batch_size, "batch_size", 1)
+    shuffle = _flag(shuffle, "shuffle")
+    l2 = _real(l2, "l2", low=0.0)
+    if dropout is None:
+        rates = [0.0] * n_hidden
+    else:
+        if hasattr(dropout, "tolist"):
+            dropout = dropout.tolist()
+        if isinstance(dropout, (list, tuple)):
+            if len(dropout) != n_hidden:
+                raise ValueError(
+                    f"dropout: expected one rate per hidden layer ({n_hidden}), got "
+                    f"{len(dropout)} rates {list(dropout)!r}"
+                )
+            rates = [
+                _real(p, f"dropout[{i}]", low=0.0, high=1.0, high_open=True)
+                for i, p in enumerate(dropout)
+            ]
+        else:
+            p = _real(dropout, "dropout", low=0.0, high=1.0, high_open=True)
+            rates = [p] * n_hidden
+    if clip_norm is not None:
+        clip_norm = _real(clip_norm, "clip_norm", low=0.0, low_open=True)
+    return batch_size, shuffle, l2, rates, clip_norm
+
+
+def _batch_length(X, what="X"):
+    """The number of samples of a batch (n, n_inputs); ValueError for anything else."""
+    shape = getattr(X, "shape", None)
+    if shape is not None:
+        if len(shape) != 2:
+            raise ValueError(
+                f"{what} must be a batch of shape (n, n_inputs), got shape {tuple(shape)}"
+            )
+        n = int(shape[0])
+    else:
+        if isinstance(X, (str, bytes)) or not hasattr(X, "__len__"):
+            raise TypeError(
+                f"{what} must be a batch of shape (n, n_inputs) (an array or a list of rows), "
+                f"got {type(X).__name__}"
+            )
+        n = len(X)
+        if n and (isinstance(X[0], (str, bytes)) or not hasattr(X[0], "__len__")):
+            raise ValueError(
+                f"{what} must be a batch of shape (n, n_inputs) (a list of rows), got a "
+                f"list of {type(X[0]).__name__}"
+            )
+    if n == 0:
+        raise ValueError(f"{what} has no samples")
+    return n
+
+
+def _length(value, what):
+    shape = getattr(value, "shape", None)
+    if shape is not None:
+        return int(shape[0]) if len(shape) else None
+    try:
+        return len(value)
+    except TypeError:
+        return None
+
+
+def _sum(values):
+    s = 0.0
+    for v in values:
+        s += v
+    return s
+
+
+# --------------------------------------------------------------------------------------------
+# Accuracy
+# --------------------------------------------------------------------------------------------
+def accuracy(loss, predictions, Y, sample_weight=None):
+    """The fraction of correct predictions (weighted by ``sample_weight`` when given), or None
+    when the loss has no classes (mse).
+
+    cross_entropy: the argmax of each row of ``predictions`` against the class index (1-D Y) or
+    the argmax of the target row (2-D Y; the first largest). binary_cross_entropy: each output
+    ``p >= 0.5`` against ``t >= 0.5``, a sample's score being the mean over its outputs (with one
+    output: right or wrong).
+    """
+    if loss not in _CLASSIFIER_LOSSES:
+        return None
+    if any(hasattr(v, "shape") for v in (predictions, Y, sample_weight)):
+        import numpy as np
+
+        P = np.asarray(predictions, dtype=np.float64)
+        if P.ndim == 1:
+            P = P[:, None]
+        T = np.asarray(Y)
+        if loss == "cross_entropy":
+            pred = P.argmax(axis=1)
+            true = T.argmax(axis=1) if T.ndim == 2 else T.astype(np.int64)
+            correct = (pred == true).astype(np.float64)
+        else:
+            T = T.astype(np.float64).reshape(P.shape)
+            correct = ((P >= 0.5) == (T >= 0.5)).mean(axis=1)
+        if sample_weight is None:
+            return float(correct.mean())
+        w = np.asarray(sample_weight, dtype=np.float64)
+        return float((w * correct).sum() / w.sum())
+
+    P = [list(row) if isinstance(row, (list, tuple)) else [row] for row in predictions]
+    Y = list(Y)
+    if loss == "cross_entropy":
+        correct = []
+        for p, t in zip(P, Y):
+            pred = max(range(len(p)), key=p.__getitem__)
+            true = max(range(len(t)), key=list(t).__getitem__) if isinstance(t, (list, tuple)) else int(t)
+            correct.append(1.0 if pred == true else 0.0)
+    else:
+        correct = []
+        for p, t in zip(P, Y):
+            t = list(t) if isinstance(t, (list, tuple)) else [t]
+            hits = _sum(1.0 if (p_i >= 0.5) == (t_i >= 0.5) else 0.0 for p_i, t_i in zip(p, t))
+            correct.append(hits / len(p))
+    if sample_weight is None:
+        return _sum(correct) / len(correct)
+    w = [float(v) for v in sample_weight]
+    return _sum(w_k * c_k for w_k, c_k in zip(w, correct)) / _sum(w)
+
+
+# --------------------------------------------------------------------------------------------
+# History and EarlyStopping
+# --------------------------------------------------------------------------------------------
+class History:
+    """What ``fit`` did, one entry per completed epoch of this call.
+
+    ``loss`` (the training objective of each epoch: the mean of the batches' losses before their
+    updates, dropout and L2 included), ``val_loss`` (the validation loss after the epoch: plain
+    mean, no dropout, no L2; empty without validation data), ``metrics`` (name -> list:
+    ``accuracy`` and ``val_accuracy`` for classifiers, measured after the epoch), ``lr`` (the
+    learning rate the epoch ran with), ``epoch`` (the index of each epoch in the training run,
+    which a warm start continues), ``epochs_completed``, ``stopped_reason`` (one of
+    ``"completed"``, ``"early_stopping"``, ``"callback"``, ``"nonfinite"``), ``monitor`` (the
+    quantity early stopping watched, else ``val_loss`` with validation data, else ``loss``) and
+    ``best_epoch`` (position in these lists of its best value; None before any epoch).
+    """
+
+    def __init__(self, monitor="loss", mode="min"):
+        self.loss = []
+        self.val_loss = []
+        self.metrics = {}
+        self.lr = []
+        self.epoch = []
+        self.stopped_reason = None
+        self.monitor = monitor
+        self._mode = mode
+        self.restored_best_weights = False
+        self._best = None
+
+    @property
+    def epochs_completed(self):
+        return len(self.loss)
+
+    def _values(self, name):
+        if name == "loss":
+            return self.loss
+        if name == "val_loss":
+            return self.val_loss
+        return self.metrics.get(name, [])
+
+    @property
+    def best_epoch(self):
+        if self._best is not None:  # early stopping's own best (min_delta counts)
+            return self._best
+        values = self._values(self.monitor)
+        best = None
+        for i, v in enumerate(values):
+            if v != v:  # NaN is never best
+                continue
+            if best is None or (v < values[best] if self._mode == "min" else v > values[best]):
+                best = i
+        return best
+
+    def as_dict(self):
+        """Every per-epoch list by name (Keras's ``history.history``)."""
+        out = {"loss": list(self.loss)}
+        if self.val_loss:
+            out["val_loss"] = list(self.val_loss)
+        out.update({k: list(v) for k, v in self.metrics.items()})
+        out["lr"] = list(self.lr)
+        return out
+
+    def __len__(self):
+        return self.epochs_completed
+
+    def _append(self, epoch, lr, logs):
+        self.epoch.append(epoch)
+        self.lr.append(lr)
+        self.loss.append(logs["loss"])
+        if "val_loss" in logs:
+            self.val_loss.append(logs["val_loss"])
+        for name, value in logs.items():
+            if name not in ("loss", "val_loss", "lr"):
+                self.metrics.setdefault(name, []).append(value)
+
+    def __repr__(self):
+        parts = [
+            f"epochs_completed={self.epochs_completed}",
+            f"stopped_reason={self.stopped_reason!r}",
+        ]
+        if self.epochs_completed:
+            parts.append(f"loss={self.loss[-1]:.6g}")
+            if self.val_loss:
+                parts.append(f"val_loss={self.val_loss[-1]:.6g}")
+            for name, values in self.metrics.items():
+                parts.append(f"{name}={values[-1]:.4f}")
+            best = self.best_epoch
+            if best is not None:
+                parts.append(
+                    f"best_epoch={best} ({self.monitor}={self._values(self.monitor)[best]:.6g})"
+                )
+        return f"History({', '.join(parts)})"
+
+
+@dataclass(frozen=True)
+class EarlyStopping:
+    """Stop ``fit`` when ``monitor`` has not improved for ``patience`` epochs in a row.
+
+    ``monitor``: ``"loss"``, ``"val_loss"``, ``"accuracy"`` or ``"val_accuracy"`` (the last two
+    for classifiers); None picks ``val_loss`` when there is validation data, else ``loss``.
+    Losses must go down, accuracies up. An epoch improves when its value beats the best so far
+    by more than ``min_delta`` (``x < best - min_delta``, or ``x > best + min_delta`` for
+    accuracies; NaN never improves; the first epoch always does unless NaN). Training stops at
+    the end of the ``max(patience, 1)``-th epoch in a row without improvement (Keras's rule).
+    ``restore_best_weights``: when it stops, set the weights of the best epoch back (the
+    optimizer's state, the generator and the schedule stay where training stopped).
+
+    ``fit(early_stopping=True)`` uses these defaults; a dict gives some of them.
+    """
+
+    monitor: object = None
+    patience: int = 10
+    min_delta: float = 0.0
+    restore_best_weights: bool = True
+
+    def __post_init__(self):
+        if self.monitor is not None and not isinstance(self.monitor, str):
+            raise TypeError(
+                f"EarlyStopping: monitor must be a name such as 'val_loss', got {self.monitor!r}"
+            )
+        object.__setattr__(self, "patience", _int(self.patience, "EarlyStopping: patience", 0))
+        object.__setattr__(
+            self, "min_delta", _real(self.min_delta, "EarlyStopping: min_delta", low=0.0)
+        )
+        object.__setattr__(
+            self,
+            "restore_best_weights",
+            _flag(self.restore_best_weights, "EarlyStopping: restore_best_weights"),
+        )
+
+    @classmethod
+    def make(cls, value):
+        """None / False (off), True (defaults), a dict of options, an ``EarlyStopping``, or any
+        object with some of its attributes."""
+        if value is None or value is False:
+            return None
+        if value is True:
+            return cls()
+        if isinstance(value, cls):
+            return value
+        valid = [f.name for f in fields(cls)]
+        if isinstance(value, dict):
+            unknown = sorted(set(value) - set(valid))
+            if unknown:
+                raise TypeError(
+                    f"early_stopping has no option {unknown[0]!r}; valid: {', '.join(valid)}"
+                )
+            return cls(**value)
+        if any(hasattr(value, name) for name in valid):
+            return cls(**{name: getattr(value, name) for name in valid if hasattr(value, name)})
+        raise TypeError(
+            "early_stopping must be None, True, a dict or an EarlyStopping object, got "
+            f"{value!r}"
+        )
+
+
+class _Stopper:
+    """EarlyStopping's running state."""
+
+    def __init__(self, config, monitor):
+        self.config = config
+        self.monitor = monitor
+        self.mode = _mode(monitor)
+        self.best = None
+        self.best_weights = None
+        self.wait = 0
+
+    def update(self, value, weights_now):
+        """After an epoch: True when training should stop."""
+        delta = self.config.min_delta
+        if value == value and (
+            self.best is None
+            or (value < self.best - delta if self.mode == "min" else value > self.best + delta)
+        ):
+            self.best = value
+            self.wait = 0
+            if self.config.restore_best_weights:
+                self.best_weights = weights_now()
+            return False
+        self.wait += 1
+        return self.wait >= max(self.config.patience, 1)
+
+
+def _mode(monitor):
+    return "max" if monitor.endswith("accuracy") else "min"
+
+
+# --------------------------------------------------------------------------------------------
+# Progress output
+# --------------------------------------------------------------------------------------------
+def _tqdm_class():
+    """tqdm's class when tqdm is installed (it is optional), else None."""
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return None
+    return tqdm
+
+
+def _format_logs(logs):
+    parts = []
+    for name, value in logs.items():
+        if name == "lr":
+            parts.append(f"lr {value:.3g}")
+        elif name.endswith("accuracy"):
+            parts.append(f"{name} {value:.4f}")
+        else:
+            parts.append(f"{name} {value:.4g}")
+    return " - ".join(parts)
+
+
+class _Progress:
+    """verbose=0: nothing. verbose=1: a bar (tqdm when importable, else one line on stderr
+    redrawn with a carriage return). verbose=2: one line per epoch on stdout."""
+
+    def __init__(self, verbose, total):
+        self.verbose = verbose
+        self.total = total
+        self.done = 0
+        self.bar = None
+        self.width = 0
+        self.closed = False
+        if verbose == 1:
+            tqdm = _tqdm_class()
+            if tqdm is not None:
+                self.bar = tqdm(total=total, unit="epoch", file=sys.stderr, leave=True)
+
+    def update(self, epoch, logs, seconds):
+        self.done += 1
+        if self.verbose == 2:
+            print(
+                f"Epoch {epoch + 1} ({self.done}/{self.total}) - {_format_logs(logs)} - "
+                f"{seconds:.2f}s",
+                file=sys.stdout,
+                flush=True,
+            )
+        elif self.verbose == 1:
+            shown = {k: v for k, v in logs.items() if k in ("loss", "val_loss")}
+            if self.bar is not None:
+                self.bar.set_postfix({k: f"{v:.4g}" for k, v in shown.items()}, refresh=False)
+                self.bar.update(1)
+            else:
+                filled = (20 * self.done) // self.total
+                line = (
+                    f"Epoch {self.done}/{self.total} [{'=' * filled}{'.' * (20 - filled)}] "
+                    f"{_format_logs(shown)}"
+                )
+                pad = max(0, self.width - len(line))
+                self.width = len(line)
+                sys.stderr.write("\r" + line + " " * pad)
+                sys.stderr.flush()
+
+    def message(self, text):
+        if self.verbose:
+            self.close()
+            print(text, file=sys.stderr if self.verbose == 1 else sys.stdout, flush=True)
+
+    def close(self):
+        if self.closed:
+            return
+        self.closed = True
+        if self.bar is not None:
+            self.bar.close()
+        elif self.verbose == 1 and self.done:
+            sys.stderr.write("\n")
+            sys.stderr.flush()
+
+
+# --------------------------------------------------------------------------------------------
+# The mixin
+# --------------------------------------------------------------------------------------------
+class _FitRecord:
+    """What ``fit`` keeps between calls for a warm start: the training run it belongs to, the
+    schedule, its running state and its epoch counter."""
+
+    def __init__(self, run, schedule, state):
+        self.run = run
+        self.schedule = schedule
+        self.state = state
+        self.epoch = 0
+
+
+class FitMixin:
+    """``fit`` and ``evaluate`` for a network that has ``train_epoch`` (see the module doc)."""
+
+    #: True when ``train_epoch`` itself raises DivergenceError and keeps the last finite weights
+    #: (the Rust core); otherwise ``fit`` checks each epoch loss and restores the weights of
+    #: the epoch before a non-finite one.
+    _guards_divergence = False
+
+    # ----- hooks
+    def _start_run(self, optimizer, seed):
+        """Start a training run (optimizer state, generator) without training: the reference's
+        ``TrainingState``. ``ferrinet.NeuralNetwork`` overrides this."""
+        from . import reference
+
+        if seed is None:
+            seed = secrets.randbits(64)
+        self.training_state = reference.TrainingState(seed, optimizer, self.n_parameters)
+
+    # ----- evaluate
+    def evaluate(self, X, Y, sample_weight=None):
+        """``{"loss": ..., "accuracy": ...}`` on (X, Y): the mean loss (weighted by
+        ``sample_weight`` when given; no dropout, no L2) and, for classifiers, the accuracy
+        (``ferrinet.training.accuracy``: argmax for cross_entropy, p >= 0.5 for
+        binary_cross_entropy). The model is unchanged."""
+        _batch_length(X, "X")
+        result = {"loss": float(self.compute_loss(X, Y, sample_weight=sample_weight))}
+        if self.loss in _CLASSIFIER_LOSSES:
+            result["accuracy"] = accuracy(self.loss, self.predict(X), Y, sample_weight)
+        return result
+
+    # ----- fit
+    def fit(
+        self,
+        X,
+        Y,
+        epochs=100,
+        batch_size=32,
+        optimizer=None,
+        learning_rate=None,
+        shuffle=True,
+        seed=_DEFAULT_SEED,
+        validation_data=None,
+        validation_split=0.0,
+        early_stopping=None,
+        callbacks=(),
+        verbose=1,
+        l2=0.0,
+        dropout=None,
+        clip_norm=None,
+        schedule=None,
+        sample_weight=None,
+        class_weight=None,
+        warm_start=False,
+        on_divergence="raise",
+        **optimizer_options,
+    ):
+        """Train for ``epochs`` epochs of mini-batches; returns a ``History``.
+
+        Each epoch is one ``train_epoch`` call with the same arguments, so ``fit(epochs=N)``
+        equals N ``train_epoch`` calls bit for bit. Between epochs: the learning rate of the
+        schedule, validation, early stopping, callbacks, progress output.
+
+        optimizer, learning_rate, **optimizer_options
+            A ``ferrinet.optim`` object, or a name ("sgd", "rmsprop", "adam", "adamw") built
+            with ``lr=learning_rate`` (None: the optimizer's default) and the options (e.g.
+            ``momentum=0.9``). None: "adam" for a new run; the run's own optimizer when a warm
+            start continues one.
+        seed
+            Seeds the generator of the shuffles and dropout masks (None: random). Left out on a
+            warm start: the run's seed; given, it must be the run's seed.
+        validation_data, validation_split
+            ``(X_val, Y_val)`` or ``(X_val, Y_val, sample_weight_val)``; or the LAST fraction
+            ``validation_split`` in [0, 1) of (X, Y) (and of sample_weight), taken before any
+            shuffling: the first ``int(n * (1 - validation_split))`` samples train. Not both.
+        early_stopping
+            None, True (``EarlyStopping()`` defaults), a dict of its options or an
+            ``EarlyStopping``: stop when the monitored value has not improved for ``patience``
+            epochs, restoring the best weights (by default).
+        callbacks
+            Callables ``cb(epoch, logs)`` called after every epoch, in order, with the epoch's
+            index in the run and a dict ``logs`` (``loss``, ``val_loss``, ``accuracy``,
+            ``val_accuracy`` when they exist, ``lr``). If one returns True, training stops after
+            that epoch (every callback still runs for it).
+        verbose
+            0 silent; 1 a progress bar on stderr (tqdm when installed) with loss and val_loss;
+            2 one line per epoch on stdout.
+        l2, dropout, clip_norm, shuffle, batch_size, sample_weight, class_weight
+            As ``train_epoch``. class_weight is turned into sample weights once, for the
+            training samples; validation is weighted by its own sample weights only.
+        schedule
+            A ``ferrinet.schedules`` object or name ("constant", "reduce_on_plateau", ... ; a
+            name builds the schedule with its defaults). Its lr is set with
+            ``set_learning_rate`` before each epoch; ReduceLROnPlateau watches ``val_loss`` when
+            there is validation data, else ``loss``. None: no schedule (on a warm start: the
+            running schedule continues).
+        warm_start
+            False: a new training run (``reset_training()`` first: fresh optimizer state,
+            generator seeded with ``seed``, schedule from epoch 0). True: continue the current
+            run (if any) where it stopped: optimizer moments, step count, generator, current
+            learning rate and the schedule's position and state, so ``fit(3)`` then
+            ``fit(3, warm_start=True)`` equals ``fit(6)`` bit for bit. Early stopping and the
+            history start afresh.
+        on_divergence
+            "raise" (default): a non-finite loss or update raises DivergenceError (the weights
+            are those of the last finite step; the exception's ``history`` attribute holds the
+            epochs done). "stop": return the history with ``stopped_reason="nonfinite"``.
+
+        Every option is checked, and the data are checked with ``compute_loss``, before
+        anything changes: bad options raise ValueError or TypeError with the model (weights and
+        training state) unchanged. KeyboardInterrupt stops training between two batches and
+        propagates; the network is consistent (weights and state of the last completed batch).
+        """
+        # ---- check everything; nothing changes before the line "everything checked"
+        epochs = _int(epochs, "epochs", 1)
+        verbose = _plain(verbose)
+        if verbose is True or verbose is False:
+            verbose = int(verbose)
+        if verbose not in (0, 1, 2):
+            raise ValueError(f"verbose must be 0, 1 or 2, got {verbose!r}")
+        if on_divergence not in ("raise", "stop"):
+            raise ValueError(f"on_divergence must be 'raise' or 'stop', got {on_divergence!r}")
+        warm_start = _flag(warm_start, "warm_start")
+        if callable(callbacks):
+            callbacks = [callbacks]
+        elif callbacks is None:
+            callbacks = []
+        else:
+            try:
+                callbacks = list(callbacks)
+            except TypeError:
+                raise TypeError(
+                    f"callbacks must be a list of callables cb(epoch, logs), got {callbacks!r}"
+                ) from None
+        for cb in callbacks:
+            if not callable(cb):
+                raise TypeError(f"callbacks must be callables cb(epoch, logs), got {cb!r}")
+
+        n_hidden = len(self.sizes) - 2
+        batch_size, shuffle, l2, rates, clip_norm = check_epoch_options(
+            n_hidden, batch_size, shuffle, l2, dropout, clip_norm
+        )
+
+        run = self.training_state
+        continuing = warm_start and run is not None
+        run_optimizer = getattr(run, "optimizer", None) if continuing else None
+        if optimizer is None and learning_rate is None and not optimizer_options and continuing:
+            if run_optimizer is None:
+                raise ValueError(
+                    "warm_start=True: the current training run's optimizer is unknown here; "
+                    "pass optimizer= (the one the run was started with)"
+                )
+            opt = run_optimizer
+        else:
+            opt = make_optimizer(
+                "adam" if optimizer is None else optimizer, learning_rate, **optimizer_options
+            )
+            if continuing and run_optimizer is not None and opt.to_dict() != run_optimizer.to_dict():
+                raise ValueError(
+                    f"warm_start=True continues the training run started with {run_optimizer!r}, "
+                    f"got {opt!r}; leave optimizer out, or pass warm_start=False (or call "
+                    "reset_training()) to start a new run"
+                )
+        if seed is _DEFAULT_SEED:
+            seed = run.seed if continuing else 0
+        else:
+            seed = _seed(seed)
+            if continuing and seed is not None and seed != run.seed:
+                raise ValueError(
+                    f"warm_start=True continues the training run started with seed={run.seed}, "
+                    f"got seed={seed}; leave seed out, or pass warm_start=False (or call "
+                    "reset_training()) to start a new run"
+                )
+
+        n = _batch_length(X, "X")
+        n_y = _length(Y, "Y")
+        if n_y is not None and n_y != n:
+            raise ValueError(f"Y: expected targets for {n} samples (the rows of X), got {n_y}")
+        if sample_weight is not None:
+            n_w = _length(sample_weight, "sample_weight")
+            if n_w != n:
+                raise ValueError(
+                    f"sample_weight: expected {n} weights (one per sample of X), got "
+                    f"{'a scalar' if n_w is None else n_w}"
+                )
+        split = _real(validation_split, "validation_split", low=0.0, high=1.0, high_open=True)
+        if split > 0.0 and validation_data is not None:
+            raise ValueError("give validation_data or validation_split, not both")
+        X_tr, Y_tr, w_tr = X, Y, sample_weight
+        val = None
+        if split > 0.0:
+            n_tr = int(n * (1.0 - split))
+            if n_tr < 1 or n_tr >= n:
+                raise ValueError(
+                    f"validation_split={split} of {n} samples leaves {n_tr} to train on and "
+                    f"{n - n_tr} to validate; both need at least one"
+                )
+            X_tr, Y_tr = X[:n_tr], Y[:n_tr]
+            val = (X[n_tr:], Y[n_tr:], None)
+            if sample_weight is not None:
+                w_tr = sample_weight[:n_tr]
+                val = (X[n_tr:], Y[n_tr:], sample_weight[n_tr:])
+        elif validation_data is not None:
+            if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
+                raise TypeError(
+                    "validation_data must be a pair (X_val, Y_val) or a triple (X_val, Y_val, "
+                    f"sample_weight_val), got {type(validation_data).__name__}"
+                    + (f" of length {len(validation_data)}" if hasattr(validation_data, "__len__") else "")
+                )
+            val = tuple(validation_data) + ((None,) if len(validation_data) == 2 else ())
+            _batch_length(val[0], "validation_data X")
+        weights = self.sample_weights(Y_tr, w_tr, class_weight)
+        if weights is not None and _sum(float(v) for v in weights) == 0.0:
+            raise ValueError("the sample weights sum to 0; nothing to learn from")
+        # the data themselves, checked by the network (shapes, values, targets)
+        self.compute_loss(X_tr, Y_tr, sample_weight=weights)
+        if val is not None:
+            self.compute_loss(val[0], val[1], sample_weight=val[2])
+
+        classifier = self.loss in _CLASSIFIER_LOSSES
+        available = ["loss"] + (["accuracy"] if classifier else [])
+        if val is not None:
+            available += ["val_loss"] + (["val_accuracy"] if classifier else [])
+        stopping = EarlyStopping.make(early_stopping)
+        monitor = "val_loss" if val is not None else "loss"
+        if stopping is not None:
+            if stopping.monitor is not None:
+                if stopping.monitor not in available:
+                    raise ValueError(
+                        f"early_stopping: cannot monitor {stopping.monitor!r}"
+                        + ("" if val is not None or not stopping.monitor.startswith("val_")
+                           else " without validation data")
+                        + f"; available: {', '.join(available)}"
+                    )
+                monitor = stopping.monitor
+
+        record = getattr(self, "_fit_record", None)
+        if not continuing or record is None or record.run is not run:
+            record = None
+        if schedule is None:
+            sched, sched_state = (record.schedule, record.state) if record else (None, None)
+        else:
+            sched = _schedules.make_schedule(schedule)
+            if record is not None and record.schedule == sched:
+                sched_state = record.state
+            else:
+                lr0 = self.learning_rate if continuing else opt.to_dict()["lr"]
+                sched_state = sched.start(lr0)
+                record = None
+
+        # ---- everything checked: from here on the model changes
+        if not continuing:
+            self.reset_training()
+            self._start_run(opt, seed)
+            run = self.training_state
+        if record is None:
+            record = _FitRecord(run, sched, sched_state)
+        self._fit_record = record
+
+        history = History(monitor, _mode(monitor))
+        stopper = _Stopper(stopping, monitor) if stopping is not None else None
+        plateau_monitor = "val_loss" if val is not None else "loss"
+        progress = _Progress(verbose, epochs)
+        snapshot = None
+        try:
+            for _ in range(epochs):
+                epoch = self.training_state.epoch
+                if record.state is not None and record.state.lr != self.learning_rate:
+                    self.set_learning_rate(record.state.lr)
+                lr = self.learning_rate
+                if not self._guards_divergence:
+                    snapshot = self.get_weights()
+                started = time.perf_counter()
+                try:
+                    loss = self.train_epoch(
+                        X_tr,
+                        Y_tr,
+                        batch_size=batch_size,
+                        optimizer=opt,
+                        shuffle=shuffle,
+                        seed=None,
+                        l2=l2,
+                        dropout=rates,
+                        clip_norm=clip_norm,
+                        sample_weight=weights,
+                    )
+                    if not math.isfinite(loss):
+                        if snapshot is not None:
+                            self.set_weights(snapshot)
+                        raise DivergenceError(
+                            f"the epoch loss is {loss}; the weights are those before the epoch"
+                        )
+                except FloatingPointError as err:
+                    history.stopped_reason = "nonfinite"
+                    if on_divergence == "stop":
+                        progress.message(
+                            f"stopped: training diverged in epoch {epoch} (lr {lr:.3g})"
+                        )
+                        break
+                    error = DivergenceError(
+                        f"fit: {err} [epoch {epoch}, learning rate {lr:.6g}]. The network "
+                        "keeps the weights of its last finite step; try a smaller "
+                        "learning_rate or clip_norm=..., or pass on_divergence='stop' to get "
+                        "the history instead of this error."
+                    )
+                    error.history = history
+                    raise error from err
+                logs = {"loss": float(loss)}
+                if classifier:
+                    logs["accuracy"] = accuracy(self.loss, self.predict(X_tr), Y_tr, w_tr)
+                if val is not None:
+                    logs["val_loss"] = float(self.compute_loss(val[0], val[1], sample_weight=val[2]))
+                    if classifier:
+                        logs["val_accuracy"] = accuracy(
+                            self.loss, self.predict(val[0]), val[1], val[2]
+                        )
+                logs["lr"] = lr
+                history._append(epoch, lr, logs)
+                seconds = time.perf_counter() - started
+
+                stop_early = False
+                if stopper is not None:
+                    stop_early = stopper.update(logs[monitor], self.get_weights)
+                    if stopper.wait == 0 and stopper.best is not None:
+                        history._best = history.epochs_completed - 1
+                stop_callback = False
+                for cb in callbacks:
+                    if cb(epoch, dict(logs)) is True:
+                        stop_callback = True
+                if record.state is not None:
+                    record.state.end_epoch(record.epoch, logs[plateau_monitor])
+                    record.epoch += 1
+                progress.update(epoch, logs, seconds)
+                if stop_early:
+                    history.stopped_reason = "early_stopping"
+                    if stopper.best_weights is not None:
+                        self.set_weights(stopper.best_weights)
+                        history.restored_best_weights = True
+                    best = history.best_epoch
+                    progress.message(
+                        f"early stopping after epoch {epoch}: {monitor} has not improved for "
+                        f"{stopper.wait} epochs; best {monitor} {stopper.best:.6g} in epoch "
+                        f"{history.epoch[best] if best is not None else '?'}"
+                        + (" (weights restored)" if history.restored_best_weights else "")
+                    )
+                    break
+                if stop_callback:
+                    history.stopped_reason = "callback"
+                    progress.message(f"stopped by a callback after epoch {epoch}")
+                    break
+            else:
+                history.stopped_reason = "completed"
+        finally:
+            progress.close()
+        return history

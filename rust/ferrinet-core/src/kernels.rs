@@ -1,0 +1,489 @@
+//! The dense-layer maths on whole matrices, made fast. Everything else calls these.
+//!
+//! ```text
+//! forward      z  = x W^T + b        (n, in) x (out, in)^T -> (n, out)
+//! weight grad  dW = delta^T x        (n, out)^T x (n, in)  -> (out, in)
+//! input grad   dx = delta W          (n, out) x (out, in)  -> (n, in)
+//! ```
+//! Batches go to the `gemm` crate (runtime-dispatched AVX-512 / AVX2+FMA / SSE micro-kernels;
+//! chosen over matrixmultiply and faer by measuring the layer shapes, see benches/README.md).
+//! Single samples (the article's per-sample SGD) are matrix-vector products, where a GEMM's
+//! packing costs more than the arithmetic: they use the loops below, compiled twice, once with
+//! AVX2+FMA enabled and once for any x86-64 / other CPU, and picked at run time.
+//!
+//! Summation order: each dot product is split over 8 interleaved partial sums (combined in a
+//! fixed tree), so results differ from the reference's left-to-right sums by a few ulps. On one
+//! machine they do not depend on the thread count; across machines the FMA and non-FMA builds
+//! of a kernel round differently (a*b+c once vs twice).
+
+use crate::float::Real;
+
+/// Below this many multiply-adds a plain loop beats a GEMM call.
+const SMALL: usize = 4096;
+const LANES: usize = 8;
+
+/// Work split for large products: 1 = this thread only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Threads(pub usize);
+
+impl Threads {
+    fn parallelism(self, flops: usize) -> gemm::Parallelism {
+        // Below ~1 MFLOP a thread hand-off costs more than it saves.
+        if self.0 > 1 && flops > 1 << 20 {
+            gemm::Parallelism::Rayon(self.0)
+        } else {
+            gemm::Parallelism::None
+        }
+    }
+}
+
+#[inline(always)]
+fn madd<T: Real, const FMA: bool>(a: T, b: T, c: T) -> T {
+    if FMA {
+        a.mul_add(b, c)
+    } else {
+        a * b + c
+    }
+}
+
+/// Defines `pub fn $name` that runs `$imp::<T, true>` compiled for AVX2+FMA when the CPU has
+/// them, else `$imp::<T, false>` compiled for the baseline target.
+macro_rules! dispatch {
+    ($(#[$doc:meta])* $name:ident, $avx:ident, $imp:ident, ($($arg:ident : $ty:ty),*)) => {
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = "avx2,fma")]
+        unsafe fn $avx<T: Real>($($arg: $ty),*) {
+            $imp::<T, true>($($arg),*)
+        }
+
+        $(#[$doc])*
+        pub fn $name<T: Real>($($arg: $ty),*) {
+            #[cfg(target_arch = "x86_64")]
+            if has_avx2_fma() {
+                // SAFETY: the CPU supports the features the function was compiled for.
+                return unsafe { $avx::<T>($($arg),*) };
+            }
+            $imp::<T, false>($($arg),*)
+        }
+    };
+}
+
+#[cfg(target_arch = "x86_64")]
+fn has_avx2_fma() -> bool {
+    // std caches the CPUID answer; this is a load and a test.
+    std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
+}
+
+/// Which kernels this CPU runs: "avx2+fma" or "baseline" (for benchmarks and bug reports).
+pub fn cpu_kernels() -> &'static str {
+    #[cfg(target_arch = "x86_64")]
+    if has_avx2_fma() {
+        return "avx2+fma";
+    }
+    "baseline"
+}
+
+/// Sum of 8 lanes in a fixed tree: ((l0+l4)+(l2+l6)) + ((l1+l5)+(l3+l7)).
+#[inline(always)]
+fn reduce<T: Real>(l: [T; LANES]) -> T {
+    ((l[0] + l[4]) + (l[2] + l[6])) + ((l[1] + l[5]) + (l[3] + l[7]))
+}
+
+/// z[i] = w[i] . x + b[i] for every row i of w (out, in): four rows at a time so that 32
+/// independent partial sums hide the latency of the adds.
+#[inline(always)]
+fn gemv_bias_impl<T: Real, const FMA: bool>(w: &[T], x: &[T], b: &[T], z: &mut [T]) {
+    let n_in = x.len();
+    let split = n_in - n_in % LANES;
+    // Blocks of 4 rows.
+    let n_out = b.len();
+    let mut i = 0;
+    while i + 4 <= n_out {
+        let r: [&[T]; 4] = std::array::from_fn(|q| &w[(i + q) * n_in..(i + q + 1) * n_in]);
+        let mut acc = [[T::ZERO; LANES]; 4];
+        let mut j = 0;
+        while j < split {
+            let xs = &x[j..j + LANES];
+            for q in 0..4 {
+                let ws = &r[q][j..j + LANES];
+                for l in 0..LANES {
+                    acc[q][l] = madd::<T, FMA>(ws[l], xs[l], acc[q][l]);
+                }
+            }
+            j += LANES;
+        }
+        for q in 0..4 {
+            for (l, jj) in (split..n_in).enumerate() {
+                acc[q][l] = madd::<T, FMA>(r[q][jj], x[jj], acc[q][l]);
+            }
+            z[i + q] = reduce(acc[q]) + b[i + q];
+        }
+        i += 4;
+    }
+    // The remaining rows one at a time.
+    let rest = w.chunks_exact(n_in).zip(b).zip(z.iter_mut()).skip(i);
+    for ((row, &bias), zi) in rest {
+        let mut acc = [T::ZERO; LANES];
+        for (ws, xs) in row[..split]
+            .chunks_exact(LANES)
+            .zip(x[..split].chunks_exact(LANES))
+        {
+            for l in 0..LANES {
+                acc[l] = madd::<T, FMA>(ws[l], xs[l], acc[l]);
+            }
+        }
+        for (l, jj) in (split..n_in).enumerate() {
+            acc[l] = madd::<T, FMA>(row[jj], x[jj], acc[l]);
+        }
+        *zi = reduce(acc) + bias;
+    }
+}
+
+dispatch!(
+    /// One sample through a dense layer: z = W x + b, W (out, in) row-major.
+    gemv_bias,
+    gemv_bias_avx2,
+    gemv_bias_impl,
+    (w: &[T], x: &[T], b: &[T], z: &mut [T])
+);
+
+/// dx += delta_i * W[i, :] over rows i (the input gradient of one sample).
+#[inline(always)]
+fn gemv_t_accumulate_impl<T: Real, const FMA: bool>(w: &[T], delta: &[T], dx: &mut [T]) {
+    let n_in = dx.len();
+    for (row, &d) in w.chunks_exact(n_in).zip(delta) {
+        for (o, &wv) in dx.iter_mut().zip(row) {
+            *o = madd::<T, FMA>(d, wv, *o);
+        }
+    }
+}
+
+dispatch!(
+    /// dx += W^T delta for one sample (dx must be zeroed by the caller for dx = W^T delta).
+    gemv_t_accumulate,
+    gemv_t_accumulate_avx2,
+    gemv_t_accumulate_impl,
+    (w: &[T], delta: &[T], dx: &mut [T])
+);
+
+/// The article's per-sample SGD step for one layer, fused: with s_i = learning_rate * delta_i,
+/// optionally dx += delta_i W[i, :] with the weights *before* the update (erratum 3), then
+/// W[i, :] -= s_i x and b_i -= s_i, in one pass over W.
+#[inline(always)]
+fn sgd_rank1_impl<T: Real, const FMA: bool>(
+    w: &mut [T],
+    b: &mut [T],
+    delta: &[T],
+    x: &[T],
+    learning_rate: T,
+    dx: Option<&mut [T]>,
+) {
+    let n_in = x.len();
+    match dx {
+        Some(dx) => {
+            for ((row, bi), &d) in w.chunks_exact_mut(n_in).zip(b.iter_mut()).zip(delta) {
+                let s = -(learning_rate * d);
+                for ((wv, o), &xv) in row.iter_mut().zip(dx.iter_mut()).zip(x) {
+                    *o = madd::<T, FMA>(d, *wv, *o);
+                    *wv = madd::<T, FMA>(s, xv, *wv);
+                }
+                *bi += s;
+            }
+        }
+        None => {
+            for ((row, bi), &d) in w.chunks_exact_mut(n_in).zip(b.iter_mut()).zip(delta) {
+                let s = -(learning_rate * d);
+                for (wv, &xv) in row.iter_mut().zip(x) {
+                    *wv = madd::<T, FMA>(s, xv, *wv);
+                }
+                *bi += s;
+            }
+        }
+    }
+}
+
+dispatch!(
+    /// Fused per-sample SGD update of one layer (see `sgd_rank1_impl`).
+    sgd_rank1,
+    sgd_rank1_avx2,
+    sgd_rank1_impl,
+    (w: &mut [T], b: &mut [T], delta: &[T], x: &[T], learning_rate: T, dx: Option<&mut [T]>)
+);
+
+/// dW = delta^T x for one sample: the outer product.
+#[inline(always)]
+fn outer_impl<T: Real, const FMA: bool>(delta: &[T], x: &[T], dw: &mut [T]) {
+    for (row, &d) in dw.chunks_exact_mut(x.len()).zip(delta) {
+        for (o, &xv) in row.iter_mut().zip(x) {
+            *o = d * xv;
+        }
+    }
+}
+
+dispatch!(outer, outer_avx2, outer_impl, (delta: &[T], x: &[T], dw: &mut [T]));
+
+/// C (m, n) = A (m, k) B (k, n), each given by (row stride, column stride); row-major C.
+/// Safety: the strides must describe memory inside the slices (checked by the callers below).
+#[allow(clippy::too_many_arguments)]
+unsafe fn gemm_raw<T: Real>(
+    m: usize,
+    n: usize,
+    k: usize,
+    c: &mut [T],
+    a: &[T],
+    (a_rs, a_cs): (isize, isize),
+    b: &[T],
+    (b_rs, b_cs): (isize, isize),
+    threads: Threads,
+) {
+    gemm::gemm(
+        m,
+        n,
+        k,
+        c.as_mut_ptr(),
+        1,
+        n as isize,
+        false,
+        a.as_ptr(),
+        a_cs,
+        a_rs,
+        b.as_ptr(),
+        b_cs,
+        b_rs,
+        T::ZERO,
+        T::ONE,
+        false,
+        false,
+        false,
+        threads.parallelism(2 * m * n * k),
+    )
+}
+
+/// z (n, out) = x (n, in) W^T + b.
+pub fn linear_forward<T: Real>(x: &[T], n: usize, w: &[T], b: &[T], z: &mut [T], threads: Threads) {
+    let (n_out, n_in) = (b.len(), w.len() / b.len().max(1));
+    assert!(x.len() == n * n_in && z.len() == n * n_out && w.len() == n_out * n_in);
+    if n == 1 || n * n_in * n_out <= SMALL {
+        for (xk, zk) in x.chunks_exact(n_in).zip(z.chunks_exact_mut(n_out)) {
+            gemv_bias(w, xk, b, zk);
+        }
+        return;
+    }
+    // SAFETY: shapes asserted above; x row-major (n, in); W^T is W read with swapped strides.
+    unsafe {
+        gemm_raw(
+            n,
+            n_out,
+            n_in,
+            z,
+            x,
+            (n_in as isize, 1),
+            w,
+            (1, n_in as isize),
+            threads,
+        )
+    };
+    for zk in z.chunks_exact_mut(n_out) {
+        for (zi, &bi) in zk.iter_mut().zip(b) {
+            *zi += bi;
+        }
+    }
+}
+
+/// dW (out, in) = delta (n, out)^T x (n, in);  db (out,) = column sums of delta.
+pub fn linear_weight_grad<T: Real>(
+    delta: &[T],
+    x: &[T],
+    n: usize,
+    dw: &mut [T],
+    db: &mut [T],
+    threads: Threads,
+) {
+    let (n_out, n_in) = (db.len(), dw.len() / db.len().max(1));
+    assert!(delta.len() == n * n_out && x.len() == n * n_in && dw.len() == n_out * n_in);
+    db.fill(T::ZERO);
+    for dk in delta.chunks_exact(n_out) {
+        for (g, &d) in db.iter_mut().zip(dk) {
+            *g += d;
+        }
+    }
+    if n == 1 {
+        return outer(delta, x, dw);
+    }
+    if n * n_in * n_out <= SMALL {
+        dw.fill(T::ZERO);
+        for (dk, xk) in delta.chunks_exact(n_out).zip(x.chunks_exact(n_in)) {
+            for (row, &d) in dw.chunks_exact_mut(n_in).zip(dk) {
+                for (o, &xv) in row.iter_mut().zip(xk) {
+                    *o += d * xv;
+                }
+            }
+        }
+        return;
+    }
+    // SAFETY: delta^T is delta (n, out) read with swapped strides; x row-major (n, in).
+    unsafe {
+        gemm_raw(
+            n_out,
+            n_in,
+            n,
+            dw,
+            delta,
+            (1, n_out as isize),
+            x,
+            (n_in as isize, 1),
+            threads,
+        )
+    };
+}
+
+/// dx (n, in) = delta (n, out) W (out, in).
+pub fn linear_input_grad<T: Real>(delta: &[T], n: usize, w: &[T], dx: &mut [T], threads: Threads) {
+    let n_in = dx.len() / n.max(1);
+    let n_out = delta.len() / n.max(1);
+    assert!(w.len() == n_out * n_in && dx.len() == n * n_in);
+    if n == 1 || n * n_in * n_out <= SMALL {
+        dx.fill(T::ZERO);
+        for (dk, dxk) in delta.chunks_exact(n_out).zip(dx.chunks_exact_mut(n_in)) {
+            gemv_t_accumulate(w, dk, dxk);
+        }
+        return;
+    }
+    // SAFETY: shapes asserted above; both operands row-major.
+    unsafe {
+        gemm_raw(
+            n,
+            n_in,
+            n_out,
+            dx,
+            delta,
+            (n_out as isize, 1),
+            w,
+            (n_in as isize, 1),
+            threads,
+        )
+    };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rng::SplitMix64;
+
+    fn random(n: usize, rng: &mut SplitMix64) -> Vec<f64> {
+        (0..n).map(|_| 2.0 * rng.uniform() - 1.0).collect()
+    }
+
+    /// Plain triple loops: what every kernel must agree with.
+    fn naive_forward(x: &[f64], n: usize, w: &[f64], b: &[f64]) -> Vec<f64> {
+        let (n_out, n_in) = (b.len(), w.len() / b.len());
+        let mut z = vec![0.0; n * n_out];
+        for k in 0..n {
+            for i in 0..n_out {
+                let mut s = 0.0;
+                for j in 0..n_in {
+                    s += w[i * n_in + j] * x[k * n_in + j];
+                }
+                z[k * n_out + i] = s + b[i];
+            }
+        }
+        z
+    }
+
+    fn close(a: &[f64], b: &[f64]) {
+        for (x, y) in a.iter().zip(b) {
+            assert!((x - y).abs() <= 1e-12 * (1.0 + y.abs()), "{x} vs {y}");
+        }
+    }
+
+    #[test]
+    fn kernels_match_naive_loops_on_every_path() {
+        let mut rng = SplitMix64::new(7);
+        // Shapes that hit the gemv (n = 1), small-loop and gemm paths, with odd tails.
+        for &(n, n_in, n_out) in &[
+            (1, 3, 2),
+            (1, 17, 9),
+            (1, 784, 13),
+            (3, 5, 7),
+            (64, 33, 19),
+            (40, 100, 50),
+        ] {
+            let (x, w, b) = (
+                random(n * n_in, &mut rng),
+                random(n_out * n_in, &mut rng),
+                random(n_out, &mut rng),
+            );
+            let mut z = vec![0.0; n * n_out];
+            linear_forward(&x, n, &w, &b, &mut z, Threads(1));
+            close(&z, &naive_forward(&x, n, &w, &b));
+            let mut z2 = vec![0.0; n * n_out];
+            linear_forward(&x, n, &w, &b, &mut z2, Threads(2));
+            assert_eq!(z, z2, "thread count must not change the result");
+
+            let delta = random(n * n_out, &mut rng);
+            let (mut dw, mut db) = (vec![0.0; n_out * n_in], vec![0.0; n_out]);
+            linear_weight_grad(&delta, &x, n, &mut dw, &mut db, Threads(1));
+            let (mut dw_ref, mut db_ref) = (vec![0.0; n_out * n_in], vec![0.0; n_out]);
+            for k in 0..n {
+                for i in 0..n_out {
+                    db_ref[i] += delta[k * n_out + i];
+                    for j in 0..n_in {
+                        dw_ref[i * n_in + j] += delta[k * n_out + i] * x[k * n_in + j];
+                    }
+                }
+            }
+            close(&dw, &dw_ref);
+            close(&db, &db_ref);
+
+            let mut dx = vec![0.0; n * n_in];
+            linear_input_grad(&delta, n, &w, &mut dx, Threads(1));
+            let mut dx_ref = vec![0.0; n * n_in];
+            for k in 0..n {
+                for i in 0..n_out {
+                    for j in 0..n_in {
+                        dx_ref[k * n_in + j] += delta[k * n_out + i] * w[i * n_in + j];
+                    }
+                }
+            }
+            close(&dx, &dx_ref);
+        }
+    }
+
+    #[test]
+    fn fused_sgd_uses_the_weights_before_the_update() {
+        let mut rng = SplitMix64::new(3);
+        let (n_in, n_out) = (11, 5);
+        let (w0, b0) = (random(n_out * n_in, &mut rng), random(n_out, &mut rng));
+        let (delta, x) = (random(n_out, &mut rng), random(n_in, &mut rng));
+        let (mut w, mut b, mut dx) = (w0.clone(), b0.clone(), vec![0.0; n_in]);
+        sgd_rank1(&mut w, &mut b, &delta, &x, 0.1, Some(&mut dx));
+        let mut dx_ref = vec![0.0; n_in];
+        linear_input_grad(&delta, 1, &w0, &mut dx_ref, Threads(1));
+        close(&dx, &dx_ref);
+        for i in 0..n_out {
+            assert!((b[i] - (b0[i] - 0.1 * delta[i])).abs() < 1e-15);
+            for j in 0..n_in {
+                let expected = w0[i * n_in + j] - 0.1 * delta[i] * x[j];
+                assert!((w[i * n_in + j] - expected).abs() < 1e-15);
+            }
+        }
+    }
+
+    #[test]
+    fn float32_kernels_agree_with_float64() {
+        let mut rng = SplitMix64::new(11);
+        let (n, n_in, n_out) = (20, 64, 32);
+        let (x, w, b) = (
+            random(n * n_in, &mut rng),
+            random(n_out * n_in, &mut rng),
+            random(n_out, &mut rng),
+        );
+        let to32 = |v: &[f64]| v.iter().map(|&a| a as f32).collect::<Vec<_>>();
+        let mut z32 = vec![0.0f32; n * n_out];
+        linear_forward(&to32(&x), n, &to32(&w), &to32(&b), &mut z32, Threads(1));
+        let z64 = naive_forward(&x, n, &w, &b);
+        for (a, e) in z32.iter().zip(&z64) {
+            assert!((*a as f64 - e).abs() < 1e-5 * (1.0 + e.abs()));
+        }
+    }
+}

@@ -1,0 +1,377 @@
+//! Optimizers, as PyTorch documents them (torch.optim), with PyTorch's names and defaults.
+//! docs/maths.md has the per-element formulas; each `step_*` below is that formula.
+
+use crate::error::{value_error, Result};
+use crate::float::Real;
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Optimizer {
+    /// p -= lr * g, with optional momentum buffer b = momentum * b + (1 - dampening) * g
+    /// (b = g on the first step) and Nesterov's g + momentum * b.
+    Sgd {
+        lr: f64,
+        momentum: f64,
+        dampening: f64,
+        nesterov: bool,
+        weight_decay: f64,
+    },
+    /// v = alpha v + (1 - alpha) g^2;  p -= lr g / (sqrt(v) + eps)  (centered: v - mean(g)^2).
+    RmsProp {
+        lr: f64,
+        alpha: f64,
+        eps: f64,
+        weight_decay: f64,
+        momentum: f64,
+        centered: bool,
+    },
+    /// m, v moving averages of g and g^2, bias-corrected; p -= lr m^ / (sqrt(v^) + eps).
+    /// `decoupled` is AdamW: p *= 1 - lr * weight_decay instead of adding it to g.
+    Adam {
+        lr: f64,
+        beta1: f64,
+        beta2: f64,
+        eps: f64,
+        weight_decay: f64,
+        amsgrad: bool,
+        decoupled: bool,
+    },
+}
+
+impl Optimizer {
+    /// Plain SGD with PyTorch's defaults for everything but the learning rate.
+    pub fn sgd(lr: f64) -> Self {
+        Optimizer::Sgd {
+            lr,
+            momentum: 0.0,
+            dampening: 0.0,
+            nesterov: false,
+            weight_decay: 0.0,
+        }
+    }
+
+    pub fn lr(&self) -> f64 {
+        match *self {
+            Optimizer::Sgd { lr, .. }
+            | Optimizer::RmsProp { lr, .. }
+            | Optimizer::Adam { lr, .. } => lr,
+        }
+    }
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            Optimizer::Sgd { .. } => "sgd",
+            Optimizer::RmsProp { .. } => "rmsprop",
+            Optimizer::Adam {
+                decoupled: false, ..
+            } => "adam",
+            Optimizer::Adam {
+                decoupled: true, ..
+            } => "adamw",
+        }
+    }
+
+    /// The same rules PyTorch's constructors enforce, with what was given.
+    pub fn check(&self) -> Result<()> {
+        let lr = self.lr();
+        if !(lr.is_finite() && lr > 0.0) {
+            return value_error!("lr must be a finite number > 0, got {lr}");
+        }
+        let unit = |name: &str, v: f64| -> Result<()> {
+            if !(0.0..1.0).contains(&v) {
+                return value_error!("{name} must be in [0, 1), got {v}");
+            }
+            Ok(())
+        };
+        let non_negative = |name: &str, v: f64| -> Result<()> {
+            if !(v.is_finite() && v >= 0.0) {
+                return value_error!("{name} must be a finite number >= 0, got {v}");
+            }
+            Ok(())
+        };
+        let positive = |name: &str, v: f64| -> Result<()> {
+            if !(v.is_finite() && v > 0.0) {
+                return value_error!("{name} must be a finite number > 0, got {v}");
+            }
+            Ok(())
+        };
+        match *self {
+            Optimizer::Sgd {
+                momentum,
+                dampening,
+                nesterov,
+                weight_decay,
+                ..
+            } => {
+                unit("momentum", momentum)?;
+                if !(0.0..=1.0).contains(&dampening) {
+                    return value_error!("dampening must be in [0, 1], got {dampening}");
+                }
+                non_negative("weight_decay", weight_decay)?;
+                if nesterov && (momentum == 0.0 || dampening != 0.0) {
+                    return value_error!(
+                        "nesterov needs momentum > 0 and dampening 0, got momentum {momentum}, \
+                         dampening {dampening}"
+                    );
+                }
+            }
+            Optimizer::RmsProp {
+                alpha,
+                eps,
+                weight_decay,
+                momentum,
+                ..
+            } => {
+                unit("alpha", alpha)?;
+                positive("eps", eps)?;
+                non_negative("weight_decay", weight_decay)?;
+                unit("momentum", momentum)?;
+            }
+            Optimizer::Adam {
+                beta1,
+                beta2,
+                eps,
+                weight_decay,
+                ..
+            } => {
+                unit("betas[0]", beta1)?;
+                unit("betas[1]", beta2)?;
+                positive("eps", eps)?;
+                non_negative("weight_decay", weight_decay)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Per-element state of one parameter tensor; buffers are allocated by the first step that
+/// needs them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TensorState<T> {
+    m: Vec<T>,    // SGD momentum buffer b / Adam first moment m / RMSprop momentum b
+    v: Vec<T>,    // second moment (Adam, RMSprop)
+    vmax: Vec<T>, // AMSGrad running max of v
+    ga: Vec<T>,   // centered RMSprop: mean of g
+}
+
+impl<T> Default for TensorState<T> {
+    fn default() -> Self {
+        TensorState {
+            m: Vec::new(),
+            v: Vec::new(),
+            vmax: Vec::new(),
+            ga: Vec::new(),
+        }
+    }
+}
+
+fn ensure<T: Real>(buf: &mut Vec<T>, len: usize) {
+    if buf.len() != len {
+        buf.clear();
+        buf.resize(len, T::ZERO);
+    }
+}
+
+impl Optimizer {
+    /// One update of `params` from `grads` (consumed as scratch) at step t >= 1 with learning
+    /// rate `lr` (the schedule's, which may differ from the configured one).
+    pub fn step<T: Real>(
+        &self,
+        params: &mut [T],
+        grads: &mut [T],
+        state: &mut TensorState<T>,
+        t: u64,
+        lr: f64,
+    ) {
+        let lr_t = T::from_f64(lr);
+        let one = T::ONE;
+        match *self {
+            Optimizer::Sgd {
+                momentum,
+                dampening,
+                nesterov,
+                weight_decay,
+                ..
+            } => {
+                let (wd, mu) = (T::from_f64(weight_decay), T::from_f64(momentum));
+                let keep = one - T::from_f64(dampening);
+                if momentum != 0.0 {
+                    ensure(&mut state.m, params.len());
+                }
+                for (k, (p, g)) in params.iter_mut().zip(grads.iter_mut()).enumerate() {
+                    let mut g_k = *g;
+                    if weight_decay != 0.0 {
+                        g_k += wd * *p;
+                    }
+                    if momentum != 0.0 {
+                        let b = &mut state.m[k];
+                        *b = if t == 1 { g_k } else { mu * *b + keep * g_k };
+                        g_k = if nesterov { g_k + mu * *b } else { *b };
+                    }
+                    *p -= lr_t * g_k;
+                }
+            }
+            Optimizer::RmsProp {
+                alpha,
+                eps,
+                weight_decay,
+                momentum,
+                centered,
+                ..
+            } => {
+                let (a, wd, mu, eps) = (
+                    T::from_f64(alpha),
+                    T::from_f64(weight_decay),
+                    T::from_f64(momentum),
+                    T::from_f64(eps),
+                );
+                let one_minus_a = one - a;
+                ensure(&mut state.v, params.len());
+                if centered {
+                    ensure(&mut state.ga, params.len());
+                }
+                if momentum > 0.0 {
+                    ensure(&mut state.m, params.len());
+                }
+                for (k, (p, g)) in params.iter_mut().zip(grads.iter_mut()).enumerate() {
+                    let mut g_k = *g;
+                    if weight_decay != 0.0 {
+                        g_k += wd * *p;
+                    }
+                    let v = &mut state.v[k];
+                    *v = a * *v + one_minus_a * (g_k * g_k);
+                    let avg = if centered {
+                        let ga = &mut state.ga[k];
+                        *ga = a * *ga + one_minus_a * g_k;
+                        (*v - *ga * *ga).sqrt() + eps
+                    } else {
+                        v.sqrt() + eps
+                    };
+                    if momentum > 0.0 {
+                        let b = &mut state.m[k];
+                        *b = mu * *b + g_k / avg;
+                        *p -= lr_t * *b;
+                    } else {
+                        *p -= lr_t * (g_k / avg);
+                    }
+                }
+            }
+            Optimizer::Adam {
+                beta1,
+                beta2,
+                eps,
+                weight_decay,
+                amsgrad,
+                decoupled,
+                ..
+            } => {
+                let (b1, b2, eps, wd) = (
+                    T::from_f64(beta1),
+                    T::from_f64(beta2),
+                    T::from_f64(eps),
+                    T::from_f64(weight_decay),
+                );
+                let (one_minus_b1, one_minus_b2) = (one - b1, one - b2);
+                let tf = T::from_f64(t as f64);
+                let bc1 = one - b1.powf(tf);
+                let bc2 = one - b2.powf(tf);
+                let decay = one - lr_t * wd;
+                ensure(&mut state.m, params.len());
+                ensure(&mut state.v, params.len());
+                if amsgrad {
+                    ensure(&mut state.vmax, params.len());
+                }
+                for (k, (p, g)) in params.iter_mut().zip(grads.iter_mut()).enumerate() {
+                    let mut g_k = *g;
+                    if decoupled {
+                        *p *= decay;
+                    } else if weight_decay != 0.0 {
+                        g_k += wd * *p;
+                    }
+                    let m = &mut state.m[k];
+                    *m = b1 * *m + one_minus_b1 * g_k;
+                    let v = &mut state.v[k];
+                    *v = b2 * *v + one_minus_b2 * (g_k * g_k);
+                    let vhat = if amsgrad {
+                        let vmax = &mut state.vmax[k];
+                        *vmax = vmax.max(*v);
+                        *vmax / bc2
+                    } else {
+                        *v / bc2
+                    };
+                    *p -= lr_t * (*m / bc1) / (vhat.sqrt() + eps);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn adam_first_step_moves_each_weight_by_about_lr() {
+        // With bias correction, step 1 gives m^ = g and v^ = g^2: p -= lr * g / (|g| + eps).
+        let opt = Optimizer::Adam {
+            lr: 0.1,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            weight_decay: 0.0,
+            amsgrad: false,
+            decoupled: false,
+        };
+        let (mut p, mut g) = (vec![1.0, -2.0], vec![0.5, -3.0]);
+        opt.step(&mut p, &mut g, &mut TensorState::default(), 1, 0.1);
+        assert!(
+            (p[0] - 0.9).abs() < 1e-7 && (p[1] + 1.9).abs() < 1e-7,
+            "{p:?}"
+        );
+    }
+
+    #[test]
+    fn sgd_with_momentum_matches_the_recurrence() {
+        let opt = Optimizer::Sgd {
+            lr: 0.1,
+            momentum: 0.9,
+            dampening: 0.0,
+            nesterov: false,
+            weight_decay: 0.0,
+        };
+        let mut state = TensorState::default();
+        let mut p = vec![0.0];
+        let (mut b, mut expected) = (0.0f64, 0.0f64);
+        for t in 1..=5u64 {
+            let g = t as f64;
+            b = if t == 1 { g } else { 0.9 * b + g };
+            expected -= 0.1 * b;
+            opt.step(&mut p, &mut vec![g], &mut state, t, 0.1);
+        }
+        assert!((p[0] - expected).abs() < 1e-12);
+    }
+
+    #[test]
+    fn pytorch_rules_are_enforced() {
+        assert!(Optimizer::Sgd {
+            lr: 0.1,
+            momentum: 0.0,
+            dampening: 0.0,
+            nesterov: true,
+            weight_decay: 0.0
+        }
+        .check()
+        .is_err());
+        assert!(Optimizer::sgd(0.0).check().is_err());
+        assert!(Optimizer::Adam {
+            lr: 1e-3,
+            beta1: 1.0,
+            beta2: 0.999,
+            eps: 1e-8,
+            weight_decay: 0.0,
+            amsgrad: false,
+            decoupled: false
+        }
+        .check()
+        .is_err());
+    }
+}

@@ -1,0 +1,285 @@
+//! Mini-batch training: one epoch of shuffled batches, each a forward pass (with dropout), a
+//! backward pass (with L2), clipping and an optimizer step. docs/maths.md, second part, is the
+//! contract; `ferrinet.reference` follows it too.
+
+use crate::error::{value_error, Error, Result};
+use crate::float::Real;
+use crate::loss::Targets;
+use crate::matrix::MatRef;
+use crate::network::{Batch, Dropout, NeuralNetwork};
+use crate::optimizer::{Optimizer, TensorState};
+use crate::rng::SplitMix64;
+
+/// How one epoch runs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EpochOptions {
+    pub batch_size: usize,
+    pub shuffle: bool,
+    /// L2 penalty (l2 / 2) * sum of squared weights, part of the objective.
+    pub l2: f64,
+    /// Drop probability per layer, output layer last (and 0); empty for no dropout.
+    pub dropout: Vec<f64>,
+    /// Clip the global gradient norm to this (PyTorch's clip_grad_norm_).
+    pub clip_norm: Option<f64>,
+}
+
+impl EpochOptions {
+    pub fn new(batch_size: usize) -> Self {
+        EpochOptions {
+            batch_size,
+            shuffle: true,
+            l2: 0.0,
+            dropout: Vec::new(),
+            clip_norm: None,
+        }
+    }
+
+    pub fn check(&self, n_layers: usize) -> Result<()> {
+        if self.batch_size == 0 {
+            return value_error!("batch_size must be at least 1, got 0");
+        }
+        if !(self.l2.is_finite() && self.l2 >= 0.0) {
+            return value_error!("l2 must be a finite number >= 0, got {}", self.l2);
+        }
+        if !self.dropout.is_empty() {
+            if self.dropout.len() != n_layers || self.dropout[n_layers - 1] != 0.0 {
+                return value_error!(
+                    "dropout needs one rate per hidden layer ({}), got {} rates",
+                    n_layers - 1,
+                    self.dropout.len().saturating_sub(1)
+                );
+            }
+            if let Some(p) = self.dropout.iter().find(|p| !(0.0..1.0).contains(*p)) {
+                return value_error!("dropout rates must be in [0, 1), got {p}");
+            }
+        }
+        if let Some(c) = self.clip_norm {
+            if !(c.is_finite() && c > 0.0) {
+                return value_error!("clip_norm must be a finite number > 0, got {c}");
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Everything training carries from one epoch to the next: the optimizer and its state, the
+/// current learning rate, the generator for shuffles and dropout, and the counters. It lives
+/// with the network, so a later `train_epoch` continues exactly where the last one stopped.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrainingState<T = f64> {
+    optimizer: Optimizer,
+    learning_rate: f64,
+    seed: u64,
+    rng: SplitMix64,
+    steps: u64,
+    epochs: usize,
+    tensors: Vec<(TensorState<T>, TensorState<T>)>, // per layer: (weights, biases)
+}
+
+impl<T: Real> TrainingState<T> {
+    pub fn new(optimizer: Optimizer, seed: u64, n_layers: usize) -> Result<Self> {
+        optimizer.check()?;
+        Ok(TrainingState {
+            optimizer,
+            learning_rate: optimizer.lr(),
+            seed,
+            rng: SplitMix64::new(seed),
+            steps: 0,
+            epochs: 0,
+            tensors: vec![(TensorState::default(), TensorState::default()); n_layers],
+        })
+    }
+
+    pub fn optimizer(&self) -> &Optimizer {
+        &self.optimizer
+    }
+
+    pub fn seed(&self) -> u64 {
+        self.seed
+    }
+
+    /// The learning rate of the next step (a schedule may have changed it).
+    pub fn learning_rate(&self) -> f64 {
+        self.learning_rate
+    }
+
+    pub fn set_learning_rate(&mut self, learning_rate: f64) -> Result<()> {
+        crate::network::check_learning_rate(learning_rate)?;
+        self.learning_rate = learning_rate;
+        Ok(())
+    }
+
+    /// Optimizer steps taken (t of the formulas).
+    pub fn steps(&self) -> u64 {
+        self.steps
+    }
+
+    pub fn epochs(&self) -> usize {
+        self.epochs
+    }
+}
+
+/// Fisher-Yates (Durstenfeld), drawing j = floor(uniform() * (i + 1)) as docs/maths.md says.
+pub fn shuffle(order: &mut [usize], rng: &mut SplitMix64) {
+    for i in (1..order.len()).rev() {
+        let j = (rng.uniform() * (i + 1) as f64) as usize;
+        order.swap(i, j);
+    }
+}
+
+impl<T: Real> NeuralNetwork<T> {
+    /// One epoch of mini-batch training with `state` (the caller keeps it between epochs;
+    /// the Python binding stores it with the network). Returns the epoch loss: the mean over
+    /// samples of each batch's objective before its update.
+    ///
+    /// A batch whose loss or update is not finite stops the epoch with `Error::NonFinite`;
+    /// the network and `state` are then those after the last batch that kept every weight
+    /// finite.
+    pub fn train_epoch(
+        &mut self,
+        batch: &Batch<T>,
+        options: &EpochOptions,
+        state: &mut TrainingState<T>,
+    ) -> Result<f64> {
+        self.train_epoch_until(batch, options, state, &mut || false)
+    }
+
+    /// `train_epoch` that asks `stop` before every batch after the first; when it answers
+    /// true the epoch ends there with `Error::Interrupted`, the network and `state` holding the
+    /// batches done so far (the epoch is not counted).
+    pub fn train_epoch_until(
+        &mut self,
+        batch: &Batch<T>,
+        options: &EpochOptions,
+        state: &mut TrainingState<T>,
+        stop: &mut dyn FnMut() -> bool,
+    ) -> Result<f64> {
+        options.check(self.layers.len())?;
+        if state.tensors.len() != self.layers.len() {
+            return value_error!("this training state belongs to a network of another depth");
+        }
+        // Validate the batch against this network before anything is drawn.
+        self.check_batch(batch)?;
+        let n = batch.len();
+        let mut order: Vec<usize> = (0..n).collect();
+        if options.shuffle {
+            shuffle(&mut order, &mut state.rng);
+        }
+        let bs = options.batch_size.min(n);
+        let n_batches = n.div_ceil(bs);
+        let dropout_on = options.dropout.iter().any(|&p| p > 0.0);
+        let (mut xb, mut tb, mut cb, mut wb) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let mut run = (state.clone(), 0.0f64);
+        let epoch = state.epochs;
+        let result = self.guarded(&mut run, n_batches, |net, (st, total), b| {
+            if b > 0 && stop() {
+                return Err(Error::Interrupted);
+            }
+            let (start, end) = (b * bs, ((b + 1) * bs).min(n));
+            let sub = if options.shuffle {
+                gather(
+                    batch,
+                    &order[start..end],
+                    &mut xb,
+                    &mut tb,
+                    &mut cb,
+                    &mut wb,
+                )
+            } else {
+                batch.rows_range(start, end)
+            };
+            let dropout = dropout_on.then(|| Dropout {
+                rates: &options.dropout,
+                rng: &mut st.rng,
+            });
+            let loss = net.backprop(&sub, options.l2, dropout)?;
+            if !loss.is_finite() {
+                return Err(Error::NonFinite(format!(
+                    "training diverged in epoch {epoch}, batch {b}: the loss is {loss}; the \
+                     weights are those of the last batch that kept them finite (try a smaller \
+                     learning rate)"
+                )));
+            }
+            if let Some(max_norm) = options.clip_norm {
+                net.clip_gradients(max_norm);
+            }
+            st.steps += 1;
+            let (t, lr, opt) = (st.steps, st.learning_rate, st.optimizer);
+            for ((layer, grad), (w_state, b_state)) in net
+                .layers
+                .iter_mut()
+                .zip(net.work.grads.iter_mut())
+                .zip(st.tensors.iter_mut())
+            {
+                let (w, bias) = layer.parameters_mut();
+                opt.step(w, &mut grad.weights, w_state, t, lr);
+                opt.step(bias, &mut grad.biases, b_state, t, lr);
+            }
+            *total += loss * (end - start) as f64;
+            Ok(())
+        });
+        let (new_state, total) = run;
+        *state = new_state;
+        result?;
+        state.epochs += 1;
+        Ok(total / n as f64)
+    }
+
+    /// Scales every gradient by max_norm / (norm + 1e-6) when that is below 1.
+    fn clip_gradients(&mut self, max_norm: f64) {
+        let mut s = T::ZERO;
+        for g in &self.work.grads {
+            for &v in g.weights.iter().chain(&g.biases) {
+                s += v * v;
+            }
+        }
+        let coef = T::from_f64(max_norm) / (s.sqrt() + T::from_f64(1e-6));
+        if coef < T::ONE {
+            for g in self.work.grads.iter_mut() {
+                for v in g.weights.iter_mut().chain(g.biases.iter_mut()) {
+                    *v *= coef;
+                }
+            }
+        }
+    }
+}
+
+/// Copies the rows `index` of a batch into reused buffers and returns a batch over them.
+fn gather<'b, T: Real>(
+    batch: &Batch<'_, T>,
+    index: &[usize],
+    xb: &'b mut Vec<T>,
+    tb: &'b mut Vec<T>,
+    cb: &'b mut Vec<usize>,
+    wb: &'b mut Vec<T>,
+) -> Batch<'b, T> {
+    let x = batch.x;
+    xb.clear();
+    for &k in index {
+        xb.extend_from_slice(x.row(k));
+    }
+    let t = match batch.t {
+        Targets::Dense(t) => {
+            tb.clear();
+            for &k in index {
+                tb.extend_from_slice(t.row(k));
+            }
+            Targets::Dense(MatRef::new(tb, index.len(), t.cols()).expect("gathered rows"))
+        }
+        Targets::Classes(c) => {
+            cb.clear();
+            cb.extend(index.iter().map(|&k| c[k]));
+            Targets::Classes(cb)
+        }
+    };
+    let weights = batch.weights.map(|w| {
+        wb.clear();
+        wb.extend(index.iter().map(|&k| w[k]));
+        &wb[..]
+    });
+    batch.with_parts(
+        MatRef::new(xb, index.len(), x.cols()).expect("gathered rows"),
+        t,
+        weights,
+    )
+}

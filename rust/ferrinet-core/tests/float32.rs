@@ -1,0 +1,283 @@
+//! `NeuralNetwork<f32>`: it starts from the f64 network's weights rounded to f32, and computes
+//! what the f64 network computes to f32 precision.
+//!
+//! Tolerances: f32 has eps = 1.2e-7; the small networks here (widths <= 8, depth <= 4) sum a few
+//! terms per dot product, so forward values, losses and gradients agree with f64 to a few 1e-6
+//! (measured worst 3.2e-6, relative to the largest entry of each tensor: see
+//! `common::assert_close_scaled`), asked to `REL` = 1e-5; training for a few epochs is asked to
+//! `TRAIN_REL` = 1e-4 (measured worst 8e-7: SGD on these small nets does not amplify it much).
+//! There is no finite-difference gradient check in f32: with eps 1.2e-7 a central difference
+//! cannot resolve 1e-6.
+//!
+//! Each comparison gives both networks the same numbers: the inputs and targets rounded to f32,
+//! and the f64 network the f32 network's weights (widened exactly), so what differs is the
+//! arithmetic only.
+
+mod common;
+
+use common::{assert_close_scaled, int_in, random_targets, random_vec, Head, OwnedTargets};
+use common::{HEADS, HIDDEN};
+use ferrinet_core::{
+    Activation, Batch, EpochOptions, MatRef, NeuralNetwork, Optimizer, SplitMix64, Targets,
+    TrainingState,
+};
+
+const REL: f64 = 1e-5;
+const TRAIN_REL: f64 = 1e-4;
+
+/// An architecture, its seed and a batch for it, with every value representable in f32.
+struct Case {
+    sizes: Vec<usize>,
+    hidden: Vec<Activation>,
+    head: Head,
+    seed: u64,
+    n: usize,
+    x: Vec<f64>,
+    t: OwnedTargets,
+}
+
+fn round32(v: &[f64]) -> Vec<f64> {
+    v.iter().map(|&a| a as f32 as f64).collect()
+}
+
+fn to32(v: &[f64]) -> Vec<f32> {
+    v.iter().map(|&a| a as f32).collect()
+}
+
+fn widen(v: &[f32]) -> Vec<f64> {
+    v.iter().map(|&a| a as f64).collect()
+}
+
+fn random_case32(rng: &mut SplitMix64, head: Head, depth: usize) -> Case {
+    let mut sizes = vec![int_in(rng, 1, 8)];
+    let mut hidden = Vec::new();
+    for _ in 0..depth {
+        sizes.push(int_in(rng, 1, 8));
+        hidden.push(HIDDEN[int_in(rng, 0, HIDDEN.len() - 1)]);
+    }
+    let m = match head {
+        Head::CeClasses | Head::CeProbs => int_in(rng, 2, 3),
+        _ => int_in(rng, 1, 3),
+    };
+    sizes.push(m);
+    let n = int_in(rng, 1, 6);
+    let x = round32(&random_vec(rng, n * sizes[0], -1.5, 1.5));
+    let t = match random_targets(rng, head, n, m) {
+        // Rounding keeps bce / cross_entropy targets in [0, 1].
+        OwnedTargets::Dense { data, cols } => OwnedTargets::Dense {
+            data: round32(&data),
+            cols,
+        },
+        classes => classes,
+    };
+    Case {
+        sizes,
+        hidden,
+        head,
+        seed: rng.next_u64(),
+        n,
+        x,
+        t,
+    }
+}
+
+impl Case {
+    fn net<T: ferrinet_core::Real>(&self) -> NeuralNetwork<T> {
+        let out = Some(self.head.output());
+        NeuralNetwork::<T>::new(&self.sizes, &self.hidden, out, self.head.loss(), self.seed)
+            .unwrap()
+    }
+
+    /// The f32 network and an f64 network holding exactly its weights.
+    fn pair(&self) -> (NeuralNetwork<f32>, NeuralNetwork<f64>) {
+        let net32 = self.net::<f32>();
+        let mut net64 = self.net::<f64>();
+        let widened = net32
+            .parameters()
+            .into_iter()
+            .map(|(w, b)| (widen(&w), widen(&b)))
+            .collect();
+        net64.set_parameters(widened).unwrap();
+        (net32, net64)
+    }
+
+    fn x32(&self) -> Vec<f32> {
+        to32(&self.x)
+    }
+
+    fn t32(&self) -> (Vec<f32>, usize) {
+        match &self.t {
+            OwnedTargets::Dense { data, cols } => (to32(data), *cols),
+            OwnedTargets::Classes(_) => (Vec::new(), 0),
+        }
+    }
+
+    fn batch32<'a>(
+        &'a self,
+        net: &NeuralNetwork<f32>,
+        x: &'a [f32],
+        t: &'a (Vec<f32>, usize),
+    ) -> Batch<'a, f32> {
+        let xm = MatRef::new(x, self.n, self.sizes[0]).unwrap();
+        let targets = match &self.t {
+            OwnedTargets::Dense { .. } => Targets::Dense(MatRef::new(&t.0, self.n, t.1).unwrap()),
+            OwnedTargets::Classes(c) => Targets::Classes(c),
+        };
+        net.batch(xm, targets).unwrap()
+    }
+
+    fn batch64<'a>(&'a self, net: &NeuralNetwork<f64>) -> Batch<'a> {
+        net.batch(
+            MatRef::new(&self.x, self.n, self.sizes[0]).unwrap(),
+            self.t.view(),
+        )
+        .unwrap()
+    }
+}
+
+fn flat32(net: &NeuralNetwork<f32>) -> Vec<f64> {
+    net.parameters()
+        .into_iter()
+        .flat_map(|(w, b)| widen(&w).into_iter().chain(widen(&b)))
+        .collect()
+}
+
+#[test]
+fn an_f32_network_starts_from_the_f64_weights_rounded() {
+    let mut rng = SplitMix64::new(81);
+    for i in 0..60 {
+        let case = random_case32(&mut rng, HEADS[i % HEADS.len()], i % 5);
+        let (net32, net64) = (case.net::<f32>(), case.net::<f64>());
+        for (l, ((w32, b32), (w64, b64))) in net32
+            .parameters()
+            .into_iter()
+            .zip(net64.parameters())
+            .enumerate()
+        {
+            let rounded: Vec<u32> = w64.iter().map(|&w| (w as f32).to_bits()).collect();
+            let got: Vec<u32> = w32.iter().map(|w| w.to_bits()).collect();
+            assert_eq!(got, rounded, "case {i} layer {l}");
+            assert!(
+                b32.iter().chain(&[0.0]).all(|&b| b.to_bits() == 0)
+                    && b64.iter().all(|&b| b == 0.0)
+            );
+        }
+        let layers32 = net32
+            .layers()
+            .iter()
+            .map(|l| (l.activation(), l.n_inputs(), l.n_outputs()));
+        let layers64 = net64
+            .layers()
+            .iter()
+            .map(|l| (l.activation(), l.n_inputs(), l.n_outputs()));
+        assert!(layers32.eq(layers64));
+    }
+}
+
+#[test]
+fn predict_loss_and_gradients_agree_with_f64() {
+    let mut rng = SplitMix64::new(82);
+    let mut worst = [0.0f64; 3];
+    for i in 0..120 {
+        let case = random_case32(&mut rng, HEADS[i % HEADS.len()], i % 5);
+        let (mut net32, mut net64) = case.pair();
+        let (x32, t32) = (case.x32(), case.t32());
+        let b32 = case.batch32(&net32, &x32, &t32);
+        let b64 = case.batch64(&net64);
+
+        let p32 = net32.predict(b32.inputs()).unwrap();
+        let p64 = net64.predict(b64.inputs()).unwrap();
+        let what = format!("case {i}: predict");
+        worst[0] = worst[0].max(assert_close_scaled(
+            &widen(p32.as_slice()),
+            p64.as_slice(),
+            REL,
+            &what,
+        ));
+
+        let (l32, g32) = net32.gradients(&b32).unwrap();
+        let (l64, g64) = net64.gradients(&b64).unwrap();
+        assert_eq!(l32.to_bits(), net32.compute_loss(&b32).unwrap().to_bits());
+        // The loss is compared relative to max(|L|, 1e-3): a loss near 0 is a sum of terms of
+        // its own size (every term is >= 0), so no cancellation hides there.
+        let rel = common::rel_diff(l32, l64, 1e-3);
+        assert!(rel <= REL, "case {i}: loss {l32} vs {l64}: {rel:e}");
+        worst[1] = worst[1].max(rel);
+        for (l, (a, b)) in g32.iter().zip(&g64).enumerate() {
+            let got: Vec<f64> = widen(&a.weights)
+                .into_iter()
+                .chain(widen(&a.biases))
+                .collect();
+            let want: Vec<f64> = b.weights.iter().chain(&b.biases).copied().collect();
+            let what = format!("case {i}: layer {l} gradients");
+            worst[2] = worst[2].max(assert_close_scaled(&got, &want, REL, &what));
+        }
+    }
+    eprintln!("f32 vs f64, worst relative differences: predict, loss, gradients {worst:?}");
+}
+
+/// The article's per-sample SGD, 5 epochs, and a mini-batch run (SGD with momentum, L2,
+/// shuffled batches of 2) for 3 epochs, in f32 and f64 from the same start.
+#[test]
+fn training_agrees_with_f64() {
+    let mut rng = SplitMix64::new(83);
+    let mut worst = [0.0f64; 2];
+    for i in 0..60 {
+        let case = random_case32(&mut rng, HEADS[i % HEADS.len()], i % 4);
+        let (x32, t32) = (case.x32(), case.t32());
+
+        let (mut net32, mut net64) = case.pair();
+        let b32 = case.batch32(&net32, &x32, &t32);
+        let b64 = case.batch64(&net64);
+        let losses32 = net32.train(&b32, 5, 0.05).unwrap();
+        let losses64 = net64.train(&b64, 5, 0.05).unwrap();
+        let what = format!("case {i}: train, epoch losses");
+        worst[0] = worst[0].max(common::assert_close(
+            &losses32, &losses64, TRAIN_REL, 1e-3, &what,
+        ));
+        let what = format!("case {i}: train, weights");
+        let w64 = common::flat_params(&net64);
+        worst[0] = worst[0].max(assert_close_scaled(&flat32(&net32), &w64, TRAIN_REL, &what));
+
+        let (mut net32, mut net64) = case.pair();
+        let opt = Optimizer::Sgd {
+            lr: 0.05,
+            momentum: 0.9,
+            dampening: 0.0,
+            nesterov: true,
+            weight_decay: 0.0,
+        };
+        let mut options = EpochOptions::new(2);
+        options.l2 = 1e-2;
+        let n_layers = net32.layers().len();
+        let mut s32 = TrainingState::<f32>::new(opt, 4, n_layers).unwrap();
+        let mut s64 = TrainingState::<f64>::new(opt, 4, n_layers).unwrap();
+        for epoch in 0..3 {
+            let l32 = net32.train_epoch(&b32, &options, &mut s32).unwrap();
+            let l64 = net64.train_epoch(&b64, &options, &mut s64).unwrap();
+            let what = format!("case {i}: train_epoch {epoch}, loss");
+            worst[1] = worst[1].max(common::assert_close(&[l32], &[l64], TRAIN_REL, 1e-3, &what));
+        }
+        let what = format!("case {i}: train_epoch, weights");
+        let w64 = common::flat_params(&net64);
+        worst[1] = worst[1].max(assert_close_scaled(&flat32(&net32), &w64, TRAIN_REL, &what));
+    }
+    eprintln!("f32 vs f64 training, worst relative differences: train, train_epoch {worst:?}");
+}
+
+/// f32 saturates like f64 does: logits of 1e4 give finite losses and gradients.
+#[test]
+fn f32_logit_losses_stay_finite_at_huge_logits() {
+    let mut net =
+        NeuralNetwork::<f32>::new(&[2, 3], &[], None, ferrinet_core::Loss::CrossEntropy, 0)
+            .unwrap();
+    net.set_parameters(vec![(vec![1e4, 0.0, -1e4, 0.0, 0.0, 0.0], vec![0.0; 3])])
+        .unwrap();
+    let x = [1.0f32, 0.0, -1.0, 0.0];
+    let batch = net
+        .batch(MatRef::new(&x, 2, 2).unwrap(), Targets::Classes(&[1, 1]))
+        .unwrap();
+    let (loss, g) = net.gradients(&batch).unwrap();
+    assert_eq!(loss, 1e4);
+    assert_eq!(g[0].biases, vec![0.5f32, -0.5, 0.0]);
+}
