@@ -60,7 +60,7 @@ import statistics  # noqa: E402
 import time  # noqa: E402
 import warnings  # noqa: E402
 from dataclasses import dataclass, field  # noqa: E402
-from typing import Callable, List, Optional, Tuple  # noqa: E402
+from typing import Any, Callable, List, Optional, Tuple  # noqa: E402
 
 import numpy as np  # noqa: E402
 
@@ -89,6 +89,8 @@ except ImportError:
 
 try:
     import torch
+
+    torch.set_num_threads(1)
 except ImportError:
     torch = None
 
@@ -179,7 +181,7 @@ def cpu_model() -> str:
 
 
 def n_cores() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 def blas_description() -> str:
@@ -339,7 +341,7 @@ class TorchMLP:
         self.linears = [m for m in self.model if isinstance(m, torch.nn.Linear)]
         self.set_weights(weights)
         self.loss_fn = torch.nn.CrossEntropyLoss()
-        self.opt = None
+        self.opt: Any = None
 
     def set_weights(self, weights) -> None:
         with torch.no_grad():
@@ -563,6 +565,7 @@ class Target:
     measured: float
     target: float
     at_most: bool  # True: measured <= target passes (a time ratio); False: >= (a speed-up)
+    best: Optional[float] = None  # the same ratio from the rows' minimum times
 
     @property
     def passed(self) -> bool:
@@ -572,16 +575,19 @@ class Target:
         if self.passed:
             return "PASS"
         factor = self.measured / self.target if self.at_most else self.target / self.measured
-        return f"MISS (needs {factor:.2f}x better)"
+        return f"MISS (needs {factor:.{2 if factor >= 1.01 else 3}f}x better)"
 
     def line(self) -> str:
         op = "<=" if self.at_most else ">="
         fmt = ",.0f" if self.target >= 100 else ".2f"
-        return f"{self.what:<44} {self.measured:>9{fmt}}x  target {op} {self.target:{fmt}}x  {self.verdict()}"
+        best = f"{self.best:>9{fmt}}x" if self.best is not None else f"{'-':>10}"
+        return (f"{self.what:<44} {self.measured:>9{fmt}}x {best}  target {op} {self.target:{fmt}}x  "
+                f"{self.verdict()}")
 
 
 def matmul_peak(dtype: str, threads: int) -> Optional[float]:
-    """GFLOP/s of one 1024x1024 @ 1024x1024 NumPy matmul (median of 5), or None."""
+    """GFLOP/s of one 1024x1024 @ 1024x1024 NumPy matmul (the best of 7: the least disturbed by
+    other processes), or None."""
     ctx = blas_threads(threads) if threads != 1 else contextlib.nullcontext()
     if ctx is None:
         return None
@@ -592,11 +598,11 @@ def matmul_peak(dtype: str, threads: int) -> Optional[float]:
     times = []
     with ctx:
         np.matmul(a, b, out=out)
-        for _ in range(5):
+        for _ in range(7):
             start = time.perf_counter()
             np.matmul(a, b, out=out)
             times.append(time.perf_counter() - start)
-    return 2 * 1024**3 / statistics.median(times) / 1e9
+    return 2 * 1024**3 / min(times) / 1e9
 
 
 # ============================================================================================
@@ -671,8 +677,10 @@ def workload_epoch(number, title, X_by, y, batch_size, make_opt, target, peaks, 
         group = [r for (impl, dt), r in rows.items() if dt == dtype]
         print_rows(group, [("NumPy", rows[("numpy", dtype)])], header=dtype == DTYPES[0])
     for dtype in DTYPES:
-        ratio = rows[("ferrinet", dtype)].median / rows[("numpy", dtype)].median
-        targets.append(Target(str(number), f"{number}. ferrinet/NumPy {dtype}", ratio, target, True))
+        f_row, n_row = rows[("ferrinet", dtype)], rows[("numpy", dtype)]
+        ratio = f_row.median / n_row.median
+        targets.append(Target(str(number), f"{number}. ferrinet/NumPy {dtype}", ratio, target, True,
+                              min(f_row.times) / min(n_row.times)))
         print(f"    target ferrinet <= {target}x NumPy, {dtype}: {ratio:.3f}x  {targets[-1].verdict()}")
     return rows
 
@@ -704,8 +712,10 @@ def workload_predict(X_by, peaks, repeats, targets):
     for dtype in DTYPES:
         print_rows(pairs[dtype], [("NumPy", pairs[dtype][1])], header=dtype == DTYPES[0])
     for dtype in DTYPES:
-        ratio = pairs[dtype][0].median / pairs[dtype][1].median
-        targets.append(Target("4", f"4. predict ferrinet/NumPy {dtype}", ratio, 1.0, True))
+        f_row, n_row = pairs[dtype][0], pairs[dtype][1]
+        ratio = f_row.median / n_row.median
+        targets.append(Target("4", f"4. predict ferrinet/NumPy {dtype}", ratio, 1.0, True,
+                              min(f_row.times) / min(n_row.times)))
         print(f"    target ferrinet <= 1.0x NumPy, {dtype}: {ratio:.3f}x  {targets[-1].verdict()}")
 
 
@@ -780,7 +790,8 @@ def workload_digits(digits, epochs, peaks, repeats, targets):
     if sklearn is None:
         print("    scikit-learn not installed: its row is skipped")
     ratio = rows[0].median / rows[1].median
-    targets.append(Target("5", "5. digits ferrinet/NumPy float64", ratio, 0.3, True))
+    targets.append(Target("5", "5. digits ferrinet/NumPy float64", ratio, 0.3, True,
+                          min(rows[0].times) / min(rows[1].times)))
     print(f"    target ferrinet <= 0.3x NumPy: {ratio:.3f}x  {targets[-1].verdict()}")
     if sklearn is not None:
         print(f"    ferrinet/scikit-learn: {rows[0].median / rows[2].median:.3f}x (no target)")
@@ -799,11 +810,17 @@ def workload_threads(X_by, y, peaks, repeats, targets):
             r2.label += ", 2 threads"
             rows += [r1] + ([r2] if impl == "ferrinet" or numpy_two else [])
     time_rows(rows, repeats)
+    others = meter.others()
     print(f"\n6. the batch-256 SGD epoch on 2 threads vs 1   ({load_note(meter)})")
+    if others is not None and others > 0.25:
+        print(f"    NOTE: other processes kept {others:.2f} cores busy: a 2-thread run cannot get 2 "
+              "free cores here, so these speed-ups understate what an idle machine gives")
     print_rows(rows, [])
     for dtype in DTYPES:
-        speedup = one[("ferrinet", dtype)].median / two[("ferrinet", dtype)].median
-        targets.append(Target("6", f"6. ferrinet 2-thread speed-up {dtype}", speedup, 1.6, False))
+        r1, r2 = one[("ferrinet", dtype)], two[("ferrinet", dtype)]
+        speedup = r1.median / r2.median
+        targets.append(Target("6", f"6. ferrinet 2-thread speed-up {dtype}", speedup, 1.6, False,
+                              min(r1.times) / min(r2.times)))
         line = f"    ferrinet {dtype}: {speedup:.2f}x faster on 2 threads (target >= 1.6x)  {targets[-1].verdict()}"
         if numpy_two:
             np_speedup = one[("numpy", dtype)].median / two[("numpy", dtype)].median
@@ -853,8 +870,9 @@ def workload_reference(X, y, ferrinet_row: Row, n_ref: int, repeats, targets) ->
     print(f"    reference: median {row.median:.3f} s [{min(row.times):.3f}, {max(row.times):.3f}] for "
           f"{n_ref} samples = {per_sample * 1e3:.2f} ms/sample -> {extrapolated:,.0f} s for {n:,}")
     ratio = extrapolated / ferrinet_row.median
-    targets.append(Target("7", "7. reference/ferrinet float64 (batch 64 SGD)", ratio, 1000, False))
-    print(f"    ferrinet float64 (row 1): {ferrinet_row.median:.4f} s -> ferrinet is {ratio:,.0f}x faster "
+    best = min(row.times) / n_ref * n / min(ferrinet_row.times)
+    targets.append(Target("7", "7. reference/ferrinet float64 (batch 64 SGD)", ratio, 1000, False, best))
+    print(f"    ferrinet float64 (workload 1): {ferrinet_row.median:.4f} s -> ferrinet is {ratio:,.0f}x faster "
           f"(target >= 1,000x)  {targets[-1].verdict()}")
     return ok
 
@@ -865,7 +883,15 @@ def main(argv=None) -> int:
     parser.add_argument("--quick", action="store_true",
                         help="a smoke run (~30 s): 6,000 samples, 10 digits epochs, 1 repeat")
     parser.add_argument("--repeats", type=int, default=None, help="timed runs per row (3; quick: 1)")
+    parser.add_argument("--only", default="1,2,3,4,5,6,7",
+                        help="the workloads to time, e.g. --only 6 or --only 1,7 (default: all)")
     args = parser.parse_args(argv)
+    try:
+        only = {int(w) for w in args.only.split(",") if w.strip()}
+    except ValueError:
+        only = set()
+    if not only or not only <= set(range(1, 8)):
+        parser.error("--only takes workload numbers 1-7, comma separated")
     repeats = args.repeats or (1 if args.quick else 3)
     if repeats < 1:
         parser.error("--repeats must be positive")
@@ -902,22 +928,41 @@ def main(argv=None) -> int:
         print("PyTorch not installed: its rows are skipped.")
 
     targets: List[Target] = []
-    rows1 = workload_epoch(1, f"one epoch, {n:,} x 784-128-10, batch 64, SGD(lr={SGD_LR}), 1 thread",
-                           X_by, y, 64, sgd, 0.8, peaks, repeats, targets)
-    workload_epoch(2, f"one epoch, {n:,} x 784-128-10, batch 256, SGD(lr={SGD_LR}), 1 thread",
-                   X_by, y, 256, sgd, 0.9, peaks, repeats, targets)
-    workload_epoch(3, f"one epoch, {n:,} x 784-128-10, batch 64, Adam(lr={ADAM_LR}), 1 thread",
-                   X_by, y, 64, adam, 0.6, peaks, repeats, targets)
-    workload_predict(X_by, peaks, repeats, targets)
-    workload_digits(digits, digits_epochs, peaks, repeats, targets)
-    workload_threads(X_by, y, peaks, repeats, targets)
-    ok = workload_reference(X, y, rows1[("ferrinet", "float64")], n_ref, repeats, targets)
+    ok = True
+    if 1 in only:
+        rows1 = workload_epoch(1, f"one epoch, {n:,} x 784-128-10, batch 64, SGD(lr={SGD_LR}), 1 thread",
+                               X_by, y, 64, sgd, 0.8, peaks, repeats, targets)
+    if 2 in only:
+        workload_epoch(2, f"one epoch, {n:,} x 784-128-10, batch 256, SGD(lr={SGD_LR}), 1 thread",
+                       X_by, y, 256, sgd, 0.9, peaks, repeats, targets)
+    if 3 in only:
+        workload_epoch(3, f"one epoch, {n:,} x 784-128-10, batch 64, Adam(lr={ADAM_LR}), 1 thread",
+                       X_by, y, 64, adam, 0.6, peaks, repeats, targets)
+    if 4 in only:
+        workload_predict(X_by, peaks, repeats, targets)
+    if 5 in only:
+        workload_digits(digits, digits_epochs, peaks, repeats, targets)
+    if 6 in only:
+        workload_threads(X_by, y, peaks, repeats, targets)
+    if 7 in only:
+        if 1 in only:
+            baseline = rows1[("ferrinet", "float64")]
+        else:  # time workload 1's ferrinet float64 row on its own
+            baseline = epoch_rows(X_by, y, 64, sgd, peaks, dtypes=("float64",), with_torch=False)[
+                ("ferrinet", "float64")]
+            time_rows([baseline], repeats)
+        ok = workload_reference(X, y, baseline, n_ref, repeats, targets)
 
-    print("\nsummary (ratios of medians measured in this run)")
+    print("\nsummary: ratio of the medians (the verdict), then the same ratio of the minimum times")
+    print(f"  {'':<44} {'medians':>10} {'minimums':>10}")
     for t in targets:
         print("  " + t.line())
     print(f"  {sum(t.passed for t in targets)} of {len(targets)} targets met")
     print(f"\ntotal {time.perf_counter() - started:.0f} s; {load_note(whole)} on average over the run")
+    others = whole.others()
+    if others is not None and others > 0.25:
+        print("NOTE: the machine was busy with other work; rerun on an idle machine before quoting "
+              "numbers (the ratios of minimum times are the least disturbed)")
     if not ok:
         print(f"\nANSWER CHECK FAILED: the reference disagrees with ferrinet by more than {RTOL:.0e}")
         return 1

@@ -7,7 +7,13 @@ the same validation_data, early stopping restores exactly the weights a callback
 
 from __future__ import annotations
 
+import json
 import math
+import os
+import signal
+import subprocess
+import sys
+import textwrap
 import threading
 import time
 
@@ -485,6 +491,69 @@ def test_keyboard_interrupt_propagates_and_closes_the_bar(no_tqdm, capsys):
     assert net.training_state.epoch == 3
 
 
+_CTRL_C_CHILD = textwrap.dedent(
+    """
+    import json, math, signal, sys, time
+    # A shell that starts a job in the background makes it ignore SIGINT, and children inherit
+    # that: put back Python's own handler so the test measures ferrinet, not its parent shell.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    import numpy as np
+    from ferrinet import NeuralNetwork, training
+
+    training._tqdm_class = lambda: None  # the fallback bar, whether or not tqdm is installed
+    rng = np.random.default_rng(0)
+    X, y = rng.random((4000, 256)), rng.integers(0, 10, size=4000)
+    net = NeuralNetwork([256, 128, 10], loss="cross_entropy", seed=0)
+    print("ready", flush=True)
+    try:
+        net.fit(X, y, epochs=10000, batch_size=16, verbose=1)
+        print("finished", flush=True)
+    except KeyboardInterrupt:
+        print("caught", repr(time.monotonic()), flush=True)
+    sys.stderr.write("|after")
+    run = net.training_state
+    report = {
+        "finite": all(bool(np.isfinite(w).all() and np.isfinite(b).all())
+                      for w, b in net.get_weights()),
+        "steps_in_whole_batches": run.t > 0 and run.epoch == run.t // 250,
+    }
+    h = net.fit(X[:64], y[:64], epochs=2, verbose=0, warm_start=False)
+    report["fit_after"] = h.epochs_completed == 2 and all(math.isfinite(v) for v in h.loss)
+    print("report", json.dumps(report), flush=True)
+    """
+)
+
+
+def test_ctrl_c_stops_fit_quickly():
+    """SIGINT during fit: KeyboardInterrupt within 100 ms (the core stops between two batches),
+    the progress bar's line ended, the network consistent and trainable."""
+    with subprocess.Popen(
+        [sys.executable, "-c", _CTRL_C_CHILD],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    ) as proc:
+        try:
+            assert proc.stdout.readline().split() == ["ready"]
+            time.sleep(0.8)
+            sent = time.monotonic()
+            proc.send_signal(signal.SIGINT)
+            words = proc.stdout.readline().split()
+            assert words[:1] == ["caught"], (words, proc.stderr.read())
+            latency = float(words[1]) - sent
+            words = proc.stdout.readline().split()
+            assert words[0] == "report", words
+            report = json.loads(" ".join(words[1:]))
+            assert proc.wait(timeout=30) == 0
+            err = proc.stderr.read()
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    assert 0 < latency < 0.1, f"KeyboardInterrupt came {latency * 1e3:.0f} ms after SIGINT"
+    assert err.endswith("\n|after"), err[-200:]  # the bar was closed before propagating
+    assert report == {"finite": True, "steps_in_whole_batches": True, "fit_after": True}
+
+
 # ----------------------------------------------------------------------------------------------
 # output
 # ----------------------------------------------------------------------------------------------
@@ -679,3 +748,21 @@ def test_public_names():
     for name in ("optim", "schedules", "History", "DivergenceError", "EarlyStopping"):
         assert hasattr(ferrinet, name) and name in ferrinet.__all__
     assert ferrinet.DivergenceError is ferrinet._core.DivergenceError
+
+
+def test_a_schedule_may_reach_learning_rate_zero():
+    """Cosine annealing to eta_min = 0 hits lr 0 at T_max (and goes up again after it, as
+    PyTorch's closed form does): an epoch at lr 0 leaves the weights as they were."""
+    X, y = ferrinet.datasets.moons(64, noise=0.1, seed=0)
+    net = ferrinet.NeuralNetwork([2, 8, 2], loss="cross_entropy", seed=0)
+    seen = []
+
+    def record(epoch, logs):
+        seen.append((logs["lr"], [w.copy() for w, _ in net.get_weights()]))
+
+    history = net.fit(X, y, epochs=3, batch_size=16, optimizer="sgd", learning_rate=0.1,
+                      schedule=schedules.CosineAnnealingLR(T_max=1), callbacks=[record],
+                      verbose=0)
+    assert history.lr[1] == 0.0
+    assert all(np.array_equal(a, b) for a, b in zip(seen[0][1], seen[1][1]))
+    assert not all(np.array_equal(a, b) for a, b in zip(seen[1][1], seen[2][1]))

@@ -380,7 +380,7 @@ class NeuralNetwork(FitMixin, _core.NeuralNetwork):
         n_classes = self.sizes[-1] if self.loss == "cross_entropy" else 2
         table = {}
         for c, w in class_weight.items():
-            if isinstance(c, bool) or not isinstance(c, numbers.Integral) or not 0 <= c < n_classes:
+            if isinstance(c, bool) or not isinstance(c, numbers.Integral) or not 0 <= int(c) < n_classes:
                 raise ValueError(
                     f"class_weight: classes are integers in [0, {n_classes}), got {c!r}"
                 )

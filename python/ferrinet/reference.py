@@ -40,6 +40,13 @@ try:  # inside the ferrinet package: optimizer names and arguments (pure Python,
 except ImportError:  # reference.py loaded as a lone file: pass optimizer objects
     _make_optimizer = None  # type: ignore[assignment]
 
+try:  # fit / evaluate: orchestration shared with the Rust network (no maths of its own)
+    from .training import FitMixin as _FitMixin
+except ImportError:  # reference.py loaded as a lone file: no fit
+
+    class _FitMixin:  # type: ignore[no-redef]
+        pass
+
 __all__ = [
     "ACTIVATIONS",
     "LOSSES",
@@ -742,7 +749,7 @@ class Layer:
         return f"Layer(n_inputs={self.n_inputs}, n_outputs={self.n_outputs}, activation={self.activation!r})"
 
 
-class NeuralNetwork:
+class NeuralNetwork(_FitMixin):
     """A multilayer perceptron trained by SGD or mini-batch optimizers, following docs/maths.md.
 
     ``sizes``: widths, input first, e.g. ``[2, 8, 1]``. ``activation``: one name for every hidden

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import math
 import numbers
-import operator
 import secrets
 import sys
 import time
@@ -188,7 +187,7 @@ def _batch_length(X, what="X"):
     return n
 
 
-def _length(value, what):
+def _length(value):
     shape = getattr(value, "shape", None)
     if shape is not None:
         return int(shape[0]) if len(shape) else None
@@ -271,8 +270,10 @@ class History:
     learning rate the epoch ran with), ``epoch`` (the index of each epoch in the training run,
     which a warm start continues), ``epochs_completed``, ``stopped_reason`` (one of
     ``"completed"``, ``"early_stopping"``, ``"callback"``, ``"nonfinite"``), ``monitor`` (the
-    quantity early stopping watched, else ``val_loss`` with validation data, else ``loss``) and
-    ``best_epoch`` (position in these lists of its best value; None before any epoch).
+    quantity early stopping watched, else ``val_loss`` with validation data, else ``loss``),
+    ``best_epoch`` (position in these lists of the best epoch: early stopping's best, where an
+    improvement must beat ``min_delta``, else that of the best ``monitor`` value; None before
+    any epoch) and ``restored_best_weights`` (early stopping set the best epoch's weights back).
     """
 
     def __init__(self, monitor="loss", mode="min"):
@@ -451,7 +452,7 @@ def _mode(monitor):
 def _tqdm_class():
     """tqdm's class when tqdm is installed (it is optional), else None."""
     try:
-        from tqdm import tqdm
+        from tqdm import tqdm  # type: ignore[import-untyped]
     except ImportError:
         return None
     return tqdm
@@ -634,7 +635,8 @@ class FitMixin:
             name builds the schedule with its defaults). Its lr is set with
             ``set_learning_rate`` before each epoch; ReduceLROnPlateau watches ``val_loss`` when
             there is validation data, else ``loss``. None: no schedule (on a warm start: the
-            running schedule continues).
+            running schedule continues). On a warm start, a schedule equal to the running one
+            continues it; another one starts at its epoch 0 from the current learning rate.
         warm_start
             False: a new training run (``reset_training()`` first: fresh optimizer state,
             generator seeded with ``seed``, schedule from epoch 0). True: continue the current
@@ -714,11 +716,11 @@ class FitMixin:
                 )
 
         n = _batch_length(X, "X")
-        n_y = _length(Y, "Y")
+        n_y = _length(Y)
         if n_y is not None and n_y != n:
             raise ValueError(f"Y: expected targets for {n} samples (the rows of X), got {n_y}")
         if sample_weight is not None:
-            n_w = _length(sample_weight, "sample_weight")
+            n_w = _length(sample_weight)
             if n_w != n:
                 raise ValueError(
                     f"sample_weight: expected {n} weights (one per sample of X), got "

@@ -318,6 +318,9 @@ impl<T: Real> NeuralNetwork<T> {
         if weights.iter().all(|&w| w == T::ZERO) {
             return value_error!("sample weights are all 0: nothing to learn from");
         }
+        if !weights.iter().fold(T::ZERO, |s, &w| s + w).is_finite() {
+            return value_error!("sample weights are too large: their sum is not finite");
+        }
         batch.weights = Some(weights);
         Ok(batch)
     }
@@ -367,6 +370,7 @@ impl<T: Real> NeuralNetwork<T> {
 
     /// The mean loss of a batch plus the L2 penalty (l2 / 2) * sum of squared weights.
     pub fn regularized_loss(&self, batch: &Batch<T>, l2: f64) -> Result<f64> {
+        check_l2(l2)?;
         self.check_batch(batch)?;
         let mut work = Workspace::for_layers(self.layers.len());
         forward_cached(&self.layers, batch.x, &mut work, self.threads, None)?;
@@ -391,6 +395,7 @@ impl<T: Real> NeuralNetwork<T> {
         batch: &Batch<T>,
         l2: f64,
     ) -> Result<(f64, Vec<LayerGradient<T>>)> {
+        check_l2(l2)?;
         let loss = self.backprop(batch, l2, None)?;
         Ok((loss, self.work.grads.clone()))
     }
@@ -464,6 +469,12 @@ impl<T: Real> NeuralNetwork<T> {
     ) -> Result<()> {
         check_learning_rate(learning_rate)?;
         self.check_batch(batch)?;
+        if batch.weights.is_some() {
+            return value_error!(
+                "train is the article's unweighted per-sample loop; use train_epoch with \
+                 batch_size 1 for weighted samples"
+            );
+        }
         let n = batch.len();
         if progress.next_sample >= n && progress.next_sample != 0 {
             return value_error!(
@@ -745,6 +756,13 @@ pub(crate) fn forward_cached<T: Real>(
                 *o = if keep { av * scale } else { T::ZERO };
             }
         }
+    }
+    Ok(())
+}
+
+pub(crate) fn check_l2(l2: f64) -> Result<()> {
+    if !(l2.is_finite() && l2 >= 0.0) {
+        return value_error!("l2 must be a finite number >= 0, got {l2}");
     }
     Ok(())
 }

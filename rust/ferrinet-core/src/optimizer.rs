@@ -345,7 +345,7 @@ mod tests {
             let g = t as f64;
             b = if t == 1 { g } else { 0.9 * b + g };
             expected -= 0.1 * b;
-            opt.step(&mut p, &mut vec![g], &mut state, t, 0.1);
+            opt.step(&mut p, &mut [g], &mut state, t, 0.1);
         }
         assert!((p[0] - expected).abs() < 1e-12);
     }

@@ -42,11 +42,17 @@ impl EpochOptions {
             return value_error!("l2 must be a finite number >= 0, got {}", self.l2);
         }
         if !self.dropout.is_empty() {
-            if self.dropout.len() != n_layers || self.dropout[n_layers - 1] != 0.0 {
+            if self.dropout.len() != n_layers {
                 return value_error!(
-                    "dropout needs one rate per hidden layer ({}), got {} rates",
-                    n_layers - 1,
-                    self.dropout.len().saturating_sub(1)
+                    "dropout needs one rate per layer ({n_layers}: the hidden ones, then 0 for \
+                     the output layer), got {} rates",
+                    self.dropout.len()
+                );
+            }
+            if self.dropout[n_layers - 1] != 0.0 {
+                return value_error!(
+                    "the output layer cannot drop units: its rate must be 0, got {}",
+                    self.dropout[n_layers - 1]
                 );
             }
             if let Some(p) = self.dropout.iter().find(|p| !(0.0..1.0).contains(*p)) {
@@ -103,8 +109,12 @@ impl<T: Real> TrainingState<T> {
         self.learning_rate
     }
 
+    /// Any finite rate >= 0: schedules may reach 0 (cosine annealing to eta_min = 0), where a
+    /// step changes nothing (AdamW's decay included, as in PyTorch).
     pub fn set_learning_rate(&mut self, learning_rate: f64) -> Result<()> {
-        crate::network::check_learning_rate(learning_rate)?;
+        if !(learning_rate.is_finite() && learning_rate >= 0.0) {
+            return value_error!("learning_rate must be a finite number >= 0, got {learning_rate}");
+        }
         self.learning_rate = learning_rate;
         Ok(())
     }
@@ -188,12 +198,15 @@ impl<T: Real> NeuralNetwork<T> {
             } else {
                 batch.rows_range(start, end)
             };
+            // A refused batch must not have drawn its masks: keep the generator to put back.
+            let rng_before = st.rng.clone();
             let dropout = dropout_on.then(|| Dropout {
                 rates: &options.dropout,
                 rng: &mut st.rng,
             });
             let loss = net.backprop(&sub, options.l2, dropout)?;
             if !loss.is_finite() {
+                st.rng = rng_before;
                 return Err(Error::NonFinite(format!(
                     "training diverged in epoch {epoch}, batch {b}: the loss is {loss}; the \
                      weights are those of the last batch that kept them finite (try a smaller \

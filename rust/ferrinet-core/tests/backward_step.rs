@@ -3,6 +3,13 @@
 //! returns the loss of that forward pass (erratum 8); gradients() changes nothing; the seed
 //! carries the 1/n of the mean (erratum 7); the last layer's dW uses the hidden activations, not
 //! the output (erratum 1).
+//!
+//! "Exactly" still holds with the fast kernels: `backward` materialises the gradients with the
+//! same code as `gradients()` and applies them with `Layer::apply_gradient` (`w -= lr * g`, no
+//! FMA), so W - lr * dW computed here is the same operation on the same numbers. (Per-sample
+//! `train` is another matter: its fused kernel rounds differently, see tests/training.rs.) The
+//! hand-computed examples below use values exact in binary, whose dot products are exact in any
+//! summation order, with or without FMA, so they stay exact too.
 
 mod common;
 

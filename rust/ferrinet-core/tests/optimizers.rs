@@ -6,6 +6,9 @@
 //! for bit; the brief's bound is 1e-12 relative, and both are asserted (the relative difference
 //! is what a failure message reports).
 
+// The formulas are written as docs/maths.md writes them (`p = p - lr * g`), not `p -= lr * g`.
+#![allow(clippy::assign_op_pattern)]
+
 mod common;
 
 use ferrinet_core::optimizer::TensorState;

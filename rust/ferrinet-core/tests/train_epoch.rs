@@ -131,7 +131,7 @@ fn sgd_in_order_is_backward_on_each_slice_bit_for_bit() {
         let n = int_in(&mut rng, 1, 11);
         let (net, data) = case_with_samples(&mut rng, None, head, i % 4, n);
         let batch = data.batch(&net);
-        let lr = [0.1, 0.03, 0.05][i % 3];
+        let lr = [0.03, 0.01, 0.02][i % 3];
         for batch_size in [1, 2, 3, n, n + 5, usize::MAX] {
             let mut trained = net.clone();
             let mut st = state(Optimizer::sgd(lr), 1, &net);
@@ -190,6 +190,8 @@ fn batch_size_one_sgd_epoch_equals_per_sample_train() {
 }
 
 /// The learning rate of the state (a schedule may set it) is the one used, not the optimizer's.
+/// 0 is allowed (a schedule may anneal to 0) and then a step changes nothing, AdamW's decay
+/// included; a negative or non-finite rate is refused.
 #[test]
 fn the_state_learning_rate_is_the_one_used() {
     let mut rng = SplitMix64::new(93);
@@ -204,10 +206,78 @@ fn the_state_learning_rate_is_the_one_used() {
     let mut manual = net.clone();
     manual.backward(&batch, 0.025).unwrap();
     assert_eq!(param_bits(&trained), param_bits(&manual));
-    for lr in [0.0, -1.0, f64::NAN, f64::INFINITY] {
-        assert!(matches!(st.set_learning_rate(lr), Err(Error::Value(_))));
+    for lr in [-1.0, -f64::MIN_POSITIVE, f64::NAN, f64::INFINITY] {
+        assert!(
+            matches!(st.set_learning_rate(lr), Err(Error::Value(_))),
+            "{lr}"
+        );
     }
     assert_eq!(st.learning_rate(), 0.025);
+
+    let adamw = Optimizer::Adam {
+        lr: 0.01,
+        beta1: 0.9,
+        beta2: 0.999,
+        eps: 1e-8,
+        weight_decay: 0.1,
+        amsgrad: false,
+        decoupled: true,
+    };
+    for opt in [Optimizer::sgd(0.1), adam(0.01), adamw] {
+        let mut st = state(opt, 0, &net);
+        st.set_learning_rate(0.0).unwrap();
+        let mut frozen = net.clone();
+        frozen
+            .train_epoch(&batch, &EpochOptions::new(2), &mut st)
+            .unwrap();
+        assert_eq!(
+            param_bits(&frozen),
+            param_bits(&net),
+            "{opt:?} moved at lr 0"
+        );
+        assert_eq!(st.steps(), 3);
+    }
+}
+
+/// `train_epoch_until` asks before every batch after the first; stopping after one batch leaves
+/// the network and state of that batch, and the epoch is not counted.
+#[test]
+fn an_interrupted_epoch_keeps_the_batches_done() {
+    let mut rng = SplitMix64::new(107);
+    let (net, data) = case_with_samples(&mut rng, None, Head::Bce, 1, 7);
+    let batch = data.batch(&net);
+    let mut a = net.clone();
+    let mut st = state(Optimizer::sgd(0.05), 0, &net);
+    let mut asked = 0;
+    let result = a.train_epoch_until(&batch, &in_order(3), &mut st, &mut || {
+        asked += 1;
+        true
+    });
+    assert!(matches!(result, Err(Error::Interrupted)), "{result:?}");
+    assert_eq!(asked, 1);
+    assert_eq!((st.steps(), st.epochs()), (1, 0));
+    let mut manual = net.clone();
+    manual.backward(&batch.rows_range(0, 3), 0.05).unwrap();
+    assert_eq!(param_bits(&a), param_bits(&manual));
+
+    // Never stopping is train_epoch.
+    let mut b = net.clone();
+    let mut st_b = state(Optimizer::sgd(0.05), 0, &net);
+    let lb = b
+        .train_epoch_until(&batch, &in_order(3), &mut st_b, &mut || false)
+        .unwrap();
+    let mut c = net.clone();
+    let lc = c
+        .train_epoch(
+            &batch,
+            &in_order(3),
+            &mut state(Optimizer::sgd(0.05), 0, &net),
+        )
+        .unwrap();
+    assert_eq!(
+        (lb.to_bits(), param_bits(&b)),
+        (lc.to_bits(), param_bits(&c))
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -614,7 +684,7 @@ fn dropout_gradients_match_finite_differences_for_the_drawn_masks() {
                         (analytic - numeric).abs() / analytic.abs().max(numeric.abs()).max(floor);
                     assert!(
                         rel <= TOL,
-                        "case {i} {head:?}: layer {l} {} {q}: {analytic:e} vs {numeric:e} ({rel:e})",
+                        "case {i} {head:?}: layer {l} {}[{q}]: {analytic:e} vs {numeric:e} ({rel:e})",
                         if is_bias { "b" } else { "W" }
                     );
                     worst = worst.max(rel);
@@ -918,6 +988,60 @@ fn bad_sample_weights_are_refused() {
     net.weighted_batch(x, t, &[0.0, 0.0, 1e-300]).unwrap();
 }
 
+/// docs/maths.md: a batch whose weights sum to 0 has loss 0 and gradient 0; L2 still acts.
+/// With batches of 2 over weights [0, 0, 1, 2], the first SGD step changes nothing (or only
+/// applies the L2 term), and the epoch is the second batch's step.
+#[test]
+fn a_batch_whose_weights_sum_to_zero_has_loss_and_gradient_zero() {
+    let mut rng = SplitMix64::new(108);
+    for (i, head) in HEADS.into_iter().enumerate() {
+        let (mut net, data) = case_with_samples(&mut rng, Some(Activation::Tanh), head, 1, 4);
+        let weights = [0.0, 0.0, 1.0, 2.0];
+        let batch = net
+            .weighted_batch(data.inputs(), data.t.view(), &weights)
+            .unwrap();
+        let (loss, grads) = net.gradients(&batch.rows_range(0, 2)).unwrap();
+        assert_eq!(loss, 0.0, "{head:?}");
+        assert!(
+            grads
+                .iter()
+                .all(|g| g.weights.iter().chain(&g.biases).all(|&v| v == 0.0)),
+            "{head:?}: {grads:?}"
+        );
+        assert_eq!(net.compute_loss(&batch.rows_range(0, 2)).unwrap(), 0.0);
+
+        let lr = 0.1;
+        let mut a = net.clone();
+        let epoch = a
+            .train_epoch(
+                &batch,
+                &in_order(2),
+                &mut state(Optimizer::sgd(lr), 0, &net),
+            )
+            .unwrap();
+        let mut manual = net.clone();
+        let second = manual.backward(&batch.rows_range(2, 4), lr).unwrap();
+        assert_eq!(param_bits(&a), param_bits(&manual), "case {i} {head:?}");
+        assert_eq!(
+            epoch.to_bits(),
+            ((0.0 * 2.0 + second * 2.0) / 4.0f64).to_bits()
+        );
+
+        // With L2 the zero-weight batch is a pure decay step: W - lr * (l2 W), b unchanged.
+        let l2 = 0.5;
+        let mut d = net.clone();
+        let options = EpochOptions { l2, ..in_order(2) };
+        let one = batch.rows_range(0, 2);
+        d.train_epoch(&one, &options, &mut state(Optimizer::sgd(lr), 0, &net))
+            .unwrap();
+        for ((w0, b0), (w1, b1)) in net.parameters().iter().zip(d.parameters()) {
+            let decayed: Vec<f64> = w0.iter().map(|w| w - lr * (0.0 + l2 * w)).collect();
+            assert_eq!(bits(&w1), bits(&decayed), "{head:?}");
+            assert_eq!(bits(&b1), bits(b0), "{head:?}");
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Gradient clipping.
 
@@ -1076,6 +1200,61 @@ fn train_epoch_divergence_keeps_the_last_finite_weights() {
             st.steps()
         );
     }
+}
+
+/// With dropout, the state after a refused batch should be the state after the last good batch,
+/// generator included, so that training resumed from it (say at a smaller learning rate) draws
+/// the masks a run that stopped there would draw. Found failing: when the refused batch's loss
+/// is non-finite while the weights are still finite, `guarded` returns on its fast path and
+/// the masks that batch drew stay drawn (when a weight overflows instead, the checked replay
+/// restores the state, masks included). Reported; un-ignore once src/training.rs restores the
+/// generator on that path.
+#[test]
+fn a_refused_batch_leaves_the_generator_where_the_last_good_batch_left_it() {
+    let (net, data) = diverging_case();
+    let batch = data.batch(&net);
+    let options = EpochOptions {
+        dropout: vec![0.5, 0.0],
+        ..in_order(1)
+    };
+    let mut a = net.clone();
+    let mut st = state(Optimizer::sgd(2.0), 0, &net);
+    let err = loop {
+        if let Err(e) = a.train_epoch(&batch, &options, &mut st) {
+            break e;
+        }
+    };
+    assert!(matches!(err, Error::NonFinite(_)), "{err:?}");
+
+    // Replay one batch per call; the state of a refused call is the one from before it.
+    let mut r = net.clone();
+    let mut st_r = state(Optimizer::sgd(2.0), 0, &net);
+    'replay: loop {
+        for k in 0..data.n {
+            let before = st_r.clone();
+            if r.train_epoch(&batch.rows_range(k, k + 1), &options, &mut st_r)
+                .is_err()
+            {
+                st_r = before;
+                break 'replay;
+            }
+        }
+    }
+    assert_eq!(param_bits(&a), param_bits(&r));
+    assert_eq!(st.steps(), st_r.steps());
+    // The states differ in the epoch counter only (the replay counts one per call): resuming
+    // from each, from sane weights at a sane rate, must draw the same masks.
+    for (s, n) in [(&mut st, &mut a), (&mut st_r, &mut r)] {
+        s.set_learning_rate(1e-3).unwrap();
+        n.set_parameters(net.parameters()).unwrap();
+    }
+    a.train_epoch(&batch, &options, &mut st).unwrap();
+    r.train_epoch(&batch, &options, &mut st_r).unwrap();
+    assert_eq!(
+        param_bits(&a),
+        param_bits(&r),
+        "resumed runs drew different masks"
+    );
 }
 
 /// The same for per-sample `train`: NonFinite, and the weights of the last good step, which a

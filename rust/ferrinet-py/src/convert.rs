@@ -68,14 +68,42 @@ pub fn to_array<T: Float>(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<Array<
     Ok(copy_array(converted.cast::<PyArrayDyn<T>>()?))
 }
 
+/// Arrays at least this large are read in place (when their layout allows) rather than copied.
+const BORROW_FROM: usize = 1 << 14;
+
+/// A C-contiguous, aligned NumPy array of exactly type T with at least `BORROW_FROM` elements:
+/// its data in place, and its shape. Large training sets are then never copied.
+///
+/// The slice lives as long as 'py and the caller keeps the array object alive (it holds the
+/// `Bound`); NumPy does not move an array's buffer while references to the array exist. Like
+/// NumPy's own functions that release the GIL, this assumes no other thread writes to the array
+/// while ferrinet reads it (documented in the README).
+pub fn borrow_array<'py, T: Float>(obj: &Bound<'py, PyAny>) -> Option<(&'py [T], Vec<usize>)> {
+    let arr = obj.cast::<PyArrayDyn<T>>().ok()?;
+    if arr.len() < BORROW_FROM || !arr.is_c_contiguous() {
+        return None;
+    }
+    let ptr = arr.data();
+    if ptr.is_null() || (ptr as usize) % std::mem::align_of::<T>() != 0 {
+        return None;
+    }
+    // SAFETY: a C-contiguous array of len elements of T starting at ptr, aligned (checked);
+    // kept alive by the caller's reference to it for 'py.
+    let data = unsafe { std::slice::from_raw_parts(ptr as *const T, arr.len()) };
+    Some((data, arr.shape().to_vec()))
+}
+
 fn copy_array<T: Float>(arr: &Bound<'_, PyArrayDyn<T>>) -> Array<T> {
-    let view = arr.readonly();
-    let shape = view.shape().to_vec();
-    // `as_slice` would also accept a Fortran-ordered array and hand back its memory order, so
-    // the fast path is taken only for the standard (C) layout. Everything else (Fortran order,
-    // negative or zero strides, slices) is read through the ndarray view, whose iterator visits
-    // elements in logical (C) order.
-    let array = view.as_array();
+    // SAFETY: the view lives only for the copy below, made while this thread holds the GIL and
+    // without calling back into Python, so nothing can write to the array meanwhile. (Taking
+    // rust-numpy's `readonly()` borrow instead costs a hash-map insert and removal per call,
+    // a sixth of a `backward` call on a small network.)
+    let array = unsafe { arr.as_array() };
+    let shape = array.shape().to_vec();
+    // `as_slice` of the NumPy array would also accept a Fortran-ordered array and hand back its
+    // memory order, so the fast path is the ndarray view's, which is only `Some` for the
+    // standard (C) layout. Everything else (Fortran order, negative or zero strides, slices) is
+    // read by the view's iterator, which visits elements in logical (C) order.
     let data = match array.as_slice() {
         Some(slice) => slice.to_vec(),
         None => array.iter().copied().collect(),

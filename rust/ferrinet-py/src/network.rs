@@ -18,8 +18,8 @@ use crate::args::{
     name_str, parse_count, parse_hidden_activations, parse_sizes, random_seed, Seed,
 };
 use crate::convert::{
-    matrix_to_py, rows_to_py, shape_str, to_array, to_class_indices, to_f64, to_f64_array,
-    type_name, vec_to_py, Array, Float,
+    borrow_array, matrix_to_py, rows_to_py, shape_str, to_array, to_class_indices, to_f64,
+    to_f64_array, type_name, vec_to_py, Array, Float,
 };
 use crate::errors::IntoPyResult;
 use crate::gil::{check_signals, Chunker, Shared, CHECK_EVERY};
@@ -61,16 +61,20 @@ pub struct PyNeuralNetwork {
 
 /// Inputs as the core wants them: an owned (rows, cols) buffer, and whether the caller gave a
 /// single 1-D sample (so results go back 1-D).
-struct Inputs<T> {
-    data: Vec<T>,
+struct Inputs<'py, T> {
+    owned: Vec<T>,
+    borrowed: Option<&'py [T]>, // a large C-contiguous array of T, read in place
+    _keep: Option<Bound<'py, PyAny>>, // keeps the borrowed array alive
     rows: usize,
     cols: usize,
     single: bool,
 }
 
-impl<T: Float> Inputs<T> {
+impl<T: Float> Inputs<'_, T> {
+    /// The data as a matrix view: Send, so it can go into code that runs without the GIL.
     fn view(&self) -> MatRef<'_, T> {
-        MatRef::new(&self.data, self.rows, self.cols).expect("shape checked on conversion")
+        let data = self.borrowed.unwrap_or(&self.owned);
+        MatRef::new(data, self.rows, self.cols).expect("shape checked on conversion")
     }
 }
 
@@ -266,10 +270,11 @@ impl PyNeuralNetwork {
         with_model!(self, m => {
             let (x, t) = self.inputs_and_targets(x, y)?;
             let w = self.sample_weights(sample_weight, x.rows)?;
+            let xv = x.view();
             m.with(py, self.is_big(x.rows), |m| {
                 let batch = match &w {
-                    Some(w) => m.net.weighted_batch(x.view(), t.view(), w)?,
-                    None => m.net.batch(x.view(), t.view())?,
+                    Some(w) => m.net.weighted_batch(xv, t.view(), w)?,
+                    None => m.net.batch(xv, t.view())?,
                 };
                 m.net.regularized_loss(&batch, l2)
             })
@@ -292,11 +297,12 @@ impl PyNeuralNetwork {
         with_model!(self, m => {
             let (x, t) = self.inputs_and_targets(x, y)?;
             let w = self.sample_weights(sample_weight, x.rows)?;
+            let xv = x.view();
             let (_, grads) = m
                 .with(py, self.is_big(x.rows), |m| {
                     let batch = match &w {
-                        Some(w) => m.net.weighted_batch(x.view(), t.view(), w)?,
-                        None => m.net.batch(x.view(), t.view())?,
+                        Some(w) => m.net.weighted_batch(xv, t.view(), w)?,
+                        None => m.net.batch(xv, t.view())?,
                     };
                     m.net.regularized_gradients(&batch, l2)
                 })
@@ -323,8 +329,9 @@ impl PyNeuralNetwork {
         let learning_rate = to_f64(learning_rate, "learning_rate")?;
         with_model!(self, m => {
             let (x, t) = self.inputs_and_targets(x, y)?;
+            let xv = x.view();
             m.with(py, self.is_big(x.rows), |m| {
-                let batch = m.net.batch(x.view(), t.view())?;
+                let batch = m.net.batch(xv, t.view())?;
                 m.net.backward(&batch, learning_rate)
             })
             .py()
@@ -348,8 +355,9 @@ impl PyNeuralNetwork {
         check_learning_rate(learning_rate).py()?;
         with_model!(self, m => {
             let (x, t) = self.inputs_and_targets(x, y)?;
+            let xv = x.view();
             py.detach(|| {
-                let batch = m.lock().net.batch(x.view(), t.view()).py()?;
+                let batch = m.lock().net.batch(xv, t.view()).py()?;
                 let mut progress = TrainProgress::default();
                 let mut remaining = epochs.saturating_mul(batch.len());
                 let mut chunker = Chunker::new();
@@ -490,8 +498,18 @@ impl PyNeuralNetwork {
     }
 
     /// A 1-D sample or a 2-D batch; other ranks are refused. Column counts are checked by the core.
-    fn inputs<T: Float>(&self, obj: &Bound<'_, PyAny>, what: &str) -> PyResult<Inputs<T>> {
-        let Array { data, shape } = to_array::<T>(obj, what)?;
+    fn inputs<'py, T: Float>(
+        &self,
+        obj: &Bound<'py, PyAny>,
+        what: &str,
+    ) -> PyResult<Inputs<'py, T>> {
+        let (owned, borrowed, shape) = match borrow_array::<T>(obj) {
+            Some((data, shape)) => (Vec::new(), Some(data), shape),
+            None => {
+                let Array { data, shape } = to_array::<T>(obj, what)?;
+                (data, None, shape)
+            }
+        };
         let (rows, cols, single) = match shape[..] {
             [cols] => (1, cols, true),
             [rows, cols] => (rows, cols, false),
@@ -505,18 +523,20 @@ impl PyNeuralNetwork {
             }
         };
         Ok(Inputs {
-            data,
+            owned,
+            borrowed,
+            _keep: borrowed.map(|_| obj.clone()),
             rows,
             cols,
             single,
         })
     }
 
-    fn inputs_and_targets<T: Float>(
+    fn inputs_and_targets<'py, T: Float>(
         &self,
-        x: &Bound<'_, PyAny>,
-        y: &Bound<'_, PyAny>,
-    ) -> PyResult<(Inputs<T>, OwnedTargets<T>)> {
+        x: &Bound<'py, PyAny>,
+        y: &Bound<'py, PyAny>,
+    ) -> PyResult<(Inputs<'py, T>, OwnedTargets<T>)> {
         let x = self.inputs::<T>(x, "x")?;
         let t = self.targets::<T>(y, &x)?;
         Ok((x, t))
@@ -530,12 +550,12 @@ impl PyNeuralNetwork {
     fn targets<T: Float>(
         &self,
         obj: &Bound<'_, PyAny>,
-        x: &Inputs<T>,
+        x: &Inputs<'_, T>,
     ) -> PyResult<OwnedTargets<T>> {
         let m = self.n_outputs();
         let classes = self.loss == Loss::CrossEntropy;
-        let ndim = match obj.getattr("ndim") {
-            Ok(nd) => nd.extract::<usize>().ok(),
+        let ndim = match obj.cast::<numpy::PyUntypedArray>() {
+            Ok(arr) => Some(numpy::PyUntypedArrayMethods::ndim(arr)),
             Err(_) => None,
         };
         // Class indices are read as float64 (exact for any index), everything else in T.
@@ -667,28 +687,30 @@ impl PyNeuralNetwork {
         &self,
         py: Python<'_>,
         m: &Shared<Model<T>>,
-        x: &Inputs<T>,
+        x: &Inputs<'_, T>,
     ) -> PyResult<Matrix<T>> {
+        let xv = x.view();
         if !self.is_big(x.rows) {
-            return m.with(py, false, |m| m.net.predict(x.view())).py();
+            return m.with(py, false, |m| m.net.predict(xv)).py();
         }
+        let rows = x.rows;
         py.detach(|| {
             let guard = m.lock();
             let net = &guard.net;
-            net.check_inputs(x.view()).py()?;
-            let mut out = Vec::with_capacity(x.rows * self.n_outputs());
+            net.check_inputs(xv).py()?;
+            let mut out = Vec::with_capacity(rows * self.n_outputs());
             let mut chunker = Chunker::new();
             let mut start = 0;
-            while start < x.rows {
-                let len = chunker.next_len(x.rows - start);
+            while start < rows {
+                let len = chunker.next_len(rows - start);
                 let started = Instant::now();
-                let part = net.predict(x.view().rows_range(start, start + len)).py()?;
+                let part = net.predict(xv.rows_range(start, start + len)).py()?;
                 out.extend_from_slice(part.as_slice());
                 chunker.record(started);
                 start += len;
                 check_signals()?;
             }
-            Matrix::from_vec(out, x.rows, self.n_outputs()).py()
+            Matrix::from_vec(out, rows, self.n_outputs()).py()
         })
     }
 
@@ -699,10 +721,11 @@ impl PyNeuralNetwork {
         &self,
         py: Python<'_>,
         m: &Shared<Model<T>>,
-        x: &Inputs<T>,
+        x: &Inputs<'_, T>,
         t: &OwnedTargets<T>,
         args: &EpochArgs<T>,
     ) -> PyResult<f64> {
+        let xv = x.view();
         py.detach(|| {
             let mut guard = m.lock();
             let model = &mut *guard;
@@ -712,8 +735,8 @@ impl PyNeuralNetwork {
                 ));
             };
             let batch = match &args.weights {
-                Some(w) => model.net.weighted_batch(x.view(), t.view(), w),
-                None => model.net.batch(x.view(), t.view()),
+                Some(w) => model.net.weighted_batch(xv, t.view(), w),
+                None => model.net.batch(xv, t.view()),
             }
             .py()?;
             let mut last_check = Instant::now();
