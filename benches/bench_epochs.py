@@ -53,7 +53,6 @@ if not HAVE_THREADPOOLCTL:
 
 import argparse  # noqa: E402
 import contextlib  # noqa: E402
-import ctypes  # noqa: E402
 import inspect  # noqa: E402
 import platform  # noqa: E402
 import statistics  # noqa: E402
@@ -118,52 +117,17 @@ def adam():
 # ============================================================================================
 # Thread control for the 2-thread rows
 # ============================================================================================
-def _openblas_lib():
-    """(set_num_threads, get_num_threads) of the OpenBLAS loaded in this process, or None."""
-    try:
-        with open("/proc/self/maps") as f:
-            paths = {line.split()[-1] for line in f if "openblas" in line.lower() and "/" in line}
-    except OSError:
-        return None
-    for path in sorted(paths):
-        try:
-            lib = ctypes.CDLL(path)
-        except OSError:
-            continue
-        for prefix, suffix in (("scipy_", "64_"), ("scipy_", ""), ("", "64_"), ("", "")):
-            try:
-                return (
-                    getattr(lib, f"{prefix}openblas_set_num_threads{suffix}"),
-                    getattr(lib, f"{prefix}openblas_get_num_threads{suffix}"),
-                )
-            except AttributeError:
-                continue
+def blas_threads(n: int):
+    """A context manager running NumPy's BLAS on n threads, or None if that cannot be done:
+    without threadpoolctl, OPENBLAS_NUM_THREADS=1 fixes OpenBLAS at one thread when it loads
+    (openblas_set_num_threads through ctypes was measured to change nothing then)."""
+    if HAVE_THREADPOOLCTL:
+        return threadpoolctl.threadpool_limits(limits=n, user_api="blas")
     return None
 
 
-def blas_threads(n: int):
-    """A context manager running NumPy's BLAS on n threads, or None if that cannot be done."""
-    if HAVE_THREADPOOLCTL:
-        return threadpoolctl.threadpool_limits(limits=n, user_api="blas")
-    lib = _openblas_lib()
-    if lib is None:
-        return None
-    set_threads, get_threads = lib
-
-    @contextlib.contextmanager
-    def ctx():
-        before = get_threads()
-        set_threads(n)
-        try:
-            yield
-        finally:
-            set_threads(before)
-
-    return ctx()
-
-
 def can_set_blas_threads() -> bool:
-    return HAVE_THREADPOOLCTL or _openblas_lib() is not None
+    return HAVE_THREADPOOLCTL
 
 
 # ============================================================================================
@@ -828,7 +792,8 @@ def workload_threads(X_by, y, peaks, repeats, targets):
             line += f";  ferrinet/NumPy on 2 threads: {two[('ferrinet', dtype)].median / two[('numpy', dtype)].median:.3f}x"
         print(line)
     if not numpy_two:
-        print("    NumPy on 2 threads skipped: neither threadpoolctl nor an OpenBLAS thread setter found")
+        print("    NumPy on 2 threads skipped: it needs threadpoolctl (without it OPENBLAS_NUM_THREADS=1 "
+              "holds OpenBLAS at one thread)")
 
 
 def workload_reference(X, y, ferrinet_row: Row, n_ref: int, repeats, targets) -> bool:

@@ -9,9 +9,10 @@ from typing_extensions import TypeAlias, disjoint_base
 _ArrayLike: TypeAlias = npt.ArrayLike
 _Float64Array: TypeAlias = npt.NDArray[np.float64]
 
-__all__ = ["NeuralNetwork", "DivergenceError", "ACTIVATIONS", "LOSSES", "__version__"]
+__all__ = ["NeuralNetwork", "DivergenceError", "ACTIVATIONS", "LOSSES", "__version__", "KERNELS"]
 
 ACTIVATIONS: List[str]
+KERNELS: str  # "avx2+fma" or "baseline": the per-sample kernels this CPU runs
 LOSSES: List[str]
 __version__: str
 

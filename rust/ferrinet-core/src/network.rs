@@ -74,6 +74,24 @@ impl<'a, T: Real> Batch<'a, T> {
     }
 }
 
+/// Buffers for `predict_with`: pre-activations, activations and the layer input.
+#[derive(Debug)]
+pub struct PredictScratch<T = f64> {
+    z: Matrix<T>,
+    a: Matrix<T>,
+    input: Matrix<T>,
+}
+
+impl<T> Default for PredictScratch<T> {
+    fn default() -> Self {
+        PredictScratch {
+            z: Matrix::default(),
+            a: Matrix::default(),
+            input: Matrix::default(),
+        }
+    }
+}
+
 /// Buffers reused across calls so the training loops allocate nothing per step.
 #[derive(Debug)]
 pub(crate) struct Workspace<T> {
@@ -347,20 +365,30 @@ impl<T: Real> NeuralNetwork<T> {
 
     /// The network's output for a batch (n, n_inputs) -> (n, n_outputs).
     pub fn predict(&self, x: MatRef<T>) -> Result<Matrix<T>> {
+        let mut scratch = PredictScratch::default();
+        self.predict_with(x, &mut scratch)?;
+        Ok(std::mem::take(&mut scratch.a))
+    }
+
+    /// `predict` into reusable buffers: callers that predict chunk by chunk (the binding, to
+    /// stay interruptible) allocate once instead of once per chunk. The output is borrowed
+    /// from `scratch` until the next call.
+    pub fn predict_with<'s>(
+        &self,
+        x: MatRef<T>,
+        scratch: &'s mut PredictScratch<T>,
+    ) -> Result<&'s Matrix<T>> {
         self.check_inputs(x)?;
-        let (mut z, mut a, mut input) = (Matrix::default(), Matrix::default(), None::<Matrix<T>>);
-        for layer in &self.layers {
-            layer.forward(
-                input.as_ref().map_or(x, Matrix::view),
-                &mut z,
-                &mut a,
-                self.threads,
-            )?;
-            // The activation becomes the next input; the old input buffer is reused for a.
-            let previous = input.replace(std::mem::take(&mut a));
-            a = previous.unwrap_or_default();
+        let PredictScratch { z, a, input } = scratch;
+        for (l, layer) in self.layers.iter().enumerate() {
+            if l > 0 {
+                // The activation becomes the next input; the old input buffer becomes a.
+                std::mem::swap(input, a);
+            }
+            let layer_x = if l == 0 { x } else { input.view() };
+            layer.forward(layer_x, z, a, self.threads)?;
         }
-        Ok(input.expect("a network has at least one layer"))
+        Ok(&scratch.a)
     }
 
     /// The mean loss of a batch (no state changes).

@@ -31,5 +31,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     )?;
     m.add("LOSSES", ["mse", "binary_cross_entropy", "cross_entropy"])?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    // Which per-sample kernels this CPU runs ("avx2+fma" or "baseline"), for benchmarks.
+    m.add("KERNELS", ferrinet_core::cpu_kernels())?;
     Ok(())
 }

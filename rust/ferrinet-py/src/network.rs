@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use ferrinet_core::{
     check_learning_rate, Activation, EpochOptions, Loss, MatRef, Matrix, NeuralNetwork, Optimizer,
-    Targets, TrainProgress, TrainingState,
+    PredictScratch, Targets, TrainProgress, TrainingState,
 };
 use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
@@ -700,11 +700,14 @@ impl PyNeuralNetwork {
             net.check_inputs(xv).py()?;
             let mut out = Vec::with_capacity(rows * self.n_outputs());
             let mut chunker = Chunker::new();
+            let mut scratch = PredictScratch::default();
             let mut start = 0;
             while start < rows {
                 let len = chunker.next_len(rows - start);
                 let started = Instant::now();
-                let part = net.predict(xv.rows_range(start, start + len)).py()?;
+                let part = net
+                    .predict_with(xv.rows_range(start, start + len), &mut scratch)
+                    .py()?;
                 out.extend_from_slice(part.as_slice());
                 chunker.record(started);
                 start += len;
