@@ -277,9 +277,25 @@ impl Optimizer {
                 let decay = one - lr_t * wd;
                 ensure(&mut state.m, params.len());
                 ensure(&mut state.v, params.len());
-                if amsgrad {
-                    ensure(&mut state.vmax, params.len());
+                if !amsgrad {
+                    // The common case, vectorised (same operations, same rounding).
+                    let step = crate::kernels::AdamStep {
+                        beta1: b1,
+                        one_minus_beta1: one_minus_b1,
+                        beta2: b2,
+                        one_minus_beta2: one_minus_b2,
+                        bias_correction1: bc1,
+                        bias_correction2: bc2,
+                        lr: lr_t,
+                        eps,
+                        weight_decay: wd,
+                        decay,
+                        decoupled,
+                    };
+                    crate::kernels::adam_update(params, grads, &mut state.m, &mut state.v, step);
+                    return;
                 }
+                ensure(&mut state.vmax, params.len());
                 for (k, (p, g)) in params.iter_mut().zip(grads.iter_mut()).enumerate() {
                     let mut g_k = *g;
                     if decoupled {
