@@ -222,6 +222,30 @@ fn outer_impl<T: Real, const FMA: bool>(delta: &[T], x: &[T], dw: &mut [T]) {
 
 dispatch!(outer, outer_avx2, outer_impl, (delta: &[T], x: &[T], dw: &mut [T]));
 
+/// SGD without momentum: g += weight_decay * p (when non-zero); p -= lr * g. As for Adam, no
+/// multiply-add is fused, so the AVX2 build gives the scalar formula's bits.
+#[inline(always)]
+fn sgd_update_impl<T: Real, const FMA: bool>(p: &mut [T], g: &[T], lr: T, weight_decay: T) {
+    if weight_decay != T::ZERO {
+        for (p, &g) in p.iter_mut().zip(g) {
+            let g_k = g + weight_decay * *p;
+            *p -= lr * g_k;
+        }
+    } else {
+        for (p, &g) in p.iter_mut().zip(g) {
+            *p -= lr * g;
+        }
+    }
+}
+
+dispatch!(
+    /// One plain SGD step over a tensor (see `sgd_update_impl`).
+    sgd_update,
+    sgd_update_avx2,
+    sgd_update_impl,
+    (p: &mut [T], g: &[T], lr: T, weight_decay: T)
+);
+
 /// The per-step constants of Adam / AdamW (docs/maths.md), computed once per tensor.
 #[derive(Debug, Clone, Copy)]
 pub struct AdamStep<T> {

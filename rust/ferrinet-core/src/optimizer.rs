@@ -194,9 +194,12 @@ impl Optimizer {
             } => {
                 let (wd, mu) = (T::from_f64(weight_decay), T::from_f64(momentum));
                 let keep = one - T::from_f64(dampening);
-                if momentum != 0.0 {
-                    ensure(&mut state.m, params.len());
+                if momentum == 0.0 {
+                    // Plain SGD (with coupled weight decay), vectorised; same operations.
+                    crate::kernels::sgd_update(params, grads, lr_t, wd);
+                    return;
                 }
+                ensure(&mut state.m, params.len());
                 for (k, (p, g)) in params.iter_mut().zip(grads.iter_mut()).enumerate() {
                     let mut g_k = *g;
                     if weight_decay != 0.0 {
