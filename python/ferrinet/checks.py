@@ -475,8 +475,8 @@ class ParityReport:
     """What ``check_parity`` found.
 
     ``first_bit_difference``: the first number whose bits differ (None: bit-identical all the
-    way). ``first_failure``: the first whose relative difference exceeds ``rtol`` (None: none
-    did). ``max_rel_diff``: over every step; ``max_rel_diff_after_step1``: over the loss of
+    way). ``first_failure``: the first whose relative difference exceeds its tolerance:
+    ``rtol_first_step`` up to the end of step 1, ``rtol`` after (None: none did). ``max_rel_diff``: over every step; ``max_rel_diff_after_step1``: over the loss of
     step 1 and the weights after it, i.e. the error of one step before any drift accumulates.
     Within a step numbers are compared in this order: the loss, then layer by layer W
     (row-major) and b. Step 0 compares the starting weights.
@@ -489,6 +489,7 @@ class ParityReport:
     first_failure: ParityDifference | None
     max_rel_diff: float
     max_rel_diff_after_step1: float
+    rtol_first_step: float = 1e-12
     net_losses: list[float] = field(repr=False, default_factory=list)
     reference_losses: list[float] = field(repr=False, default_factory=list)
 
@@ -504,7 +505,8 @@ class ParityReport:
         lines = [
             (
                 f"parity {verdict} over {self.steps} SGD steps "
-                f"(learning rate {self.learning_rate}, rtol {self.rtol:.0e})"
+                f"(learning rate {self.learning_rate}, rtol {self.rtol_first_step:.0e} "
+                f"up to step 1, {self.rtol:.0e} after)"
             ),
             f"  bit-identical:           {'yes' if self.bit_identical else 'no'}",
             f"  first bit difference:    {self.first_bit_difference or '-'}",
@@ -542,7 +544,13 @@ def _parity_samples(loss: str, X, Y):
 
 
 def check_parity(
-    net, X, Y, steps: int = 100, learning_rate: float = 0.1, rtol: float = 1e-12
+    net,
+    X,
+    Y,
+    steps: int = 100,
+    learning_rate: float = 0.1,
+    rtol: float = 1e-9,
+    rtol_first_step: float = 1e-12,
 ) -> ParityReport:
     """Train ``net`` and the pure-Python reference in lockstep and compare them after every step.
 
@@ -551,6 +559,11 @@ def check_parity(
     (the network given is not modified) and on the reference, step s = 1..steps calls
     ``backward(x, y, learning_rate)`` with sample (s - 1) % n, and compares the two losses and
     every weight and bias. For cross_entropy, Y may be class indices.
+
+    Tolerances: ``rtol_first_step`` for the starting weights, the first loss and the weights
+    after step 1 (one step's rounding: the Rust kernels sum in 8 FMA lanes, the reference left
+    to right, so they differ by a few ulps); ``rtol`` for every later step, where those ulps may
+    grow through the training dynamics (the issue's 1e-12 after one step, 1e-9 after 1,000).
 
     Relative difference: ``|a - b| / max(|a|, |b|, 1e-12)``, 0 when a == b. The 1e-12 floor
     keeps a weight that drifts through zero (1e-17 vs 3e-17, say) from reading as a 100%
@@ -610,8 +623,9 @@ def check_parity(
 
         if first_bits is None and _bits_differ(a, b).any():
             first_bits = difference(np.atleast_1d(_bits_differ(a, b)))
-        if first_fail is None and (rel > rtol).any():
-            first_fail = difference(np.atleast_1d(rel > rtol))
+        tol = rtol_first_step if step <= 1 else rtol
+        if first_fail is None and (rel > tol).any():
+            first_fail = difference(np.atleast_1d(rel > tol))
 
     def compare_weights(step):
         pairs = zip(_as_arrays(trained.get_weights()), _as_arrays(ref.get_weights()))
@@ -635,6 +649,7 @@ def check_parity(
         steps=steps,
         learning_rate=learning_rate,
         rtol=rtol,
+        rtol_first_step=rtol_first_step,
         first_bit_difference=first_bits,
         first_failure=first_fail,
         max_rel_diff=max_rel,
