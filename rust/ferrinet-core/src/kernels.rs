@@ -262,29 +262,58 @@ pub struct AdamStep<T> {
     pub decoupled: bool, // AdamW
 }
 
-/// Adam's element-wise update without AMSGrad, as one vectorisable loop over (p, g, m, v). No
-/// multiply-add is fused here (Rust never contracts a * b + c by itself), so the AVX2 build
-/// computes exactly what the scalar formula in `optimizer.rs` does, only 4 or 8 at a time.
+/// One element of Adam's update (docs/maths.md); `vhat_of` turns v into v-hat (AMSGrad keeps a
+/// running max first). No multiply-add is fused here (Rust never contracts a * b + c by
+/// itself), so the AVX2 build computes exactly the scalar formula, 4 or 8 elements at a time.
+#[inline(always)]
+fn adam_element<T: Real>(
+    c: &AdamStep<T>,
+    coupled: bool,
+    p: &mut T,
+    g: T,
+    m: &mut T,
+    v: &mut T,
+    vhat_of: impl FnOnce(T) -> T,
+) {
+    let mut g_k = g;
+    if c.decoupled {
+        *p *= c.decay;
+    } else if coupled {
+        g_k += c.weight_decay * *p;
+    }
+    *m = c.beta1 * *m + c.one_minus_beta1 * g_k;
+    *v = c.beta2 * *v + c.one_minus_beta2 * (g_k * g_k);
+    let vhat = vhat_of(*v) / c.bias_correction2;
+    *p -= c.lr * (*m / c.bias_correction1) / (vhat.sqrt() + c.eps);
+}
+
+/// Adam / AdamW over a tensor; `vmax` (same length) for AMSGrad.
 #[inline(always)]
 fn adam_update_impl<T: Real, const FMA: bool>(
     p: &mut [T],
     g: &[T],
     m: &mut [T],
     v: &mut [T],
+    vmax: Option<&mut [T]>,
     c: AdamStep<T>,
 ) {
     let coupled = !c.decoupled && c.weight_decay != T::ZERO;
-    for (((p, &g), m), v) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
-        let mut g_k = g;
-        if c.decoupled {
-            *p *= c.decay;
-        } else if coupled {
-            g_k += c.weight_decay * *p;
+    let pgmv = p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut());
+    match vmax {
+        None => {
+            for (((p, &g), m), v) in pgmv {
+                adam_element(&c, coupled, p, g, m, v, |v| v);
+            }
         }
-        *m = c.beta1 * *m + c.one_minus_beta1 * g_k;
-        *v = c.beta2 * *v + c.one_minus_beta2 * (g_k * g_k);
-        let vhat = *v / c.bias_correction2;
-        *p -= c.lr * (*m / c.bias_correction1) / (vhat.sqrt() + c.eps);
+        Some(vmax) => {
+            assert_eq!(vmax.len(), g.len(), "AMSGrad state length");
+            for ((((p, &g), m), v), vm) in pgmv.zip(vmax.iter_mut()) {
+                adam_element(&c, coupled, p, g, m, v, |v| {
+                    *vm = vm.max(v);
+                    *vm
+                });
+            }
+        }
     }
 }
 
@@ -293,7 +322,7 @@ dispatch!(
     adam_update,
     adam_update_avx2,
     adam_update_impl,
-    (p: &mut [T], g: &[T], m: &mut [T], v: &mut [T], c: AdamStep<T>)
+    (p: &mut [T], g: &[T], m: &mut [T], v: &mut [T], vmax: Option<&mut [T]>, c: AdamStep<T>)
 );
 
 /// C (m, n) = A (m, k) B (k, n), each given by (row stride, column stride); row-major C.

@@ -56,23 +56,6 @@ impl<'a, T: Real> Targets<'a, T> {
             }
         }
     }
-
-    /// The class of sample k: its index, or the argmax of its row (first on ties).
-    pub fn class_of(&self, k: usize) -> usize {
-        match self {
-            Targets::Classes(c) => c[k],
-            Targets::Dense(t) => {
-                let row = t.row(k);
-                let mut best = 0;
-                for (i, &v) in row.iter().enumerate() {
-                    if v > row[best] {
-                        best = i;
-                    }
-                }
-                best
-            }
-        }
-    }
 }
 
 impl Loss {

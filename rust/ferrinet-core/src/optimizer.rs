@@ -205,11 +205,9 @@ impl Optimizer {
                     if weight_decay != 0.0 {
                         g_k += wd * *p;
                     }
-                    if momentum != 0.0 {
-                        let b = &mut state.m[k];
-                        *b = if t == 1 { g_k } else { mu * *b + keep * g_k };
-                        g_k = if nesterov { g_k + mu * *b } else { *b };
-                    }
+                    let b = &mut state.m[k];
+                    *b = if t == 1 { g_k } else { mu * *b + keep * g_k };
+                    g_k = if nesterov { g_k + mu * *b } else { *b };
                     *p -= lr_t * g_k;
                 }
             }
@@ -280,45 +278,26 @@ impl Optimizer {
                 let decay = one - lr_t * wd;
                 ensure(&mut state.m, params.len());
                 ensure(&mut state.v, params.len());
-                if !amsgrad {
-                    // The common case, vectorised (same operations, same rounding).
-                    let step = crate::kernels::AdamStep {
-                        beta1: b1,
-                        one_minus_beta1: one_minus_b1,
-                        beta2: b2,
-                        one_minus_beta2: one_minus_b2,
-                        bias_correction1: bc1,
-                        bias_correction2: bc2,
-                        lr: lr_t,
-                        eps,
-                        weight_decay: wd,
-                        decay,
-                        decoupled,
-                    };
-                    crate::kernels::adam_update(params, grads, &mut state.m, &mut state.v, step);
-                    return;
-                }
-                ensure(&mut state.vmax, params.len());
-                for (k, (p, g)) in params.iter_mut().zip(grads.iter_mut()).enumerate() {
-                    let mut g_k = *g;
-                    if decoupled {
-                        *p *= decay;
-                    } else if weight_decay != 0.0 {
-                        g_k += wd * *p;
-                    }
-                    let m = &mut state.m[k];
-                    *m = b1 * *m + one_minus_b1 * g_k;
-                    let v = &mut state.v[k];
-                    *v = b2 * *v + one_minus_b2 * (g_k * g_k);
-                    let vhat = if amsgrad {
-                        let vmax = &mut state.vmax[k];
-                        *vmax = vmax.max(*v);
-                        *vmax / bc2
-                    } else {
-                        *v / bc2
-                    };
-                    *p -= lr_t * (*m / bc1) / (vhat.sqrt() + eps);
-                }
+                let step = crate::kernels::AdamStep {
+                    beta1: b1,
+                    one_minus_beta1: one_minus_b1,
+                    beta2: b2,
+                    one_minus_beta2: one_minus_b2,
+                    bias_correction1: bc1,
+                    bias_correction2: bc2,
+                    lr: lr_t,
+                    eps,
+                    weight_decay: wd,
+                    decay,
+                    decoupled,
+                };
+                let vmax = if amsgrad {
+                    ensure(&mut state.vmax, params.len());
+                    Some(&mut state.vmax[..])
+                } else {
+                    None
+                };
+                crate::kernels::adam_update(params, grads, &mut state.m, &mut state.v, vmax, step);
             }
         }
     }
