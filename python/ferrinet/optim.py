@@ -17,6 +17,8 @@ import math
 import numbers
 from dataclasses import dataclass, fields
 
+from . import _registry
+
 __all__ = ["OPTIMIZERS", "SGD", "Adam", "AdamW", "RMSprop", "make_optimizer"]
 
 
@@ -280,32 +282,11 @@ def make_optimizer(optimizer, learning_rate=None, **options):
     object already says them). Unknown names raise ValueError, unknown options TypeError; both
     list the valid ones.
     """
-    if isinstance(optimizer, _Optimizer):
-        if learning_rate is not None or options:
-            given = (["learning_rate"] if learning_rate is not None else []) + sorted(
-                options
-            )
-            raise ValueError(
-                f"optimizer {optimizer!r} is already configured; give either an optimizer "
-                f"object or a name with options, not both (also given: {', '.join(given)})"
-            )
-        return optimizer
-    if not isinstance(optimizer, str):
-        raise TypeError(
-            "optimizer must be a name (one of "
-            f"{', '.join(OPTIMIZERS)}) or an optimizer object, got {optimizer!r}"
-        )
-    cls = OPTIMIZERS.get(optimizer.lower())
-    if cls is None:
-        raise ValueError(
-            f"unknown optimizer {optimizer!r}; valid: {', '.join(OPTIMIZERS)}"
-        )
-    valid = cls.options()
-    for option in options:
-        if option not in valid:
-            raise TypeError(
-                f"{cls.__name__} has no option {option!r}; valid: {', '.join(valid)}"
-            )
+    given = (["learning_rate"] if learning_rate is not None else []) + sorted(options)
+    ready, cls = _registry.resolve("optimizer", optimizer, OPTIMIZERS, _Optimizer, given)
+    if ready is not None:
+        return ready
+    _registry.check_options(cls, options)
     if learning_rate is not None:
         if "lr" in options:
             raise ValueError(

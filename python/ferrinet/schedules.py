@@ -22,6 +22,8 @@ import math
 import numbers
 from dataclasses import dataclass, fields
 
+from . import _registry
+
 __all__ = [
     "SCHEDULES",
     "Constant",
@@ -315,27 +317,8 @@ def make_schedule(schedule=None, **options):
     """
     if schedule is None:
         schedule = "constant"
-    if isinstance(schedule, _Schedule):
-        if options:
-            raise ValueError(
-                f"schedule {schedule!r} is already configured; give either a schedule object "
-                f"or a name with options, not both (also given: {', '.join(sorted(options))})"
-            )
-        return schedule
-    if not isinstance(schedule, str):
-        raise TypeError(
-            f"schedule must be a name (one of {', '.join(SCHEDULES)}) or a schedule object, "
-            f"got {schedule!r}"
-        )
-    cls = SCHEDULES.get(schedule.lower())
-    if cls is None:
-        raise ValueError(
-            f"unknown schedule {schedule!r}; valid: {', '.join(SCHEDULES)}"
-        )
-    valid = cls.options()
-    for option in options:
-        if option not in valid:
-            raise TypeError(
-                f"{cls.__name__} has no option {option!r}; valid: {', '.join(valid) or '(none)'}"
-            )
+    ready, cls = _registry.resolve("schedule", schedule, SCHEDULES, _Schedule, sorted(options))
+    if ready is not None:
+        return ready
+    _registry.check_options(cls, options)
     return cls(**options)
