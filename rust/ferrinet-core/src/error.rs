@@ -1,5 +1,6 @@
 //! One error type for the whole core. The binding maps it to Python exceptions in one place
-//! (`ferrinet-py/src/errors.rs`): `Value` -> `ValueError`, `Memory` -> `MemoryError`.
+//! (`ferrinet-py/src/errors.rs`): `Value` -> `ValueError`, `Memory` -> `MemoryError`,
+//! `Format` -> `ferrinet.ModelFormatError` (a `ValueError`).
 
 use std::fmt;
 
@@ -14,12 +15,17 @@ pub enum Error {
     NonFinite(String),
     /// The caller's stop check asked training to stop (between two steps; state consistent).
     Interrupted,
+    /// A saved model (a safetensors file, `io.rs`) is truncated, corrupted, hostile or not a
+    /// ferrinet file. The message says what is wrong and where.
+    Format(String),
 }
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Error::Value(msg) | Error::Memory(msg) | Error::NonFinite(msg) => f.write_str(msg),
+            Error::Value(msg) | Error::Memory(msg) | Error::NonFinite(msg) | Error::Format(msg) => {
+                f.write_str(msg)
+            }
             Error::Interrupted => f.write_str("training was interrupted"),
         }
     }

@@ -1,6 +1,8 @@
 //! Optimizers, as PyTorch documents them (torch.optim), with PyTorch's names and defaults.
 //! docs/maths.md has the per-element formulas; each `step_*` below is that formula.
 
+use serde::{Deserialize, Serialize};
+
 use crate::error::{value_error, Result};
 use crate::float::Real;
 
@@ -143,14 +145,144 @@ impl Optimizer {
     }
 }
 
+/// An optimizer as one flat record: `name` ("sgd", "rmsprop", "adam", "adamw") and every
+/// field of every optimizer, 0 / false where unused. The same shape as the Python optimizers'
+/// `to_dict()`, and how saved files store the optimizer (`io.rs`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OptimizerConfig {
+    pub name: String,
+    pub lr: f64,
+    pub momentum: f64,
+    pub dampening: f64,
+    pub nesterov: bool,
+    pub weight_decay: f64,
+    pub alpha: f64,
+    pub eps: f64,
+    pub centered: bool,
+    pub beta1: f64,
+    pub beta2: f64,
+    pub amsgrad: bool,
+}
+
+impl Optimizer {
+    /// The flat record of this optimizer (see `OptimizerConfig`).
+    pub fn config(&self) -> OptimizerConfig {
+        let mut c = OptimizerConfig {
+            name: self.name().to_string(),
+            lr: self.lr(),
+            momentum: 0.0,
+            dampening: 0.0,
+            nesterov: false,
+            weight_decay: 0.0,
+            alpha: 0.0,
+            eps: 0.0,
+            centered: false,
+            beta1: 0.0,
+            beta2: 0.0,
+            amsgrad: false,
+        };
+        match *self {
+            Optimizer::Sgd {
+                momentum,
+                dampening,
+                nesterov,
+                weight_decay,
+                ..
+            } => {
+                (c.momentum, c.dampening, c.nesterov) = (momentum, dampening, nesterov);
+                c.weight_decay = weight_decay;
+            }
+            Optimizer::RmsProp {
+                alpha,
+                eps,
+                weight_decay,
+                momentum,
+                centered,
+                ..
+            } => {
+                (c.alpha, c.eps, c.weight_decay) = (alpha, eps, weight_decay);
+                (c.momentum, c.centered) = (momentum, centered);
+            }
+            Optimizer::Adam {
+                beta1,
+                beta2,
+                eps,
+                weight_decay,
+                amsgrad,
+                ..
+            } => {
+                (c.beta1, c.beta2, c.eps) = (beta1, beta2, eps);
+                (c.weight_decay, c.amsgrad) = (weight_decay, amsgrad);
+            }
+        }
+        c
+    }
+}
+
+impl OptimizerConfig {
+    /// The optimizer this record describes, checked (`Optimizer::check`); the fields the named
+    /// optimizer does not use are ignored.
+    pub fn to_optimizer(&self) -> Result<Optimizer> {
+        let c = self;
+        let opt = match c.name.as_str() {
+            "sgd" => Optimizer::Sgd {
+                lr: c.lr,
+                momentum: c.momentum,
+                dampening: c.dampening,
+                nesterov: c.nesterov,
+                weight_decay: c.weight_decay,
+            },
+            "rmsprop" => Optimizer::RmsProp {
+                lr: c.lr,
+                alpha: c.alpha,
+                eps: c.eps,
+                weight_decay: c.weight_decay,
+                momentum: c.momentum,
+                centered: c.centered,
+            },
+            "adam" | "adamw" => Optimizer::Adam {
+                lr: c.lr,
+                beta1: c.beta1,
+                beta2: c.beta2,
+                eps: c.eps,
+                weight_decay: c.weight_decay,
+                amsgrad: c.amsgrad,
+                decoupled: c.name == "adamw",
+            },
+            other => {
+                return value_error!(
+                    "unknown optimizer {other:?}: expected 'sgd', 'rmsprop', 'adam' or 'adamw'"
+                )
+            }
+        };
+        opt.check()?;
+        Ok(opt)
+    }
+}
+
 /// Per-element state of one parameter tensor; buffers are allocated by the first step that
-/// needs them.
+/// needs them (an empty buffer is all zeros).
 #[derive(Debug, Clone, PartialEq)]
 pub struct TensorState<T> {
-    m: Vec<T>,    // SGD momentum buffer b / Adam first moment m / RMSprop momentum b
-    v: Vec<T>,    // second moment (Adam, RMSprop)
-    vmax: Vec<T>, // AMSGrad running max of v
-    ga: Vec<T>,   // centered RMSprop: mean of g
+    pub(crate) m: Vec<T>, // SGD momentum buffer b / Adam first moment m / RMSprop momentum b
+    pub(crate) v: Vec<T>, // second moment (Adam, RMSprop)
+    pub(crate) vmax: Vec<T>, // AMSGrad running max of v
+    pub(crate) ga: Vec<T>, // centered RMSprop: mean of g
+}
+
+impl<T> TensorState<T> {
+    /// The buffers by name, in the order saved files list them: m (SGD / RMSprop momentum
+    /// buffer, Adam's first moment), v (second moment), vmax (AMSGrad's running max of v),
+    /// ga (centered RMSprop's mean gradient). Empty where the optimizer has not used one.
+    pub fn buffers(&self) -> [(&'static str, &[T]); 4] {
+        [
+            ("m", &self.m),
+            ("v", &self.v),
+            ("vmax", &self.vmax),
+            ("ga", &self.ga),
+        ]
+    }
 }
 
 impl<T> Default for TensorState<T> {
@@ -346,6 +478,42 @@ mod tests {
             opt.step(&mut p, &mut [g], &mut state, t, 0.1);
         }
         assert!((p[0] - expected).abs() < 1e-12);
+    }
+
+    #[test]
+    fn config_round_trips_every_optimizer() {
+        let all = [
+            Optimizer::Sgd {
+                lr: 0.1,
+                momentum: 0.9,
+                dampening: 0.1,
+                nesterov: false,
+                weight_decay: 1e-4,
+            },
+            Optimizer::RmsProp {
+                lr: 0.01,
+                alpha: 0.9,
+                eps: 1e-7,
+                weight_decay: 0.0,
+                momentum: 0.5,
+                centered: true,
+            },
+            Optimizer::Adam {
+                lr: 1e-3,
+                beta1: 0.8,
+                beta2: 0.99,
+                eps: 1e-8,
+                weight_decay: 0.01,
+                amsgrad: true,
+                decoupled: true,
+            },
+        ];
+        for opt in all {
+            assert_eq!(opt.config().to_optimizer(), Ok(opt));
+        }
+        let mut bad = Optimizer::sgd(0.1).config();
+        bad.name = "lion".into();
+        assert!(bad.to_optimizer().is_err());
     }
 
     #[test]

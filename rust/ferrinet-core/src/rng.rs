@@ -15,6 +15,12 @@ impl SplitMix64 {
         SplitMix64 { state: seed }
     }
 
+    /// The whole state: `SplitMix64::new(rng.state())` continues exactly where `rng` is (saved
+    /// files keep it so that training resumes with the same shuffles and dropout masks).
+    pub fn state(&self) -> u64 {
+        self.state
+    }
+
     pub fn next_u64(&mut self) -> u64 {
         self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.state;
@@ -40,6 +46,14 @@ mod tests {
         assert_eq!(rng.next_u64(), 6457827717110365317);
         assert_eq!(rng.next_u64(), 3203168211198807973);
         assert_eq!(rng.next_u64(), 9817491932198370423);
+    }
+
+    #[test]
+    fn new_from_state_continues_the_sequence() {
+        let mut rng = SplitMix64::new(42);
+        rng.next_u64();
+        let mut copy = SplitMix64::new(rng.state());
+        assert_eq!(copy.next_u64(), rng.next_u64());
     }
 
     #[test]

@@ -71,15 +71,16 @@ impl EpochOptions {
 /// Everything training carries from one epoch to the next: the optimizer and its state, the
 /// current learning rate, the generator for shuffles and dropout, and the counters. It lives
 /// with the network, so a later `train_epoch` continues exactly where the last one stopped.
+/// Saved files keep all of it (`io.rs`), so a loaded network continues bit for bit.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TrainingState<T = f64> {
-    optimizer: Optimizer,
-    learning_rate: f64,
-    seed: u64,
-    rng: SplitMix64,
-    steps: u64,
-    epochs: usize,
-    tensors: Vec<(TensorState<T>, TensorState<T>)>, // per layer: (weights, biases)
+    pub(crate) optimizer: Optimizer,
+    pub(crate) learning_rate: f64,
+    pub(crate) seed: u64,
+    pub(crate) rng: SplitMix64,
+    pub(crate) steps: u64,
+    pub(crate) epochs: usize,
+    pub(crate) tensors: Vec<(TensorState<T>, TensorState<T>)>, // per layer: (weights, biases)
 }
 
 impl<T: Real> TrainingState<T> {
@@ -126,6 +127,16 @@ impl<T: Real> TrainingState<T> {
 
     pub fn epochs(&self) -> usize {
         self.epochs
+    }
+
+    /// The generator of shuffles and dropout masks, where it is now.
+    pub fn rng(&self) -> &SplitMix64 {
+        &self.rng
+    }
+
+    /// The optimizer's per-element state, per layer: (weights, biases).
+    pub fn tensor_states(&self) -> &[(TensorState<T>, TensorState<T>)] {
+        &self.tensors
     }
 }
 

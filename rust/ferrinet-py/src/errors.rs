@@ -13,11 +13,21 @@ create_exception!(
      was not applied, so the network keeps the weights of the last finite step."
 );
 
+create_exception!(
+    ferrinet,
+    ModelFormatError,
+    PyValueError,
+    "A saved model (bytes or a file) cannot be loaded: it is truncated, corrupted, not a \
+     ferrinet file, or of an unsupported format version. The message says what is wrong. \
+     Loading never executes code from the file."
+);
+
 pub fn to_py(err: Error) -> PyErr {
     match err {
         Error::Value(msg) => PyValueError::new_err(msg),
         Error::Memory(msg) => PyMemoryError::new_err(msg),
         Error::NonFinite(msg) => DivergenceError::new_err(msg),
+        Error::Format(msg) => ModelFormatError::new_err(msg),
         Error::Interrupted => {
             pyo3::exceptions::PyKeyboardInterrupt::new_err("training was interrupted")
         }

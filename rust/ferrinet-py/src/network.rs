@@ -7,12 +7,13 @@
 use std::time::Instant;
 
 use ferrinet_core::{
-    check_learning_rate, Activation, EpochOptions, Loss, MatRef, Matrix, NeuralNetwork, Optimizer,
-    PredictScratch, Targets, TrainProgress, TrainingState,
+    check_learning_rate, read_model, write_model, Activation, EpochOptions, LoadedModel, Loss,
+    MatRef, Matrix, ModelFile, NeuralNetwork, Optimizer, PredictScratch, Targets, TrainProgress,
+    TrainingState,
 };
 use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyTuple};
+use pyo3::types::{PyBytes, PyDict, PyTuple, PyType};
 
 use crate::args::{
     name_str, parse_count, parse_hidden_activations, parse_sizes, random_seed, Seed,
@@ -23,17 +24,18 @@ use crate::convert::{
 };
 use crate::errors::IntoPyResult;
 use crate::gil::{check_signals, Chunker, Shared, CHECK_EVERY};
+use crate::saving::{optimizer_config_dict, LoadedCapsule};
 
 /// Calls smaller than this many multiply-adds keep the GIL: releasing it costs more than they do.
 const RELEASE_GIL_ABOVE: usize = 200_000;
 
 /// A network and the training state that lives with it (optimizer moments, rng, counters).
 pub struct Model<T> {
-    net: NeuralNetwork<T>,
+    pub(crate) net: NeuralNetwork<T>,
     training: Option<TrainingState<T>>,
 }
 
-enum Inner {
+pub(crate) enum Inner {
     F32(Shared<Model<f32>>),
     F64(Shared<Model<f64>>),
 }
@@ -50,7 +52,7 @@ macro_rules! with_model {
 
 #[pyclass(name = "NeuralNetwork", module = "ferrinet._core", subclass, frozen)]
 pub struct PyNeuralNetwork {
-    inner: Inner,
+    pub(crate) inner: Inner,
     // Facts that never change after construction, readable without the lock.
     sizes: Vec<usize>,
     activations: Vec<Activation>,
@@ -61,24 +63,24 @@ pub struct PyNeuralNetwork {
 
 /// Inputs as the core wants them: an owned (rows, cols) buffer, and whether the caller gave a
 /// single 1-D sample (so results go back 1-D).
-struct Inputs<'py, T> {
+pub(crate) struct Inputs<'py, T> {
     owned: Vec<T>,
     borrowed: Option<&'py [T]>, // a large C-contiguous array of T, read in place
     _keep: Option<Bound<'py, PyAny>>, // keeps the borrowed array alive
-    rows: usize,
+    pub(crate) rows: usize,
     cols: usize,
-    single: bool,
+    pub(crate) single: bool,
 }
 
 impl<T: Float> Inputs<'_, T> {
     /// The data as a matrix view: Send, so it can go into code that runs without the GIL.
-    fn view(&self) -> MatRef<'_, T> {
+    pub(crate) fn view(&self) -> MatRef<'_, T> {
         let data = self.borrowed.unwrap_or(&self.owned);
         MatRef::new(data, self.rows, self.cols).expect("shape checked on conversion")
     }
 }
 
-enum OwnedTargets<T> {
+pub(crate) enum OwnedTargets<T> {
     Dense {
         data: Vec<T>,
         rows: usize,
@@ -88,7 +90,7 @@ enum OwnedTargets<T> {
 }
 
 impl<T: Float> OwnedTargets<T> {
-    fn view(&self) -> Targets<'_, T> {
+    pub(crate) fn view(&self) -> Targets<'_, T> {
         match self {
             OwnedTargets::Dense { data, rows, cols } => Targets::Dense(
                 MatRef::new(data, *rows, *cols).expect("shape checked on conversion"),
@@ -120,6 +122,11 @@ impl PyNeuralNetwork {
         seed: Seed,
         dtype: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
+        // `_from_safetensors` builds a loaded network through `cls.__new__(cls, capsule)`, so
+        // that a subclass gets an instance of itself.
+        if let Ok(capsule) = sizes.cast::<LoadedCapsule>() {
+            return capsule.get().take();
+        }
         let sizes = parse_sizes(sizes)?;
         let n_hidden = sizes.len().saturating_sub(2);
         let hidden = parse_hidden_activations(activation, n_hidden)?;
@@ -426,18 +433,66 @@ impl PyNeuralNetwork {
     /// {"optimizer", "learning_rate", "steps", "epochs", "seed"} of the training state, or None.
     fn _training_info<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyDict>>> {
         let info = with_model!(self, m => m.with(py, false, |m| m.training.as_ref().map(|s| {
-            (s.optimizer().name(), s.learning_rate(), s.steps(), s.epochs(), s.seed())
+            (*s.optimizer(), s.learning_rate(), s.steps(), s.epochs(), s.seed())
         })));
-        let Some((name, lr, steps, epochs, seed)) = info else {
+        let Some((optimizer, lr, steps, epochs, seed)) = info else {
             return Ok(None);
         };
         let d = PyDict::new(py);
-        d.set_item("optimizer", name)?;
+        d.set_item("optimizer", optimizer.name())?;
         d.set_item("learning_rate", lr)?;
         d.set_item("steps", steps)?;
         d.set_item("epochs", epochs)?;
         d.set_item("seed", seed)?;
+        d.set_item("optimizer_config", optimizer_config_dict(py, &optimizer)?)?;
         Ok(Some(d))
+    }
+
+    /// The network as a ferrinet safetensors file (bytes): architecture, seed, weights and,
+    /// with `training`, the training run; `python` is a JSON object stored as the "python"
+    /// metadata. Deterministic. `ferrinet.NeuralNetwork.to_bytes` is the public form.
+    #[pyo3(signature = (training=true, python=None))]
+    fn _to_safetensors<'py>(
+        &self,
+        py: Python<'py>,
+        training: bool,
+        python: Option<String>,
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        let seed = self.seed;
+        let big = self.n_parameters > RELEASE_GIL_ABOVE;
+        let bytes = with_model!(self, m => m.with(py, big, |m| {
+            let state = if training { m.training.as_ref() } else { None };
+            write_model(&m.net, Some(seed), state, python.as_deref())
+        }))
+        .py()?;
+        Ok(PyBytes::new(py, &bytes))
+    }
+
+    /// Reads a ferrinet safetensors file (bytes) -> (an instance of `cls`, the "python"
+    /// metadata or None). Everything is checked first: ModelFormatError says what is wrong.
+    #[classmethod]
+    fn _from_safetensors<'py>(
+        cls: &Bound<'py, PyType>,
+        data: &[u8],
+    ) -> PyResult<(Bound<'py, PyAny>, Option<String>)> {
+        let py = cls.py();
+        let mut loaded = if data.len() > 1 << 20 {
+            py.detach(|| read_model(data))
+        } else {
+            read_model(data)
+        }
+        .py()?;
+        let python = match &mut loaded {
+            LoadedModel::F32(f) => f.python.take(),
+            LoadedModel::F64(f) => f.python.take(),
+        };
+        let net = match loaded {
+            LoadedModel::F32(f) => PyNeuralNetwork::from_file(f, Inner::F32),
+            LoadedModel::F64(f) => PyNeuralNetwork::from_file(f, Inner::F64),
+        };
+        let capsule = Bound::new(py, LoadedCapsule::new(net))?;
+        let obj = cls.call_method1("__new__", (cls, capsule))?;
+        Ok((obj, python))
     }
 
     /// Sets the learning rate of the next training steps (schedules call this between epochs).
@@ -485,6 +540,27 @@ impl PyNeuralNetwork {
 }
 
 impl PyNeuralNetwork {
+    /// The class around a network read from a file.
+    fn from_file<T: Float>(file: ModelFile<T>, wrap: fn(Shared<Model<T>>) -> Inner) -> Self {
+        let ModelFile {
+            network,
+            seed,
+            training,
+            ..
+        } = file;
+        PyNeuralNetwork {
+            sizes: network.sizes(),
+            activations: network.layers().iter().map(|l| l.activation()).collect(),
+            loss: network.loss(),
+            seed: seed.unwrap_or(0),
+            n_parameters: network.n_parameters(),
+            inner: wrap(Shared::new(Model {
+                net: network,
+                training,
+            })),
+        }
+    }
+
     fn n_inputs(&self) -> usize {
         self.sizes[0]
     }
@@ -532,7 +608,7 @@ impl PyNeuralNetwork {
         })
     }
 
-    fn inputs_and_targets<'py, T: Float>(
+    pub(crate) fn inputs_and_targets<'py, T: Float>(
         &self,
         x: &Bound<'py, PyAny>,
         y: &Bound<'py, PyAny>,

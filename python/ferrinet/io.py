@@ -1,0 +1,372 @@
+"""Saving and loading ``ferrinet.NeuralNetwork``: safetensors files that PyTorch reads as they are.
+
+``net.save(path)`` / ``ferrinet.load(path)`` and ``net.to_bytes()`` / ``ferrinet.from_bytes(data)``
+(also ``NeuralNetwork.load`` / ``NeuralNetwork.from_bytes``, which build the class they are
+called on). The Rust core writes and reads the bytes (``rust/ferrinet-core/src/io.rs``); this
+module adds what is Python's own:
+
+- files: ``path`` is a ``str`` or an ``os.PathLike`` (anything else is a TypeError); writes are
+  atomic (a temporary file in the same directory, written, flushed and fsynced, then renamed
+  over the target, then the directory fsynced), so a crash or an error mid-save leaves the old
+  file as it was, and an error removes the temporary file;
+- the ``python`` metadata: what ``fit`` keeps for ``warm_start`` (its learning-rate schedule, the
+  schedule's running state and epoch counter), as a JSON object;
+- rebuilding the ``ferrinet.optim`` object of the training run from the file's optimizer.
+
+The layout of a file (tensor names ``0.weight``, ``0.bias``, ``2.weight``, ... as in a PyTorch
+``nn.Sequential``; the metadata keys) is described in docs/saving.md. Loading never executes code
+from the file (there is no pickle in it); anything wrong with the bytes raises
+``ferrinet.ModelFormatError`` (a ValueError) saying what.
+"""
+
+from __future__ import annotations
+
+import json
+import numbers
+import os
+import secrets
+from typing import Any, Dict, Optional
+
+from . import optim, schedules
+from ._core import ModelFormatError
+
+__all__ = ["ModelFormatError", "from_bytes", "load", "read_file", "write_atomic"]
+
+
+def load(path):
+    """The ``ferrinet.NeuralNetwork`` saved at ``path`` (a str or os.PathLike) by ``net.save``:
+    architecture, dtype, weights, ``n_threads`` and, when it was saved, the training run
+    (optimizer moments, learning rate, generator, counters and fit's schedule), so that training
+    continues exactly as it would have. ``ModelFormatError`` for a file that is not a valid
+    ferrinet file; OSError (FileNotFoundError, ...) when it cannot be read."""
+    from .network import NeuralNetwork
+
+    return NeuralNetwork.load(path)
+
+
+def from_bytes(data):
+    """The ``ferrinet.NeuralNetwork`` held by ``data`` (bytes, bytearray or memoryview: what
+    ``net.to_bytes()`` returned, or a file's contents). ``ModelFormatError`` if they are not a
+    valid ferrinet file."""
+    from .network import NeuralNetwork
+
+    return NeuralNetwork.from_bytes(data)
+
+
+# --------------------------------------------------------------------------------------------
+# Arguments
+# --------------------------------------------------------------------------------------------
+def fspath(path, what="path") -> str:
+    """``path`` as a str: a str or an os.PathLike giving a str; TypeError otherwise (bytes are
+    refused with a pointer to ``from_bytes``, as they are more likely a file's contents)."""
+    if isinstance(path, (bytes, bytearray, memoryview)):
+        raise TypeError(
+            f"{what} must be a str or an os.PathLike, got {type(path).__name__} (to read a "
+            "model from its bytes, use ferrinet.from_bytes)"
+        )
+    try:
+        text = os.fspath(path)
+    except TypeError:
+        raise TypeError(
+            f"{what} must be a str or an os.PathLike, got {type(path).__name__}"
+        ) from None
+    if not isinstance(text, str):
+        raise TypeError(
+            f"{what} must be a str or an os.PathLike giving a str, got a path of "
+            f"{type(text).__name__}"
+        )
+    return text
+
+
+def as_bytes(data) -> bytes:
+    """The contents of a file as bytes: bytes as they are, bytearray / memoryview copied."""
+    if isinstance(data, bytes):
+        return data
+    if isinstance(data, (bytearray, memoryview)):
+        return bytes(data)
+    hint = ""
+    if isinstance(data, (str, os.PathLike)):
+        hint = " (to read a file, use ferrinet.load(path))"
+    raise TypeError(
+        "data must be bytes (the contents of a ferrinet file, as net.to_bytes() returns), got "
+        f"{type(data).__name__}{hint}"
+    )
+
+
+def check_flag(value, what) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError(f"{what} must be True or False, got {value!r}")
+    return value
+
+
+# --------------------------------------------------------------------------------------------
+# Files
+# --------------------------------------------------------------------------------------------
+def read_file(path) -> bytes:
+    """The bytes of the file at ``path`` (str or os.PathLike)."""
+    with open(fspath(path), "rb") as f:
+        return f.read()
+
+
+_CHUNK = 1 << 20
+
+
+def _write_all(f, data) -> None:
+    """Writes ``data`` to the open file ``f`` in chunks (tests make this fail midway)."""
+    view = memoryview(data)
+    for start in range(0, len(view), _CHUNK):
+        f.write(view[start : start + _CHUNK])
+
+
+def write_atomic(path, data) -> None:
+    """Writes ``data`` to ``path`` so that the file is, at every moment, either the old one or
+    the new one in full: a temporary file in the same directory (``.NAME.XXXXXXXXXXXX.tmp``,
+    created with the permissions a plain ``open`` would give, or the old file's), written,
+    flushed and fsynced, then renamed over ``path`` (``os.replace``: atomic on POSIX and
+    Windows), then the directory fsynced where the platform allows. A symlink at ``path`` is
+    followed (the file it points to is replaced). On any error, including KeyboardInterrupt,
+    the temporary file is removed and the old file is untouched."""
+    target = os.path.realpath(fspath(path))
+    directory, name = os.path.split(target)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    flags |= getattr(os, "O_CLOEXEC", 0)
+    for _ in range(100):
+        tmp = os.path.join(directory, f".{name}.{secrets.token_hex(6)}.tmp")
+        try:
+            fd = os.open(tmp, flags, 0o666)
+            break
+        except FileExistsError:
+            continue
+    else:  # pragma: no cover - 100 collisions of 48 random bits
+        raise FileExistsError(f"could not create a temporary file next to {target!r}")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            try:  # keep the permissions of the file being replaced
+                mode = os.stat(target).st_mode & 0o7777
+            except FileNotFoundError:
+                mode = None
+            if mode is not None and hasattr(os, "fchmod"):
+                os.fchmod(f.fileno(), mode)
+            _write_all(f, data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    _fsync_directory(directory)
+
+
+def _fsync_directory(directory) -> None:
+    """Makes the rename durable (POSIX); a no-op where directories cannot be opened."""
+    if os.name == "nt":  # pragma: no cover
+        return
+    try:
+        fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:  # pragma: no cover
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # pragma: no cover - some file systems refuse it
+        pass
+    finally:
+        os.close(fd)
+
+
+# --------------------------------------------------------------------------------------------
+# The training run's Python side: the optimizer object and fit's schedule
+# --------------------------------------------------------------------------------------------
+def optimizer_from_config(config: Dict[str, Any]):
+    """The ``ferrinet.optim`` object whose ``to_dict()`` is ``config`` (the core's optimizer)."""
+    name = config.get("name")
+    cls = optim.OPTIMIZERS.get(name) if isinstance(name, str) else None
+    if cls is None:
+        raise ModelFormatError(f"the file's optimizer {name!r} is unknown")
+    kwargs: Dict[str, Any] = {}
+    for option in cls.options():
+        if option == "betas":
+            kwargs["betas"] = (config["beta1"], config["beta2"])
+        else:
+            kwargs[option] = config[option]
+    try:
+        opt = cls(**kwargs)
+    except (TypeError, ValueError) as err:
+        raise ModelFormatError(f"the file's optimizer cannot be rebuilt: {err}") from None
+    if opt.to_dict() != config:
+        raise ModelFormatError(
+            f"the file's optimizer {config!r} does not rebuild exactly (got {opt.to_dict()!r})"
+        )
+    return opt
+
+
+class _UnsavedSchedule:
+    """Stands for a schedule a file could not keep (not one of ``ferrinet.schedules``' classes):
+    equal to nothing, so that ``fit(warm_start=True, schedule=...)`` starts the one given."""
+
+    def __init__(self, name: str):
+        self._unsaved_name = name
+
+    def __eq__(self, other):
+        return False
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self):
+        return f"<unsaved schedule {self._unsaved_name}>"
+
+
+class _UnsavedState:
+    """The running state of an unsaved schedule: continuing it raises a clear error."""
+
+    def __init__(self, name: str):
+        self._unsaved_name = name
+
+    def _refuse(self):
+        raise ValueError(
+            "fit(warm_start=True) cannot continue the learning-rate schedule of this training "
+            f"run: it was a {self._unsaved_name}, not one of ferrinet.schedules' classes, and "
+            "saved files keep only those. Pass schedule=... to start a schedule from the current "
+            "learning rate, or warm_start=False to start a new run."
+        )
+
+    @property
+    def lr(self):
+        self._refuse()
+
+    def end_epoch(self, epoch, monitored_loss=None):
+        self._refuse()
+
+
+def _type_name(obj) -> str:
+    return f"{type(obj).__module__}.{type(obj).__qualname__}"
+
+
+def _encode_value(value):
+    """A schedule state's number: floats as float.hex (exact, inf and nan included), ints as
+    they are; None for anything else."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, float):
+        return value.hex()
+    if isinstance(value, int):
+        return value
+    return None
+
+
+def encode_python_state(net) -> Optional[str]:
+    """The ``python`` metadata of ``net``: fit's record of the current training run (schedule,
+    its state, its epoch counter) as JSON, or None when there is nothing to keep."""
+    run = net.training_state  # refreshes the run from the core; None without one
+    record = net.__dict__.get("_fit_record")
+    if run is None or record is None or getattr(record, "run", None) is not run:
+        return None
+    schedule, state = record.schedule, record.state
+    fit: Dict[str, Any] = {"epoch": int(record.epoch), "schedule": None, "state": None}
+    if schedule is not None:
+        unsaved = getattr(schedule, "_unsaved_name", None)
+        values = None
+        if unsaved is None and type(schedule) in schedules.SCHEDULES.values() and state is not None:
+            values = {k: _encode_value(v) for k, v in vars(state).items() if k != "schedule"}
+            if any(v is None for v in values.values()):
+                values = None
+        if values is None:
+            fit["schedule"] = {"unsupported": unsaved or _type_name(schedule)}
+        else:
+            fit["schedule"] = {
+                "name": schedule.name,
+                "options": {k: getattr(schedule, k) for k in schedule.options()},
+            }
+            fit["state"] = {"class": type(state).__name__, "values": values}
+    return json.dumps({"fit": fit}, sort_keys=True, separators=(",", ":"), allow_nan=False)
+
+
+def _bad(msg) -> ModelFormatError:
+    return ModelFormatError(f"the file's python metadata: {msg}")
+
+
+def _keys(obj, where, keys):
+    if not isinstance(obj, dict):
+        raise _bad(f"{where} must be an object, got {type(obj).__name__}")
+    if set(obj) != set(keys):
+        raise _bad(f"{where} must have the keys {sorted(keys)}, got {sorted(obj)}")
+
+
+def decode_python_state(text: Optional[str]) -> Optional[Dict[str, Any]]:
+    """The ``fit`` record of a file's ``python`` metadata (checked), or None."""
+    if text is None:
+        return None
+    try:
+        obj = json.loads(text)
+    except (ValueError, RecursionError) as err:
+        raise _bad(f"not valid JSON ({err})") from None
+    _keys(obj, "the metadata", ["fit"])
+    fit = obj["fit"]
+    if fit is None:
+        return None
+    _keys(fit, "fit", ["epoch", "schedule", "state"])
+    epoch = fit["epoch"]
+    if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0:
+        raise _bad(f"fit.epoch must be an integer >= 0, got {epoch!r}")
+    return fit
+
+
+def fit_record(run, fit: Dict[str, Any]):
+    """fit's ``_FitRecord`` for ``run`` from a checked ``fit`` (``decode_python_state``)."""
+    from .training import _FitRecord
+
+    sched_json, state_json = fit["schedule"], fit["state"]
+    schedule: Any
+    state: Any
+    if sched_json is None:
+        if state_json is not None:
+            raise _bad("fit.state without fit.schedule")
+        schedule = state = None
+    elif isinstance(sched_json, dict) and set(sched_json) == {"unsupported"}:
+        name = sched_json["unsupported"]
+        if not isinstance(name, str):
+            raise _bad(f"fit.schedule.unsupported must be a name, got {name!r}")
+        schedule, state = _UnsavedSchedule(name), _UnsavedState(name)
+    else:
+        _keys(sched_json, "fit.schedule", ["name", "options"])
+        cls = schedules.SCHEDULES.get(sched_json["name"]) if isinstance(
+            sched_json["name"], str
+        ) else None
+        if cls is None:
+            raise _bad(f"unknown schedule {sched_json['name']!r}")
+        options = sched_json["options"]
+        _keys(options, "fit.schedule.options", cls.options())
+        try:
+            schedule = cls(**options)
+        except (TypeError, ValueError) as err:
+            raise _bad(f"the schedule cannot be rebuilt: {err}") from None
+        state = schedule.start(1.0)
+        fresh = {k: v for k, v in vars(state).items() if k != "schedule"}
+        _keys(state_json, "fit.state", ["class", "values"])
+        if state_json["class"] != type(state).__name__:
+            raise _bad(
+                f"fit.state.class is {state_json['class']!r}, a {cls.__name__} runs a "
+                f"{type(state).__name__}"
+            )
+        values = state_json["values"]
+        _keys(values, "fit.state.values", list(fresh))
+        for key, like in fresh.items():
+            setattr(state, key, _decode_value(values[key], like, f"fit.state.values.{key}"))
+    record = _FitRecord(run, schedule, state)
+    record.epoch = fit["epoch"]
+    return record
+
+
+def _decode_value(value, like, where):
+    if isinstance(like, float):
+        if not isinstance(value, str):
+            raise _bad(f"{where} must be a float in hex notation, got {value!r}")
+        try:
+            return float.fromhex(value)
+        except (ValueError, OverflowError):
+            raise _bad(f"{where} must be a float in hex notation, got {value[:40]!r}") from None
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise _bad(f"{where} must be an integer, got {value!r}")
+    return int(value)

@@ -1,0 +1,55 @@
+//! Saving and loading glue: the core reads and writes the files (`ferrinet_core::io`); this
+//! hands a loaded network to `NeuralNetwork.__new__` and describes optimizers to Python.
+
+use ferrinet_core::Optimizer;
+use parking_lot::Mutex;
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+
+use crate::network::PyNeuralNetwork;
+
+/// A network read from a file, on its way into `NeuralNetwork.__new__(cls, capsule)`: the
+/// constructor takes it out instead of drawing weights, so subclasses are built as themselves.
+/// Not exported; one capsule makes one network.
+#[pyclass(module = "ferrinet._core", name = "_LoadedModel", frozen)]
+pub struct LoadedCapsule {
+    model: Mutex<Option<PyNeuralNetwork>>,
+}
+
+impl LoadedCapsule {
+    pub fn new(net: PyNeuralNetwork) -> Self {
+        LoadedCapsule {
+            model: Mutex::new(Some(net)),
+        }
+    }
+
+    pub fn take(&self) -> PyResult<PyNeuralNetwork> {
+        self.model
+            .lock()
+            .take()
+            .ok_or_else(|| PyValueError::new_err("this loaded model was already used"))
+    }
+}
+
+/// The optimizer as the flat dict of `ferrinet.optim` objects' `to_dict()`.
+pub fn optimizer_config_dict<'py>(
+    py: Python<'py>,
+    optimizer: &Optimizer,
+) -> PyResult<Bound<'py, PyDict>> {
+    let c = optimizer.config();
+    let d = PyDict::new(py);
+    d.set_item("name", c.name)?;
+    d.set_item("lr", c.lr)?;
+    d.set_item("momentum", c.momentum)?;
+    d.set_item("dampening", c.dampening)?;
+    d.set_item("nesterov", c.nesterov)?;
+    d.set_item("weight_decay", c.weight_decay)?;
+    d.set_item("alpha", c.alpha)?;
+    d.set_item("eps", c.eps)?;
+    d.set_item("centered", c.centered)?;
+    d.set_item("beta1", c.beta1)?;
+    d.set_item("beta2", c.beta2)?;
+    d.set_item("amsgrad", c.amsgrad)?;
+    Ok(d)
+}
