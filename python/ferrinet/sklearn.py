@@ -1,0 +1,1192 @@
+"""scikit-learn estimators backed by ferrinet: ``MLPClassifier`` and ``MLPRegressor``.
+
+A thin Python layer over ``ferrinet.NeuralNetwork``: every epoch runs in Rust
+(``NeuralNetwork.train_epoch``, the GIL released); this module only does what scikit-learn's
+``sklearn.neural_network.MLPClassifier`` / ``MLPRegressor`` do around their epochs (input
+validation, label encoding, the validation split, the stopping rule, the learning-rate
+schedules), with scikit-learn's parameter names, defaults and fitted attributes, so that::
+
+    from ferrinet.sklearn import MLPClassifier
+    clf = MLPClassifier(hidden_layer_sizes=(64,), max_iter=200, random_state=0).fit(X, y)
+
+is a drop-in replacement that passes scikit-learn's own estimator checks and works in
+``Pipeline``, ``GridSearchCV``, ``cross_val_score``, ``clone`` and pickle. Needs scikit-learn
+>= 1.6 (``pip install ferrinet[sklearn]``); ``import ferrinet`` alone never imports it.
+
+The objective (the same as scikit-learn's, written out)
+-------------------------------------------------------
+For a mini-batch B of n_B samples with weights w_k (1 without sample_weight / class_weight),
+S_B = sum of w_k, and W the weight matrices (not the intercepts), scikit-learn's stochastic
+solvers take the gradient of (``sklearn/neural_network/_multilayer_perceptron.py``,
+``_backprop``; user guide section 1.17.7 "Mathematical formulation")::
+
+    J_B = (1/S_B) sum_k w_k loss_k  +  alpha / (2 S_B) * ||W||^2
+
+    loss_k = -sum_i y_ki log p_ki                         softmax output (multiclass)
+           = -sum_i [y_ki log p_ki + (1-y_ki) log(1-p_ki)]  logistic outputs (binary, multilabel)
+           = 1/2 sum_i (p_ki - y_ki)^2                      identity outputs (regression)
+
+(the sums run over the m = ``n_outputs_`` outputs). ferrinet's own objective
+(docs/maths.md) is ``L_B = (1/S_B) sum_k w_k l_k + (l2/2) ||W||^2`` with ``l_k`` the *mean*
+over outputs for mse and binary_cross_entropy (PyTorch's reductions) and the sum for
+cross_entropy. So ``J_B = c * L_B`` when
+
+    c = 1 (softmax / cross_entropy),  c = m (logistic / binary_cross_entropy),
+    c = m / 2 (identity / mse),        and  l2 = alpha / (c * S_B).
+
+This module trains ferrinet on L_B with that ``l2`` and rescales what the optimizer sees so
+that the steps are scikit-learn's: SGD runs with ``lr = c * learning_rate`` (then every SGD /
+momentum / Nesterov step is identical to scikit-learn's), Adam with ``eps = epsilon / c``
+(Adam is invariant to the scale of the gradient except through eps). ``loss_curve_`` reports
+``c * L`` (scikit-learn's units: mean log-loss, or half squared error, plus the penalty).
+
+With shuffle, scikit-learn's own permutation (``sklearn.utils.shuffle`` with the estimator's
+``random_state``) is drawn in Python and the batches are handed to ferrinet in that order, and
+the weights are initialised exactly as scikit-learn does (Glorot-uniform weights *and*
+intercepts in ``[-b, b]``, ``b = sqrt(6 / (fan_in + fan_out))``, ``sqrt(2 / ...)`` for
+logistic, drawn from the same random state in the same order). So with ``solver='sgd'`` (and
+no dropout) a ferrinet estimator follows scikit-learn's trajectory to rounding:
+tests/test_sklearn.py holds the weights of both to 1e-12 after 6 epochs (measured 4.5e-16).
+
+Differences from scikit-learn (also in docs/sklearn.md)
+-------------------------------------------------------
+- ``solver='lbfgs'`` is not supported (ValueError); ``max_fun`` (an L-BFGS option) is
+  accepted and ignored. Sparse input is not supported (TypeError, as the estimator tags say).
+  ``MLPRegressor(loss='poisson')`` is not supported (ValueError): ferrinet has no exp output.
+- Adam: scikit-learn divides by ``sqrt(v_t) + epsilon`` with the bias corrections folded into
+  the step size; ferrinet (PyTorch's Adam) by ``sqrt(v_t / (1 - beta_2^t)) + eps``. The two
+  differ only through epsilon: scikit-learn's effective epsilon is ``epsilon / sqrt(1 -
+  beta_2^t)`` (about 31.6 x epsilon at step 1, tending to epsilon). The gap is proportional
+  to epsilon: after 6 epochs of a small network the weights differ by ~2e-4 with
+  epsilon=1e-8 and by ~3e-12 with epsilon=1e-16 (tests/test_sklearn.py).
+- SGD with a changing learning rate (``invscaling``, ``adaptive``) and momentum:
+  scikit-learn's velocity keeps the learning rates of past steps (``v = mu v - lr_t g``),
+  PyTorch's buffer does not (``p -= lr_t (mu b + g)``); they agree while lr is constant.
+- Non-uniform sample weights with mini-batches: scikit-learn divides the penalty by the
+  batch's own weight sum S_B; ferrinet uses one l2 per call, so this module uses
+  ``S_B ~ n_B * mean(w)`` (exact for full batches and for constant weights).
+- Multi-output regression (m > 1): scikit-learn's gradient is that of the objective above
+  (squared errors summed over outputs), but its ``loss_curve_`` prints the squared error
+  averaged over outputs (its ``squared_loss``). ``loss_curve_`` here reports the objective
+  that is minimised (summed over outputs), so it is m times larger in its data term, and the
+  ``tol`` rule (which reads ``loss_curve_``) sees that scale. Identical for m = 1.
+- ``early_stopping``: the validation split is stratified for binary *and* multiclass targets
+  (scikit-learn's documentation says so; its code stratifies binary targets only), not for
+  multilabel ones, and falls back to a plain split when a class has fewer than 2 samples
+  (where scikit-learn raises).
+- ``momentum`` must be < 1 (scikit-learn allows 1.0, which never forgets a gradient).
+- Divergence: a step that would make a weight or the loss non-finite raises ValueError (from
+  ``ferrinet.DivergenceError``) and is not applied; scikit-learn raises ValueError after the
+  fact ("Solver produced non-finite parameter weights").
+
+What scikit-learn does not have
+-------------------------------
+- ``activation`` may be a list with one name per hidden layer, and any hidden activation of
+  ``ferrinet.ACTIVATIONS``: ``identity`` (``linear``), ``relu``, ``leaky_relu``, ``tanh``,
+  ``logistic`` (= ``sigmoid``).
+- ``dropout``: None, one rate for every hidden layer, or one per hidden layer (inverted
+  dropout, training only; its masks come from ferrinet's generator, seeded from
+  ``random_state``).
+- ``class_weight`` (classifier): ``{label: weight}`` or ``"balanced"`` (``n / (n_classes *
+  count)``), multiplied into the sample weights. Not for multilabel targets, and not
+  ``"balanced"`` in ``partial_fit``.
+- ``dtype``: ``"float64"`` (default) or ``"float32"``, what the network computes in.
+- ``fit(X, y, validation_data=(X_val, y_val[, sample_weight_val]))``: a validation set of
+  your own. It is scored after every epoch (``validation_scores_``, accuracy / R^2, and
+  ``validation_loss_curve_``, the loss without the penalty in ``loss_curve_``'s units); with
+  ``early_stopping=True`` it replaces the ``validation_fraction`` split.
+- ``network_``: the fitted ``ferrinet.NeuralNetwork`` (``ferrinet.interop`` converts to and
+  from scikit-learn's own estimators).
+
+Estimator checks
+----------------
+Both estimators pass every check of ``sklearn.utils.estimator_checks.parametrize_with_checks``
+(scikit-learn 1.9: about 60 per estimator, the DataFrame ones when pandas is installed) with
+the default ``dtype='float64'``: the list of expected failures is empty. With
+``dtype='float32'`` one check is expected to fail, ``check_sample_weight_equivalence_on_dense_data``:
+the weighted and the repeated fit differ by 1-2 float32 ulps and the check's tolerance
+(rtol=1e-7) is below float32's resolution. ``expected_failed_checks(estimator)`` returns that
+list (tests/test_sklearn_checks.py).
+"""
+
+from __future__ import annotations
+
+import numbers
+import warnings
+from typing import List, Optional, Union
+
+import numpy as np
+
+_INSTALL_HINT = (
+    "ferrinet.sklearn needs scikit-learn >= 1.6; install it with "
+    "`pip install ferrinet[sklearn]` (or `pip install 'scikit-learn>=1.6'`)"
+)
+
+try:
+    import sklearn
+    from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.metrics import accuracy_score, r2_score
+    from sklearn.model_selection import train_test_split
+    from sklearn.preprocessing import LabelBinarizer
+    from sklearn.utils import check_random_state, column_or_1d
+    from sklearn.utils import shuffle as _sk_shuffle
+    from sklearn.utils.multiclass import (
+        _check_partial_fit_first_call,
+        check_classification_targets,
+        type_of_target,
+        unique_labels,
+    )
+    from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
+except ImportError as _err:  # pragma: no cover - exercised in a subprocess by the tests
+    raise ImportError(f"{_INSTALL_HINT} ({_err})") from _err
+
+from . import optim as _optim
+from ._core import ACTIVATIONS as _FERRINET_ACTIVATIONS
+from ._core import DivergenceError
+from .network import NeuralNetwork
+from .training import check_epoch_options
+
+__all__ = ["MLPClassifier", "MLPRegressor", "expected_failed_checks"]
+
+if tuple(int(p) for p in sklearn.__version__.split(".")[:2] if p.isdigit()) < (1, 6):
+    raise ImportError(f"{_INSTALL_HINT}; found scikit-learn {sklearn.__version__}")
+
+_FLOAT32_SAMPLE_WEIGHT_REASON = (
+    "with dtype='float32' the fit on weighted samples and the fit on repeated samples differ "
+    "by 1-2 float32 ulps (measured 2.8e-7 relative), and the check compares them with "
+    "rtol=1e-7, below float32's resolution (eps = 1.2e-7); in float64 the check passes"
+)
+
+
+def expected_failed_checks(estimator):
+    """The checks of ``sklearn.utils.estimator_checks`` that ``estimator`` is known to fail,
+    ``{check name: reason}``, for ``parametrize_with_checks(..., expected_failed_checks=)``.
+
+    With the default ``dtype='float64'``: none. With ``dtype='float32'``:
+    ``check_sample_weight_equivalence_on_dense_data`` (float32 rounding, see the reason).
+    """
+    failures = {}
+    if getattr(estimator, "dtype", "float64") in ("float32", np.float32):
+        failures["check_sample_weight_equivalence_on_dense_data"] = _FLOAT32_SAMPLE_WEIGHT_REASON
+    return failures
+
+# scikit-learn's hidden activations and ferrinet's: name given -> ferrinet name.
+_HIDDEN = {name: name for name in _FERRINET_ACTIVATIONS if name != "softmax"}
+_HIDDEN["logistic"] = "sigmoid"
+# ferrinet's output activation -> scikit-learn's out_activation_
+_OUT_NAMES = {"softmax": "softmax", "sigmoid": "logistic", "identity": "identity"}
+
+
+# --------------------------------------------------------------------------------------------
+# Checks of hyper-parameters (at fit time, never in __init__, as scikit-learn requires):
+# TypeError for the wrong kind of value, ValueError for a value out of range, both saying what
+# was expected and what was given.
+# --------------------------------------------------------------------------------------------
+def _plain(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def _int(name, value, low):
+    value = _plain(value)
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer >= {low}, got {value!r}")
+    if value < low:
+        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+    return int(value)
+
+
+def _real(name, value, low=None, high=None, low_open=False, high_open=False):
+    value = _plain(value)
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {value!r}")
+    value = float(value)
+    bad = not np.isfinite(value)
+    if low is not None:
+        bad = bad or (value <= low if low_open else value < low)
+    if high is not None:
+        bad = bad or (value >= high if high_open else value > high)
+    if bad:
+        interval = (
+            ("(" if low_open else "[")
+            + ("-inf" if low is None else f"{low:g}")
+            + ", "
+            + ("inf)" if high is None else f"{high:g}" + (")" if high_open else "]"))
+        )
+        raise ValueError(f"{name} must be a finite number in {interval}, got {value!r}")
+    return value
+
+
+def _bool(name, value):
+    value = _plain(value)
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be True or False, got {value!r}")
+    return value
+
+
+def _choice(name, value, options):
+    if not isinstance(value, str) or value not in options:
+        raise ValueError(f"{name} must be one of {', '.join(map(repr, options))}; got {value!r}")
+    return value
+
+
+def _hidden_sizes(value):
+    if isinstance(value, (str, bytes)):
+        raise TypeError(f"hidden_layer_sizes must be an int or a sequence of ints, got {value!r}")
+    if not hasattr(value, "__iter__"):
+        value = [value]
+    sizes = []
+    for i, size in enumerate(value):
+        size = _plain(size)
+        if isinstance(size, bool) or not isinstance(size, numbers.Integral):
+            raise TypeError(
+                f"hidden_layer_sizes must be positive integers, got {size!r} at position {i}"
+            )
+        if size < 1:
+            raise ValueError(f"hidden_layer_sizes must be > 0, got {list(value)!r}")
+        sizes.append(int(size))
+    return sizes
+
+
+def _activations(value, n_hidden):
+    """One ferrinet name per hidden layer, from a name or a list of names."""
+    valid = ", ".join(repr(k) for k in _HIDDEN)
+    if isinstance(value, str):
+        names = [value] * n_hidden
+        if value not in _HIDDEN:
+            raise ValueError(f"activation must be one of {valid} (or a list of them); got {value!r}")
+    else:
+        if not isinstance(value, (list, tuple)):
+            raise TypeError(
+                f"activation must be a name or a list of names (one per hidden layer), got "
+                f"{value!r}"
+            )
+        names = list(value)
+        if len(names) != n_hidden:
+            raise ValueError(
+                f"activation: expected one name per hidden layer ({n_hidden}), got "
+                f"{len(names)}: {names!r}"
+            )
+        for name in names:
+            if not isinstance(name, str) or name not in _HIDDEN:
+                raise ValueError(f"activation: each name must be one of {valid}; got {name!r}")
+    return [_HIDDEN[name] for name in names]
+
+
+def _dtype(value):
+    try:
+        name = np.dtype(value).name
+    except TypeError:
+        name = None
+    if name not in ("float64", "float32"):
+        raise ValueError(f"dtype must be 'float64' or 'float32', got {value!r}")
+    return name
+
+
+class _Params:
+    """The hyper-parameters, checked and normalised."""
+
+    hidden: List[int]
+    activations: List[str]
+    solver: str
+    alpha: float
+    batch_size: Union[str, int]
+    learning_rate: str
+    learning_rate_init: float
+    power_t: float
+    max_iter: int
+    shuffle: bool
+    tol: float
+    verbose: int
+    warm_start: bool
+    momentum: float
+    nesterov: bool
+    early_stopping: bool
+    validation_fraction: float
+    beta_1: float
+    beta_2: float
+    epsilon: float
+    n_iter_no_change: float
+    rates: List[float]
+    dtype: str
+
+
+# --------------------------------------------------------------------------------------------
+# The shared estimator
+# --------------------------------------------------------------------------------------------
+class _BaseMLP(BaseEstimator):
+    """What MLPClassifier and MLPRegressor share (see the module docstring)."""
+
+    _estimator_is_classifier = False
+
+    # fitted attributes that may be None (declared for type checkers; set by fit only)
+    best_loss_: Optional[float]
+    validation_scores_: Optional[List[float]]
+    best_validation_score_: Optional[float]
+    validation_loss_curve_: Optional[List[float]]
+
+    # ----- parameters
+    def _check_params(self, incremental):
+        p = _Params()
+        p.hidden = _hidden_sizes(self.hidden_layer_sizes)
+        p.activations = _activations(self.activation, len(p.hidden))
+        solver = self.solver
+        if solver == "lbfgs":
+            raise ValueError(
+                "solver='lbfgs' is not supported by ferrinet.sklearn (ferrinet trains with "
+                "stochastic mini-batch solvers only); use solver='adam' or solver='sgd', or "
+                "sklearn.neural_network for L-BFGS"
+            )
+        p.solver = _choice("solver", solver, ("adam", "sgd"))
+        p.alpha = _real("alpha", self.alpha, low=0.0)
+        if isinstance(self.batch_size, str):
+            if self.batch_size != "auto":
+                raise ValueError(f"batch_size must be 'auto' or an integer >= 1, got {self.batch_size!r}")
+            p.batch_size = "auto"
+        else:
+            p.batch_size = _int("batch_size", self.batch_size, 1)
+        p.learning_rate = _choice(
+            "learning_rate", self.learning_rate, ("constant", "invscaling", "adaptive")
+        )
+        p.learning_rate_init = _real("learning_rate_init", self.learning_rate_init, low=0.0, low_open=True)
+        p.power_t = _real("power_t", self.power_t, low=0.0)
+        p.max_iter = _int("max_iter", self.max_iter, 1)
+        p.shuffle = _bool("shuffle", self.shuffle)
+        p.tol = _real("tol", self.tol, low=0.0)
+        verbose = _plain(self.verbose)
+        if not isinstance(verbose, numbers.Integral):
+            raise TypeError(f"verbose must be a bool or an int, got {verbose!r}")
+        p.verbose = int(verbose)
+        p.warm_start = _bool("warm_start", self.warm_start)
+        p.momentum = _real("momentum", self.momentum, low=0.0, high=1.0, high_open=True)
+        p.nesterov = _bool("nesterovs_momentum", self.nesterovs_momentum)
+        p.early_stopping = _bool("early_stopping", self.early_stopping)
+        p.validation_fraction = _real(
+            "validation_fraction", self.validation_fraction, low=0.0, high=1.0, high_open=True
+        )
+        p.beta_1 = _real("beta_1", self.beta_1, low=0.0, high=1.0, high_open=True)
+        p.beta_2 = _real("beta_2", self.beta_2, low=0.0, high=1.0, high_open=True)
+        p.epsilon = _real("epsilon", self.epsilon, low=0.0, low_open=True)
+        n_iter_no_change = _plain(self.n_iter_no_change)
+        if isinstance(n_iter_no_change, float) and n_iter_no_change == np.inf:
+            p.n_iter_no_change = np.inf
+        else:
+            p.n_iter_no_change = _int("n_iter_no_change (or np.inf)", n_iter_no_change, 1)
+        _int("max_fun", self.max_fun, 1)  # an L-BFGS option: accepted, checked, ignored
+        n_hidden = len(p.hidden)
+        p.rates = check_epoch_options(n_hidden, 1, True, 0.0, self.dropout, None)[3]
+        p.dtype = _dtype(self.dtype)
+        if p.early_stopping and incremental:
+            raise ValueError("partial_fit does not support early_stopping=True")
+        return p
+
+    # ----- the network
+    def _init_factor(self, layer, acts):
+        """scikit-learn's Glorot factor: 2 for logistic layers, else 6. The output layer
+        follows the last hidden layer; with a single name, every layer follows it."""
+        if isinstance(self.activation, str):
+            name = _HIDDEN.get(self.activation)
+        elif acts:
+            name = acts[min(layer, len(acts) - 1)]
+        else:
+            name = None
+        return 2.0 if name == "sigmoid" else 6.0
+
+    def _initialize(self, p, n_features, n_outputs, out_activation, loss):
+        """scikit-learn's ``_initialize``: the network, its weights drawn as scikit-learn
+        draws them (same random state, same order), and the bookkeeping."""
+        self.n_iter_ = 0
+        self.t_ = 0
+        self.n_outputs_ = n_outputs
+        units = [n_features] + p.hidden + [n_outputs]
+        self.n_layers_ = len(units)
+        self.out_activation_ = _OUT_NAMES[out_activation]
+        net = NeuralNetwork(
+            units,
+            activation=p.activations,
+            output_activation=out_activation,
+            loss=loss,
+            seed=0,
+            dtype=p.dtype,
+        )
+        rs = self._random_state
+        weights = []
+        for i, (fan_in, fan_out) in enumerate(zip(units[:-1], units[1:])):
+            bound = np.sqrt(self._init_factor(i, p.activations) / (fan_in + fan_out))
+            coef = rs.uniform(-bound, bound, (fan_in, fan_out))
+            intercept = rs.uniform(-bound, bound, fan_out)
+            weights.append((coef.T, intercept))
+        net.set_weights(weights)
+        self.network_ = net
+        # the generator of dropout masks; drawn only when there is dropout, so that without
+        # it the random state's stream is exactly scikit-learn's
+        self._run_seed = int(rs.randint(0, 2**31 - 1)) if any(r > 0 for r in p.rates) else 0
+        self._best_weights = net.get_weights()
+        self._lr = p.learning_rate_init
+        self.loss_curve_ = []
+        self._no_improvement_count = 0
+        self.validation_loss_curve_ = None
+        if p.early_stopping:
+            self.validation_scores_ = []
+            self.best_validation_score_ = -np.inf
+            self.best_loss_ = None
+        else:
+            self.best_loss_ = np.inf
+            self.validation_scores_ = None
+            self.best_validation_score_ = None
+
+    def _scale(self):
+        """c of the module docstring: scikit-learn's objective = c * ferrinet's."""
+        m = self.n_outputs_
+        return {"softmax": 1.0, "logistic": float(m), "identity": m / 2.0}[self.out_activation_]
+
+    def _optimizer(self, p):
+        c = self._scale()
+        if p.solver == "sgd":
+            return _optim.SGD(
+                lr=c * p.learning_rate_init,
+                momentum=p.momentum,
+                nesterov=p.nesterov and p.momentum > 0.0,
+            )
+        return _optim.Adam(lr=p.learning_rate_init, betas=(p.beta_1, p.beta_2), eps=p.epsilon / c)
+
+    def _check_architecture(self, p, n_outputs):
+        net = self.network_
+        want = [net.sizes[0]] + p.hidden + [n_outputs]
+        if net.sizes != want or net.activations[:-1] != p.activations or net.dtype != p.dtype:
+            raise ValueError(
+                "warm_start=True / partial_fit continue the fitted network "
+                f"{net!r}, but the parameters now describe sizes {want}, hidden activations "
+                f"{p.activations}, dtype {p.dtype!r}; set warm_start=False to start afresh"
+            )
+
+    # ----- sample weights
+    def _weights(self, sample_weight, X, y_labels, incremental):
+        """sample_weight times class_weight (classifier), as a float64 array, or None."""
+        w = None
+        if sample_weight is not None:
+            w = _check_sample_weight(sample_weight, X, dtype=np.float64, ensure_non_negative=True)
+        cw = self._class_weight_factors(y_labels, incremental)
+        if cw is not None:
+            w = cw if w is None else w * cw
+        return w
+
+    def _class_weight_factors(self, y_labels, incremental):
+        return None
+
+    # ----- fit
+    def _fit(self, X, y, sample_weight=None, incremental=False, validation_data=None):
+        p = self._check_params(incremental)
+        first_pass = not hasattr(self, "network_") or (not p.warm_start and not incremental)
+        X, y_labels, T = self._validate_input(X, y, incremental, reset=first_pass)
+        weights = self._weights(sample_weight, X, y_labels, incremental)
+        n_outputs, out_activation, loss = self._output_spec(T)
+        val = None
+        if validation_data is not None:
+            val = self._validate_validation_data(validation_data, n_outputs)
+
+        self._random_state = check_random_state(self.random_state)
+        if first_pass:
+            self._initialize(p, X.shape[1], n_outputs, out_activation, loss)
+        else:
+            self._check_architecture(p, n_outputs)
+        net = self.network_
+        if not incremental or not hasattr(self, "_opt"):
+            # scikit-learn builds a new optimizer for every fit (also with warm_start) and
+            # keeps it across partial_fit calls (a partial_fit after fit continues fit's)
+            net.reset_training()
+            self._lr = p.learning_rate_init
+            self._opt = self._optimizer(p)
+
+        early_stopping = p.early_stopping
+        if early_stopping and val is None:
+            val, X, y_labels, T, weights = self._split(p, X, y_labels, T, weights)
+        if val is not None:
+            if self.validation_scores_ is None:
+                self.validation_scores_ = []
+                self.best_validation_score_ = -np.inf
+            if self.validation_loss_curve_ is None:
+                self.validation_loss_curve_ = []
+
+        n = X.shape[0]
+        if p.batch_size == "auto":
+            batch_size = min(200, n)
+        else:
+            if p.batch_size > n:
+                warnings.warn(
+                    "Got `batch_size` less than 1 or larger than sample size. It is going to "
+                    "be clipped",
+                    stacklevel=3,
+                )
+            batch_size = int(np.clip(p.batch_size, 1, n))
+
+        # the same arrays every epoch: in the network's dtype, C-contiguous (read in place)
+        X = np.ascontiguousarray(X, dtype=p.dtype)
+        if T.dtype.kind == "f":
+            T = np.ascontiguousarray(T, dtype=p.dtype)
+        if weights is not None and not weights.sum() > 0.0:
+            raise ValueError(
+                "the sample weights (sample_weight times class_weight) of the training data "
+                "sum to 0; nothing to learn from"
+            )
+        if weights is not None and np.all(weights == weights[0]):
+            w_mean, weights = float(weights[0]), None  # the same objective, exactly
+        else:
+            w_mean = 1.0 if weights is None else float(weights.mean())
+        c = self._scale()
+        n_full = (n // batch_size) * batch_size
+        parts = [(0, n_full, p.alpha / (c * batch_size * w_mean))]
+        if n_full < n:  # scikit-learn divides the last, smaller batch's penalty by its size
+            parts.append((n_full, n, p.alpha / (c * (n - n_full) * w_mean)))
+        sample_idx = np.arange(n, dtype=int)
+        if net.training_state is None:
+            # a new optimizer run: moments and step count at zero, the dropout generator seeded
+            net._start_run(self._opt, self._run_seed)
+            if self._lr != p.learning_rate_init:
+                # partial_fit restarting a run (e.g. after unpickling): keep the lr reached
+                self._set_lr(p, self._lr)
+
+        try:
+            self.n_iter_ = 0
+            for _ in range(p.max_iter):
+                if p.shuffle:
+                    sample_idx = _sk_shuffle(sample_idx, random_state=self._random_state)
+                    Xe, Te = X[sample_idx], T[sample_idx]
+                    we = None if weights is None else weights[sample_idx]
+                else:
+                    Xe, Te, we = X, T, weights
+                total = 0.0
+                for start, stop, l2 in parts:
+                    epoch_loss = net.train_epoch(
+                        Xe[start:stop],
+                        Te[start:stop],
+                        batch_size=batch_size,
+                        optimizer=self._opt,
+                        shuffle=False,
+                        seed=None,  # the run is started above; this continues it
+                        l2=l2,
+                        dropout=p.rates,
+                        sample_weight=None if we is None else we[start:stop],
+                    )
+                    total += epoch_loss * (stop - start)
+                self.n_iter_ += 1
+                self.loss_ = c * total / n
+                self.t_ += n
+                self.loss_curve_.append(self.loss_)
+                if p.verbose:
+                    print("Iteration %d, loss = %.8f" % (self.n_iter_, self.loss_))
+                if val is not None:
+                    self._validate_epoch(val, c, p.verbose)
+                self._update_no_improvement_count(early_stopping, p.tol)
+                if p.solver == "sgd" and p.learning_rate == "invscaling":
+                    self._set_lr(p, p.learning_rate_init / (self.t_ + 1) ** p.power_t)
+                if self._no_improvement_count > p.n_iter_no_change:
+                    if early_stopping:
+                        msg = (
+                            "Validation score did not improve more than tol=%f for %d "
+                            "consecutive epochs." % (p.tol, p.n_iter_no_change)
+                        )
+                    else:
+                        msg = (
+                            "Training loss did not improve more than tol=%f for %d "
+                            "consecutive epochs." % (p.tol, p.n_iter_no_change)
+                        )
+                    if p.solver == "sgd" and p.learning_rate == "adaptive" and self._lr > 1e-6:
+                        self._set_lr(p, self._lr / 5.0)
+                        self._no_improvement_count = 0
+                        if p.verbose:
+                            print(msg + " Setting learning rate to %f" % self._lr)
+                    else:
+                        if p.verbose:
+                            print(msg + " Stopping.")
+                        break
+                if incremental:
+                    break
+                if self.n_iter_ == p.max_iter:
+                    warnings.warn(
+                        "Stochastic Optimizer: Maximum iterations (%d) reached and the "
+                        "optimization hasn't converged yet." % p.max_iter,
+                        ConvergenceWarning,
+                        stacklevel=3,
+                    )
+        except KeyboardInterrupt:
+            warnings.warn("Training interrupted by user.", stacklevel=3)
+        except DivergenceError as err:
+            self._store_weights()
+            raise ValueError(
+                "Solver produced non-finite parameter weights (ferrinet refused the step; "
+                f"the network keeps the last finite weights): {err}. The input data may contain "
+                "large values and need to be preprocessed, or learning_rate_init is too large."
+            ) from err
+
+        if early_stopping:
+            net.set_weights(self._best_weights)
+        self._store_weights()
+        return self
+
+    def _set_lr(self, p, lr):
+        """Set the current learning rate (scikit-learn's units) in the running optimizer."""
+        self._lr = lr
+        if self.network_.training_state is not None:
+            self.network_.set_learning_rate(lr * self._scale() if p.solver == "sgd" else lr)
+
+    def _store_weights(self):
+        w = self.network_.get_weights()
+        self.coefs_ = [np.ascontiguousarray(W.T) for W, _ in w]
+        self.intercepts_ = [b for _, b in w]
+
+    def _split(self, p, X, y_labels, T, weights):
+        """The early-stopping split: ``validation_fraction`` of the data, drawn with the
+        estimator's random state (scikit-learn's ``train_test_split`` call), stratified by
+        class for binary and multiclass targets."""
+        stratify = None
+        if self._estimator_is_classifier and self._label_binarizer.y_type_ in (
+            "binary",
+            "multiclass",
+        ):
+            codes = self._class_codes(y_labels)
+            counts = np.bincount(codes)
+            n_val = int(np.ceil(p.validation_fraction * len(codes)))
+            k = np.count_nonzero(counts)
+            if counts[counts > 0].min() >= 2 and k <= n_val and k <= len(codes) - n_val:
+                stratify = codes
+        arrays = [X, y_labels, T] + ([] if weights is None else [weights])
+        parts = train_test_split(
+            *arrays,
+            random_state=self._random_state,
+            test_size=p.validation_fraction,
+            stratify=stratify,
+        )
+        train, held = parts[0::2], parts[1::2]
+        if held[0].shape[0] < 2:
+            raise ValueError(
+                "The validation set is too small. Increase 'validation_fraction' or the size "
+                "of your dataset."
+            )
+        val = (held[0], held[1], held[2], held[3] if weights is not None else None)
+        w_train = train[3] if weights is not None else None
+        return val, train[0], train[1], train[2], w_train
+
+    def _validate_epoch(self, val, c, verbose):
+        Xv, yv, Tv, wv = val
+        out = self.network_.predict(Xv)
+        if not np.all(np.isfinite(out)):
+            score = np.nan
+        else:
+            score = self._score_outputs(out, yv, wv)
+        assert self.validation_scores_ is not None and self.validation_loss_curve_ is not None
+        self.validation_scores_.append(score)
+        self.validation_loss_curve_.append(
+            c * float(self.network_.compute_loss(Xv, Tv, sample_weight=wv))
+        )
+        if verbose:
+            print("Validation score: %f" % score)
+
+    def _update_no_improvement_count(self, early_stopping, tol):
+        """scikit-learn's ``_update_no_improvement_count``, word for word: with early
+        stopping, an epoch fails when its validation score is below best + tol (the best
+        score's weights are kept); without, when its loss is above best_loss - tol."""
+        scores = self.validation_scores_
+        if early_stopping:
+            assert scores is not None
+            best = -np.inf if self.best_validation_score_ is None else self.best_validation_score_
+            last = scores[-1]
+            if last < best + tol:
+                self._no_improvement_count += 1
+            else:
+                self._no_improvement_count = 0
+            if last > best:
+                self.best_validation_score_ = last
+                self._best_weights = self.network_.get_weights()
+        else:
+            if scores:
+                # a validation set given without early stopping: recorded, not used to stop
+                if self.best_validation_score_ is None or scores[-1] > self.best_validation_score_:
+                    self.best_validation_score_ = scores[-1]
+            # (None after an early-stopping fit continued by a warm start without it)
+            best_loss = np.inf if self.best_loss_ is None else self.best_loss_
+            if self.loss_curve_[-1] > best_loss - tol:
+                self._no_improvement_count += 1
+            else:
+                self._no_improvement_count = 0
+            if self.loss_curve_[-1] < best_loss:
+                self.best_loss_ = self.loss_curve_[-1]
+
+    def _validate_validation_data(self, validation_data, n_outputs):
+        if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
+            raise TypeError(
+                "validation_data must be a pair (X_val, y_val) or a triple (X_val, y_val, "
+                f"sample_weight_val), got {type(validation_data).__name__}"
+                + (f" of length {len(validation_data)}" if hasattr(validation_data, "__len__") else "")
+            )
+        Xv, yv = validation_data[0], validation_data[1]
+        wv = validation_data[2] if len(validation_data) == 3 else None
+        Xv = validate_data(self, Xv, reset=False, dtype=(np.float64, np.float32))
+        yv_labels, Tv = self._encode_validation_targets(yv, Xv.shape[0], n_outputs)
+        if wv is not None:
+            wv = _check_sample_weight(wv, Xv, dtype=np.float64, ensure_non_negative=True)
+        return (Xv, yv_labels, Tv, wv)
+
+    # ----- predict
+    def _forward(self, X):
+        """The network's outputs, in ``result_type(X.dtype, network dtype)`` as scikit-learn's
+        forward pass gives them (float64 input to a float32 network: float64 results)."""
+        check_is_fitted(self)
+        X = validate_data(self, X, reset=False, dtype=(np.float64, np.float32))
+        out = self.network_.predict(X)
+        return out.astype(np.result_type(X.dtype, out.dtype), copy=False)
+
+    def __sklearn_is_fitted__(self):
+        return hasattr(self, "network_")
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = False
+        tags.input_tags.allow_nan = False
+        return tags
+
+
+# --------------------------------------------------------------------------------------------
+# The classifier
+# --------------------------------------------------------------------------------------------
+class MLPClassifier(ClassifierMixin, _BaseMLP):
+    """Multi-layer perceptron classifier, trained by ferrinet (scikit-learn's parameters).
+
+    Binary targets: one logistic (sigmoid) output trained with binary cross-entropy;
+    multiclass: softmax outputs with cross-entropy; multilabel (a 2-D 0/1 indicator y): one
+    logistic output per label. Labels may be any values (encoded with ``LabelBinarizer``).
+
+    The objective, per mini-batch B (scikit-learn's; see the module docstring for how it maps
+    onto ferrinet's losses and ``l2``)::
+
+        J_B = (1/S_B) sum_k w_k * log_loss_k + alpha / (2 * S_B) * sum of squared weights
+
+    with ``log_loss_k = -sum_i y_ki log p_ki`` (softmax) or ``-sum_i [y log p + (1-y) log(1-p)]``
+    (logistic outputs), w_k the sample weight (times ``class_weight``), S_B their sum over the
+    batch (the batch size without weights).
+
+    Parameters
+    ----------
+    hidden_layer_sizes : int or sequence of int, default=(100,)
+        The width of each hidden layer; ``()`` for none.
+    activation : str or list of str, default='relu'
+        Hidden activation: ``'identity'`` (alias ``'linear'``), ``'logistic'`` (alias
+        ``'sigmoid'``), ``'tanh'``, ``'relu'``, ``'leaky_relu'`` (slope 0.01); or a list with
+        one per hidden layer (ferrinet only).
+    solver : {'adam', 'sgd'}, default='adam'
+        ``'lbfgs'`` raises ValueError (not supported).
+    alpha : float, default=1e-4
+        Strength of the L2 penalty ``alpha / (2 S_B) ||W||^2`` (weights only, not intercepts).
+    batch_size : int or 'auto', default='auto'
+        ``'auto'`` = ``min(200, n_samples)``; larger than n_samples: clipped, with a warning.
+    learning_rate : {'constant', 'invscaling', 'adaptive'}, default='constant'
+        SGD only (Adam ignores it), as scikit-learn: ``'invscaling'`` sets, after each epoch,
+        ``lr = learning_rate_init / (t_ + 1) ** power_t`` (t_ = samples seen so far);
+        ``'adaptive'`` divides lr by 5 each time the ``tol`` rule below fires (instead of
+        stopping), and stops once lr <= 1e-6. Neither is one of ``ferrinet.schedules`` (they
+        depend on t_ and on the stopping counter), so they are applied between epochs with
+        ``NeuralNetwork.set_learning_rate``.
+    learning_rate_init : float, default=1e-3
+    power_t : float, default=0.5
+    max_iter : int, default=200
+        Epochs. Reaching it without converging warns ``ConvergenceWarning``.
+    shuffle : bool, default=True
+        Shuffle the samples before each epoch (scikit-learn's permutation, from random_state).
+    random_state : int, RandomState or None, default=None
+        Draws the initial weights, the early-stopping split, the shuffles (and the seed of the
+        dropout masks), in scikit-learn's order.
+    tol : float, default=1e-4
+    n_iter_no_change : int or np.inf, default=10
+        Stop when, for more than ``n_iter_no_change`` consecutive epochs, the training loss
+        has not gone below ``best_loss_ - tol`` (or, with early stopping, the validation
+        score has not gone above ``best_validation_score_ + tol``): scikit-learn's
+        ``_update_no_improvement_count``.
+    verbose : bool or int, default=False
+        Print the loss of each epoch (and the validation score).
+    warm_start : bool, default=False
+        Continue from the fitted weights (a new optimizer, as scikit-learn).
+    momentum : float in [0, 1), default=0.9
+    nesterovs_momentum : bool, default=True
+        SGD only.
+    early_stopping : bool, default=False
+        Hold out ``validation_fraction`` of the data (stratified by class, except multilabel)
+        and stop on its accuracy; the weights of the best epoch are restored. A
+        ``validation_data`` given to ``fit`` is used instead of the split.
+    validation_fraction : float in (0, 1), default=0.1
+    beta_1, beta_2, epsilon : float, default=0.9, 0.999, 1e-8
+        Adam's (see the module docstring for epsilon).
+    max_fun : int, default=15000
+        L-BFGS only: accepted and ignored.
+    dropout : None, float or list of float, default=None
+        ferrinet only: inverted dropout per hidden layer during training.
+    class_weight : None, dict or 'balanced', default=None
+        ferrinet only: ``{label: weight}`` (labels left out weigh 1) or ``'balanced'`` =
+        ``n_samples / (n_classes * count(label))``; multiplies the sample weights.
+    dtype : {'float64', 'float32'}, default='float64'
+        ferrinet only: what the network stores and computes in.
+
+    Attributes
+    ----------
+    classes_, loss_, best_loss_, loss_curve_, validation_scores_, best_validation_score_,
+    t_, coefs_ (list of (n_in, n_out) arrays, copies), intercepts_, n_features_in_,
+    feature_names_in_, n_iter_, n_layers_, n_outputs_, out_activation_ : as scikit-learn.
+    validation_loss_curve_ : list or None
+        The validation loss after each epoch (no penalty; loss_curve_'s units), when there is
+        a validation set.
+    network_ : ferrinet.NeuralNetwork
+        The fitted network (``coefs_[i]`` is ``network_.layers[i].weights.T``).
+    """
+
+    _estimator_is_classifier = True
+
+    def __init__(
+        self,
+        hidden_layer_sizes=(100,),
+        activation="relu",
+        *,
+        solver="adam",
+        alpha=0.0001,
+        batch_size="auto",
+        learning_rate="constant",
+        learning_rate_init=0.001,
+        power_t=0.5,
+        max_iter=200,
+        shuffle=True,
+        random_state=None,
+        tol=1e-4,
+        verbose=False,
+        warm_start=False,
+        momentum=0.9,
+        nesterovs_momentum=True,
+        early_stopping=False,
+        validation_fraction=0.1,
+        beta_1=0.9,
+        beta_2=0.999,
+        epsilon=1e-8,
+        n_iter_no_change=10,
+        max_fun=15000,
+        dropout=None,
+        class_weight=None,
+        dtype="float64",
+    ):
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.solver = solver
+        self.alpha = alpha
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.learning_rate_init = learning_rate_init
+        self.power_t = power_t
+        self.max_iter = max_iter
+        self.shuffle = shuffle
+        self.random_state = random_state
+        self.tol = tol
+        self.verbose = verbose
+        self.warm_start = warm_start
+        self.momentum = momentum
+        self.nesterovs_momentum = nesterovs_momentum
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
+        self.n_iter_no_change = n_iter_no_change
+        self.max_fun = max_fun
+        self.dropout = dropout
+        self.class_weight = class_weight
+        self.dtype = dtype
+
+    # ----- targets
+    def _validate_input(self, X, y, incremental, reset):
+        X, y = validate_data(
+            self, X, y, multi_output=True, dtype=(np.float64, np.float32), reset=reset
+        )
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = column_or_1d(y, warn=True)
+        check_classification_targets(y)
+        if (not hasattr(self, "classes_")) or (not self.warm_start and not incremental):
+            self._label_binarizer = LabelBinarizer()
+            self._label_binarizer.fit(y)
+            self.classes_ = self._label_binarizer.classes_
+        else:
+            classes = unique_labels(y)
+            if self.warm_start:
+                if set(classes) != set(self.classes_):
+                    raise ValueError(
+                        "warm_start can only be used where `y` has the same classes as in the "
+                        f"previous call to fit. Previously got {self.classes_}, `y` has {classes}"
+                    )
+            elif len(np.setdiff1d(classes, self.classes_, assume_unique=True)):
+                raise ValueError(
+                    f"`y` has classes not in `self.classes_`. `self.classes_` has "
+                    f"{self.classes_}. 'y' has {classes}."
+                )
+        return X, y, self._encode(y)
+
+    def _encode(self, y):
+        """The ferrinet targets: class indices (softmax) or 0/1 floats (logistic outputs)."""
+        Y = self._label_binarizer.transform(y)
+        if hasattr(Y, "toarray"):
+            Y = Y.toarray()
+        if self._label_binarizer.y_type_ == "multiclass":
+            return np.ascontiguousarray(Y.argmax(axis=1), dtype=np.int64)
+        return np.ascontiguousarray(Y, dtype=np.float64)
+
+    def _output_spec(self, T):
+        if self._label_binarizer.y_type_ == "multiclass":
+            return len(self.classes_), "softmax", "cross_entropy"
+        return T.shape[1], "sigmoid", "binary_cross_entropy"
+
+    def _class_codes(self, y_labels):
+        return np.searchsorted(self.classes_, y_labels)
+
+    def _encode_validation_targets(self, yv, n, n_outputs):
+        yv = np.asarray(yv)
+        if yv.ndim == 2 and yv.shape[1] == 1:
+            yv = yv.ravel()
+        if yv.shape[0] != n:
+            raise ValueError(
+                f"validation_data: X_val has {n} samples but y_val has {yv.shape[0]}"
+            )
+        unknown = np.setdiff1d(unique_labels(yv), self.classes_)
+        if len(unknown):
+            raise ValueError(
+                f"validation_data: y_val has labels {unknown.tolist()} that the training data "
+                f"do not have; classes_ = {self.classes_.tolist()}"
+            )
+        return yv, self._encode(yv)
+
+    def _score_outputs(self, out, y_labels, sample_weight):
+        return accuracy_score(y_labels, self._labels(out), sample_weight=sample_weight)
+
+    def _class_weight_factors(self, y_labels, incremental):
+        cw = self.class_weight
+        if cw is None:
+            return None
+        if self._label_binarizer.y_type_.startswith("multilabel"):
+            raise ValueError("class_weight is not supported for multilabel targets")
+        if isinstance(cw, str):
+            if cw != "balanced":
+                raise ValueError(f"class_weight must be a dict, 'balanced' or None; got {cw!r}")
+            if incremental:
+                raise ValueError(
+                    "class_weight='balanced' is not supported by partial_fit (the class counts "
+                    "of one batch are not those of the data); give a dict {label: weight}"
+                )
+            labels, codes = np.unique(y_labels, return_inverse=True)
+            counts = np.bincount(codes)
+            table = len(y_labels) / (len(labels) * counts)
+            return table[codes].astype(np.float64)
+        if not isinstance(cw, dict):
+            raise TypeError(f"class_weight must be a dict, 'balanced' or None; got {cw!r}")
+        factors = np.ones(len(y_labels), dtype=np.float64)
+        for label, weight in cw.items():
+            if label not in set(self.classes_.tolist()):
+                raise ValueError(
+                    f"class_weight has label {label!r}, which is not a class; classes_ = "
+                    f"{self.classes_.tolist()}"
+                )
+            weight = _real(f"class_weight[{label!r}]", weight, low=0.0)
+            factors[y_labels == label] = weight
+        return factors
+
+    # ----- public API
+    def fit(self, X, y, sample_weight=None, validation_data=None):
+        """Fit to (X, y); returns self.
+
+        ``sample_weight``: one weight >= 0 per sample. ``validation_data``: ``(X_val, y_val)``
+        or ``(X_val, y_val, sample_weight_val)``, scored after every epoch (see the class
+        docstring)."""
+        return self._fit(X, y, sample_weight, incremental=False, validation_data=validation_data)
+
+    def partial_fit(self, X, y, sample_weight=None, classes=None):
+        """One epoch over (X, y), continuing the optimizer; ``classes`` (every label) is
+        required on the first call, as scikit-learn."""
+        if _check_partial_fit_first_call(self, classes):
+            self._label_binarizer = LabelBinarizer()
+            if type_of_target(y).startswith("multilabel"):
+                self._label_binarizer.fit(y)
+            else:
+                self._label_binarizer.fit(classes)
+        return self._fit(X, y, sample_weight, incremental=True)
+
+    def _labels(self, out):
+        if self.n_outputs_ == 1:
+            out = out.ravel()
+        return self._label_binarizer.inverse_transform(out)
+
+    def predict(self, X):
+        """The predicted labels: argmax (multiclass), p > 0.5 (binary and each label)."""
+        return self._labels(self._forward(X))
+
+    def predict_proba(self, X):
+        """Class probabilities, columns in the order of ``classes_``; binary: ``[1 - p, p]``;
+        multilabel: one probability per label."""
+        out = self._forward(X)
+        if self.n_outputs_ == 1:
+            p = out.ravel()
+            return np.vstack([1 - p, p]).T
+        return out
+
+    def predict_log_proba(self, X):
+        """``log(predict_proba(X))``."""
+        proba = self.predict_proba(X)
+        return np.log(proba, out=proba)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_label = True
+        return tags
+
+
+# --------------------------------------------------------------------------------------------
+# The regressor
+# --------------------------------------------------------------------------------------------
+class MLPRegressor(RegressorMixin, _BaseMLP):
+    """Multi-layer perceptron regressor, trained by ferrinet (scikit-learn's parameters).
+
+    Identity outputs (one per target column; multi-output y is supported), trained with
+    ferrinet's mse. The objective, per mini-batch B (scikit-learn's)::
+
+        J_B = (1/S_B) sum_k w_k * 1/2 * sum_i (p_ki - y_ki)^2  +  alpha / (2 S_B) ||W||^2
+
+    = ``(m/2) * [mse + l2/2 ||W||^2]`` with ferrinet's mse (mean over the m outputs) and
+    ``l2 = 2 alpha / (m S_B)``. ``loss_curve_`` reports J: for one output it is scikit-learn's
+    value (half the mean squared error, plus the penalty); for m > 1 outputs scikit-learn
+    prints the squared error averaged over outputs instead while following the gradient of J
+    (see the module docstring), so its numbers are smaller by that factor in the data term.
+
+    Parameters are those of ``MLPClassifier`` (without ``class_weight``), plus ``loss``:
+    only ``'squared_error'`` (``'poisson'`` raises ValueError: ferrinet has no exp output).
+    Early stopping scores by R^2 (``r2_score``), as scikit-learn.
+    """
+
+    def __init__(
+        self,
+        loss="squared_error",
+        hidden_layer_sizes=(100,),
+        activation="relu",
+        *,
+        solver="adam",
+        alpha=0.0001,
+        batch_size="auto",
+        learning_rate="constant",
+        learning_rate_init=0.001,
+        power_t=0.5,
+        max_iter=200,
+        shuffle=True,
+        random_state=None,
+        tol=1e-4,
+        verbose=False,
+        warm_start=False,
+        momentum=0.9,
+        nesterovs_momentum=True,
+        early_stopping=False,
+        validation_fraction=0.1,
+        beta_1=0.9,
+        beta_2=0.999,
+        epsilon=1e-8,
+        n_iter_no_change=10,
+        max_fun=15000,
+        dropout=None,
+        dtype="float64",
+    ):
+        self.loss = loss
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.solver = solver
+        self.alpha = alpha
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.learning_rate_init = learning_rate_init
+        self.power_t = power_t
+        self.max_iter = max_iter
+        self.shuffle = shuffle
+        self.random_state = random_state
+        self.tol = tol
+        self.verbose = verbose
+        self.warm_start = warm_start
+        self.momentum = momentum
+        self.nesterovs_momentum = nesterovs_momentum
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
+        self.n_iter_no_change = n_iter_no_change
+        self.max_fun = max_fun
+        self.dropout = dropout
+        self.dtype = dtype
+
+    def _check_params(self, incremental):
+        if self.loss == "poisson":
+            raise ValueError(
+                "loss='poisson' is not supported by ferrinet.sklearn (it needs an exponential "
+                "output, which ferrinet does not have); use loss='squared_error'"
+            )
+        _choice("loss", self.loss, ("squared_error",))
+        return super()._check_params(incremental)
+
+    def _validate_input(self, X, y, incremental, reset):
+        X, y = validate_data(
+            self,
+            X,
+            y,
+            multi_output=True,
+            y_numeric=True,
+            dtype=(np.float64, np.float32),
+            reset=reset,
+        )
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = column_or_1d(y, warn=True)
+        T = np.asarray(y, dtype=np.float64)
+        if T.ndim == 1:
+            T = T.reshape(-1, 1)
+        return X, y, T
+
+    def _output_spec(self, T):
+        return T.shape[1], "identity", "mse"
+
+    def _encode_validation_targets(self, yv, n, n_outputs):
+        yv = np.asarray(yv, dtype=np.float64)
+        if yv.ndim == 1:
+            Tv = yv.reshape(-1, 1)
+        elif yv.ndim == 2:
+            Tv = yv
+        else:
+            raise ValueError(f"validation_data: y_val must be 1-D or 2-D, got shape {yv.shape}")
+        if Tv.shape != (n, n_outputs):
+            raise ValueError(
+                f"validation_data: expected y_val of shape ({n}, {n_outputs}) (or ({n},) "
+                f"for one output), got {yv.shape}"
+            )
+        return (yv.ravel() if n_outputs == 1 else yv), np.ascontiguousarray(Tv)
+
+    def _score_outputs(self, out, y, sample_weight):
+        if self.n_outputs_ == 1:
+            out = out.ravel()
+        return r2_score(y, out, sample_weight=sample_weight)
+
+    def fit(self, X, y, sample_weight=None, validation_data=None):
+        """Fit to (X, y); returns self. ``validation_data``: ``(X_val, y_val)`` or
+        ``(X_val, y_val, sample_weight_val)``, scored (R^2) after every epoch."""
+        return self._fit(X, y, sample_weight, incremental=False, validation_data=validation_data)
+
+    def partial_fit(self, X, y, sample_weight=None):
+        """One epoch over (X, y), continuing the optimizer."""
+        return self._fit(X, y, sample_weight, incremental=True)
+
+    def predict(self, X):
+        """The predictions, (n,) for one output, else (n, n_outputs)."""
+        out = self._forward(X)
+        if out.shape[1] == 1:
+            return out.ravel()
+        return out
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True
+        tags.target_tags.single_output = True
+        return tags
