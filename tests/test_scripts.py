@@ -17,14 +17,18 @@ def run(*args, timeout=300):
     return result.stdout
 
 
-def test_demo_shows_the_article_failing_and_ferrinet_passing():
-    out = run("-m", "ferrinet.demo")
+def test_demo_shows_the_article_failing_and_ferrinet_passing(tmp_path):
+    out = run("-m", "ferrinet.demo", "--out", str(tmp_path))
     checks = re.findall(r"gradcheck (passed|FAILED): max relative error ([0-9.e+-]+)", out)
     assert [verdict for verdict, _ in checks] == ["FAILED", "passed"], checks
     assert float(checks[0][1]) > 1e-2 and float(checks[1][1]) < 1e-6
     assert "parity passed" in out
     accuracy = float(re.search(r"Test accuracy after \d+ epochs: ([0-9.]+)%", out).group(1))
     assert accuracy >= 95.0
+    assert "Wrote 3 pictures to" in out
+    assert sorted(p.name for p in tmp_path.glob("*.png")) == [
+        "decision_boundary.png", "digits.png", "loss_curve.png"
+    ]
 
 
 def test_benchmarks_quick_runs_check_their_answers():

@@ -1,4 +1,4 @@
-"""ferrinet's demo, in four parts: ``python -m ferrinet.demo`` (``make demo``).
+"""ferrinet's demo, in five parts: ``python -m ferrinet.demo`` (``make demo``).
 
 1. The article's own example: XOR with a relu hidden layer and the mean squared error, trained
    one sample at a time with ``train``; then a small regression (a noisy sine).
@@ -6,13 +6,24 @@
    passes on ferrinet's; the Rust core and the pure-Python reference train in lockstep.
 3. Real data: handwritten digits, 64-32-10 with softmax and cross-entropy.
 4. Speed: the same training run in Rust and in the pure-Python reference.
+5. Mini-batch training with ``fit`` (Adam, validation, early stopping) on the digits and on a
+   2-D problem (three spirals), and pictures of both: the loss curves, a grid of test digits
+   with the predictions (mistakes in red) and the spirals' decision boundary, written as PNG
+   files into ``--out`` (default ``./ferrinet-demo-output/``) when matplotlib is installed
+   (``pip install ferrinet[plot]``); without it, or with ``--no-plots``, they are skipped.
 
 Everything is seeded, so every run prints the same numbers (the timings aside).
+
+Usage: ``python -m ferrinet.demo [--out DIR] [--no-plots]``
 """
 
 from __future__ import annotations
 
+import argparse
+import os
 import time
+from pathlib import Path
+from typing import Any, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -226,7 +237,123 @@ def speed(X_train, y_train) -> None:
     print("  (benches/bench_sgd.py compares with NumPy too: `make bench`.)")
 
 
-def main() -> None:
+# --------------------------------------------------------------------------------------------
+# 5. fit, and pictures
+# --------------------------------------------------------------------------------------------
+DEFAULT_OUT = Path("ferrinet-demo-output")
+
+
+def fit_and_pictures(out: Optional[Path], X_train, X_test, y_train, y_test) -> List[Path]:
+    section(5, "Mini-batch training with fit, and pictures")
+    print("net.fit: shuffled mini-batches of 32, Adam (learning rate 1e-3), the last 15% of the")
+    print("training images held out for validation, early stopping when the validation loss has")
+    print("not improved for 8 epochs (the best epoch's weights are restored).\n")
+    net = ferrinet.NeuralNetwork([64, 64, 10], activation="relu", loss="cross_entropy", seed=0)
+    started = time.perf_counter()
+    history = net.fit(
+        X_train, y_train, epochs=200, batch_size=32, optimizer="adam", learning_rate=1e-3,
+        validation_split=0.15, early_stopping={"patience": 8}, verbose=0,
+    )
+    elapsed = time.perf_counter() - started
+    best = history.best_epoch
+    assert best is not None
+    print(f"  {net}")
+    print(f"  {history.epochs_completed} epochs in {elapsed:.2f} s, stopped: {history.stopped_reason};"
+          f" best epoch {best + 1}")
+    print(f"  (val_loss {history.val_loss[best]:.4f}, val_accuracy "
+          f"{history.metrics['val_accuracy'][best]:.2%})")
+    result = net.evaluate(X_test, y_test)
+    print(f"  test loss {result['loss']:.4f}, test accuracy {result['accuracy']:.2%}")
+
+    X, y = datasets.spirals(300, classes=3, noise=0.2, seed=0)
+    spirals = ferrinet.NeuralNetwork([2, 64, 64, 3], activation="relu", loss="cross_entropy",
+                                     seed=0)
+    spirals.fit(X, y, epochs=300, batch_size=32, learning_rate=0.01, verbose=0)
+    spirals_accuracy = spirals.evaluate(X, y)["accuracy"]
+    print(f"\nThree interleaved spirals (300 points in 2-D), {spirals}:")
+    print(f"  300 epochs of Adam, training accuracy {spirals_accuracy:.1%}")
+
+    if out is None:
+        print("\n(pictures not requested: --no-plots)")
+        return []
+    # the first 30 test images and the next 10 mistakes, shown as the raw pixels (0..16; the
+    # network saw them standardized pixel by pixel, which is no picture to look at)
+    raw, labels = datasets.digits()
+    _, raw_test, _, raw_labels = datasets.train_test_split(
+        raw, labels, test_size=0.25, seed=0, stratify=True
+    )
+    assert np.array_equal(raw_labels, y_test)  # the same split as digits_data()
+    predictions = net.predict(X_test).argmax(axis=1)
+    wrong = np.flatnonzero(predictions != y_test)
+    shown = np.concatenate([np.arange(30), wrong[wrong >= 30][:10]])
+    return write_pictures(
+        out,
+        history=history,
+        digits=(raw_test[shown], y_test[shown], predictions[shown]),
+        boundary=(spirals, X, y),
+    )
+
+
+def write_pictures(
+    out: "str | Path",
+    history: Optional[ferrinet.History] = None,
+    digits: Optional[Tuple[np.ndarray, np.ndarray, np.ndarray]] = None,
+    boundary: Optional[Tuple[Any, np.ndarray, np.ndarray]] = None,
+) -> List[Path]:
+    """Write the pictures of what is given into the directory ``out`` (created if needed) and
+    say where; without matplotlib, say that they were skipped. Returns the files written."""
+    try:
+        from ferrinet import plot
+    except ImportError:
+        print("\nmatplotlib is not installed: skipped the pictures "
+              "(pip install ferrinet[plot] to get them).")
+        return []
+    directory = Path(out)
+    directory.mkdir(parents=True, exist_ok=True)
+    written: List[Path] = []
+    if history is not None:
+        path = directory / "loss_curve.png"
+        plot.plot_history(history, path=path, title="Digits, 64-64-10: loss and accuracy per epoch")
+        written.append(path)
+    if digits is not None:
+        images, labels, predictions = digits
+        path = directory / "digits.png"
+        n_wrong = int(np.sum(labels != predictions))
+        plot.plot_digits(
+            images, labels, predictions, ncols=10, path=path,
+            title=f"Test digits and the network's predictions ({n_wrong} wrong, in red)",
+        )
+        written.append(path)
+    if boundary is not None:
+        net, X, y = boundary
+        path = directory / "decision_boundary.png"
+        plot.plot_decision_boundary(net, X, y, path=path)
+        written.append(path)
+    if written:
+        print(f"\nWrote {len(written)} pictures to {directory.resolve()}{os.sep}:")
+        for path in written:
+            print(f"  {path.name}")
+    return written
+
+
+def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m ferrinet.demo",
+        description="ferrinet's demo: the article's example, the gradient and parity checks, "
+        "digits, speed, and fit with pictures.",
+    )
+    parser.add_argument(
+        "--out", type=Path, default=DEFAULT_OUT, metavar="DIR",
+        help=f"directory for the pictures (PNG; created if needed; default ./{DEFAULT_OUT}/)",
+    )
+    parser.add_argument(
+        "--no-plots", action="store_true", help="do not write the pictures",
+    )
+    return parser.parse_args(argv)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> None:
+    args = parse_args(argv)
     started = time.perf_counter()
     print(f"ferrinet {ferrinet.__version__}: the neural network of \"from scratch in Rust\", "
           "with a correct backward pass")
@@ -235,6 +362,7 @@ def main() -> None:
     gradient_check(X_train, y_train)
     digits(X_train, X_test, y_train, y_test)
     speed(X_train, y_train)
+    fit_and_pictures(None if args.no_plots else args.out, X_train, X_test, y_train, y_test)
     print(f"\n(demo finished in {time.perf_counter() - started:.1f} s)")
 
 
