@@ -7,12 +7,17 @@ finite differences. See docs/maths.md for the exact formulas.
 Training with mini-batches: `NeuralNetwork.fit` (returns a `History`), `train_epoch`,
 `evaluate`; optimizers in `ferrinet.optim`, learning-rate schedules in `ferrinet.schedules`,
 `EarlyStopping` for `fit(early_stopping=...)`. A diverging run raises `DivergenceError`.
+
+Saving: `net.save(path)` / `ferrinet.load(path)`, `net.to_bytes()` / `ferrinet.from_bytes(data)`
+(safetensors files that PyTorch loads into an `nn.Sequential`; docs/saving.md); pickle and
+`copy.deepcopy` use the same bytes. A file that cannot be loaded raises `ModelFormatError`.
 """
 
-from . import datasets, optim, reference, schedules
-from ._core import ACTIVATIONS, LOSSES, DivergenceError, __version__
+from . import datasets, io, optim, reference, schedules
+from ._core import ACTIVATIONS, LOSSES, DivergenceError, ModelFormatError, __version__
 from .checks import GradcheckReport, ParityReport, check_parity, gradcheck
 from .network import Layer, NeuralNetwork, Neuron, TrainingRun
+from .io import from_bytes, load
 from .training import EarlyStopping, History
 
 __all__ = [
@@ -23,6 +28,7 @@ __all__ = [
     "GradcheckReport",
     "History",
     "Layer",
+    "ModelFormatError",
     "NeuralNetwork",
     "Neuron",
     "ParityReport",
@@ -30,8 +36,23 @@ __all__ = [
     "__version__",
     "check_parity",
     "datasets",
+    "from_bytes",
     "gradcheck",
+    "io",
+    "load",
     "optim",
     "reference",
     "schedules",
 ]
+
+# Submodules with optional dependencies load on first use (`ferrinet.plot` needs matplotlib,
+# `ferrinet.sklearn` scikit-learn, `ferrinet.onnx` onnx), so `import ferrinet` stays light.
+_LAZY = ("inspect", "interop", "onnx", "plot", "sklearn")
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        import importlib
+
+        return importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module 'ferrinet' has no attribute {name!r}")

@@ -1,6 +1,6 @@
 """Type stubs for the compiled extension `ferrinet._core` (rust/ferrinet-py)."""
 
-from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Type, TypeVar, Union
 
 import numpy as np
 import numpy.typing as npt
@@ -8,8 +8,9 @@ from typing_extensions import TypeAlias, disjoint_base
 
 _ArrayLike: TypeAlias = npt.ArrayLike
 _Float64Array: TypeAlias = npt.NDArray[np.float64]
+_Network = TypeVar("_Network", bound="NeuralNetwork")
 
-__all__ = ["NeuralNetwork", "DivergenceError", "ACTIVATIONS", "LOSSES", "__version__", "KERNELS"]
+__all__ = ["NeuralNetwork", "DivergenceError", "ModelFormatError", "ACTIVATIONS", "LOSSES", "__version__", "KERNELS", "_trace"]
 
 ACTIVATIONS: List[str]
 KERNELS: str  # "avx2+fma" or "baseline": the per-sample kernels this CPU runs
@@ -19,6 +20,11 @@ __version__: str
 class DivergenceError(FloatingPointError):
     """Training diverged: a step would have made the loss or a weight NaN or infinite. The step
     was not applied, so the network keeps the weights of the last finite step."""
+
+class ModelFormatError(ValueError):
+    """A saved model (bytes or a file) cannot be loaded: it is truncated, corrupted, not a
+    ferrinet file, or of an unsupported format version. The message says what is wrong.
+    Loading never executes code from the file."""
 
 @disjoint_base
 class NeuralNetwork:
@@ -83,7 +89,15 @@ class NeuralNetwork:
     def reset_training(self) -> None:
         """Drops the training state (optimizer moments, step counter, generator)."""
     def _training_info(self) -> Optional[Dict[str, Any]]:
-        """{"optimizer", "learning_rate", "steps", "epochs", "seed"}, or None without a state."""
+        """{"optimizer", "learning_rate", "steps", "epochs", "seed", "optimizer_config" (the
+        flat dict of `ferrinet.optim` objects' `to_dict()`)}, or None without a state."""
+    def _to_safetensors(self, training: bool = True, python: Optional[str] = None) -> bytes:
+        """The network as a ferrinet safetensors file (docs/saving.md); with `training`, the
+        training run too; `python`: a JSON object stored as the "python" metadata."""
+    @classmethod
+    def _from_safetensors(cls: Type[_Network], data: bytes) -> Tuple[_Network, Optional[str]]:
+        """Reads a ferrinet safetensors file -> (an instance of `cls`, the "python" metadata).
+        Raises ModelFormatError saying what is wrong with the bytes."""
     def set_learning_rate(self, learning_rate: float) -> None:
         """Sets the learning rate of the next training steps (needs a training state)."""
     def _train_epoch(
@@ -99,3 +113,8 @@ class NeuralNetwork:
     ) -> float:
         """One epoch of mini-batch training with the stored state, GIL released; the epoch loss.
         `dropout`: one rate per layer (output layer's 0.0) or empty. Raises DivergenceError."""
+
+def _trace(net: NeuralNetwork, x: _ArrayLike, y: _ArrayLike) -> Dict[str, Any]:
+    """One sample's forward and backward pass with every intermediate (`ferrinet.inspect.trace`):
+    {"loss", "target", "layers": [{"activation", "weights", "biases", "input", "z", "a",
+    "delta", "grad_weights", "grad_biases", "grad_input"}, ...]}; the network is unchanged."""

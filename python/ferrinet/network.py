@@ -2,9 +2,11 @@
 
 The numerics, argument checking and GIL handling all live in the Rust class
 `ferrinet._core.NeuralNetwork`; this subclass only adds conveniences that are easier to read in
-Python: `layers` (snapshots of `Layer` and `Neuron`), `copy`, `repr`, and mini-batch training:
+Python: `layers` (snapshots of `Layer` and `Neuron`), `copy`, `repr`, mini-batch training:
 `train_epoch` (checks its options, turns class weights into sample weights, then runs the epoch
-in Rust) and, from `ferrinet.training.FitMixin`, `fit` and `evaluate`.
+in Rust) and, from `ferrinet.training.FitMixin`, `fit` and `evaluate`; and saving: `save` /
+`load`, `to_bytes` / `from_bytes` (safetensors files PyTorch reads, see `ferrinet.io` and
+docs/saving.md), which pickle and `copy.deepcopy` use too.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Any, Dict, List, Optional
 import numpy as np
 
 from . import _core
+from . import io as _io
 from .optim import make_optimizer
 from .training import FitMixin, _batch_length, _seed, check_epoch_options
 
@@ -116,10 +119,94 @@ class NeuralNetwork(FitMixin, _core.NeuralNetwork):
     optimizer's moments and step count, the generator of shuffles and dropout masks, the current
     learning rate) lives with the network in Rust; ``training_state`` describes it,
     ``reset_training()`` drops it, ``set_learning_rate`` changes the learning rate.
+
+    Saving: ``save(path)`` / ``NeuralNetwork.load(path)`` and ``to_bytes()`` /
+    ``NeuralNetwork.from_bytes(data)``: safetensors files that PyTorch loads into an
+    ``nn.Sequential``, holding the training run too, so that training continues exactly after a
+    load (docs/saving.md). Pickle and ``copy.deepcopy`` use the same bytes.
     """
 
     # train_epoch (Rust) raises DivergenceError itself and keeps the last finite weights
     _guards_divergence = True
+
+    # ----- saving and loading
+    def to_bytes(self, *, training: bool = True) -> bytes:
+        """The network as the bytes of a safetensors file (what ``save`` writes; docs/saving.md).
+
+        Tensors ``0.weight`` (n_1, n_0), ``0.bias`` (n_1,), ``2.weight``, ``2.bias``, ...: the
+        parameter names of a PyTorch ``nn.Sequential`` of ``nn.Linear`` layers with an
+        activation module after each, in the network's dtype (F64 or F32). The metadata
+        (``__metadata__``, str -> str) holds ``format`` ("ferrinet"), ``format_version``
+        ("1"), ``architecture`` (JSON: sizes, activations with the output's, loss, dtype, seed,
+        n_threads), ``data_crc32`` (CRC-32 of the tensor data) and, with ``training=True`` and
+        a training run, ``training`` (JSON: the optimizer, learning rate, step and epoch
+        counters, seed and state of the generator, and every optimizer moment exactly, as
+        base64 of little-endian values) and ``python`` (JSON: fit's schedule and its state).
+        ``training=False`` keeps the weights and architecture only.
+
+        Deterministic: the same network gives the same bytes. A training run whose moments
+        take more than the 100 MB a safetensors header may hold raises ValueError (save with
+        ``training=False``).
+        """
+        training = _io.check_flag(training, "training")
+        python = _io.encode_python_state(self) if training else None
+        return self._to_safetensors(training, python)
+
+    def save(self, path, *, training: bool = True) -> None:
+        """Writes ``to_bytes(training=training)`` to ``path`` (a str or os.PathLike),
+        atomically: a temporary file in the same directory is written, fsynced and renamed over
+        ``path``, so an error or a crash mid-save leaves any old file untouched (an error also
+        removes the temporary file). ``ferrinet.load(path)`` reads it back; so does PyTorch::
+
+            sd = safetensors.torch.load_file(path)      # for NeuralNetwork([2, 8, 1])
+            nn.Sequential(nn.Linear(2, 8), nn.ReLU(), nn.Linear(8, 1)).double().load_state_dict(sd)
+        """
+        path = _io.fspath(path)
+        _io.write_atomic(path, self.to_bytes(training=training))
+
+    @classmethod
+    def from_bytes(cls, data) -> "NeuralNetwork":
+        """The network held by ``data`` (bytes, bytearray or memoryview, as ``to_bytes``
+        returns), as an instance of ``cls``: architecture, dtype, weights, ``n_threads``, and
+        the training run when there is one, so that ``train_epoch`` and
+        ``fit(warm_start=True)`` continue exactly as they would have without the break
+        (``training_state.optimizer`` is rebuilt as a ``ferrinet.optim`` object).
+
+        Nothing in the bytes is executed. Truncated, corrupted or hostile bytes, a file that is
+        not ferrinet's, or one of another format version raise ``ferrinet.ModelFormatError``
+        (a ValueError) saying what is wrong; every size in them is checked against the bytes
+        there are before anything is built from it.
+        """
+        net, python = cls._from_safetensors(_io.as_bytes(data))
+        net._restore_run(python)
+        return net
+
+    @classmethod
+    def load(cls, path) -> "NeuralNetwork":
+        """The network saved at ``path`` (a str or os.PathLike) by ``save``, as an instance of
+        ``cls`` (see ``from_bytes``). OSError when the file cannot be read."""
+        return cls.from_bytes(_io.read_file(path))
+
+    def _restore_run(self, python: Optional[str]) -> None:
+        """After loading: the Python side of the core's training run (the optimizer object,
+        fit's schedule) from the file."""
+        self.__dict__["_run"] = None
+        self.__dict__["_fit_record"] = None
+        info = self._training_info()
+        if info is None:
+            return
+        run = TrainingRun(_io.optimizer_from_config(info["optimizer_config"]), info["seed"])
+        self.__dict__["_run"] = run._update(info)
+        fit = _io.decode_python_state(python)
+        if fit is not None:
+            self.__dict__["_fit_record"] = _io.fit_record(run, fit)
+
+    def __reduce__(self):
+        """Pickle, ``copy.copy`` and ``copy.deepcopy`` go through ``to_bytes``: the copy has the
+        same class, dtype, weights, ``n_threads`` and training run (bit for bit), and the other
+        attributes of a subclass instance."""
+        state = {k: v for k, v in self.__dict__.items() if k not in ("_run", "_fit_record")}
+        return (_from_bytes_for_pickle, (type(self), self.to_bytes()), state or None)
 
     @property
     def layers(self) -> List[Layer]:
@@ -151,6 +238,28 @@ class NeuralNetwork(FitMixin, _core.NeuralNetwork):
             f"output_activation={self.activations[-1]!r}, loss={self.loss!r}, seed={self.seed}"
             f"{dtype})"
         )
+
+    # ----- inspection and export (the functions live in ferrinet.inspect / ferrinet.onnx)
+    def summary(self) -> str:
+        """A table of the layers: shapes, activations, parameter counts, dtype, loss, memory
+        (``ferrinet.inspect.summary``)."""
+        from .inspect import summary
+
+        return summary(self)
+
+    def trace(self, x, y):
+        """For one sample, every layer's input, z, a, delta and gradients, per neuron, computed
+        by the Rust core (``ferrinet.inspect.trace``): the backward pass made visible."""
+        from .inspect import trace
+
+        return trace(self, x, y)
+
+    def to_onnx(self, path=None, **options):
+        """Export to ONNX (``ferrinet.onnx.to_onnx``; needs ``pip install ferrinet[onnx]``):
+        returns the ``onnx.ModelProto`` and writes it atomically to ``path`` if given."""
+        from .onnx import to_onnx
+
+        return to_onnx(self, path, **options)
 
     # ----- training state
     @property
@@ -392,3 +501,7 @@ class NeuralNetwork(FitMixin, _core.NeuralNetwork):
             table[int(c)] = w
         return table
 
+
+def _from_bytes_for_pickle(cls, data: bytes) -> NeuralNetwork:
+    """What pickle calls to rebuild a network (``NeuralNetwork.__reduce__``)."""
+    return NeuralNetwork.from_bytes.__func__(cls, data)  # type: ignore[attr-defined]

@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 import numbers
 from dataclasses import dataclass, fields
+from typing import TYPE_CHECKING, Any, ClassVar, Dict
 
 from . import _registry
 
@@ -107,6 +108,9 @@ _FLAT_DEFAULTS = {
 
 class _Optimizer:
     """What the four optimizers share: ``name``, ``to_dict``, ``options``."""
+
+    if TYPE_CHECKING:  # every subclass is a dataclass: `fields(self)` is well-typed
+        __dataclass_fields__: ClassVar[Dict[str, Any]]
 
     name = ""
 

@@ -34,6 +34,7 @@ import copy as _copy
 import math
 import operator
 import secrets
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 try:  # inside the ferrinet package: optimizer names and arguments (pure Python, no maths)
     from .optim import make_optimizer as _make_optimizer
@@ -188,7 +189,7 @@ def softmax(z_row):
 
 # name -> (f, f'). Softmax works on a whole row, and its derivative is folded into
 # cross_entropy's delta (a - t), so it has no f'.
-ACTIVATIONS = {
+ACTIVATIONS: Dict[str, Tuple[Callable[..., Any], Any]] = {
     "identity": (identity, identity_prime),
     "relu": (relu, relu_prime),
     "leaky_relu": (leaky_relu, leaky_relu_prime),
@@ -653,7 +654,7 @@ class TrainingState:
 def balanced_class_weight(classes):
     """scikit-learn's ``class_weight="balanced"``: ``n / (n_classes * count_c)`` for each class c
     present in ``classes`` (one class per sample), n_classes the number of distinct classes."""
-    counts = {}
+    counts: Dict[Any, int] = {}
     for c in classes:
         counts[c] = counts.get(c, 0) + 1
     n, n_classes = len(classes), len(counts)
@@ -803,7 +804,7 @@ class NeuralNetwork(_FitMixin):
 
         self._seed = operator.index(seed)
         self._loss = loss
-        self.training_state = None  # created by the first train_epoch
+        self.training_state: Optional[TrainingState] = None  # created by the first train_epoch
         self._layers = [
             Layer(n_in, n_out, act, rng)
             for n_in, n_out, act in zip(sizes[:-1], sizes[1:], hidden + [output])
@@ -921,7 +922,7 @@ class NeuralNetwork(_FitMixin):
         cache = self._forward(x, masks)
         _, z, a = cache[-1]
         L, delta = self._objective(z, a, t, w, l2)
-        gradients = [None] * len(self._layers)
+        gradients: List[Any] = [None] * len(self._layers)
         for index in reversed(range(len(self._layers))):
             layer = self._layers[index]
             x_in = cache[index][0]

@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 import numbers
 from dataclasses import dataclass, fields
+from typing import TYPE_CHECKING, Any, ClassVar, Dict
 
 from . import _registry
 
@@ -82,6 +83,9 @@ def _start_lr(owner, lr0):
 
 
 class _Schedule:
+    if TYPE_CHECKING:  # every subclass is a dataclass: `fields(self)` is well-typed
+        __dataclass_fields__: ClassVar[Dict[str, Any]]
+
     name = ""
 
     @classmethod

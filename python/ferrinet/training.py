@@ -25,6 +25,7 @@ import secrets
 import sys
 import time
 from dataclasses import dataclass, fields
+from typing import Any
 
 from . import schedules as _schedules
 from .optim import make_optimizer
@@ -218,6 +219,9 @@ def accuracy(loss, predictions, Y, sample_weight=None):
     """
     if loss not in _CLASSIFIER_LOSSES:
         return None
+    # numpy arrays when the input has them, else lists (the pure-Python path below)
+    P: Any
+    w: Any
     if any(hasattr(v, "shape") for v in (predictions, Y, sample_weight)):
         import numpy as np
 
@@ -550,17 +554,19 @@ class FitMixin:
     _guards_divergence = False
 
     # ----- hooks
-    def _start_run(self, optimizer, seed):
+    def _start_run(self: Any, optimizer, seed):
         """Start a training run (optimizer state, generator) without training: the reference's
         ``TrainingState``. ``ferrinet.NeuralNetwork`` overrides this."""
         from . import reference
 
         if seed is None:
             seed = secrets.randbits(64)
-        self.training_state = reference.TrainingState(seed, optimizer, self.n_parameters)
+        # setattr: an assignment here would declare `training_state` a plain attribute of
+        # every FitMixin, which ferrinet.NeuralNetwork's read-only property could not override
+        setattr(self, "training_state", reference.TrainingState(seed, optimizer, self.n_parameters))
 
     # ----- evaluate
-    def evaluate(self, X, Y, sample_weight=None):
+    def evaluate(self: Any, X, Y, sample_weight=None):
         """``{"loss": ..., "accuracy": ...}`` on (X, Y): the mean loss (weighted by
         ``sample_weight`` when given; no dropout, no L2) and, for classifiers, the accuracy
         (``ferrinet.training.accuracy``: argmax for cross_entropy, p >= 0.5 for
@@ -573,7 +579,7 @@ class FitMixin:
 
     # ----- fit
     def fit(
-        self,
+        self: Any,
         X,
         Y,
         epochs=100,
@@ -596,7 +602,7 @@ class FitMixin:
         warm_start=False,
         on_divergence="raise",
         **optimizer_options,
-    ):
+    ) -> History:
         """Train for ``epochs`` epochs of mini-batches; returns a ``History``.
 
         Each epoch is one ``train_epoch`` call with the same arguments, so ``fit(epochs=N)``
@@ -846,7 +852,7 @@ class FitMixin:
                         "learning_rate or clip_norm=..., or pass on_divergence='stop' to get "
                         "the history instead of this error."
                     )
-                    error.history = history
+                    error.history = history  # type: ignore[attr-defined]
                     raise error from err
                 logs = {"loss": float(loss)}
                 if classifier:
@@ -875,6 +881,7 @@ class FitMixin:
                     record.epoch += 1
                 progress.update(epoch, logs, seconds)
                 if stop_early:
+                    assert stopper is not None  # only a stopper stops early
                     history.stopped_reason = "early_stopping"
                     if stopper.best_weights is not None:
                         self.set_weights(stopper.best_weights)
