@@ -4,6 +4,7 @@
 //! gradient from the weights of that forward pass (erratum 3) and only then updates; the seed
 //! of the chain rule is the true derivative of the reported mean loss (erratum 7).
 
+use std::cell::Cell;
 use crate::activation::Activation;
 use crate::error::{value_error, Error, Result};
 use crate::float::Real;
@@ -511,40 +512,68 @@ impl<T: Real> NeuralNetwork<T> {
             );
         }
         let lr = T::from_f64(learning_rate);
-        self.guarded(progress, steps, |net, progress, _| {
-            let k = progress.next_sample;
-            let loss = net
-                .sgd_sample(&batch.rows_range(k, k + 1), lr)
-                .map_err(|e| match e {
+        // The sample whose first-layer update is still to be made (fused into the next
+        // sample's forward pass, see `sgd_sample`); shared by the step and the flush.
+        let pending = Cell::new(None);
+        self.guarded_deferred(
+            progress,
+            steps,
+            |net, progress, _, checked| {
+                let k = progress.next_sample;
+                let defer = if checked { None } else { Some(&pending) };
+                let loss = net.sgd_sample(batch, k, lr, defer).map_err(|e| match e {
                     Error::NonFinite(msg) => Error::NonFinite(format!(
-                        "training diverged at epoch {}, sample {k}: {msg}; the weights are those \
-                     of the last step that kept them finite (try a smaller learning_rate)",
+                        "training diverged at epoch {}, sample {k}: {msg}; the weights are \
+                         those of the last step that kept them finite (try a smaller \
+                         learning_rate)",
                         progress.epoch_losses.len()
                     )),
                     other => other,
                 })?;
-            progress.epoch_total += loss;
-            progress.next_sample += 1;
-            if progress.next_sample == n {
-                progress.epoch_losses.push(progress.epoch_total / n as f64);
-                progress.next_sample = 0;
-                progress.epoch_total = 0.0;
-            }
-            Ok(())
-        })
+                progress.epoch_total += loss;
+                progress.next_sample += 1;
+                if progress.next_sample == n {
+                    progress.epoch_losses.push(progress.epoch_total / n as f64);
+                    progress.next_sample = 0;
+                    progress.epoch_total = 0.0;
+                }
+                Ok(())
+            },
+            |net, _| {
+                if let Some(prev) = pending.take() {
+                    let delta = net.work.delta[0].row(0);
+                    net.layers[0].sgd_sample(batch.x.row(prev), delta, lr, None);
+                }
+            },
+        )
     }
 
-    /// Runs `steps` calls of `step`, which must not change anything when it fails with a
-    /// non-finite loss. If the run ends with a non-finite weight, it is replayed from a snapshot
-    /// with a check after every step and stopped before the step that broke it.
+    /// `guarded_deferred` for steps that leave nothing to finish.
     pub(crate) fn guarded<S: Clone>(
         &mut self,
         state: &mut S,
         steps: usize,
         mut step: impl FnMut(&mut Self, &mut S, usize) -> Result<()>,
     ) -> Result<()> {
+        self.guarded_deferred(state, steps, |net, s, i, _| step(net, s, i), |_, _| {})
+    }
+
+    /// Runs `steps` calls of `step`, which must not change anything when it fails with a
+    /// non-finite loss. If the run ends with a non-finite weight, it is replayed from a snapshot
+    /// with a check after every step and stopped before the step that broke it.
+    ///
+    /// `step(net, state, i, checked)` may leave work undone when `checked` is false (the fast
+    /// run); `finish` completes it after the fast run, before the weights are checked.
+    pub(crate) fn guarded_deferred<S: Clone>(
+        &mut self,
+        state: &mut S,
+        steps: usize,
+        mut step: impl FnMut(&mut Self, &mut S, usize, bool) -> Result<()>,
+        mut finish: impl FnMut(&mut Self, &mut S),
+    ) -> Result<()> {
         let snapshot = (self.layers.clone(), state.clone());
-        let fast = (0..steps).try_for_each(|i| step(self, state, i));
+        let fast = (0..steps).try_for_each(|i| step(self, state, i, false));
+        finish(self, state);
         let finite = self.all_finite();
         match fast {
             Ok(()) if finite => return Ok(()),
@@ -556,7 +585,7 @@ impl<T: Real> NeuralNetwork<T> {
         *state = snapshot.1;
         for i in 0..steps {
             let before = (self.layers.clone(), state.clone());
-            let result = step(self, state, i);
+            let result = step(self, state, i, true);
             if result.is_err() || !self.all_finite() {
                 self.layers = before.0;
                 *state = before.1;
@@ -577,10 +606,41 @@ impl<T: Real> NeuralNetwork<T> {
         self.layers.iter().all(Layer::all_finite)
     }
 
-    /// One fused per-sample SGD step; Err(NonFinite) on a non-finite loss, before any change.
-    fn sgd_sample(&mut self, sample: &Batch<T>, lr: T) -> Result<f64> {
+    /// One fused per-sample SGD step on sample k of the batch; Err(NonFinite) on a non-finite
+    /// loss, before any change of its own.
+    ///
+    /// With `defer`, the first layer's update is not made at the end of the step: the sample's
+    /// index is left in `defer`, and the next step makes the update inside its own forward
+    /// pass through the first layer (`Layer::sgd_then_forward`: one pass over the largest
+    /// weight matrix per sample instead of two). The arithmetic is the same; the caller
+    /// flushes the last pending update.
+    fn sgd_sample(
+        &mut self,
+        batch: &Batch<T>,
+        k: usize,
+        lr: T,
+        defer: Option<&Cell<Option<usize>>>,
+    ) -> Result<f64> {
+        let sample = batch.rows_range(k, k + 1);
         let (layers, work) = (&mut self.layers, &mut self.work);
-        forward_cached(layers, sample.x, work, self.threads, None)?;
+        match defer.and_then(Cell::take) {
+            Some(prev) => {
+                let (delta, z, a) = (&work.delta[0], &mut work.z[0], &mut work.a[0]);
+                let x = sample.x.row(0);
+                if let Err(e) =
+                    layers[0].sgd_then_forward(batch.x.row(prev), delta.row(0), lr, x, z, a)
+                {
+                    defer.expect("taken from it").set(Some(prev));
+                    return Err(e);
+                }
+                for l in 1..layers.len() {
+                    let (a_below, a_here) = work.a.split_at_mut(l);
+                    let input = a_below[l - 1].view();
+                    layers[l].forward(input, &mut work.z[l], &mut a_here[0], self.threads)?;
+                }
+            }
+            None => forward_cached(layers, sample.x, work, self.threads, None)?,
+        }
         let last = layers.len() - 1;
         let (z_out, a_out) = (work.z[last].view(), work.a[last].view());
         let loss = self.loss.value(z_out, a_out, &sample.t, None);
@@ -600,7 +660,10 @@ impl<T: Real> NeuralNetwork<T> {
         for l in (0..layers.len()).rev() {
             let (below, here) = work.delta.split_at_mut(l);
             if l == 0 {
-                layers[0].sgd_sample(sample.x.row(0), here[0].row(0), lr, None);
+                match defer {
+                    Some(pending) => pending.set(Some(k)),
+                    None => layers[0].sgd_sample(sample.x.row(0), here[0].row(0), lr, None),
+                }
                 break;
             }
             let dx = &mut below[l - 1];
