@@ -308,6 +308,16 @@ dispatch!(
     (w: &mut [T], b: &mut [T], delta_prev: &[T], x_prev: &[T], learning_rate: T, x: &[T], z: &mut [T])
 );
 
+/// acc += x, elementwise (the threads' shares of a gradient, added in order).
+#[inline(always)]
+fn add_assign_impl<T: Real, const FMA: bool>(acc: &mut [T], x: &[T]) {
+    for (a, &v) in acc.iter_mut().zip(x) {
+        *a += v;
+    }
+}
+
+dispatch!(add_assign, add_assign_avx2, add_assign_impl, (acc: &mut [T], x: &[T]));
+
 /// dW = delta^T x for one sample: the outer product.
 #[inline(always)]
 fn outer_impl<T: Real, const FMA: bool>(delta: &[T], x: &[T], dw: &mut [T]) {

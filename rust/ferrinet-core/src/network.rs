@@ -5,13 +5,16 @@
 //! of the chain rule is the true derivative of the reported mean loss (erratum 7).
 
 use std::cell::Cell;
+
+use rayon::prelude::*;
+
 use crate::activation::Activation;
 use crate::error::{value_error, Error, Result};
 use crate::float::Real;
-use crate::kernels::Threads;
+use crate::kernels::{self, Threads};
 use crate::layer::{Layer, LayerGradient};
 use crate::loss::{Loss, Targets};
-use crate::matrix::{MatRef, Matrix};
+use crate::matrix::{try_resize, MatRef, Matrix};
 use crate::rng::SplitMix64;
 
 /// Inputs, targets and optional per-sample weights, checked against one network: shapes,
@@ -131,6 +134,8 @@ pub struct NeuralNetwork<T = f64> {
     loss: Loss,
     threads: Threads,
     pub(crate) work: Workspace<T>,
+    /// One workspace per thread for batches split across threads (empty until needed).
+    shares: Vec<Workspace<T>>,
 }
 
 impl<T: Real> Clone for NeuralNetwork<T> {
@@ -140,6 +145,7 @@ impl<T: Real> Clone for NeuralNetwork<T> {
             loss: self.loss,
             threads: self.threads,
             work: Workspace::for_layers(self.layers.len()),
+            shares: Vec::new(),
         }
     }
 }
@@ -227,6 +233,7 @@ impl<T: Real> NeuralNetwork<T> {
             loss,
             threads: Threads(1),
             work,
+            shares: Vec::new(),
         })
     }
 
@@ -735,66 +742,157 @@ impl<T: Real> NeuralNetwork<T> {
     ) -> Result<f64> {
         self.check_batch(batch)?;
         let penalty = self.l2_penalty(l2);
-        let (layers, work, threads) = (&self.layers, &mut self.work, self.threads);
-        let rates = dropout.as_ref().map(|d| d.rates);
-        forward_cached(layers, batch.x, work, threads, dropout)?;
-        let last = layers.len() - 1;
-        let (z_out, a_out) = (work.z[last].view(), work.a[last].view());
-        let loss = self
-            .loss
-            .value(z_out, a_out, &batch.t, batch.weights)
-            .to_f64()
-            + penalty;
-        work.delta[last].resize(batch.len(), layers[last].n_outputs())?;
-        self.loss.seed(
-            z_out,
-            a_out,
-            &batch.t,
-            batch.weights,
-            layers[last].activation(),
-            &mut work.delta[last],
-        );
-
-        for l in (0..layers.len()).rev() {
-            let input = layer_input(batch.x, &work.a, &work.out, l, rates);
-            let (below, here) = work.delta.split_at_mut(l);
-            let dx = below.last_mut(); // None for the first layer: its dx is not needed
-            let has_dx = dx.is_some();
-            layers[l].backward(input, here[0].view(), &mut work.grads[l], dx, threads)?;
-            if has_dx {
-                // delta of the layer below = dx (through its dropout mask) * f'(z).
-                let below_act = layers[l - 1].activation();
-                let (z, a, d) = (&work.z[l - 1], &work.a[l - 1], &mut work.delta[l - 1]);
-                let dropped = rates.is_some_and(|r| r[l - 1] > 0.0);
-                let mask = &work.mask[l - 1];
-                for (idx, ((dv, &zv), &av)) in d
-                    .as_mut_slice()
-                    .iter_mut()
-                    .zip(z.as_slice())
-                    .zip(a.as_slice())
-                    .enumerate()
-                {
-                    if dropped {
-                        *dv = if mask[idx] != T::ZERO {
-                            *dv * mask[idx]
-                        } else {
-                            T::ZERO
-                        };
-                    }
-                    *dv *= below_act.derivative(zv, av);
-                }
-            }
-        }
+        let n = batch.len();
+        let k = self.threads.0;
+        let loss = if k > 1 && dropout.is_none() && n >= k * ROWS_PER_THREAD {
+            self.backprop_split(batch, k)?
+        } else {
+            let (layers, work, threads) = (&self.layers, &mut self.work, self.threads);
+            let norm = Normalizer::of(batch);
+            let rates = dropout.as_ref().map(|d| d.rates);
+            forward_cached(layers, batch.x, work, threads, dropout)?;
+            let last = layers.len() - 1;
+            let (z_out, a_out) = (work.z[last].view(), work.a[last].view());
+            let loss = self.loss.value(z_out, a_out, &batch.t, batch.weights);
+            backward_cached(layers, self.loss, batch, norm, work, rates, threads)?;
+            loss
+        };
         if l2 != 0.0 {
             let l2 = T::from_f64(l2);
-            for (layer, grad) in layers.iter().zip(work.grads.iter_mut()) {
+            for (layer, grad) in self.layers.iter().zip(self.work.grads.iter_mut()) {
                 for (g, &w) in grad.weights.iter_mut().zip(layer.weights()) {
                     *g += l2 * w;
                 }
             }
         }
-        Ok(loss)
+        Ok(loss.to_f64() + penalty)
     }
+
+    /// `backprop` with the batch's rows split into k contiguous shares, one per thread: each
+    /// share runs forward and backward on its own workspace (its delta normalised by the
+    /// whole batch's n or sum of weights, so each row's delta is the single-thread one), then
+    /// the shares' gradients are added in share order. The sums over samples (dW, db) are
+    /// split in k, so results depend on k but never on timing: for a given k they are the
+    /// same bits on every run. The loss is summed over the shares in one running sum, as one
+    /// thread would.
+    fn backprop_split(&mut self, batch: &Batch<T>, k: usize) -> Result<T> {
+        let n = batch.len();
+        let norm = Normalizer::of(batch);
+        if self.shares.len() != k {
+            self.shares = (0..k)
+                .map(|_| Workspace::for_layers(self.layers.len()))
+                .collect();
+        }
+        let bounds: Vec<(usize, usize)> = (0..k).map(|i| (i * n / k, (i + 1) * n / k)).collect();
+        let (layers, loss) = (&self.layers, self.loss);
+        self.shares
+            .par_iter_mut()
+            .zip(bounds.par_iter())
+            .try_for_each(|(work, &(start, end))| {
+                let share = batch.rows_range(start, end);
+                forward_cached(layers, share.x, work, Threads(1), None)?;
+                backward_cached(layers, loss, &share, norm, work, None, Threads(1))
+            })?;
+        let last = layers.len() - 1;
+        let parts = self
+            .shares
+            .iter()
+            .zip(&bounds)
+            .map(|(work, &(start, end))| {
+                let t = batch.t.rows_range(start, end);
+                (work.z[last].view(), work.a[last].view(), t)
+            });
+        let value = loss.value_of_parts(parts, batch.weights);
+        for (l, grad) in self.work.grads.iter_mut().enumerate() {
+            let first = &self.shares[0].grads[l];
+            try_resize(&mut grad.weights, first.weights.len())?;
+            try_resize(&mut grad.biases, first.biases.len())?;
+            grad.weights.copy_from_slice(&first.weights);
+            grad.biases.copy_from_slice(&first.biases);
+            for share in &self.shares[1..] {
+                let g = &share.grads[l];
+                kernels::add_assign(&mut grad.weights, &g.weights);
+                kernels::add_assign(&mut grad.biases, &g.biases);
+            }
+        }
+        Ok(value)
+    }
+}
+
+/// Below this many rows per thread, a batch is not split (the hand-off would cost more).
+const ROWS_PER_THREAD: usize = 16;
+
+/// The denominator of a batch's mean loss, for the loss's seed: the batch's size and, with
+/// sample weights, their sum (accumulated left to right over the whole batch).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Normalizer<T> {
+    pub n: usize,
+    pub total_weight: Option<T>,
+}
+
+impl<T: Real> Normalizer<T> {
+    pub(crate) fn of(batch: &Batch<T>) -> Self {
+        Normalizer {
+            n: batch.len(),
+            total_weight: batch.weights.map(|w| w.iter().fold(T::ZERO, |s, &v| s + v)),
+        }
+    }
+}
+
+/// The backward pass after `forward_cached`: the loss's delta of the output layer (normalised
+/// by `norm`), then every layer's gradient into `work.grads`, top down.
+fn backward_cached<T: Real>(
+    layers: &[Layer<T>],
+    loss: Loss,
+    batch: &Batch<T>,
+    norm: Normalizer<T>,
+    work: &mut Workspace<T>,
+    rates: Option<&[f64]>,
+    threads: Threads,
+) -> Result<()> {
+    let last = layers.len() - 1;
+    work.delta[last].resize(batch.len(), layers[last].n_outputs())?;
+    loss.seed_normalized(
+        work.z[last].view(),
+        work.a[last].view(),
+        &batch.t,
+        batch.weights,
+        norm.n,
+        norm.total_weight,
+        layers[last].activation(),
+        &mut work.delta[last],
+    );
+    for l in (0..layers.len()).rev() {
+        let input = layer_input(batch.x, &work.a, &work.out, l, rates);
+        let (below, here) = work.delta.split_at_mut(l);
+        let dx = below.last_mut(); // None for the first layer: its dx is not needed
+        let has_dx = dx.is_some();
+        layers[l].backward(input, here[0].view(), &mut work.grads[l], dx, threads)?;
+        if has_dx {
+            // delta of the layer below = dx (through its dropout mask) * f'(z).
+            let below_act = layers[l - 1].activation();
+            let (z, a, d) = (&work.z[l - 1], &work.a[l - 1], &mut work.delta[l - 1]);
+            let dropped = rates.is_some_and(|r| r[l - 1] > 0.0);
+            let mask = &work.mask[l - 1];
+            for (idx, ((dv, &zv), &av)) in d
+                .as_mut_slice()
+                .iter_mut()
+                .zip(z.as_slice())
+                .zip(a.as_slice())
+                .enumerate()
+            {
+                if dropped {
+                    *dv = if mask[idx] != T::ZERO {
+                        *dv * mask[idx]
+                    } else {
+                        T::ZERO
+                    };
+                }
+                *dv *= below_act.derivative(zv, av);
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The input of layer l in the last forward pass: x, the activation below, or the activation
