@@ -88,7 +88,7 @@ fn a_batch_at_once_equals_its_samples_one_by_one() {
 /// epoch (Adam, shuffled batches, so the optimizer state and the next step depend on every bit):
 ///
 /// - for a given thread count, every run gives the same bits, whatever ran before;
-/// - predict does not depend on the count at all (its products are split by output blocks);
+/// - predict does not depend on the count at all (threads take whole blocks of rows);
 /// - the loss, gradients and trained weights do: a training batch is split by rows, each
 ///   thread sums its share of dW and db, the shares are then added, and the GEMM of a share
 ///   may round differently from the GEMM of the whole batch. They agree across counts to
