@@ -1,38 +1,43 @@
-//! Times the per-sample kernels on the 784-128-10 shapes: `cargo run --release --example per_sample`.
-use ferrinet_core::kernels::{gemv_bias, sgd_rank1};
+//! Times the per-sample kernels on the 784-128-10 first-layer shape, f64 and f32:
+//! `cargo run --release --example per_sample`.
+use ferrinet_core::kernels::{gemv_bias, sgd_rank1, sgd_rank1_gemv};
+use ferrinet_core::Real;
+use std::hint::black_box;
 use std::time::Instant;
 
-fn main() {
+fn time(label: &str, reps: usize, mut f: impl FnMut()) {
+    f();
+    let t = Instant::now();
+    for _ in 0..reps {
+        f();
+    }
+    let us = t.elapsed().as_secs_f64() / reps as f64 * 1e6;
+    println!("{label:<40} {us:8.2} us");
+}
+
+fn shapes<T: Real>(name: &str) {
     let (n_in, n_out) = (784, 128);
-    let w = vec![0.01f64; n_in * n_out];
-    let b = vec![0.0f64; n_out];
-    let x = vec![0.5f64; n_in];
-    let mut z = vec![0.0f64; n_out];
+    let mut w = vec![T::from_f64(0.01); n_in * n_out];
+    let mut b = vec![T::ZERO; n_out];
+    let x = vec![T::from_f64(0.5); n_in];
+    let x_prev = vec![T::from_f64(0.25); n_in];
+    let mut z = vec![T::ZERO; n_out];
+    let delta = vec![T::from_f64(1e-3); n_out];
+    let lr = T::from_f64(1e-6);
     let reps = 20_000;
-    let t = Instant::now();
-    for _ in 0..reps {
-        gemv_bias(&w, std::hint::black_box(&x), &b, &mut z);
-    }
-    println!(
-        "gemv 128x784 f64: {:.2} us",
-        t.elapsed().as_secs_f64() / reps as f64 * 1e6
-    );
-    let (mut w2, mut b2) = (w.clone(), b.clone());
-    let delta = vec![1e-3f64; n_out];
-    let t = Instant::now();
-    for _ in 0..reps {
-        sgd_rank1(
-            &mut w2,
-            &mut b2,
-            std::hint::black_box(&delta),
-            &x,
-            1e-6,
-            None,
-        );
-    }
-    println!(
-        "rank-1 update 128x784 f64: {:.2} us",
-        t.elapsed().as_secs_f64() / reps as f64 * 1e6
-    );
+    time(&format!("gemv 128x784 {name}"), reps, || {
+        gemv_bias(&w, black_box(&x), &b, &mut z)
+    });
+    time(&format!("rank-1 update 128x784 {name}"), reps, || {
+        sgd_rank1(&mut w, &mut b, black_box(&delta), &x, lr, None)
+    });
+    time(&format!("fused update + gemv 128x784 {name}"), reps, || {
+        sgd_rank1_gemv(&mut w, &mut b, black_box(&delta), &x_prev, lr, &x, &mut z)
+    });
+}
+
+fn main() {
+    shapes::<f64>("f64");
+    shapes::<f32>("f32");
     println!("kernels: {}", ferrinet_core::cpu_kernels());
 }

@@ -3,7 +3,7 @@ use ferrinet_core::{Activation, Loss, MatRef, NeuralNetwork, Targets};
 use std::time::Instant;
 
 fn main() {
-    let n = 200_000;
+    let n = 2_000_000;
     let x: Vec<f64> = (0..2 * n)
         .map(|i| ((i * 7919) % 1000) as f64 / 1000.0)
         .collect();

@@ -216,6 +216,34 @@ impl<T: Real> Layer<T> {
         );
     }
 
+    /// The previous sample's fused SGD step (`sgd_sample` without `dx`, for the sample
+    /// `x_prev` with error `delta_prev`), then this sample's forward pass, in one pass over W
+    /// (see `kernels::sgd_rank1_gemv`). z and a become (1, n_outputs).
+    pub(crate) fn sgd_then_forward(
+        &mut self,
+        x_prev: &[T],
+        delta_prev: &[T],
+        learning_rate: T,
+        x: &[T],
+        z: &mut Matrix<T>,
+        a: &mut Matrix<T>,
+    ) -> Result<()> {
+        z.resize(1, self.n_outputs)?;
+        a.resize(1, self.n_outputs)?;
+        kernels::sgd_rank1_gemv(
+            &mut self.weights,
+            &mut self.biases,
+            delta_prev,
+            x_prev,
+            learning_rate,
+            x,
+            z.as_mut_slice(),
+        );
+        self.activation
+            .apply(z.as_slice(), a.as_mut_slice(), self.n_outputs);
+        Ok(())
+    }
+
     pub(crate) fn all_finite(&self) -> bool {
         let finite = |v: &[T]| v.iter().fold(true, |ok, &x| ok & x.is_finite());
         finite(&self.weights) & finite(&self.biases)

@@ -37,7 +37,9 @@ pub use kernels::{cpu_kernels, Threads};
 pub use layer::{Layer, LayerGradient};
 pub use loss::{Loss, Targets};
 pub use matrix::{MatRef, Matrix};
-pub use network::{check_learning_rate, Batch, NeuralNetwork, PredictScratch, TrainProgress};
+pub use network::{
+    check_learning_rate, Batch, NeuralNetwork, PredictScratch, TrainProgress, PREDICT_BLOCK,
+};
 pub use neuron::Neuron;
 pub use optimizer::{Optimizer, OptimizerConfig, TensorState};
 pub use rng::SplitMix64;

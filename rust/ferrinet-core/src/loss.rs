@@ -199,6 +199,44 @@ impl Loss {
         }
     }
 
+    /// `value` of a batch given as consecutive parts (z, a, t) of its rows, with the whole
+    /// batch's weights: one running sum over the parts in order, so the same bits as `value`
+    /// on the whole batch.
+    pub fn value_of_parts<'p, T: Real + 'p>(
+        self,
+        parts: impl Iterator<Item = (MatRef<'p, T>, MatRef<'p, T>, Targets<'p, T>)>,
+        weights: Option<&[T]>,
+    ) -> T {
+        let (mut total, mut s, mut sum) = (T::ZERO, T::ZERO, T::ZERO);
+        let (mut n, mut m, mut row) = (0, 1, 0);
+        for (z, a, t) in parts {
+            m = z.cols();
+            n += z.rows();
+            for k in 0..z.rows() {
+                match weights {
+                    Some(w) => {
+                        let lk = self.accumulate(z, a, &t, k, T::ZERO);
+                        let lk = if self == Loss::CrossEntropy {
+                            lk
+                        } else {
+                            lk / T::from_f64(m as f64)
+                        };
+                        total += w[row] * lk;
+                        s += w[row];
+                    }
+                    None => sum = self.accumulate(z, a, &t, k, sum),
+                }
+                row += 1;
+            }
+        }
+        match (weights, self) {
+            (Some(_), _) if s == T::ZERO => T::ZERO,
+            (Some(_), _) => total / s,
+            (None, Loss::CrossEntropy) => sum / T::from_f64(n as f64),
+            (None, _) => sum / T::from_f64((n * m) as f64),
+        }
+    }
+
     /// `sum` plus sample k's loss terms, added one by one (cross-entropy: one term per class
     /// with a non-zero target), so that one running sum over a batch follows docs/maths.md.
     #[inline]
@@ -255,10 +293,27 @@ impl Loss {
         output: Activation,
         delta: &mut Matrix<T>,
     ) {
-        let (n, m) = (z.rows(), z.cols());
-        let (nf, mf) = (T::from_f64(n as f64), T::from_f64(m as f64));
-        let two = T::ONE + T::ONE;
         let total_weight = weights.map(|w| w.iter().fold(T::ZERO, |s, &v| s + v));
+        self.seed_normalized(z, a, t, weights, z.rows(), total_weight, output, delta);
+    }
+
+    /// `seed` for some rows of a batch of `batch_len` rows whose sample weights (if any) sum
+    /// to `total_weight`: each row's delta is the one `seed` gives it on the whole batch.
+    #[allow(clippy::too_many_arguments)]
+    pub fn seed_normalized<T: Real>(
+        self,
+        z: MatRef<T>,
+        a: MatRef<T>,
+        t: &Targets<T>,
+        weights: Option<&[T]>,
+        batch_len: usize,
+        total_weight: Option<T>,
+        output: Activation,
+        delta: &mut Matrix<T>,
+    ) {
+        let (n, m) = (z.rows(), z.cols());
+        let (nf, mf) = (T::from_f64(batch_len as f64), T::from_f64(m as f64));
+        let two = T::ONE + T::ONE;
         // c_k: the factor of sample k.
         let factor = |k: usize| -> T {
             match (weights, total_weight) {

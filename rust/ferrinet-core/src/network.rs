@@ -4,13 +4,17 @@
 //! gradient from the weights of that forward pass (erratum 3) and only then updates; the seed
 //! of the chain rule is the true derivative of the reported mean loss (erratum 7).
 
+use std::cell::Cell;
+
+use rayon::prelude::*;
+
 use crate::activation::Activation;
 use crate::error::{value_error, Error, Result};
 use crate::float::Real;
-use crate::kernels::Threads;
+use crate::kernels::{self, Threads};
 use crate::layer::{Layer, LayerGradient};
 use crate::loss::{Loss, Targets};
-use crate::matrix::{MatRef, Matrix};
+use crate::matrix::{try_resize, MatRef, Matrix};
 use crate::rng::SplitMix64;
 
 /// Inputs, targets and optional per-sample weights, checked against one network: shapes,
@@ -74,12 +78,14 @@ impl<'a, T: Real> Batch<'a, T> {
     }
 }
 
-/// Buffers for `predict_with`: pre-activations, activations and the layer input.
+/// Buffers for `predict_with`: pre-activations, activations and the layer input of one block
+/// of rows, and the output of all rows.
 #[derive(Debug)]
 pub struct PredictScratch<T = f64> {
     z: Matrix<T>,
     a: Matrix<T>,
     input: Matrix<T>,
+    out: Matrix<T>,
 }
 
 impl<T> Default for PredictScratch<T> {
@@ -88,9 +94,16 @@ impl<T> Default for PredictScratch<T> {
             z: Matrix::default(),
             a: Matrix::default(),
             input: Matrix::default(),
+            out: Matrix::default(),
         }
     }
 }
+
+/// `predict` runs a large batch through every layer this many rows at a time, so that a
+/// block's pre-activations and activations (256 x 128 doubles = 256 kB for an MNIST hidden
+/// layer) stay in cache between the matrix product, the bias and the activation, instead of
+/// going out to memory and back once per pass.
+pub const PREDICT_BLOCK: usize = 256;
 
 /// Buffers reused across calls so the training loops allocate nothing per step.
 #[derive(Debug)]
@@ -130,6 +143,8 @@ pub struct NeuralNetwork<T = f64> {
     loss: Loss,
     threads: Threads,
     pub(crate) work: Workspace<T>,
+    /// One workspace per thread for batches split across threads (empty until needed).
+    shares: Vec<Workspace<T>>,
 }
 
 impl<T: Real> Clone for NeuralNetwork<T> {
@@ -139,6 +154,7 @@ impl<T: Real> Clone for NeuralNetwork<T> {
             loss: self.loss,
             threads: self.threads,
             work: Workspace::for_layers(self.layers.len()),
+            shares: Vec::new(),
         }
     }
 }
@@ -226,6 +242,7 @@ impl<T: Real> NeuralNetwork<T> {
             loss,
             threads: Threads(1),
             work,
+            shares: Vec::new(),
         })
     }
 
@@ -367,7 +384,7 @@ impl<T: Real> NeuralNetwork<T> {
     pub fn predict(&self, x: MatRef<T>) -> Result<Matrix<T>> {
         let mut scratch = PredictScratch::default();
         self.predict_with(x, &mut scratch)?;
-        Ok(std::mem::take(&mut scratch.a))
+        Ok(std::mem::take(&mut scratch.out))
     }
 
     /// `predict` into reusable buffers: callers that predict chunk by chunk (the binding, to
@@ -379,16 +396,64 @@ impl<T: Real> NeuralNetwork<T> {
         scratch: &'s mut PredictScratch<T>,
     ) -> Result<&'s Matrix<T>> {
         self.check_inputs(x)?;
-        let PredictScratch { z, a, input } = scratch;
-        for (l, layer) in self.layers.iter().enumerate() {
-            if l > 0 {
-                // The activation becomes the next input; the old input buffer becomes a.
-                std::mem::swap(input, a);
-            }
-            let layer_x = if l == 0 { x } else { input.view() };
-            layer.forward(layer_x, z, a, self.threads)?;
+        let (n, n_out) = (x.rows(), self.n_outputs());
+        scratch.out.resize(n, n_out)?;
+        let n_blocks = n.div_ceil(PREDICT_BLOCK);
+        let k = self.threads.0.min(n_blocks);
+        if k <= 1 {
+            let PredictScratch { z, a, input, out } = scratch;
+            self.predict_blocks(x, 0, n, (z, a, input), out.as_mut_slice())?;
+            return Ok(&scratch.out);
         }
-        Ok(&scratch.a)
+        // Threads take contiguous runs of whole blocks, so every row goes through the same
+        // block, and the same products, as with one thread: the same bits for any count.
+        let per_thread = n_blocks.div_ceil(k) * PREDICT_BLOCK;
+        scratch
+            .out
+            .as_mut_slice()
+            .par_chunks_mut(per_thread * n_out)
+            .enumerate()
+            .try_for_each(|(i, out)| {
+                let start = i * per_thread;
+                let end = (start + per_thread).min(n);
+                let mut bufs = (Matrix::default(), Matrix::default(), Matrix::default());
+                let (z, a, input) = (&mut bufs.0, &mut bufs.1, &mut bufs.2);
+                self.predict_blocks(x, start, end, (z, a, input), out)
+            })?;
+        Ok(&scratch.out)
+    }
+
+    /// Rows start..end of x through every layer, PREDICT_BLOCK rows at a time (blocks counted
+    /// from row 0 of x; `start` is a multiple of PREDICT_BLOCK), into `out` (their outputs).
+    fn predict_blocks(
+        &self,
+        x: MatRef<T>,
+        start: usize,
+        end: usize,
+        (z, a, input): (&mut Matrix<T>, &mut Matrix<T>, &mut Matrix<T>),
+        out: &mut [T],
+    ) -> Result<()> {
+        let n_out = self.n_outputs();
+        let mut row = start;
+        while row < end {
+            let stop = (row + PREDICT_BLOCK).min(end);
+            for (l, layer) in self.layers.iter().enumerate() {
+                if l > 0 {
+                    // The activation becomes the next input; the old input buffer becomes a.
+                    std::mem::swap(input, a);
+                }
+                let layer_x = if l == 0 {
+                    x.rows_range(row, stop)
+                } else {
+                    input.view()
+                };
+                layer.forward(layer_x, z, a, Threads(1))?;
+            }
+            let offset = (row - start) * n_out;
+            out[offset..offset + (stop - row) * n_out].copy_from_slice(a.as_slice());
+            row = stop;
+        }
+        Ok(())
     }
 
     /// The mean loss of a batch (no state changes).
@@ -511,40 +576,68 @@ impl<T: Real> NeuralNetwork<T> {
             );
         }
         let lr = T::from_f64(learning_rate);
-        self.guarded(progress, steps, |net, progress, _| {
-            let k = progress.next_sample;
-            let loss = net
-                .sgd_sample(&batch.rows_range(k, k + 1), lr)
-                .map_err(|e| match e {
+        // The sample whose first-layer update is still to be made (fused into the next
+        // sample's forward pass, see `sgd_sample`); shared by the step and the flush.
+        let pending = Cell::new(None);
+        self.guarded_deferred(
+            progress,
+            steps,
+            |net, progress, _, checked| {
+                let k = progress.next_sample;
+                let defer = if checked { None } else { Some(&pending) };
+                let loss = net.sgd_sample(batch, k, lr, defer).map_err(|e| match e {
                     Error::NonFinite(msg) => Error::NonFinite(format!(
-                        "training diverged at epoch {}, sample {k}: {msg}; the weights are those \
-                     of the last step that kept them finite (try a smaller learning_rate)",
+                        "training diverged at epoch {}, sample {k}: {msg}; the weights are \
+                         those of the last step that kept them finite (try a smaller \
+                         learning_rate)",
                         progress.epoch_losses.len()
                     )),
                     other => other,
                 })?;
-            progress.epoch_total += loss;
-            progress.next_sample += 1;
-            if progress.next_sample == n {
-                progress.epoch_losses.push(progress.epoch_total / n as f64);
-                progress.next_sample = 0;
-                progress.epoch_total = 0.0;
-            }
-            Ok(())
-        })
+                progress.epoch_total += loss;
+                progress.next_sample += 1;
+                if progress.next_sample == n {
+                    progress.epoch_losses.push(progress.epoch_total / n as f64);
+                    progress.next_sample = 0;
+                    progress.epoch_total = 0.0;
+                }
+                Ok(())
+            },
+            |net, _| {
+                if let Some(prev) = pending.take() {
+                    let delta = net.work.delta[0].row(0);
+                    net.layers[0].sgd_sample(batch.x.row(prev), delta, lr, None);
+                }
+            },
+        )
     }
 
-    /// Runs `steps` calls of `step`, which must not change anything when it fails with a
-    /// non-finite loss. If the run ends with a non-finite weight, it is replayed from a snapshot
-    /// with a check after every step and stopped before the step that broke it.
+    /// `guarded_deferred` for steps that leave nothing to finish.
     pub(crate) fn guarded<S: Clone>(
         &mut self,
         state: &mut S,
         steps: usize,
         mut step: impl FnMut(&mut Self, &mut S, usize) -> Result<()>,
     ) -> Result<()> {
+        self.guarded_deferred(state, steps, |net, s, i, _| step(net, s, i), |_, _| {})
+    }
+
+    /// Runs `steps` calls of `step`, which must not change anything when it fails with a
+    /// non-finite loss. If the run ends with a non-finite weight, it is replayed from a snapshot
+    /// with a check after every step and stopped before the step that broke it.
+    ///
+    /// `step(net, state, i, checked)` may leave work undone when `checked` is false (the fast
+    /// run); `finish` completes it after the fast run, before the weights are checked.
+    pub(crate) fn guarded_deferred<S: Clone>(
+        &mut self,
+        state: &mut S,
+        steps: usize,
+        mut step: impl FnMut(&mut Self, &mut S, usize, bool) -> Result<()>,
+        mut finish: impl FnMut(&mut Self, &mut S),
+    ) -> Result<()> {
         let snapshot = (self.layers.clone(), state.clone());
-        let fast = (0..steps).try_for_each(|i| step(self, state, i));
+        let fast = (0..steps).try_for_each(|i| step(self, state, i, false));
+        finish(self, state);
         let finite = self.all_finite();
         match fast {
             Ok(()) if finite => return Ok(()),
@@ -556,7 +649,7 @@ impl<T: Real> NeuralNetwork<T> {
         *state = snapshot.1;
         for i in 0..steps {
             let before = (self.layers.clone(), state.clone());
-            let result = step(self, state, i);
+            let result = step(self, state, i, true);
             if result.is_err() || !self.all_finite() {
                 self.layers = before.0;
                 *state = before.1;
@@ -577,10 +670,41 @@ impl<T: Real> NeuralNetwork<T> {
         self.layers.iter().all(Layer::all_finite)
     }
 
-    /// One fused per-sample SGD step; Err(NonFinite) on a non-finite loss, before any change.
-    fn sgd_sample(&mut self, sample: &Batch<T>, lr: T) -> Result<f64> {
+    /// One fused per-sample SGD step on sample k of the batch; Err(NonFinite) on a non-finite
+    /// loss, before any change of its own.
+    ///
+    /// With `defer`, the first layer's update is not made at the end of the step: the sample's
+    /// index is left in `defer`, and the next step makes the update inside its own forward
+    /// pass through the first layer (`Layer::sgd_then_forward`: one pass over the largest
+    /// weight matrix per sample instead of two). The arithmetic is the same; the caller
+    /// flushes the last pending update.
+    fn sgd_sample(
+        &mut self,
+        batch: &Batch<T>,
+        k: usize,
+        lr: T,
+        defer: Option<&Cell<Option<usize>>>,
+    ) -> Result<f64> {
+        let sample = batch.rows_range(k, k + 1);
         let (layers, work) = (&mut self.layers, &mut self.work);
-        forward_cached(layers, sample.x, work, self.threads, None)?;
+        match defer.and_then(Cell::take) {
+            Some(prev) => {
+                let (delta, z, a) = (&work.delta[0], &mut work.z[0], &mut work.a[0]);
+                let x = sample.x.row(0);
+                if let Err(e) =
+                    layers[0].sgd_then_forward(batch.x.row(prev), delta.row(0), lr, x, z, a)
+                {
+                    defer.expect("taken from it").set(Some(prev));
+                    return Err(e);
+                }
+                for l in 1..layers.len() {
+                    let (a_below, a_here) = work.a.split_at_mut(l);
+                    let input = a_below[l - 1].view();
+                    layers[l].forward(input, &mut work.z[l], &mut a_here[0], self.threads)?;
+                }
+            }
+            None => forward_cached(layers, sample.x, work, self.threads, None)?,
+        }
         let last = layers.len() - 1;
         let (z_out, a_out) = (work.z[last].view(), work.a[last].view());
         let loss = self.loss.value(z_out, a_out, &sample.t, None);
@@ -600,7 +724,10 @@ impl<T: Real> NeuralNetwork<T> {
         for l in (0..layers.len()).rev() {
             let (below, here) = work.delta.split_at_mut(l);
             if l == 0 {
-                layers[0].sgd_sample(sample.x.row(0), here[0].row(0), lr, None);
+                match defer {
+                    Some(pending) => pending.set(Some(k)),
+                    None => layers[0].sgd_sample(sample.x.row(0), here[0].row(0), lr, None),
+                }
                 break;
             }
             let dx = &mut below[l - 1];
@@ -672,66 +799,157 @@ impl<T: Real> NeuralNetwork<T> {
     ) -> Result<f64> {
         self.check_batch(batch)?;
         let penalty = self.l2_penalty(l2);
-        let (layers, work, threads) = (&self.layers, &mut self.work, self.threads);
-        let rates = dropout.as_ref().map(|d| d.rates);
-        forward_cached(layers, batch.x, work, threads, dropout)?;
-        let last = layers.len() - 1;
-        let (z_out, a_out) = (work.z[last].view(), work.a[last].view());
-        let loss = self
-            .loss
-            .value(z_out, a_out, &batch.t, batch.weights)
-            .to_f64()
-            + penalty;
-        work.delta[last].resize(batch.len(), layers[last].n_outputs())?;
-        self.loss.seed(
-            z_out,
-            a_out,
-            &batch.t,
-            batch.weights,
-            layers[last].activation(),
-            &mut work.delta[last],
-        );
-
-        for l in (0..layers.len()).rev() {
-            let input = layer_input(batch.x, &work.a, &work.out, l, rates);
-            let (below, here) = work.delta.split_at_mut(l);
-            let dx = below.last_mut(); // None for the first layer: its dx is not needed
-            let has_dx = dx.is_some();
-            layers[l].backward(input, here[0].view(), &mut work.grads[l], dx, threads)?;
-            if has_dx {
-                // delta of the layer below = dx (through its dropout mask) * f'(z).
-                let below_act = layers[l - 1].activation();
-                let (z, a, d) = (&work.z[l - 1], &work.a[l - 1], &mut work.delta[l - 1]);
-                let dropped = rates.is_some_and(|r| r[l - 1] > 0.0);
-                let mask = &work.mask[l - 1];
-                for (idx, ((dv, &zv), &av)) in d
-                    .as_mut_slice()
-                    .iter_mut()
-                    .zip(z.as_slice())
-                    .zip(a.as_slice())
-                    .enumerate()
-                {
-                    if dropped {
-                        *dv = if mask[idx] != T::ZERO {
-                            *dv * mask[idx]
-                        } else {
-                            T::ZERO
-                        };
-                    }
-                    *dv *= below_act.derivative(zv, av);
-                }
-            }
-        }
+        let n = batch.len();
+        let k = self.threads.0;
+        let loss = if k > 1 && dropout.is_none() && n >= k * ROWS_PER_THREAD {
+            self.backprop_split(batch, k)?
+        } else {
+            let (layers, work, threads) = (&self.layers, &mut self.work, self.threads);
+            let norm = Normalizer::of(batch);
+            let rates = dropout.as_ref().map(|d| d.rates);
+            forward_cached(layers, batch.x, work, threads, dropout)?;
+            let last = layers.len() - 1;
+            let (z_out, a_out) = (work.z[last].view(), work.a[last].view());
+            let loss = self.loss.value(z_out, a_out, &batch.t, batch.weights);
+            backward_cached(layers, self.loss, batch, norm, work, rates, threads)?;
+            loss
+        };
         if l2 != 0.0 {
             let l2 = T::from_f64(l2);
-            for (layer, grad) in layers.iter().zip(work.grads.iter_mut()) {
+            for (layer, grad) in self.layers.iter().zip(self.work.grads.iter_mut()) {
                 for (g, &w) in grad.weights.iter_mut().zip(layer.weights()) {
                     *g += l2 * w;
                 }
             }
         }
-        Ok(loss)
+        Ok(loss.to_f64() + penalty)
     }
+
+    /// `backprop` with the batch's rows split into k contiguous shares, one per thread: each
+    /// share runs forward and backward on its own workspace (its delta normalised by the
+    /// whole batch's n or sum of weights, so each row's delta is the single-thread one), then
+    /// the shares' gradients are added in share order. The sums over samples (dW, db) are
+    /// split in k, so results depend on k but never on timing: for a given k they are the
+    /// same bits on every run. The loss is summed over the shares in one running sum, as one
+    /// thread would.
+    fn backprop_split(&mut self, batch: &Batch<T>, k: usize) -> Result<T> {
+        let n = batch.len();
+        let norm = Normalizer::of(batch);
+        if self.shares.len() != k {
+            self.shares = (0..k)
+                .map(|_| Workspace::for_layers(self.layers.len()))
+                .collect();
+        }
+        let bounds: Vec<(usize, usize)> = (0..k).map(|i| (i * n / k, (i + 1) * n / k)).collect();
+        let (layers, loss) = (&self.layers, self.loss);
+        self.shares
+            .par_iter_mut()
+            .zip(bounds.par_iter())
+            .try_for_each(|(work, &(start, end))| {
+                let share = batch.rows_range(start, end);
+                forward_cached(layers, share.x, work, Threads(1), None)?;
+                backward_cached(layers, loss, &share, norm, work, None, Threads(1))
+            })?;
+        let last = layers.len() - 1;
+        let parts = self
+            .shares
+            .iter()
+            .zip(&bounds)
+            .map(|(work, &(start, end))| {
+                let t = batch.t.rows_range(start, end);
+                (work.z[last].view(), work.a[last].view(), t)
+            });
+        let value = loss.value_of_parts(parts, batch.weights);
+        for (l, grad) in self.work.grads.iter_mut().enumerate() {
+            let first = &self.shares[0].grads[l];
+            try_resize(&mut grad.weights, first.weights.len())?;
+            try_resize(&mut grad.biases, first.biases.len())?;
+            grad.weights.copy_from_slice(&first.weights);
+            grad.biases.copy_from_slice(&first.biases);
+            for share in &self.shares[1..] {
+                let g = &share.grads[l];
+                kernels::add_assign(&mut grad.weights, &g.weights);
+                kernels::add_assign(&mut grad.biases, &g.biases);
+            }
+        }
+        Ok(value)
+    }
+}
+
+/// Below this many rows per thread, a batch is not split (the hand-off would cost more).
+const ROWS_PER_THREAD: usize = 16;
+
+/// The denominator of a batch's mean loss, for the loss's seed: the batch's size and, with
+/// sample weights, their sum (accumulated left to right over the whole batch).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Normalizer<T> {
+    pub n: usize,
+    pub total_weight: Option<T>,
+}
+
+impl<T: Real> Normalizer<T> {
+    pub(crate) fn of(batch: &Batch<T>) -> Self {
+        Normalizer {
+            n: batch.len(),
+            total_weight: batch.weights.map(|w| w.iter().fold(T::ZERO, |s, &v| s + v)),
+        }
+    }
+}
+
+/// The backward pass after `forward_cached`: the loss's delta of the output layer (normalised
+/// by `norm`), then every layer's gradient into `work.grads`, top down.
+fn backward_cached<T: Real>(
+    layers: &[Layer<T>],
+    loss: Loss,
+    batch: &Batch<T>,
+    norm: Normalizer<T>,
+    work: &mut Workspace<T>,
+    rates: Option<&[f64]>,
+    threads: Threads,
+) -> Result<()> {
+    let last = layers.len() - 1;
+    work.delta[last].resize(batch.len(), layers[last].n_outputs())?;
+    loss.seed_normalized(
+        work.z[last].view(),
+        work.a[last].view(),
+        &batch.t,
+        batch.weights,
+        norm.n,
+        norm.total_weight,
+        layers[last].activation(),
+        &mut work.delta[last],
+    );
+    for l in (0..layers.len()).rev() {
+        let input = layer_input(batch.x, &work.a, &work.out, l, rates);
+        let (below, here) = work.delta.split_at_mut(l);
+        let dx = below.last_mut(); // None for the first layer: its dx is not needed
+        let has_dx = dx.is_some();
+        layers[l].backward(input, here[0].view(), &mut work.grads[l], dx, threads)?;
+        if has_dx {
+            // delta of the layer below = dx (through its dropout mask) * f'(z).
+            let below_act = layers[l - 1].activation();
+            let (z, a, d) = (&work.z[l - 1], &work.a[l - 1], &mut work.delta[l - 1]);
+            let dropped = rates.is_some_and(|r| r[l - 1] > 0.0);
+            let mask = &work.mask[l - 1];
+            for (idx, ((dv, &zv), &av)) in d
+                .as_mut_slice()
+                .iter_mut()
+                .zip(z.as_slice())
+                .zip(a.as_slice())
+                .enumerate()
+            {
+                if dropped {
+                    *dv = if mask[idx] != T::ZERO {
+                        *dv * mask[idx]
+                    } else {
+                        T::ZERO
+                    };
+                }
+                *dv *= below_act.derivative(zv, av);
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The input of layer l in the last forward pass: x, the activation below, or the activation

@@ -9,7 +9,7 @@ use std::time::Instant;
 use ferrinet_core::{
     check_learning_rate, read_model, write_model, Activation, EpochOptions, LoadedModel, Loss,
     MatRef, Matrix, ModelFile, NeuralNetwork, Optimizer, PredictScratch, Targets, TrainProgress,
-    TrainingState,
+    TrainingState, PREDICT_BLOCK,
 };
 use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
@@ -779,7 +779,12 @@ impl PyNeuralNetwork {
             let mut scratch = PredictScratch::default();
             let mut start = 0;
             while start < rows {
-                let len = chunker.next_len(rows - start);
+                // Whole blocks of PREDICT_BLOCK rows, so that each row goes through the same
+                // products (and gives the same bits) however the chunks fall.
+                let len = chunker
+                    .next_len(rows - start)
+                    .next_multiple_of(PREDICT_BLOCK);
+                let len = len.min(rows - start);
                 let started = Instant::now();
                 let part = net
                     .predict_with(xv.rows_range(start, start + len), &mut scratch)
