@@ -58,3 +58,23 @@ def test_a_two_thread_fit_is_reproducible_and_close_to_one_thread():
     assert all(np.array_equal(u, v) for u, v in zip(a, b)), "two runs with 2 threads differ"
     for u, v in zip(a, one):
         np.testing.assert_allclose(u, v, rtol=0, atol=1e-8 * np.abs(v).max())
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_predict_checks_each_block_and_reports_the_first_bad_value(threads, dtype):
+    """predict checks inputs block by block as it goes (no separate pass): whatever the thread
+    count and the chunking of a large batch, the error names the first bad value in x, and a
+    bad value in the very last row is not missed."""
+    x = X.astype(dtype)  # 5,000 rows x 40: large enough for the chunked, GIL-released path
+    net = make(threads, dtype)
+    before = net.get_weights()
+    for first, later in [(4999, None), (300, 4000), (2600, 2601), (0, 4999)]:
+        bad = x.copy()
+        bad[first, 7] = np.nan
+        if later is not None:
+            bad[later, 1] = np.inf
+        with pytest.raises(ValueError, match=rf"inputs must be finite, got NaN at \[{first}, 7\]"):
+            net.predict(bad)
+    assert all(np.array_equal(a, b) for (a, _), (b, _) in zip(before, net.get_weights()))
+    assert np.array_equal(net.predict(x), make(1, dtype).predict(x))

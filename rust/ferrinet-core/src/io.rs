@@ -43,7 +43,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::activation::Activation;
 use crate::error::{value_error, Error, Result};
-use crate::float::Real;
+use crate::float::{first_non_finite, Real};
 use crate::layer::Layer;
 use crate::loss::Loss;
 use crate::network::NeuralNetwork;
@@ -797,7 +797,7 @@ fn decode_tensor<T: Real>(e: &Entry, data: &[u8], cols: usize) -> Result<Vec<T>>
     // start <= end <= data.len() was checked by check_offsets.
     let bytes = &data[e.start as usize..e.end as usize];
     let values = decode_values::<T>(bytes)?;
-    if let Some(k) = values.iter().position(|v| !v.is_finite()) {
+    if let Some(k) = first_non_finite(&values) {
         let at = if e.shape.len() == 2 {
             format!("[{}, {}]", k / cols, k % cols)
         } else {

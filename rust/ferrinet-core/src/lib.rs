@@ -31,7 +31,7 @@ pub mod training;
 
 pub use activation::Activation;
 pub use error::{Error, Result};
-pub use float::Real;
+pub use float::{first_non_finite, Real};
 pub use io::{read_model, write_model, LoadedModel, ModelFile};
 pub use kernels::{cpu_kernels, Threads};
 pub use layer::{Layer, LayerGradient};

@@ -3,7 +3,7 @@
 
 use crate::activation::Activation;
 use crate::error::{value_error, Result};
-use crate::float::Real;
+use crate::float::{first_non_finite, Real};
 use crate::matrix::{MatRef, Matrix};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -140,7 +140,7 @@ impl Loss {
                         t.cols()
                     );
                 }
-                if let Some(pos) = t.as_slice().iter().position(|v| !v.is_finite()) {
+                if let Some(pos) = first_non_finite(t.as_slice()) {
                     let (k, i) = (pos / m, pos % m);
                     return value_error!(
                         "targets must be finite, got {} at [{k}, {i}]",

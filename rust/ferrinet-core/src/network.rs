@@ -10,7 +10,7 @@ use rayon::prelude::*;
 
 use crate::activation::Activation;
 use crate::error::{value_error, Error, Result};
-use crate::float::Real;
+use crate::float::{first_non_finite, Real};
 use crate::kernels::{self, Threads};
 use crate::layer::{Layer, LayerGradient};
 use crate::loss::{Loss, Targets};
@@ -305,15 +305,7 @@ impl<T: Real> NeuralNetwork<T> {
                 x.cols()
             );
         }
-        if let Some(pos) = x.as_slice().iter().position(|v| !v.is_finite()) {
-            return value_error!(
-                "inputs must be finite, got {} at [{}, {}]",
-                x.as_slice()[pos],
-                pos / x.cols(),
-                pos % x.cols()
-            );
-        }
-        Ok(())
+        self.check_rows(x, 0, x.rows())
     }
 
     /// Checks inputs and targets together; the result is accepted by the training methods.
@@ -395,36 +387,86 @@ impl<T: Real> NeuralNetwork<T> {
         x: MatRef<T>,
         scratch: &'s mut PredictScratch<T>,
     ) -> Result<&'s Matrix<T>> {
-        self.check_inputs(x)?;
-        let (n, n_out) = (x.rows(), self.n_outputs());
+        self.predict_rows_with(x, 0, x.rows(), scratch)
+    }
+
+    /// The outputs of rows `start..end` of `x`. `start` must be a multiple of `PREDICT_BLOCK`;
+    /// when `end` is one too, or is `x.rows()`, the rows go through the same blocks, and give
+    /// the same bits, as in a whole-`x` call (a shorter block may take another gemm kernel).
+    ///
+    /// The inputs are checked block by block, just before the block is used: the check then
+    /// brings the block into cache for the matrix product instead of costing a separate pass
+    /// over all of `x` in memory (measured: 29 ms of 190 for 60,000 x 784 in f32). A bad value
+    /// gives the same error, with its row in `x`, as `check_inputs(x)`.
+    pub fn predict_rows_with<'s>(
+        &self,
+        x: MatRef<T>,
+        start: usize,
+        end: usize,
+        scratch: &'s mut PredictScratch<T>,
+    ) -> Result<&'s Matrix<T>> {
+        if x.rows() == 0 || x.cols() != self.n_inputs() {
+            return self.check_inputs(x).map(|_| &scratch.out);
+        }
+        if start % PREDICT_BLOCK != 0 || start >= end || end > x.rows() {
+            return value_error!(
+                "rows {start}..{end} of {}: expected a non-empty range starting at a multiple \
+                 of {PREDICT_BLOCK}",
+                x.rows()
+            );
+        }
+        let (n, n_out) = (end - start, self.n_outputs());
         scratch.out.resize(n, n_out)?;
         let n_blocks = n.div_ceil(PREDICT_BLOCK);
         let k = self.threads.0.min(n_blocks);
-        if k <= 1 {
+        let result = if k <= 1 {
             let PredictScratch { z, a, input, out } = scratch;
-            self.predict_blocks(x, 0, n, (z, a, input), out.as_mut_slice())?;
-            return Ok(&scratch.out);
+            self.predict_blocks(x, start, end, (z, a, input), out.as_mut_slice())
+        } else {
+            // Threads take contiguous runs of whole blocks, so every row goes through the same
+            // block, and the same products, as with one thread: the same bits for any count.
+            let per_thread = n_blocks.div_ceil(k) * PREDICT_BLOCK;
+            scratch
+                .out
+                .as_mut_slice()
+                .par_chunks_mut(per_thread * n_out)
+                .enumerate()
+                .try_for_each(|(i, out)| {
+                    let from = start + i * per_thread;
+                    let to = (from + per_thread).min(end);
+                    let mut bufs = (Matrix::default(), Matrix::default(), Matrix::default());
+                    let (z, a, input) = (&mut bufs.0, &mut bufs.1, &mut bufs.2);
+                    self.predict_blocks(x, from, to, (z, a, input), out)
+                })
+        };
+        match result {
+            Ok(()) => Ok(&scratch.out),
+            // Threads may stop at a later bad block first: report the first bad value in the
+            // rows, as one thread does.
+            Err(e) => {
+                self.check_rows(x, start, end)?;
+                Err(e)
+            }
         }
-        // Threads take contiguous runs of whole blocks, so every row goes through the same
-        // block, and the same products, as with one thread: the same bits for any count.
-        let per_thread = n_blocks.div_ceil(k) * PREDICT_BLOCK;
-        scratch
-            .out
-            .as_mut_slice()
-            .par_chunks_mut(per_thread * n_out)
-            .enumerate()
-            .try_for_each(|(i, out)| {
-                let start = i * per_thread;
-                let end = (start + per_thread).min(n);
-                let mut bufs = (Matrix::default(), Matrix::default(), Matrix::default());
-                let (z, a, input) = (&mut bufs.0, &mut bufs.1, &mut bufs.2);
-                self.predict_blocks(x, start, end, (z, a, input), out)
-            })?;
-        Ok(&scratch.out)
+    }
+
+    /// The finite check of `check_inputs` on rows `start..end` of `x`, positions given in `x`.
+    fn check_rows(&self, x: MatRef<T>, start: usize, end: usize) -> Result<()> {
+        let block = x.rows_range(start, end);
+        if let Some(pos) = first_non_finite(block.as_slice()) {
+            return value_error!(
+                "inputs must be finite, got {} at [{}, {}]",
+                block.as_slice()[pos],
+                start + pos / x.cols(),
+                pos % x.cols()
+            );
+        }
+        Ok(())
     }
 
     /// Rows start..end of x through every layer, PREDICT_BLOCK rows at a time (blocks counted
     /// from row 0 of x; `start` is a multiple of PREDICT_BLOCK), into `out` (their outputs).
+    /// Each block's inputs are checked finite before it is used.
     fn predict_blocks(
         &self,
         x: MatRef<T>,
@@ -437,6 +479,7 @@ impl<T: Real> NeuralNetwork<T> {
         let mut row = start;
         while row < end {
             let stop = (row + PREDICT_BLOCK).min(end);
+            self.check_rows(x, row, stop)?;
             for (l, layer) in self.layers.iter().enumerate() {
                 if l > 0 {
                     // The activation becomes the next input; the old input buffer becomes a.

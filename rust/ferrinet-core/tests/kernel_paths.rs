@@ -267,3 +267,47 @@ fn split_batches_keep_the_whole_batch_mean() {
         }
     }
 }
+
+#[test]
+fn predicted_row_ranges_are_the_rows_of_the_whole_and_checked_block_by_block() {
+    use ferrinet_core::{PredictScratch, PREDICT_BLOCK};
+    let (n, n_in) = (3 * PREDICT_BLOCK + 17, 20);
+    let mut rng = SplitMix64::new(8);
+    let mut x = random_vec(&mut rng, n * n_in, -1.0, 1.0);
+    let net =
+        NeuralNetwork::<f64>::new(&[n_in, 16, 3], &[Activation::Tanh], None, Loss::Mse, 1).unwrap();
+    let whole = net.predict(MatRef::new(&x, n, n_in).unwrap()).unwrap();
+    let mut scratch = PredictScratch::default();
+    for (start, end) in [
+        (0, n),
+        (PREDICT_BLOCK, n),
+        (2 * PREDICT_BLOCK, 3 * PREDICT_BLOCK),
+    ] {
+        let xm = MatRef::new(&x, n, n_in).unwrap();
+        let part = net.predict_rows_with(xm, start, end, &mut scratch).unwrap();
+        assert_eq!(
+            bits(part.as_slice()),
+            bits(&whole.as_slice()[start * 3..end * 3])
+        );
+    }
+    // A range must start on a block boundary and lie inside x.
+    let xm = MatRef::new(&x, n, n_in).unwrap();
+    for (start, end) in [(1, 10), (0, n + 1), (PREDICT_BLOCK, PREDICT_BLOCK)] {
+        let err = net
+            .predict_rows_with(xm, start, end, &mut scratch)
+            .unwrap_err();
+        assert!(err.to_string().contains("multiple of"), "{err}");
+    }
+    // A bad value is found in the block that holds it, with its row in x; one in a row outside
+    // the range is not looked at.
+    x[(n - 1) * n_in + 4] = f64::NAN;
+    let xm = MatRef::new(&x, n, n_in).unwrap();
+    let err = net.predict_rows_with(xm, 0, n, &mut scratch).unwrap_err();
+    assert!(
+        err.to_string().contains(&format!("at [{}, 4]", n - 1)),
+        "{err}"
+    );
+    assert!(net
+        .predict_rows_with(xm, 0, PREDICT_BLOCK, &mut scratch)
+        .is_ok());
+}

@@ -773,7 +773,8 @@ impl PyNeuralNetwork {
         py.detach(|| {
             let guard = m.lock();
             let net = &guard.net;
-            net.check_inputs(xv).py()?;
+            // No separate check pass over x: each block is checked as it is predicted
+            // (`predict_rows_with`), and an error leaves nothing behind but this buffer.
             let mut out = Vec::with_capacity(rows * self.n_outputs());
             let mut chunker = Chunker::new();
             let mut scratch = PredictScratch::default();
@@ -787,7 +788,7 @@ impl PyNeuralNetwork {
                 let len = len.min(rows - start);
                 let started = Instant::now();
                 let part = net
-                    .predict_with(xv.rows_range(start, start + len), &mut scratch)
+                    .predict_rows_with(xv, start, start + len, &mut scratch)
                     .py()?;
                 out.extend_from_slice(part.as_slice());
                 chunker.record(started);
