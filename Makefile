@@ -16,7 +16,7 @@ demo: build
 
 test: build
 	cargo test -p ferrinet-core --release
-	$(PY) -m pytest -q
+	FERRINET_REQUIRE_EXTRAS=1 $(PY) -m pytest -q
 
 bench: build
 	env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE $(PY) benches/bench_sgd.py

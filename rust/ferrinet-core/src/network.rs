@@ -903,17 +903,26 @@ impl<T: Real> NeuralNetwork<T> {
                 (work.z[last].view(), work.a[last].view(), t)
             });
         let value = loss.value_of_parts(parts, batch.weights);
+        // The shares' gradients are added in share order, element by element; the threads
+        // take ranges of elements, so the sums are the same bits as one thread's.
+        let shares = &self.shares;
         for (l, grad) in self.work.grads.iter_mut().enumerate() {
-            let first = &self.shares[0].grads[l];
+            let first = &shares[0].grads[l];
             try_resize(&mut grad.weights, first.weights.len())?;
             try_resize(&mut grad.biases, first.biases.len())?;
-            grad.weights.copy_from_slice(&first.weights);
-            grad.biases.copy_from_slice(&first.biases);
-            for share in &self.shares[1..] {
-                let g = &share.grads[l];
-                kernels::add_assign(&mut grad.weights, &g.weights);
-                kernels::add_assign(&mut grad.biases, &g.biases);
-            }
+            let sum_range = |g: &mut [T], start: usize, pick: fn(&LayerGradient<T>) -> &[T]| {
+                let end = start + g.len();
+                g.copy_from_slice(&pick(&shares[0].grads[l])[start..end]);
+                for share in &shares[1..] {
+                    kernels::add_assign(g, &pick(&share.grads[l])[start..end]);
+                }
+            };
+            let chunk = grad.weights.len().div_ceil(k).max(1);
+            grad.weights
+                .par_chunks_mut(chunk)
+                .enumerate()
+                .for_each(|(i, g)| sum_range(g, i * chunk, |lg| &lg.weights));
+            sum_range(&mut grad.biases, 0, |lg| &lg.biases);
         }
         Ok(value)
     }

@@ -10,6 +10,11 @@ use crate::network::{Batch, Dropout, NeuralNetwork};
 use crate::optimizer::{Optimizer, TensorState};
 use crate::rng::SplitMix64;
 
+use rayon::prelude::*;
+
+/// Batches of at least this many input values are gathered by all the network's threads.
+const PARALLEL_GATHER_ABOVE: usize = 1 << 15;
+
 /// How one epoch runs.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EpochOptions {
@@ -199,6 +204,7 @@ impl<T: Real> NeuralNetwork<T> {
             let (start, end) = (b * bs, ((b + 1) * bs).min(n));
             let sub = if options.shuffle {
                 gather(
+                    net.n_threads(),
                     batch,
                     &order[start..end],
                     &mut xb,
@@ -270,6 +276,7 @@ impl<T: Real> NeuralNetwork<T> {
 
 /// Copies the rows `index` of a batch into reused buffers and returns a batch over them.
 fn gather<'b, T: Real>(
+    threads: usize,
     batch: &Batch<'_, T>,
     index: &[usize],
     xb: &'b mut Vec<T>,
@@ -278,9 +285,24 @@ fn gather<'b, T: Real>(
     wb: &'b mut Vec<T>,
 ) -> Batch<'b, T> {
     let x = batch.x;
-    xb.clear();
-    for &k in index {
-        xb.extend_from_slice(x.row(k));
+    let cols = x.cols();
+    if threads > 1 && index.len() * cols >= PARALLEL_GATHER_ABOVE {
+        // The rows come from all over x (DRAM, not cache): with the batch split across
+        // threads, one thread copying them all is the largest serial part of a step.
+        xb.resize(index.len() * cols, T::ZERO);
+        let rows_per = index.len().div_ceil(threads);
+        xb.par_chunks_mut(rows_per * cols)
+            .zip(index.par_chunks(rows_per))
+            .for_each(|(dst, rows)| {
+                for (d, &k) in dst.chunks_exact_mut(cols).zip(rows) {
+                    d.copy_from_slice(x.row(k));
+                }
+            });
+    } else {
+        xb.clear();
+        for &k in index {
+            xb.extend_from_slice(x.row(k));
+        }
     }
     let t = match batch.t {
         Targets::Dense(t) => {
