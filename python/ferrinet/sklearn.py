@@ -145,7 +145,8 @@ from . import optim as _optim
 from ._core import ACTIVATIONS as _FERRINET_ACTIVATIONS
 from ._core import DivergenceError
 from .network import NeuralNetwork
-from .training import check_epoch_options
+from . import training as _training
+from .training import _plain, check_epoch_options
 
 __all__ = ["MLPClassifier", "MLPRegressor", "expected_failed_checks"]
 
@@ -183,19 +184,8 @@ _OUT_NAMES = {"softmax": "softmax", "sigmoid": "logistic", "identity": "identity
 # TypeError for the wrong kind of value, ValueError for a value out of range, both saying what
 # was expected and what was given.
 # --------------------------------------------------------------------------------------------
-def _plain(value):
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
-
-
 def _int(name, value, low):
-    value = _plain(value)
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an integer >= {low}, got {value!r}")
-    if value < low:
-        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
-    return int(value)
+    return _training._int(value, name, low)
 
 
 def _real(name, value, low=None, high=None, low_open=False, high_open=False):
@@ -209,21 +199,13 @@ def _real(name, value, low=None, high=None, low_open=False, high_open=False):
     if high is not None:
         bad = bad or (value >= high if high_open else value > high)
     if bad:
-        interval = (
-            ("(" if low_open else "[")
-            + ("-inf" if low is None else f"{low:g}")
-            + ", "
-            + ("inf)" if high is None else f"{high:g}" + (")" if high_open else "]"))
-        )
+        interval = _training._interval(low, low_open, high, high_open)
         raise ValueError(f"{name} must be a finite number in {interval}, got {value!r}")
     return value
 
 
 def _bool(name, value):
-    value = _plain(value)
-    if not isinstance(value, bool):
-        raise TypeError(f"{name} must be True or False, got {value!r}")
-    return value
+    return _training._flag(value, name)
 
 
 def _choice(name, value, options):

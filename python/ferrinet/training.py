@@ -100,14 +100,19 @@ def _real(value, what, low=None, low_open=False, high=None, high_open=False):
     too_low = low is not None and (value <= low if low_open else value < low)
     too_high = high is not None and (value >= high if high_open else value > high)
     if too_low or too_high:
-        interval = (
-            ("(" if low_open else "[")
-            + ("-inf" if low is None else f"{low:g}")
-            + ", "
-            + ("inf)" if high is None else f"{high:g}" + (")" if high_open else "]"))
-        )
+        interval = _interval(low, low_open, high, high_open)
         raise ValueError(f"{what} must be in {interval}, got {value!r}")
     return value
+
+
+def _interval(low, low_open, high, high_open):
+    """The interval as a message writes it: ``[0, 1)``, ``(0, inf)``."""
+    return (
+        ("(" if low_open else "[")
+        + ("-inf" if low is None else f"{low:g}")
+        + ", "
+        + ("inf)" if high is None else f"{high:g}" + (")" if high_open else "]"))
+    )
 
 
 def _flag(value, what):
