@@ -387,3 +387,47 @@ def test_bad_set_weights(kind, exc, match):
     net = make_net("mse1")
     bad = _bad_weights(kind, net.get_weights())
     raises_and_unchanged(net, exc, match, lambda: net.set_weights(bad))
+
+
+# --------------------------------------------------------------------------------------------
+# Epochs check their inputs mini-batch by mini-batch
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("shuffle", [True, False])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_a_bad_input_late_in_an_epoch_fails_the_call_and_changes_nothing(shuffle, threads):
+    """fit / train_epoch check X one mini-batch at a time, as they gather it (no separate pass
+    over all of X). A NaN in the last rows is found after many batches were applied; the call
+    must still fail with the row of X, and leave the weights and the training run (optimizer
+    moments, step count, generator) exactly as they were."""
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((2000, 5))
+    y = (X[:, 0] > 0).astype(int)
+
+    def fresh():
+        net = NeuralNetwork([5, 16, 2], loss="cross_entropy", seed=1)
+        net.n_threads = threads
+        net.fit(X, y, epochs=1, batch_size=64, shuffle=shuffle, verbose=0)
+        return net
+
+    net, twin = fresh(), fresh()
+    bad = X.copy()
+    bad[1990, 3] = np.nan
+    for call in (
+        lambda: net.fit(bad, y, epochs=2, batch_size=64, shuffle=shuffle, verbose=0, warm_start=True),
+        lambda: net.train_epoch(bad, y, batch_size=64, shuffle=shuffle),
+    ):
+        with pytest.raises(ValueError, match=r"inputs must be finite, got NaN at \[1990, 3\]"):
+            call()
+    assert all(
+        np.array_equal(a, b) and np.array_equal(c, d)
+        for (a, c), (b, d) in zip(net.get_weights(), twin.get_weights())
+    )
+    # The training run continues as if the failed calls never happened.
+    for n in (net, twin):
+        n.fit(X, y, epochs=2, batch_size=64, shuffle=shuffle, verbose=0, warm_start=True)
+    assert all(
+        np.array_equal(a, b) and np.array_equal(c, d)
+        for (a, c), (b, d) in zip(net.get_weights(), twin.get_weights())
+    )

@@ -184,10 +184,12 @@ impl<T: Real> NeuralNetwork<T> {
         if state.tensors.len() != self.layers.len() {
             return value_error!("this training state belongs to a network of another depth");
         }
-        // Validate the batch against this network before anything is drawn.
-        self.check_batch(batch)?;
+        // Validate the batch against this network before anything is drawn (the inputs of
+        // an `epoch_batch` are checked below, one mini-batch at a time).
+        self.check_signature(batch)?;
         let n = batch.len();
         let mut order: Vec<usize> = (0..n).collect();
+        let rng_before = state.rng.clone();
         if options.shuffle {
             shuffle(&mut order, &mut state.rng);
         }
@@ -215,6 +217,21 @@ impl<T: Real> NeuralNetwork<T> {
             } else {
                 batch.rows_range(start, end)
             };
+            let mut sub = sub;
+            if sub.x_unchecked {
+                // In cache now, just gathered. An error names the row in the caller's x; the
+                // epoch's guard puts the network and the state back as they were.
+                net.check_rows(sub.x, 0, sub.len()).map_err(|_| {
+                    let (k, col, v) = first_bad(sub.x);
+                    let row = if options.shuffle {
+                        order[start + k]
+                    } else {
+                        start + k
+                    };
+                    Error::Value(format!("inputs must be finite, got {v} at [{row}, {col}]"))
+                })?;
+                sub.x_unchecked = false;
+            }
             // A refused batch must not have drawn its masks: keep the generator to put back.
             let rng_before = st.rng.clone();
             let dropout = dropout_on.then(|| Dropout {
@@ -250,6 +267,10 @@ impl<T: Real> NeuralNetwork<T> {
         });
         let (new_state, total) = run;
         *state = new_state;
+        if let Err(Error::Value(_) | Error::Memory(_)) = result {
+            // A refused call changes nothing (the guard put the rest back): not the shuffle.
+            state.rng = rng_before;
+        }
         result?;
         state.epochs += 1;
         Ok(total / n as f64)
@@ -328,4 +349,10 @@ fn gather<'b, T: Real>(
         t,
         weights,
     )
+}
+
+/// The first non-finite input of `x`: (row, column, value). Only called when there is one.
+fn first_bad<T: Real>(x: MatRef<T>) -> (usize, usize, T) {
+    let pos = crate::float::first_non_finite(x.as_slice()).expect("a non-finite input");
+    (pos / x.cols(), pos % x.cols(), x.as_slice()[pos])
 }

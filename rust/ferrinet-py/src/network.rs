@@ -819,11 +819,11 @@ impl PyNeuralNetwork {
                     "no training state: call _start_training first",
                 ));
             };
-            let batch = match &args.weights {
-                Some(w) => model.net.weighted_batch(xv, t.view(), w),
-                None => model.net.batch(xv, t.view()),
-            }
-            .py()?;
+            // The inputs' finite check is made batch by batch inside the epoch (epoch_batch).
+            let batch = model
+                .net
+                .epoch_batch(xv, t.view(), args.weights.as_deref())
+                .py()?;
             let mut last_check = Instant::now();
             let mut pending: Option<PyErr> = None;
             let result = model
