@@ -195,6 +195,7 @@ def test_calls_see_a_consistent_set_of_weights():
 
 
 def test_predict_while_a_long_train_runs():
+    EPOCHS = 50
     net = NeuralNetwork([784, 64, 10], loss="cross_entropy", seed=0)
     X, y = _mnist_like(1500)
     net.train(X[:10], y[:10], 1, 0.01)
@@ -204,7 +205,9 @@ def test_predict_while_a_long_train_runs():
     def trainer():
         started.set()
         try:
-            result["losses"] = net.train(X, y, 12, 0.005)
+            # Long enough (~1 s here; the fused per-sample step made 12 epochs too short
+            # to still be running after 0.2 s) that predict has a train to overlap with.
+            result["losses"] = net.train(X, y, EPOCHS, 0.005)
         except BaseException as e:  # noqa: BLE001
             result["error"] = repr(e)
         done.set()
@@ -228,7 +231,7 @@ def test_predict_while_a_long_train_runs():
     # It may wait for the current chunk (~20 ms) but not for the whole training.
     assert train_still_running, f"predict waited {waited:.2f} s, until train had finished"
     assert waited < 0.5, f"predict waited {waited:.3f} s for a train chunk"
-    assert len(result["losses"]) == 12 and all(math.isfinite(v) for v in result["losses"])
+    assert len(result["losses"]) == EPOCHS and all(math.isfinite(v) for v in result["losses"])
 
 
 # --------------------------------------------------------------------------------------------
