@@ -27,12 +27,12 @@ from __future__ import annotations
 
 import numbers
 import os
-import secrets
 from typing import TYPE_CHECKING, Any, Optional, Union
 
 import numpy as np
 
 from . import _core
+from .io import write_atomic
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers only
     import onnx as _onnx
@@ -136,7 +136,7 @@ def to_onnx(
     model = _build(onnx, net, dtype, opset, bool(include_output_activation))
     onnx.checker.check_model(model, full_check=True)
     if target is not None:
-        _save_atomically(model.SerializeToString(), target)
+        write_atomic(target, model.SerializeToString())
     return model
 
 
@@ -267,36 +267,3 @@ def _build(onnx: Any, net: Any, dtype: np.dtype, opset: int, with_output_activat
     return model
 
 
-def _save_atomically(data: bytes, path: str) -> None:
-    """Writes ``data`` to ``path`` so that ``path`` is either untouched or complete: a new file
-    in the same directory (same file system, so the rename is atomic), fsync, os.replace, then
-    fsync of the directory so that the rename itself survives a crash. The temporary file is
-    created with mode 0o666 minus the umask, as ``open(path, "wb")`` would create ``path``."""
-    directory = os.path.dirname(os.path.abspath(path))
-    tmp = os.path.join(
-        directory, f".{os.path.basename(path)}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
-    )
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    if hasattr(os, "O_DIRECTORY"):
-        try:
-            dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-        except OSError:
-            return
-        try:
-            os.fsync(dir_fd)
-        except OSError:
-            pass
-        finally:
-            os.close(dir_fd)

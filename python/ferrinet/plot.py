@@ -36,10 +36,10 @@ Class colours are fixed: class ``k`` (the k-th of the sorted classes, or of the 
 
 from __future__ import annotations
 
+import io
 import math
 import numbers
 import os
-import tempfile
 from pathlib import Path
 from typing import (
     Any, Callable, Dict, List, Literal, Mapping, Optional, Sequence, Tuple, Union,
@@ -61,6 +61,7 @@ except ImportError as _error:  # pragma: no cover - exercised in a subprocess by
     ) from _error
 
 from . import _core
+from .io import write_atomic
 from .training import History
 
 __all__ = [
@@ -169,22 +170,10 @@ def _save(fig: Figure, target: Optional[Path], dpi: Optional[float]) -> None:
         raise FileNotFoundError(
             f"cannot write {str(target)!r}: the directory {str(directory)!r} does not exist"
         )
-    fd, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            fig.savefig(handle, format="png", dpi="figure" if dpi is None else dpi)
-            handle.flush()
-            os.fsync(handle.fileno())
-        # mkstemp makes the file private (0600); give the picture an ordinary file's mode
-        mode = (os.stat(target).st_mode & 0o7777) if target.exists() else 0o644
-        os.chmod(temporary, mode)
-        os.replace(temporary, target)
-    except BaseException:
-        try:
-            os.unlink(temporary)
-        except OSError:
-            pass
-        raise
+    # Rendered in memory (a PNG is small), then written as every ferrinet file is.
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi="figure" if dpi is None else dpi)
+    write_atomic(target, buffer.getvalue())
 
 
 def class_colors(n_classes: int) -> List[RGB]:
