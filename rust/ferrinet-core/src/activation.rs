@@ -104,6 +104,7 @@ impl Activation {
     }
 
     /// Applies the activation to a batch (n rows of `cols`), row by row for softmax.
+    #[inline]
     pub fn apply<T: Real>(self, z: &[T], a: &mut [T], cols: usize) {
         match self {
             Activation::Softmax => {

@@ -98,7 +98,8 @@ fn gemv_bias_impl<T: Real, const FMA: bool>(w: &[T], x: &[T], b: &[T], z: &mut [
     // Blocks of 4 rows.
     let n_out = b.len();
     let mut i = 0;
-    while i + 4 <= n_out {
+    // Rows shorter than a lane block go one at a time (below), where acc stays in registers.
+    while i + 4 <= n_out && split > 0 {
         let r: [&[T]; 4] = std::array::from_fn(|q| &w[(i + q) * n_in..(i + q + 1) * n_in]);
         let mut acc = [[T::ZERO; LANES]; 4];
         let mut j = 0;
@@ -113,8 +114,12 @@ fn gemv_bias_impl<T: Real, const FMA: bool>(w: &[T], x: &[T], b: &[T], z: &mut [
             j += LANES;
         }
         for q in 0..4 {
-            for (l, jj) in (split..n_in).enumerate() {
-                acc[q][l] = madd::<T, FMA>(r[q][jj], x[jj], acc[q][l]);
+            // Constant lane indices (a `for l in 0..LANES` the compiler unrolls) keep acc in
+            // registers; a variable index spilled it and stalled on store forwarding.
+            for l in 0..LANES {
+                if split + l < n_in {
+                    acc[q][l] = madd::<T, FMA>(r[q][split + l], x[split + l], acc[q][l]);
+                }
             }
             z[i + q] = reduce(acc[q]) + b[i + q];
         }
@@ -132,8 +137,10 @@ fn gemv_bias_impl<T: Real, const FMA: bool>(w: &[T], x: &[T], b: &[T], z: &mut [
                 acc[l] = madd::<T, FMA>(ws[l], xs[l], acc[l]);
             }
         }
-        for (l, jj) in (split..n_in).enumerate() {
-            acc[l] = madd::<T, FMA>(row[jj], x[jj], acc[l]);
+        for l in 0..LANES {
+            if split + l < n_in {
+                acc[l] = madd::<T, FMA>(row[split + l], x[split + l], acc[l]);
+            }
         }
         *zi = reduce(acc) + bias;
     }
@@ -239,7 +246,8 @@ fn sgd_rank1_gemv_impl<T: Real, const FMA: bool>(
     // the multiply-adds (2 rows measured slower, 12 against 36 us in f32).
     const R: usize = 4;
     let mut i = 0;
-    while i + R <= n_out {
+    // Rows shorter than a lane block go one at a time (below), where acc stays in registers.
+    while i + R <= n_out && split > 0 {
         let s: [T; R] = std::array::from_fn(|q| step(delta_prev[i + q]));
         let mut rows = w[i * n_in..(i + R) * n_in].chunks_exact_mut(n_in);
         let r: [&mut [T]; R] = std::array::from_fn(|_| rows.next().expect("R rows"));
@@ -272,9 +280,12 @@ fn sgd_rank1_gemv_impl<T: Real, const FMA: bool>(
             }
         }
         for q in 0..R {
-            for (l, jj) in (split..n_in).enumerate() {
-                r[q][jj] = madd::<T, FMA>(s[q], x_prev[jj], r[q][jj]);
-                acc[q][l] = madd::<T, FMA>(r[q][jj], x[jj], acc[q][l]);
+            for l in 0..LANES {
+                let jj = split + l;
+                if jj < n_in {
+                    r[q][jj] = madd::<T, FMA>(s[q], x_prev[jj], r[q][jj]);
+                    acc[q][l] = madd::<T, FMA>(r[q][jj], x[jj], acc[q][l]);
+                }
             }
             b[i + q] += s[q];
             z[i + q] = reduce(acc[q]) + b[i + q];
@@ -289,10 +300,13 @@ fn sgd_rank1_gemv_impl<T: Real, const FMA: bool>(
     {
         let s = step(d);
         let mut acc = [T::ZERO; LANES];
-        for (jj, wv) in row.iter_mut().enumerate() {
-            *wv = madd::<T, FMA>(s, x_prev[jj], *wv);
-            let l = if jj < split { jj % LANES } else { jj - split };
-            acc[l] = madd::<T, FMA>(*wv, x[jj], acc[l]);
+        for j in (0..n_in).step_by(LANES) {
+            for l in 0..LANES {
+                if j + l < n_in {
+                    row[j + l] = madd::<T, FMA>(s, x_prev[j + l], row[j + l]);
+                    acc[l] = madd::<T, FMA>(row[j + l], x[j + l], acc[l]);
+                }
+            }
         }
         *bi += s;
         *zi = reduce(acc) + *bi;

@@ -85,6 +85,7 @@ impl<T: Real> Matrix<T> {
     /// Reshapes the buffer to (rows, cols), keeping its allocation when it is large enough.
     /// Contents are unspecified afterwards; callers overwrite or `fill` them. Allocation failure
     /// is an `Error::Memory`, never an abort.
+    #[inline]
     pub fn resize(&mut self, rows: usize, cols: usize) -> Result<()> {
         if rows == self.rows && cols == self.cols && self.data.len() == rows * cols {
             return Ok(());
