@@ -280,11 +280,11 @@ fn sgd_rank1_gemv_impl<T: Real, const FMA: bool>(
             }
         }
         for q in 0..R {
-            for l in 0..LANES {
+            for (l, a) in acc[q].iter_mut().enumerate() {
                 let jj = split + l;
                 if jj < n_in {
                     r[q][jj] = madd::<T, FMA>(s[q], x_prev[jj], r[q][jj]);
-                    acc[q][l] = madd::<T, FMA>(r[q][jj], x[jj], acc[q][l]);
+                    *a = madd::<T, FMA>(r[q][jj], x[jj], *a);
                 }
             }
             b[i + q] += s[q];
