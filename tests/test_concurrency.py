@@ -258,8 +258,8 @@ _CTRL_C_CHILD = textwrap.dedent(
     for i in range(trials):
         print("start", i, flush=True)
         try:
-            if mode == "train":  # the article's per-sample loop: 50k steps, several seconds
-                net.train(X, y, 25, 1e-3)
+            if mode == "train":  # the article's per-sample loop: 500k steps, several seconds
+                net.train(X, y, 250, 1e-3)
             else:  # fit: mini-batch epochs, each run in Rust; the core stops between batches
                 net.fit(X, y, epochs=200, batch_size=16, optimizer="sgd", learning_rate=1e-3,
                         verbose=0, warm_start=True)

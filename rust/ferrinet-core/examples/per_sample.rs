@@ -1,7 +1,11 @@
-//! Times the per-sample kernels on the 784-128-10 first-layer shape, f64 and f32:
+//! Times the per-sample kernels, and the products of a block of per-sample steps, on the
+//! 784-128-10 first-layer shape, f64 and f32:
 //! `cargo run --release --example per_sample`.
-use ferrinet_core::kernels::{gemv_bias, sgd_rank1, sgd_rank1_gemv};
+use ferrinet_core::kernels::{
+    add_rank_n_update, gemv_bias, gram, linear_forward, sgd_rank1, sgd_rank1_gemv,
+};
 use ferrinet_core::Real;
+use ferrinet_core::Threads;
 use std::hint::black_box;
 use std::time::Instant;
 
@@ -34,6 +38,23 @@ fn shapes<T: Real>(name: &str) {
     time(&format!("fused update + gemv 128x784 {name}"), reps, || {
         sgd_rank1_gemv(&mut w, &mut b, black_box(&delta), &x_prev, lr, &x, &mut z)
     });
+    // The three products of one block of `train` (src/sgd_block.rs); divide by m for the
+    // cost per step.
+    for m in [16, 32, 64] {
+        let xb = vec![T::from_f64(0.5); m * n_in];
+        let s = vec![T::from_f64(1e-9); m * n_out];
+        let (mut z0, mut g) = (vec![T::ZERO; m * n_out], vec![T::ZERO; m * m]);
+        let per = (reps / m).max(10);
+        time(&format!("block of {m}: Z0 = X W^T + b {name}"), per, || {
+            linear_forward(black_box(&xb), m, &w, &b, &mut z0, Threads(1))
+        });
+        time(&format!("block of {m}: Gram X X^T {name}"), per, || {
+            gram(black_box(&xb), m, &mut g, Threads(1))
+        });
+        time(&format!("block of {m}: W += S^T X {name}"), per, || {
+            add_rank_n_update(black_box(&s), &xb, m, &mut w, &mut b, Threads(1))
+        });
+    }
 }
 
 fn main() {

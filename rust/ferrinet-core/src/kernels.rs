@@ -461,6 +461,25 @@ unsafe fn gemm_raw<T: Real>(
     (b_rs, b_cs): (isize, isize),
     threads: Threads,
 ) {
+    gemm_into(m, n, k, c, false, a, (a_rs, a_cs), b, (b_rs, b_cs), threads)
+}
+
+/// `gemm_raw`, or C += A B when `accumulate`.
+#[allow(clippy::too_many_arguments)]
+unsafe fn gemm_into<T: Real>(
+    m: usize,
+    n: usize,
+    k: usize,
+    c: &mut [T],
+    accumulate: bool,
+    a: &[T],
+    (a_rs, a_cs): (isize, isize),
+    b: &[T],
+    (b_rs, b_cs): (isize, isize),
+    threads: Threads,
+) {
+    // gemm computes dst = alpha dst + beta (lhs rhs), reading dst only when asked.
+    let alpha = if accumulate { T::ONE } else { T::ZERO };
     gemm::gemm(
         m,
         n,
@@ -468,14 +487,14 @@ unsafe fn gemm_raw<T: Real>(
         c.as_mut_ptr(),
         1,
         n as isize,
-        false,
+        accumulate,
         a.as_ptr(),
         a_cs,
         a_rs,
         b.as_ptr(),
         b_cs,
         b_rs,
-        T::ZERO,
+        alpha,
         T::ONE,
         false,
         false,
@@ -589,6 +608,63 @@ pub fn linear_input_grad<T: Real>(delta: &[T], n: usize, w: &[T], dx: &mut [T], 
         )
     };
 }
+
+/// G (n, n) = x x^T for x (n, k) row-major: the dot products of every pair of rows.
+pub fn gram<T: Real>(x: &[T], n: usize, g: &mut [T], threads: Threads) {
+    let k = x.len() / n.max(1);
+    assert!(x.len() == n * k && g.len() == n * n);
+    // SAFETY: shapes asserted above; x^T is x read with swapped strides.
+    unsafe { gemm_raw(n, n, k, g, x, (k as isize, 1), x, (1, k as isize), threads) };
+}
+
+/// W (out, in) += s (n, out)^T x (n, in) and b += the rows of s, added in row order: the
+/// updates of n samples' SGD steps (s_k = -(lr * delta_k)) applied at once.
+pub fn add_rank_n_update<T: Real>(
+    s: &[T],
+    x: &[T],
+    n: usize,
+    w: &mut [T],
+    b: &mut [T],
+    threads: Threads,
+) {
+    let (n_out, n_in) = (b.len(), w.len() / b.len().max(1));
+    assert!(s.len() == n * n_out && x.len() == n * n_in && w.len() == n_out * n_in);
+    for sk in s.chunks_exact(n_out) {
+        for (bi, &v) in b.iter_mut().zip(sk) {
+            *bi += v;
+        }
+    }
+    // SAFETY: s^T is s (n, out) read with swapped strides; x row-major (n, in).
+    unsafe {
+        gemm_into(
+            n_out,
+            n_in,
+            n,
+            w,
+            true,
+            s,
+            (1, n_out as isize),
+            x,
+            (n_in as isize, 1),
+            threads,
+        )
+    };
+}
+
+#[inline(always)]
+fn axpy_impl<T: Real, const FMA: bool>(y: &mut [T], a: T, x: &[T]) {
+    for (yv, &xv) in y.iter_mut().zip(x) {
+        *yv = madd::<T, FMA>(a, xv, *yv);
+    }
+}
+
+dispatch!(
+    /// y += a x.
+    axpy,
+    axpy_avx2,
+    axpy_impl,
+    (y: &mut [T], a: T, x: &[T])
+);
 
 #[cfg(test)]
 mod tests {

@@ -26,6 +26,7 @@ pub mod network;
 pub mod neuron;
 pub mod optimizer;
 pub mod rng;
+pub mod sgd_block;
 pub mod trace;
 pub mod training;
 
@@ -43,5 +44,6 @@ pub use network::{
 pub use neuron::Neuron;
 pub use optimizer::{Optimizer, OptimizerConfig, TensorState};
 pub use rng::SplitMix64;
+pub use sgd_block::TRAIN_BLOCK;
 pub use trace::{LayerTrace, Trace};
 pub use training::{EpochOptions, TrainingState};

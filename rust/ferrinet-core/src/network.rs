@@ -16,6 +16,7 @@ use crate::layer::{Layer, LayerGradient};
 use crate::loss::{Loss, Targets};
 use crate::matrix::{try_resize, MatRef, Matrix};
 use crate::rng::SplitMix64;
+use crate::sgd_block::{SgdBlock, BLOCK_MIN_WEIGHTS, TRAIN_BLOCK};
 
 /// Inputs, targets and optional per-sample weights, checked against one network: shapes,
 /// finiteness, ranges. Building one is the only validation of the data.
@@ -109,6 +110,18 @@ impl<T> Default for PredictScratch<T> {
 /// going out to memory and back once per pass.
 pub const PREDICT_BLOCK: usize = 256;
 
+/// How a per-sample SGD step (`sgd_sample`) takes the first layer's part of the step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FirstLayer<'c> {
+    /// Forward pass and update now: the checked replay of a diverged run.
+    Now,
+    /// The update is left in the cell, for the next step's forward pass to make
+    /// (`Layer::sgd_then_forward`).
+    Deferred(&'c Cell<Option<usize>>),
+    /// Within the open block of `work.block` (sgd_block.rs).
+    Blocked,
+}
+
 /// Buffers reused across calls so the training loops allocate nothing per step.
 #[derive(Debug)]
 pub(crate) struct Workspace<T> {
@@ -118,6 +131,7 @@ pub(crate) struct Workspace<T> {
     pub mask: Vec<Vec<T>>, // per layer: dropout factors, 0 or 1/(1-p)
     pub delta: Vec<Matrix<T>>, // per layer (n, n_out): dL/dz
     pub grads: Vec<LayerGradient<T>>,
+    pub block: SgdBlock<T>, // `train`'s open block of first-layer steps (sgd_block.rs)
 }
 
 impl<T: Real> Workspace<T> {
@@ -130,6 +144,7 @@ impl<T: Real> Workspace<T> {
             mask: vec![Vec::new(); n_layers],
             delta: fresh(),
             grads: (0..n_layers).map(|_| LayerGradient::default()).collect(),
+            block: SgdBlock::default(),
         }
     }
 }
@@ -639,9 +654,12 @@ impl<T: Real> NeuralNetwork<T> {
 
     /// `steps` more per-sample SGD steps of `train`, continuing from `progress` (epochs wrap
     /// around the batch). Callers that must pause between chunks, to check for Ctrl-C say, call
-    /// it repeatedly and get the same result as one `train`, bit for bit.
+    /// it repeatedly and get the same result as one `train`, bit for bit, when every call but
+    /// the last takes a multiple of `train_granule()` steps.
     ///
-    /// Each step is the fused kernel (`Layer::sgd_sample`). Divergence is caught without
+    /// Each step is the fused kernel (`Layer::sgd_sample`); a first layer too large for the
+    /// fastest caches takes its steps in blocks of `TRAIN_BLOCK` samples (sgd_block.rs: the
+    /// same steps, W read and written once per block). Divergence is caught without
     /// slowing the steps down: a step stops on a non-finite loss before it changes anything,
     /// and the weights are checked once at the end; if they are not all finite, the chunk is
     /// replayed from a snapshot one checked step at a time, so the network ends with the
@@ -672,13 +690,27 @@ impl<T: Real> NeuralNetwork<T> {
         // The sample whose first-layer update is still to be made (fused into the next
         // sample's forward pass, see `sgd_sample`); shared by the step and the flush.
         let pending = Cell::new(None);
+        let blocked = self.blocks_first_layer();
         self.guarded_deferred(
             progress,
             steps,
-            |net, progress, _, checked| {
+            |net, progress, i, checked| {
                 let k = progress.next_sample;
-                let defer = if checked { None } else { Some(&pending) };
-                let loss = net.sgd_sample(batch, k, lr, defer).map_err(|e| match e {
+                let left = steps - i;
+                let first = if checked {
+                    FirstLayer::Now
+                } else if blocked && (net.work.block.is_open() || left >= 2) {
+                    if !net.work.block.is_open() {
+                        let rows = (0..left.min(TRAIN_BLOCK)).map(|j| (k + j) % n);
+                        net.work
+                            .block
+                            .open(&net.layers[0], batch.x, rows, net.threads)?;
+                    }
+                    FirstLayer::Blocked
+                } else {
+                    FirstLayer::Deferred(&pending)
+                };
+                let loss = net.sgd_sample(batch, k, lr, first).map_err(|e| match e {
                     Error::NonFinite(msg) => Error::NonFinite(format!(
                         "training diverged at epoch {}, sample {k}: {msg}; the weights are \
                          those of the last step that kept them finite (try a smaller \
@@ -701,8 +733,27 @@ impl<T: Real> NeuralNetwork<T> {
                     let delta = net.work.delta[0].row(0);
                     net.layers[0].sgd_sample(batch.x.row(prev), delta, lr, None);
                 }
+                net.work.block.flush(&mut net.layers[0], net.threads);
             },
         )
+    }
+
+    /// Whether `train` takes its first layer's steps in blocks (sgd_block.rs): where that
+    /// layer's weights no longer fit the fastest caches.
+    fn blocks_first_layer(&self) -> bool {
+        let first = &self.layers[0];
+        first.n_inputs() * first.n_outputs() >= BLOCK_MIN_WEIGHTS
+    }
+
+    /// The step counts `train_steps` calls should be multiples of (except the last) for a run
+    /// split into calls to give the bits of one call: `TRAIN_BLOCK` where the first layer is
+    /// taken in blocks, else 1.
+    pub fn train_granule(&self) -> usize {
+        if self.blocks_first_layer() {
+            TRAIN_BLOCK
+        } else {
+            1
+        }
     }
 
     /// `guarded_deferred` for steps that leave nothing to finish.
@@ -773,37 +824,53 @@ impl<T: Real> NeuralNetwork<T> {
     /// One fused per-sample SGD step on sample k of the batch; Err(NonFinite) on a non-finite
     /// loss, before any change of its own.
     ///
-    /// With `defer`, the first layer's update is not made at the end of the step: the sample's
-    /// index is left in `defer`, and the next step makes the update inside its own forward
-    /// pass through the first layer (`Layer::sgd_then_forward`: one pass over the largest
-    /// weight matrix per sample instead of two). The arithmetic is the same; the caller
-    /// flushes the last pending update.
-    fn sgd_sample(
-        &mut self,
-        batch: &Batch<T>,
-        k: usize,
-        lr: T,
-        defer: Option<&Cell<Option<usize>>>,
-    ) -> Result<f64> {
+    /// `first` says how the first layer takes its part. `Deferred`: its update is not made at
+    /// the end of the step; the sample's index is left in the cell, and the next step makes
+    /// the update inside its own forward pass through the first layer
+    /// (`Layer::sgd_then_forward`: one pass over the largest weight matrix per sample instead
+    /// of two). The arithmetic is that of `Now`; the caller flushes the last pending update.
+    /// `Blocked`: the step is one of the open block's (sgd_block.rs), which the caller opened
+    /// and flushes if the run stops inside it.
+    fn sgd_sample(&mut self, batch: &Batch<T>, k: usize, lr: T, first: FirstLayer) -> Result<f64> {
         let sample = batch.rows_range(k, k + 1);
         let (layers, work) = (&mut self.layers, &mut self.work);
-        match defer.and_then(Cell::take) {
-            Some(prev) => {
-                let (delta, z, a) = (&work.delta[0], &mut work.z[0], &mut work.a[0]);
-                let x = sample.x.row(0);
-                if let Err(e) =
-                    layers[0].sgd_then_forward(batch.x.row(prev), delta.row(0), lr, x, z, a)
-                {
-                    defer.expect("taken from it").set(Some(prev));
-                    return Err(e);
-                }
-                for l in 1..layers.len() {
-                    let (a_below, a_here) = work.a.split_at_mut(l);
-                    let input = a_below[l - 1].view();
-                    layers[l].forward(input, &mut work.z[l], &mut a_here[0], self.threads)?;
-                }
+        let defer = match first {
+            FirstLayer::Deferred(pending) => Some(pending),
+            _ => None,
+        };
+        if first == FirstLayer::Blocked {
+            let n_out = layers[0].n_outputs();
+            work.z[0].resize(1, n_out)?;
+            work.a[0].resize(1, n_out)?;
+            work.block.next_z(work.z[0].as_mut_slice());
+            let (z, a) = (&work.z[0], &mut work.a[0]);
+            layers[0]
+                .activation()
+                .apply(z.as_slice(), a.as_mut_slice(), n_out);
+            for l in 1..layers.len() {
+                let (a_below, a_here) = work.a.split_at_mut(l);
+                let input = a_below[l - 1].view();
+                layers[l].forward(input, &mut work.z[l], &mut a_here[0], self.threads)?;
             }
-            None => forward_cached(layers, sample.x, work, self.threads, None)?,
+        } else {
+            match defer.and_then(Cell::take) {
+                Some(prev) => {
+                    let (delta, z, a) = (&work.delta[0], &mut work.z[0], &mut work.a[0]);
+                    let x = sample.x.row(0);
+                    if let Err(e) =
+                        layers[0].sgd_then_forward(batch.x.row(prev), delta.row(0), lr, x, z, a)
+                    {
+                        defer.expect("taken from it").set(Some(prev));
+                        return Err(e);
+                    }
+                    for l in 1..layers.len() {
+                        let (a_below, a_here) = work.a.split_at_mut(l);
+                        let input = a_below[l - 1].view();
+                        layers[l].forward(input, &mut work.z[l], &mut a_here[0], self.threads)?;
+                    }
+                }
+                None => forward_cached(layers, sample.x, work, self.threads, None)?,
+            }
         }
         let last = layers.len() - 1;
         let (z_out, a_out) = (work.z[last].view(), work.a[last].view());
@@ -824,9 +891,15 @@ impl<T: Real> NeuralNetwork<T> {
         for l in (0..layers.len()).rev() {
             let (below, here) = work.delta.split_at_mut(l);
             if l == 0 {
-                match defer {
-                    Some(pending) => pending.set(Some(k)),
-                    None => layers[0].sgd_sample(sample.x.row(0), here[0].row(0), lr, None),
+                match first {
+                    FirstLayer::Deferred(pending) => pending.set(Some(k)),
+                    FirstLayer::Blocked => {
+                        work.block
+                            .record(&mut layers[0], here[0].row(0), lr, self.threads)
+                    }
+                    FirstLayer::Now => {
+                        layers[0].sgd_sample(sample.x.row(0), here[0].row(0), lr, None)
+                    }
                 }
                 break;
             }

@@ -1,6 +1,8 @@
 //! `train` is the article's loop done right: per-sample SGD in order, one backward per sample
 //! (erratum 8), epoch loss = mean of the per-sample losses. `train_steps` in any chunks is the
-//! same computation, bit for bit. And it learns: XOR and a sine regression.
+//! same computation, bit for bit (for the small first layers here; a first layer taken in
+//! blocks needs chunks of whole blocks, tests/train_blocks.rs). And it learns: XOR and a sine
+//! regression.
 //!
 //! `train` and `backward` on one sample are the same maths but no longer the same operations:
 //! `train` runs the fused per-sample kernel (`W += (-(lr * delta_i)) * x` with FMA, src/kernels.rs

@@ -72,7 +72,15 @@ pub struct Chunker {
 
 impl Chunker {
     pub fn new() -> Self {
-        Chunker { size: 1 }
+        Chunker::with_granule(1)
+    }
+
+    /// Chunks of a multiple of `granule` units (the last one excepted), so that where the work
+    /// is cut, which depends on timing, never changes the result (`train_granule`).
+    pub fn with_granule(granule: usize) -> Self {
+        Chunker {
+            size: granule.max(1),
+        }
     }
 
     pub fn next_len(&self, remaining: usize) -> usize {

@@ -364,10 +364,13 @@ impl PyNeuralNetwork {
             let (x, t) = self.inputs_and_targets(x, y)?;
             let xv = x.view();
             py.detach(|| {
-                let batch = m.lock().net.batch(xv, t.view()).py()?;
+                let (batch, granule) = {
+                    let guard = m.lock();
+                    (guard.net.batch(xv, t.view()).py()?, guard.net.train_granule())
+                };
                 let mut progress = TrainProgress::default();
                 let mut remaining = epochs.saturating_mul(batch.len());
-                let mut chunker = Chunker::new();
+                let mut chunker = Chunker::with_granule(granule);
                 while remaining > 0 {
                     let steps = chunker.next_len(remaining);
                     let started = Instant::now();
