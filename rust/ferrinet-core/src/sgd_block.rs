@@ -30,8 +30,14 @@ use crate::matrix::{try_resize, MatRef};
 
 /// Steps per block. Larger blocks make the three products more efficient but the Gram matrix
 /// (m dot products of length n_inputs per step) and the correction (m/2 vector updates per
-/// step) dearer; 32 measured best on 784-128-10 (benches/README.md, "Per-sample blocks").
+/// step) dearer. On 784-128-10, 16, 32 and 64 measured within this machine's noise of each
+/// other (15-22 us per f64 step); at 32 the Gram matrix adds an eighth to a 128-wide
+/// layer's arithmetic.
 pub const TRAIN_BLOCK: usize = 32;
+
+/// The block's products run on the calling thread whatever `n_threads` says: at 6 MFLOP
+/// (784-128, m = 32) a second thread made `train` slower, 16 -> 18-21 us per step.
+const ONE_THREAD: Threads = Threads(1);
 
 /// First layers with fewer weights than this stay in L1/L2 cache, where the per-sample kernels
 /// are compute-bound and blocking would only add work.
@@ -61,7 +67,6 @@ impl<T: Real> SgdBlock<T> {
         layer: &Layer<T>,
         x: MatRef<T>,
         rows: impl ExactSizeIterator<Item = usize>,
-        threads: Threads,
     ) -> Result<()> {
         debug_assert!(self.done == self.len, "the previous block was flushed");
         let m = rows.len();
@@ -79,9 +84,9 @@ impl<T: Real> SgdBlock<T> {
             layer.weights(),
             layer.biases(),
             &mut self.z0,
-            threads,
+            ONE_THREAD,
         );
-        kernels::gram(&self.x, m, &mut self.gram, threads);
+        kernels::gram(&self.x, m, &mut self.gram, ONE_THREAD);
         (self.len, self.done) = (m, 0);
         Ok(())
     }
@@ -97,26 +102,20 @@ impl<T: Real> SgdBlock<T> {
 
     /// Records step j's s_j = -(learning_rate * delta_j) (as the per-sample kernels form it);
     /// after the block's last step, applies the whole block to the layer.
-    pub(crate) fn record(
-        &mut self,
-        layer: &mut Layer<T>,
-        delta: &[T],
-        learning_rate: T,
-        threads: Threads,
-    ) {
+    pub(crate) fn record(&mut self, layer: &mut Layer<T>, delta: &[T], learning_rate: T) {
         let (j, n_out) = (self.done, delta.len());
         for (s, &d) in self.s[j * n_out..(j + 1) * n_out].iter_mut().zip(delta) {
             *s = -(learning_rate * d);
         }
         self.done += 1;
         if self.done == self.len {
-            self.flush(layer, threads);
+            self.flush(layer);
         }
     }
 
     /// Applies the steps taken (W += S^T X, b += sum of s_i) and closes the block; the steps
     /// not taken (a call that stopped early) are dropped.
-    pub(crate) fn flush(&mut self, layer: &mut Layer<T>, threads: Threads) {
+    pub(crate) fn flush(&mut self, layer: &mut Layer<T>) {
         let done = self.done;
         if done > 0 {
             let (n_in, n_out) = (layer.n_inputs(), layer.n_outputs());
@@ -127,7 +126,7 @@ impl<T: Real> SgdBlock<T> {
                 done,
                 w,
                 b,
-                threads,
+                ONE_THREAD,
             );
         }
         (self.len, self.done) = (0, 0);

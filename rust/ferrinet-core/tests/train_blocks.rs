@@ -168,27 +168,25 @@ fn calls_of_whole_blocks_give_the_bits_of_one_call() {
     assert_ne!(param_bits(&cut), param_bits(&whole));
 }
 
-/// Small first layers are never blocked: their calls can be cut anywhere.
+/// Small first layers (under 16,384 weights) and narrow ones (under 64 outputs) are never
+/// blocked: their calls can be cut anywhere.
 #[test]
-fn small_first_layers_have_a_granule_of_one() {
-    let net = NeuralNetwork::<f64>::new(
-        &[127, 128, 10],
-        &[Activation::Relu],
-        None,
-        ferrinet_core::Loss::CrossEntropy,
-        0,
-    )
-    .unwrap();
-    assert_eq!(net.train_granule(), 1);
-    let net = NeuralNetwork::<f64>::new(
-        &[128, 128, 10],
-        &[Activation::Relu],
-        None,
-        ferrinet_core::Loss::CrossEntropy,
-        0,
-    )
-    .unwrap();
-    assert_eq!(net.train_granule(), TRAIN_BLOCK);
+fn small_and_narrow_first_layers_have_a_granule_of_one() {
+    let granule = |sizes: &[usize]| {
+        NeuralNetwork::<f64>::new(
+            sizes,
+            &[Activation::Relu],
+            None,
+            ferrinet_core::Loss::CrossEntropy,
+            0,
+        )
+        .unwrap()
+        .train_granule()
+    };
+    assert_eq!(granule(&[127, 128, 10]), 1);
+    assert_eq!(granule(&[784, 63, 10]), 1);
+    assert_eq!(granule(&[128, 128, 10]), TRAIN_BLOCK);
+    assert_eq!(granule(&[784, 64, 10]), TRAIN_BLOCK);
 }
 
 /// float32 blocks: the same run in f32 and f64, from the same (f32-rounded) weights and
