@@ -464,6 +464,43 @@ unsafe fn gemm_raw<T: Real>(
     gemm_into(m, n, k, c, false, a, (a_rs, a_cs), b, (b_rs, b_cs), threads)
 }
 
+/// C += beta A B (C read, scaled by 1, and written once).
+#[allow(clippy::too_many_arguments)]
+unsafe fn gemm_scaled_into<T: Real>(
+    m: usize,
+    n: usize,
+    k: usize,
+    c: &mut [T],
+    beta: T,
+    a: &[T],
+    (a_rs, a_cs): (isize, isize),
+    b: &[T],
+    (b_rs, b_cs): (isize, isize),
+    threads: Threads,
+) {
+    gemm::gemm(
+        m,
+        n,
+        k,
+        c.as_mut_ptr(),
+        1,
+        n as isize,
+        true,
+        a.as_ptr(),
+        a_cs,
+        a_rs,
+        b.as_ptr(),
+        b_cs,
+        b_rs,
+        T::ONE,
+        beta,
+        false,
+        false,
+        false,
+        threads.parallelism(2 * m * n * k),
+    )
+}
+
 /// `gemm_raw`, or C += A B when `accumulate`.
 #[allow(clippy::too_many_arguments)]
 unsafe fn gemm_into<T: Real>(
@@ -572,6 +609,53 @@ pub fn linear_weight_grad<T: Real>(
             n_in,
             n,
             dw,
+            delta,
+            (1, n_out as isize),
+            x,
+            (n_in as isize, 1),
+            threads,
+        )
+    };
+}
+
+/// Whether `linear_weight_grad` computes dW with a GEMM for these shapes (else loops).
+pub fn weight_grad_is_gemm(n: usize, n_in: usize, n_out: usize) -> bool {
+    n > 1 && n * n_in * n_out > SMALL
+}
+
+/// Plain SGD on one layer through its weight gradient: db = column sums of delta (as
+/// `linear_weight_grad`), b -= lr db (as `sgd_update`), and W += (-lr) delta^T x, the
+/// multiplication by -lr and the addition to W made by the GEMM as it writes each element,
+/// instead of writing dW and reading it back. Rounds differently from `sgd_update` on a
+/// materialised dW (-lr * sum then add, against lr * round(sum) then subtract).
+#[allow(clippy::too_many_arguments)]
+pub fn sgd_through_weight_grad<T: Real>(
+    delta: &[T],
+    x: &[T],
+    n: usize,
+    w: &mut [T],
+    b: &mut [T],
+    db: &mut [T],
+    lr: T,
+    threads: Threads,
+) {
+    let (n_out, n_in) = (b.len(), w.len() / b.len().max(1));
+    assert!(delta.len() == n * n_out && x.len() == n * n_in && db.len() == n_out);
+    db.fill(T::ZERO);
+    for dk in delta.chunks_exact(n_out) {
+        for (g, &d) in db.iter_mut().zip(dk) {
+            *g += d;
+        }
+    }
+    sgd_update(b, db, lr, T::ZERO);
+    // SAFETY: delta^T is delta (n, out) read with swapped strides; x row-major (n, in).
+    unsafe {
+        gemm_scaled_into(
+            n_out,
+            n_in,
+            n,
+            w,
+            -lr,
             delta,
             (1, n_out as isize),
             x,

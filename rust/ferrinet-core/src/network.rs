@@ -973,7 +973,7 @@ impl<T: Real> NeuralNetwork<T> {
         let penalty = self.l2_penalty(l2);
         let n = batch.len();
         let k = self.threads.0;
-        let loss = if k > 1 && dropout.is_none() && n >= k * ROWS_PER_THREAD {
+        let loss = if self.splits(n, dropout.is_some()) {
             self.backprop_split(batch, k)?
         } else {
             let (layers, work, threads) = (&self.layers, &mut self.work, self.threads);
@@ -995,6 +995,89 @@ impl<T: Real> NeuralNetwork<T> {
             }
         }
         Ok(loss.to_f64() + penalty)
+    }
+
+    /// Whether `backprop` splits a batch of n rows across the threads.
+    pub(crate) fn splits(&self, n: usize, dropout: bool) -> bool {
+        let k = self.threads.0;
+        k > 1 && !dropout && n >= k * ROWS_PER_THREAD
+    }
+
+    /// One mini-batch step of plain SGD (no momentum, weight decay, L2 or clipping): `backprop`
+    /// then W -= lr dW, b -= lr db, except that a layer whose weight gradient is a matrix
+    /// product (`kernels::linear_weight_grad`'s GEMM path) adds -lr delta^T x to W inside that
+    /// product: dW is never written out and read back, a pass over the largest matrices per
+    /// batch saved. Each layer's dx is computed before its update, from the weights of the
+    /// forward pass (erratum 3). Nothing is updated when the loss is not finite; the loss is
+    /// returned either way. On one thread only (`splits` false): a split batch sums shares.
+    pub(crate) fn sgd_batch(
+        &mut self,
+        batch: &Batch<T>,
+        dropout: Option<Dropout>,
+        learning_rate: f64,
+    ) -> Result<f64> {
+        self.check_batch(batch)?;
+        debug_assert!(!self.splits(batch.len(), dropout.is_some()));
+        let (layers, work, threads) = (&mut self.layers, &mut self.work, self.threads);
+        let norm = Normalizer::of(batch);
+        let rates = dropout.as_ref().map(|d| d.rates);
+        forward_cached(layers, batch.x, work, threads, dropout)?;
+        let last = layers.len() - 1;
+        let (z_out, a_out) = (work.z[last].view(), work.a[last].view());
+        let loss = self.loss.value(z_out, a_out, &batch.t, batch.weights);
+        if !loss.is_finite() {
+            return Ok(loss.to_f64());
+        }
+        work.delta[last].resize(batch.len(), layers[last].n_outputs())?;
+        self.loss.seed_normalized(
+            work.z[last].view(),
+            work.a[last].view(),
+            &batch.t,
+            batch.weights,
+            norm.n,
+            norm.total_weight,
+            layers[last].activation(),
+            &mut work.delta[last],
+        );
+        let lr = T::from_f64(learning_rate);
+        let n = batch.len();
+        for l in (0..layers.len()).rev() {
+            if l > 0 {
+                let (below, here) = work.delta.split_at_mut(l);
+                let dx = &mut below[l - 1];
+                dx.resize(n, layers[l].n_inputs())?;
+                let (delta, w) = (here[0].as_slice(), layers[l].weights());
+                kernels::linear_input_grad(delta, n, w, dx.as_mut_slice(), threads);
+                delta_below(layers, work, l, rates);
+            }
+            let input = layer_input(batch.x, &work.a, &work.out, l, rates);
+            let delta = work.delta[l].as_slice();
+            let layer = &mut layers[l];
+            let grad = &mut work.grads[l];
+            if kernels::weight_grad_is_gemm(n, layer.n_inputs(), layer.n_outputs()) {
+                try_resize(&mut grad.biases, layer.n_outputs())?;
+                let (w, b) = layer.parameters_mut();
+                kernels::sgd_through_weight_grad(
+                    delta,
+                    input.as_slice(),
+                    n,
+                    w,
+                    b,
+                    &mut grad.biases,
+                    lr,
+                    threads,
+                );
+            } else {
+                try_resize(&mut grad.weights, layer.weights().len())?;
+                try_resize(&mut grad.biases, layer.n_outputs())?;
+                let (x, db) = (input.as_slice(), &mut grad.biases);
+                kernels::linear_weight_grad(delta, x, n, &mut grad.weights, db, threads);
+                let (w, b) = layer.parameters_mut();
+                kernels::sgd_update(w, &grad.weights, lr, T::ZERO);
+                kernels::sgd_update(b, &grad.biases, lr, T::ZERO);
+            }
+        }
+        Ok(loss.to_f64())
     }
 
     /// `backprop` with the batch's rows split into k contiguous shares, one per thread: each
@@ -1107,30 +1190,40 @@ fn backward_cached<T: Real>(
         let has_dx = dx.is_some();
         layers[l].backward(input, here[0].view(), &mut work.grads[l], dx, threads)?;
         if has_dx {
-            // delta of the layer below = dx (through its dropout mask) * f'(z).
-            let below_act = layers[l - 1].activation();
-            let (z, a, d) = (&work.z[l - 1], &work.a[l - 1], &mut work.delta[l - 1]);
-            let dropped = rates.is_some_and(|r| r[l - 1] > 0.0);
-            let mask = &work.mask[l - 1];
-            for (idx, ((dv, &zv), &av)) in d
-                .as_mut_slice()
-                .iter_mut()
-                .zip(z.as_slice())
-                .zip(a.as_slice())
-                .enumerate()
-            {
-                if dropped {
-                    *dv = if mask[idx] != T::ZERO {
-                        *dv * mask[idx]
-                    } else {
-                        T::ZERO
-                    };
-                }
-                *dv *= below_act.derivative(zv, av);
-            }
+            delta_below(layers, work, l, rates);
         }
     }
     Ok(())
+}
+
+/// Turns the dx of layer l, left in `work.delta[l - 1]`, into the delta of the layer below:
+/// dx (through its dropout mask) * f'(z).
+fn delta_below<T: Real>(
+    layers: &[Layer<T>],
+    work: &mut Workspace<T>,
+    l: usize,
+    rates: Option<&[f64]>,
+) {
+    let below_act = layers[l - 1].activation();
+    let (z, a, d) = (&work.z[l - 1], &work.a[l - 1], &mut work.delta[l - 1]);
+    let dropped = rates.is_some_and(|r| r[l - 1] > 0.0);
+    let mask = &work.mask[l - 1];
+    for (idx, ((dv, &zv), &av)) in d
+        .as_mut_slice()
+        .iter_mut()
+        .zip(z.as_slice())
+        .zip(a.as_slice())
+        .enumerate()
+    {
+        if dropped {
+            *dv = if mask[idx] != T::ZERO {
+                *dv * mask[idx]
+            } else {
+                T::ZERO
+            };
+        }
+        *dv *= below_act.derivative(zv, av);
+    }
 }
 
 /// The input of layer l in the last forward pass: x, the activation below, or the activation

@@ -238,7 +238,26 @@ impl<T: Real> NeuralNetwork<T> {
                 rates: &options.dropout,
                 rng: &mut st.rng,
             });
-            let loss = net.backprop(&sub, options.l2, dropout)?;
+            // Plain SGD on one thread takes its update inside the weight-gradient products.
+            let fused = match st.optimizer {
+                Optimizer::Sgd {
+                    momentum,
+                    weight_decay,
+                    ..
+                } => {
+                    momentum == 0.0
+                        && weight_decay == 0.0
+                        && options.l2 == 0.0
+                        && options.clip_norm.is_none()
+                        && !net.splits(sub.len(), dropout.is_some())
+                }
+                _ => false,
+            };
+            let loss = if fused {
+                net.sgd_batch(&sub, dropout, st.learning_rate)?
+            } else {
+                net.backprop(&sub, options.l2, dropout)?
+            };
             if !loss.is_finite() {
                 st.rng = rng_before;
                 return Err(Error::NonFinite(format!(
@@ -246,6 +265,11 @@ impl<T: Real> NeuralNetwork<T> {
                      weights are those of the last batch that kept them finite (try a smaller \
                      learning rate)"
                 )));
+            }
+            if fused {
+                st.steps += 1;
+                *total += loss * (end - start) as f64;
+                return Ok(());
             }
             if let Some(max_norm) = options.clip_norm {
                 net.clip_gradients(max_norm);
