@@ -671,6 +671,21 @@ impl<T: Real> NeuralNetwork<T> {
         steps: usize,
         learning_rate: f64,
     ) -> Result<()> {
+        self.train_steps_until(batch, progress, steps, learning_rate, &mut || false)
+    }
+
+    /// `train_steps` that asks `stop` before every step after the first; when it answers true
+    /// the call ends there with `Error::Interrupted`, the network holding every step taken
+    /// (an open block is applied as far as it went) and `progress` counting them. For a
+    /// binding to check for Ctrl-C inside a call whose steps are slow, not only between calls.
+    pub fn train_steps_until(
+        &mut self,
+        batch: &Batch<T>,
+        progress: &mut TrainProgress,
+        steps: usize,
+        learning_rate: f64,
+        stop: &mut dyn FnMut() -> bool,
+    ) -> Result<()> {
         check_learning_rate(learning_rate)?;
         self.check_batch(batch)?;
         if batch.weights.is_some() {
@@ -695,6 +710,9 @@ impl<T: Real> NeuralNetwork<T> {
             progress,
             steps,
             |net, progress, i, checked| {
+                if i > 0 && !checked && stop() {
+                    return Err(Error::Interrupted);
+                }
                 let k = progress.next_sample;
                 let left = steps - i;
                 let first = if checked {

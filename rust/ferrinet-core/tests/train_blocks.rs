@@ -280,3 +280,42 @@ fn divergence_inside_a_block_keeps_finite_weights() {
         assert_eq!(param_bits(&a), param_bits(&b), "lr {lr}");
     }
 }
+
+/// A stop inside a block (`train_steps_until`, how the binding checks for Ctrl-C within a
+/// call): Interrupted, `progress` counts the steps taken, and the network holds exactly those
+/// steps, the open block applied as far as it went: it agrees with the per-sample kernels
+/// taking that many steps. Then the run goes on from there.
+#[test]
+fn a_stop_inside_a_block_keeps_the_steps_taken() {
+    let mut rng = SplitMix64::new(82);
+    let (net, data) = big_case(&mut rng, Head::CeClasses, 1, 45);
+    let batch = data.batch(&net);
+    let mut a = net.clone();
+    let mut progress = TrainProgress::default();
+    let mut asked = 0;
+    let err = a
+        .train_steps_until(&batch, &mut progress, 100, 0.05, &mut || {
+            asked += 1;
+            asked > 10 // asked before steps 1, 2, ...: stops before step 11
+        })
+        .unwrap_err();
+    assert!(matches!(err, Error::Interrupted), "{err:?}");
+    assert_eq!(progress.next_sample, 11);
+    let (stepped, _) = one_step_at_a_time(&net, &batch, 11, 0.05);
+    assert_close_scaled(
+        &flat_params(&a),
+        &flat_params(&stepped),
+        PARAM_REL,
+        "11 steps",
+    );
+    a.train_steps(&batch, &mut progress, 34, 0.05).unwrap();
+    assert_eq!(progress.epoch_losses.len(), 1);
+    let (stepped, losses) = one_step_at_a_time(&net, &batch, 45, 0.05);
+    assert_close(&progress.epoch_losses, &losses, LOSS_REL, 0.0, "epoch loss");
+    assert_close_scaled(
+        &flat_params(&a),
+        &flat_params(&stepped),
+        PARAM_REL,
+        "45 steps",
+    );
+}

@@ -371,14 +371,37 @@ impl PyNeuralNetwork {
                 let mut progress = TrainProgress::default();
                 let mut remaining = epochs.saturating_mul(batch.len());
                 let mut chunker = Chunker::with_granule(granule);
+                let mut last_check = Instant::now();
+                let mut pending: Option<PyErr> = None;
                 while remaining > 0 {
                     let steps = chunker.next_len(remaining);
                     let started = Instant::now();
-                    m.with_fair(|m| m.net.train_steps(&batch, &mut progress, steps, learning_rate))
-                        .py()?;
+                    // Chunks end between whole blocks (`granule`), so where they end never
+                    // changes the result; a chunk of slow steps (a huge first layer) also
+                    // looks for Ctrl-C inside, every CHECK_EVERY.
+                    let result = m.with_fair(|m| {
+                        m.net.train_steps_until(&batch, &mut progress, steps, learning_rate, &mut || {
+                            if last_check.elapsed() < CHECK_EVERY {
+                                return false;
+                            }
+                            last_check = Instant::now();
+                            match check_signals() {
+                                Ok(()) => false,
+                                Err(e) => {
+                                    pending = Some(e);
+                                    true
+                                }
+                            }
+                        })
+                    });
+                    if let Some(e) = pending.take() {
+                        return Err(e);
+                    }
+                    result.py()?;
                     chunker.record(started);
                     remaining -= steps;
                     check_signals()?;
+                    last_check = Instant::now();
                 }
                 Ok(progress.epoch_losses)
             })
