@@ -125,8 +125,11 @@ fn gemv_bias_impl<T: Real, const FMA: bool>(w: &[T], x: &[T], b: &[T], z: &mut [
         }
         i += 4;
     }
-    // The remaining rows one at a time.
-    let rest = w.chunks_exact(n_in).zip(b).zip(z.iter_mut()).skip(i);
+    // The remaining rows one at a time (all of them when rows are shorter than a lane block).
+    let rest = w[i * n_in..]
+        .chunks_exact(n_in)
+        .zip(&b[i..])
+        .zip(&mut z[i..]);
     for ((row, &bias), zi) in rest {
         let mut acc = [T::ZERO; LANES];
         for (ws, xs) in row[..split]
@@ -292,20 +295,22 @@ fn sgd_rank1_gemv_impl<T: Real, const FMA: bool>(
         }
         i += R;
     }
-    for ((row, bi), (zi, &d)) in w
-        .chunks_exact_mut(n_in)
-        .zip(b.iter_mut())
-        .zip(z.iter_mut().zip(delta_prev))
-        .skip(i)
-    {
+    // The remaining rows one at a time (all of them when rows are shorter than a lane block).
+    let rows = w[i * n_in..].chunks_exact_mut(n_in);
+    for (((row, bi), zi), &d) in rows.zip(&mut b[i..]).zip(&mut z[i..]).zip(&delta_prev[i..]) {
         let s = step(d);
         let mut acc = [T::ZERO; LANES];
-        for j in (0..n_in).step_by(LANES) {
-            for l in 0..LANES {
-                if j + l < n_in {
-                    row[j + l] = madd::<T, FMA>(s, x_prev[j + l], row[j + l]);
-                    acc[l] = madd::<T, FMA>(row[j + l], x[j + l], acc[l]);
-                }
+        for j in (0..split).step_by(LANES) {
+            for (l, a) in acc.iter_mut().enumerate() {
+                row[j + l] = madd::<T, FMA>(s, x_prev[j + l], row[j + l]);
+                *a = madd::<T, FMA>(row[j + l], x[j + l], *a);
+            }
+        }
+        for (l, a) in acc.iter_mut().enumerate() {
+            let jj = split + l;
+            if jj < n_in {
+                row[jj] = madd::<T, FMA>(s, x_prev[jj], row[jj]);
+                *a = madd::<T, FMA>(row[jj], x[jj], *a);
             }
         }
         *bi += s;
