@@ -452,37 +452,28 @@ dispatch!(
     (p: &mut [T], g: &[T], m: &mut [T], v: &mut [T], vmax: Option<&mut [T]>, c: AdamStep<T>)
 );
 
-/// C (m, n) = A (m, k) B (k, n), each given by (row stride, column stride); row-major C.
+/// C (m, n) = A (m, k) B (k, n), or C += s A B with `add: Some(s)` (C read and written once,
+/// the scaling and the addition made as each element is written); A and B each given by
+/// (row stride, column stride), C row-major.
 /// Safety: the strides must describe memory inside the slices (checked by the callers below).
 #[allow(clippy::too_many_arguments)]
-unsafe fn gemm_raw<T: Real>(
+unsafe fn gemm_into<T: Real>(
     m: usize,
     n: usize,
     k: usize,
     c: &mut [T],
+    add: Option<T>,
     a: &[T],
     (a_rs, a_cs): (isize, isize),
     b: &[T],
     (b_rs, b_cs): (isize, isize),
     threads: Threads,
 ) {
-    gemm_into(m, n, k, c, false, a, (a_rs, a_cs), b, (b_rs, b_cs), threads)
-}
-
-/// C += beta A B (C read, scaled by 1, and written once).
-#[allow(clippy::too_many_arguments)]
-unsafe fn gemm_scaled_into<T: Real>(
-    m: usize,
-    n: usize,
-    k: usize,
-    c: &mut [T],
-    beta: T,
-    a: &[T],
-    (a_rs, a_cs): (isize, isize),
-    b: &[T],
-    (b_rs, b_cs): (isize, isize),
-    threads: Threads,
-) {
+    // gemm computes dst = alpha dst + beta (lhs rhs), reading dst only when asked.
+    let (alpha, beta) = match add {
+        Some(scale) => (T::ONE, scale),
+        None => (T::ZERO, T::ONE),
+    };
     gemm::gemm(
         m,
         n,
@@ -490,14 +481,14 @@ unsafe fn gemm_scaled_into<T: Real>(
         c.as_mut_ptr(),
         1,
         n as isize,
-        true,
+        add.is_some(),
         a.as_ptr(),
         a_cs,
         a_rs,
         b.as_ptr(),
         b_cs,
         b_rs,
-        T::ONE,
+        alpha,
         beta,
         false,
         false,
@@ -506,43 +497,44 @@ unsafe fn gemm_scaled_into<T: Real>(
     )
 }
 
-/// `gemm_raw`, or C += A B when `accumulate`.
-#[allow(clippy::too_many_arguments)]
-unsafe fn gemm_into<T: Real>(
-    m: usize,
+/// dst (out, in) = delta (n, out)^T x (n, in), or dst += s delta^T x with `add: Some(s)`: the
+/// weight-gradient product, written out or added straight into the weights.
+fn weight_product<T: Real>(
+    delta: &[T],
+    x: &[T],
     n: usize,
-    k: usize,
-    c: &mut [T],
-    accumulate: bool,
-    a: &[T],
-    (a_rs, a_cs): (isize, isize),
-    b: &[T],
-    (b_rs, b_cs): (isize, isize),
+    dst: &mut [T],
+    add: Option<T>,
     threads: Threads,
 ) {
-    // gemm computes dst = alpha dst + beta (lhs rhs), reading dst only when asked.
-    let alpha = if accumulate { T::ONE } else { T::ZERO };
-    gemm::gemm(
-        m,
-        n,
-        k,
-        c.as_mut_ptr(),
-        1,
-        n as isize,
-        accumulate,
-        a.as_ptr(),
-        a_cs,
-        a_rs,
-        b.as_ptr(),
-        b_cs,
-        b_rs,
-        alpha,
-        T::ONE,
-        false,
-        false,
-        false,
-        threads.parallelism(2 * m * n * k),
-    )
+    let n_out = delta.len() / n.max(1);
+    let n_in = x.len() / n.max(1);
+    assert!(delta.len() == n * n_out && x.len() == n * n_in && dst.len() == n_out * n_in);
+    // SAFETY: shapes asserted above; delta^T is delta (n, out) read with swapped strides; x
+    // row-major (n, in).
+    unsafe {
+        gemm_into(
+            n_out,
+            n_in,
+            n,
+            dst,
+            add,
+            delta,
+            (1, n_out as isize),
+            x,
+            (n_in as isize, 1),
+            threads,
+        )
+    };
+}
+
+/// acc += every row of m (rows of acc.len()), in row order.
+fn add_rows<T: Real>(m: &[T], acc: &mut [T]) {
+    for row in m.chunks_exact(acc.len()) {
+        for (a, &v) in acc.iter_mut().zip(row) {
+            *a += v;
+        }
+    }
 }
 
 /// z (n, out) = x (n, in) W^T + b.
@@ -557,11 +549,12 @@ pub fn linear_forward<T: Real>(x: &[T], n: usize, w: &[T], b: &[T], z: &mut [T],
     }
     // SAFETY: shapes asserted above; x row-major (n, in); W^T is W read with swapped strides.
     unsafe {
-        gemm_raw(
+        gemm_into(
             n,
             n_out,
             n_in,
             z,
+            None,
             x,
             (n_in as isize, 1),
             w,
@@ -588,39 +581,21 @@ pub fn linear_weight_grad<T: Real>(
     let (n_out, n_in) = (db.len(), dw.len() / db.len().max(1));
     assert!(delta.len() == n * n_out && x.len() == n * n_in && dw.len() == n_out * n_in);
     db.fill(T::ZERO);
-    for dk in delta.chunks_exact(n_out) {
-        for (g, &d) in db.iter_mut().zip(dk) {
-            *g += d;
-        }
+    add_rows(delta, db);
+    if weight_grad_is_gemm(n, n_in, n_out) {
+        return weight_product(delta, x, n, dw, None, threads);
     }
     if n == 1 {
         return outer(delta, x, dw);
     }
-    if n * n_in * n_out <= SMALL {
-        dw.fill(T::ZERO);
-        for (dk, xk) in delta.chunks_exact(n_out).zip(x.chunks_exact(n_in)) {
-            for (row, &d) in dw.chunks_exact_mut(n_in).zip(dk) {
-                for (o, &xv) in row.iter_mut().zip(xk) {
-                    *o += d * xv;
-                }
+    dw.fill(T::ZERO);
+    for (dk, xk) in delta.chunks_exact(n_out).zip(x.chunks_exact(n_in)) {
+        for (row, &d) in dw.chunks_exact_mut(n_in).zip(dk) {
+            for (o, &xv) in row.iter_mut().zip(xk) {
+                *o += d * xv;
             }
         }
-        return;
     }
-    // SAFETY: delta^T is delta (n, out) read with swapped strides; x row-major (n, in).
-    unsafe {
-        gemm_raw(
-            n_out,
-            n_in,
-            n,
-            dw,
-            delta,
-            (1, n_out as isize),
-            x,
-            (n_in as isize, 1),
-            threads,
-        )
-    };
 }
 
 /// Whether `linear_weight_grad` computes dW with a GEMM for these shapes (else loops).
@@ -644,30 +619,11 @@ pub fn sgd_through_weight_grad<T: Real>(
     lr: T,
     threads: Threads,
 ) {
-    let (n_out, n_in) = (b.len(), w.len() / b.len().max(1));
-    assert!(delta.len() == n * n_out && x.len() == n * n_in && db.len() == n_out);
+    assert!(db.len() == b.len() && delta.len() == n * b.len());
     db.fill(T::ZERO);
-    for dk in delta.chunks_exact(n_out) {
-        for (g, &d) in db.iter_mut().zip(dk) {
-            *g += d;
-        }
-    }
+    add_rows(delta, db);
     sgd_update(b, db, lr, T::ZERO);
-    // SAFETY: delta^T is delta (n, out) read with swapped strides; x row-major (n, in).
-    unsafe {
-        gemm_scaled_into(
-            n_out,
-            n_in,
-            n,
-            w,
-            -lr,
-            delta,
-            (1, n_out as isize),
-            x,
-            (n_in as isize, 1),
-            threads,
-        )
-    };
+    weight_product(delta, x, n, w, Some(-lr), threads);
 }
 
 /// dx (n, in) = delta (n, out) W (out, in).
@@ -684,11 +640,12 @@ pub fn linear_input_grad<T: Real>(delta: &[T], n: usize, w: &[T], dx: &mut [T], 
     }
     // SAFETY: shapes asserted above; both operands row-major.
     unsafe {
-        gemm_raw(
+        gemm_into(
             n,
             n_in,
             n_out,
             dx,
+            None,
             delta,
             (n_out as isize, 1),
             w,
@@ -703,7 +660,20 @@ pub fn gram<T: Real>(x: &[T], n: usize, g: &mut [T], threads: Threads) {
     let k = x.len() / n.max(1);
     assert!(x.len() == n * k && g.len() == n * n);
     // SAFETY: shapes asserted above; x^T is x read with swapped strides.
-    unsafe { gemm_raw(n, n, k, g, x, (k as isize, 1), x, (1, k as isize), threads) };
+    unsafe {
+        gemm_into(
+            n,
+            n,
+            k,
+            g,
+            None,
+            x,
+            (k as isize, 1),
+            x,
+            (1, k as isize),
+            threads,
+        )
+    };
 }
 
 /// W (out, in) += s (n, out)^T x (n, in) and b += the rows of s, added in row order: the
@@ -716,28 +686,9 @@ pub fn add_rank_n_update<T: Real>(
     b: &mut [T],
     threads: Threads,
 ) {
-    let (n_out, n_in) = (b.len(), w.len() / b.len().max(1));
-    assert!(s.len() == n * n_out && x.len() == n * n_in && w.len() == n_out * n_in);
-    for sk in s.chunks_exact(n_out) {
-        for (bi, &v) in b.iter_mut().zip(sk) {
-            *bi += v;
-        }
-    }
-    // SAFETY: s^T is s (n, out) read with swapped strides; x row-major (n, in).
-    unsafe {
-        gemm_into(
-            n_out,
-            n_in,
-            n,
-            w,
-            true,
-            s,
-            (1, n_out as isize),
-            x,
-            (n_in as isize, 1),
-            threads,
-        )
-    };
+    assert!(s.len() == n * b.len());
+    add_rows(s, b);
+    weight_product(s, x, n, w, Some(T::ONE), threads);
 }
 
 #[inline(always)]

@@ -187,6 +187,45 @@ impl<T: Real> Layer<T> {
         Ok(())
     }
 
+    /// One plain-SGD step of this layer from its delta: W -= lr dW, b -= lr db, with dx (when
+    /// asked) from the weights before the update (erratum 3). Where dW is a matrix product
+    /// (`kernels::weight_grad_is_gemm`), the update is made inside that product
+    /// (`kernels::sgd_through_weight_grad`: dW is never written out and read back, and rounds
+    /// once instead of twice); elsewhere it is `backward` then `apply_gradient`, bit for bit.
+    pub(crate) fn sgd_backward(
+        &mut self,
+        x: MatRef<T>,
+        delta: MatRef<T>,
+        grad: &mut LayerGradient<T>,
+        dx: Option<&mut Matrix<T>>,
+        learning_rate: T,
+        threads: Threads,
+    ) -> Result<()> {
+        let n = x.rows();
+        if !kernels::weight_grad_is_gemm(n, self.n_inputs, self.n_outputs) {
+            self.backward(x, delta, grad, dx, threads)?;
+            self.apply_gradient(grad, learning_rate);
+            return Ok(());
+        }
+        if let Some(dx) = dx {
+            dx.resize(n, self.n_inputs)?;
+            let dx = dx.as_mut_slice();
+            kernels::linear_input_grad(delta.as_slice(), n, &self.weights, dx, threads);
+        }
+        try_resize(&mut grad.biases, self.n_outputs)?;
+        kernels::sgd_through_weight_grad(
+            delta.as_slice(),
+            x.as_slice(),
+            n,
+            &mut self.weights,
+            &mut self.biases,
+            &mut grad.biases,
+            learning_rate,
+            threads,
+        );
+        Ok(())
+    }
+
     /// Plain SGD: W -= learning_rate dW, b -= learning_rate db.
     pub fn apply_gradient(&mut self, grad: &LayerGradient<T>, learning_rate: T) {
         for (w, &g) in self.weights.iter_mut().zip(&grad.weights) {

@@ -1021,13 +1021,11 @@ impl<T: Real> NeuralNetwork<T> {
         k > 1 && !dropout && n >= k * ROWS_PER_THREAD
     }
 
-    /// One mini-batch step of plain SGD (no momentum, weight decay, L2 or clipping): `backprop`
-    /// then W -= lr dW, b -= lr db, except that a layer whose weight gradient is a matrix
-    /// product (`kernels::linear_weight_grad`'s GEMM path) adds -lr delta^T x to W inside that
-    /// product: dW is never written out and read back, a pass over the largest matrices per
-    /// batch saved. Each layer's dx is computed before its update, from the weights of the
-    /// forward pass (erratum 3). Nothing is updated when the loss is not finite; the loss is
-    /// returned either way. On one thread only (`splits` false): a split batch sums shares.
+    /// One mini-batch step of plain SGD (no momentum, weight decay, L2 or clipping): the
+    /// forward pass and loss of `backprop`, then each layer's `Layer::sgd_backward`, top down,
+    /// which makes a large layer's update inside its weight-gradient product. Nothing is
+    /// updated when the loss is not finite; the loss is returned either way. On one thread only
+    /// (`splits` false): a split batch sums its shares' gradients first.
     pub(crate) fn sgd_batch(
         &mut self,
         batch: &Batch<T>,
@@ -1046,53 +1044,17 @@ impl<T: Real> NeuralNetwork<T> {
         if !loss.is_finite() {
             return Ok(loss.to_f64());
         }
-        work.delta[last].resize(batch.len(), layers[last].n_outputs())?;
-        self.loss.seed_normalized(
-            work.z[last].view(),
-            work.a[last].view(),
-            &batch.t,
-            batch.weights,
-            norm.n,
-            norm.total_weight,
-            layers[last].activation(),
-            &mut work.delta[last],
-        );
+        seed_output_delta(layers, self.loss, batch, norm, work)?;
         let lr = T::from_f64(learning_rate);
-        let n = batch.len();
         for l in (0..layers.len()).rev() {
-            if l > 0 {
-                let (below, here) = work.delta.split_at_mut(l);
-                let dx = &mut below[l - 1];
-                dx.resize(n, layers[l].n_inputs())?;
-                let (delta, w) = (here[0].as_slice(), layers[l].weights());
-                kernels::linear_input_grad(delta, n, w, dx.as_mut_slice(), threads);
-                delta_below(layers, work, l, rates);
-            }
             let input = layer_input(batch.x, &work.a, &work.out, l, rates);
-            let delta = work.delta[l].as_slice();
-            let layer = &mut layers[l];
+            let (below, here) = work.delta.split_at_mut(l);
+            let dx = below.last_mut(); // None for the first layer: its dx is not needed
+            let has_dx = dx.is_some();
             let grad = &mut work.grads[l];
-            if kernels::weight_grad_is_gemm(n, layer.n_inputs(), layer.n_outputs()) {
-                try_resize(&mut grad.biases, layer.n_outputs())?;
-                let (w, b) = layer.parameters_mut();
-                kernels::sgd_through_weight_grad(
-                    delta,
-                    input.as_slice(),
-                    n,
-                    w,
-                    b,
-                    &mut grad.biases,
-                    lr,
-                    threads,
-                );
-            } else {
-                try_resize(&mut grad.weights, layer.weights().len())?;
-                try_resize(&mut grad.biases, layer.n_outputs())?;
-                let (x, db) = (input.as_slice(), &mut grad.biases);
-                kernels::linear_weight_grad(delta, x, n, &mut grad.weights, db, threads);
-                let (w, b) = layer.parameters_mut();
-                kernels::sgd_update(w, &grad.weights, lr, T::ZERO);
-                kernels::sgd_update(b, &grad.biases, lr, T::ZERO);
+            layers[l].sgd_backward(input, here[0].view(), grad, dx, lr, threads)?;
+            if has_dx {
+                delta_below(layers, work, l, rates);
             }
         }
         Ok(loss.to_f64())
@@ -1189,6 +1151,29 @@ fn backward_cached<T: Real>(
     rates: Option<&[f64]>,
     threads: Threads,
 ) -> Result<()> {
+    seed_output_delta(layers, loss, batch, norm, work)?;
+    for l in (0..layers.len()).rev() {
+        let input = layer_input(batch.x, &work.a, &work.out, l, rates);
+        let (below, here) = work.delta.split_at_mut(l);
+        let dx = below.last_mut(); // None for the first layer: its dx is not needed
+        let has_dx = dx.is_some();
+        layers[l].backward(input, here[0].view(), &mut work.grads[l], dx, threads)?;
+        if has_dx {
+            delta_below(layers, work, l, rates);
+        }
+    }
+    Ok(())
+}
+
+/// The output layer's delta = dL/dz of the batch's mean loss (normalised by `norm`), from the
+/// last forward pass, into `work.delta[last]`: where the chain rule starts.
+fn seed_output_delta<T: Real>(
+    layers: &[Layer<T>],
+    loss: Loss,
+    batch: &Batch<T>,
+    norm: Normalizer<T>,
+    work: &mut Workspace<T>,
+) -> Result<()> {
     let last = layers.len() - 1;
     work.delta[last].resize(batch.len(), layers[last].n_outputs())?;
     loss.seed_normalized(
@@ -1201,16 +1186,6 @@ fn backward_cached<T: Real>(
         layers[last].activation(),
         &mut work.delta[last],
     );
-    for l in (0..layers.len()).rev() {
-        let input = layer_input(batch.x, &work.a, &work.out, l, rates);
-        let (below, here) = work.delta.split_at_mut(l);
-        let dx = below.last_mut(); // None for the first layer: its dx is not needed
-        let has_dx = dx.is_some();
-        layers[l].backward(input, here[0].view(), &mut work.grads[l], dx, threads)?;
-        if has_dx {
-            delta_below(layers, work, l, rates);
-        }
-    }
     Ok(())
 }
 
