@@ -63,6 +63,43 @@ pub fn check_signals() -> PyResult<()> {
     Python::attach(|py| py.check_signals())
 }
 
+/// The stop callback of a core loop (`train_epoch_until`, `train_steps_until`): asks Python for
+/// pending signals at most every `CHECK_EVERY`, and keeps a signal's exception to raise once
+/// the core has stopped at a consistent point.
+pub struct SignalWatch {
+    last_check: Instant,
+    pending: Option<PyErr>,
+}
+
+impl SignalWatch {
+    pub fn new() -> Self {
+        SignalWatch {
+            last_check: Instant::now(),
+            pending: None,
+        }
+    }
+
+    /// True once a signal is pending (its exception is then kept for `take`).
+    pub fn stop(&mut self) -> bool {
+        if self.last_check.elapsed() < CHECK_EVERY {
+            return false;
+        }
+        self.last_check = Instant::now();
+        match check_signals() {
+            Ok(()) => false,
+            Err(e) => {
+                self.pending = Some(e);
+                true
+            }
+        }
+    }
+
+    /// The exception of the signal that stopped the core, if one did.
+    pub fn take(&mut self) -> Option<PyErr> {
+        self.pending.take()
+    }
+}
+
 /// Sizes chunks of repeated work so that each takes about `CHECK_EVERY`: starts with one unit
 /// and doubles while chunks finish early, so tiny steps are not slowed by clock reads and huge
 /// ones still stop promptly.

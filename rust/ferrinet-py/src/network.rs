@@ -23,7 +23,7 @@ use crate::convert::{
     to_f64_array, type_name, vec_to_py, Array, Float,
 };
 use crate::errors::IntoPyResult;
-use crate::gil::{check_signals, Chunker, Shared, CHECK_EVERY};
+use crate::gil::{check_signals, Chunker, Shared, SignalWatch};
 use crate::saving::{optimizer_config_dict, LoadedCapsule};
 
 /// Calls smaller than this many multiply-adds keep the GIL: releasing it costs more than they do.
@@ -372,40 +372,27 @@ impl PyNeuralNetwork {
                 let mut progress = TrainProgress::default();
                 let mut remaining = epochs.saturating_mul(batch.len());
                 let mut chunker = Chunker::with_granule(granule);
-                let mut last_check = Instant::now();
-                let mut pending: Option<PyErr> = None;
+                let mut watch = SignalWatch::new();
+                // Chunks end between whole blocks (`granule`), so where they end never changes
+                // the result; a chunk of blocks (steps of a large first layer, a few us each at
+                // least) also looks for Ctrl-C inside, every CHECK_EVERY. Unblocked steps can be
+                // 0.2 us: their chunks end often enough, and a clock read per step would cost
+                // them 10%.
+                let look_inside = granule > 1;
                 while remaining > 0 {
                     let steps = chunker.next_len(remaining);
                     let started = Instant::now();
-                    // Chunks end between whole blocks (`granule`), so where they end never
-                    // changes the result; a chunk of blocks (steps of a large first layer, a
-                    // few us each at least) also looks for Ctrl-C inside, every CHECK_EVERY.
-                    // Unblocked steps can be 0.2 us: their chunks end often enough, and a clock
-                    // read per step would cost them 10%.
-                    let look_inside = granule > 1;
                     let result = m.with_fair(|m| {
-                        m.net.train_steps_until(&batch, &mut progress, steps, learning_rate, &mut || {
-                            if !look_inside || last_check.elapsed() < CHECK_EVERY {
-                                return false;
-                            }
-                            last_check = Instant::now();
-                            match check_signals() {
-                                Ok(()) => false,
-                                Err(e) => {
-                                    pending = Some(e);
-                                    true
-                                }
-                            }
-                        })
+                        let stop = &mut || look_inside && watch.stop();
+                        m.net.train_steps_until(&batch, &mut progress, steps, learning_rate, stop)
                     });
-                    if let Some(e) = pending.take() {
+                    if let Some(e) = watch.take() {
                         return Err(e);
                     }
                     result.py()?;
                     chunker.record(started);
                     remaining -= steps;
                     check_signals()?;
-                    last_check = Instant::now();
                 }
                 Ok(progress.epoch_losses)
             })
@@ -854,24 +841,11 @@ impl PyNeuralNetwork {
                 .net
                 .epoch_batch(xv, t.view(), args.weights.as_deref())
                 .py()?;
-            let mut last_check = Instant::now();
-            let mut pending: Option<PyErr> = None;
+            let mut watch = SignalWatch::new();
             let result = model
                 .net
-                .train_epoch_until(&batch, &args.options, state, &mut || {
-                    if last_check.elapsed() < CHECK_EVERY {
-                        return false;
-                    }
-                    last_check = Instant::now();
-                    match check_signals() {
-                        Ok(()) => false,
-                        Err(e) => {
-                            pending = Some(e);
-                            true
-                        }
-                    }
-                });
-            if let Some(e) = pending {
+                .train_epoch_until(&batch, &args.options, state, &mut || watch.stop());
+            if let Some(e) = watch.take() {
                 return Err(e);
             }
             result.py()
