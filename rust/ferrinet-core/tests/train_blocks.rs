@@ -2,6 +2,7 @@
 //! It must take the same steps as the one-sample-at-a-time kernels, to a stated tolerance. It
 //! must give the same bits however a run is split into calls, as long as each call's length
 //! is a multiple of `TRAIN_BLOCK`. And divergence must be handled as in the per-sample loop.
+//! (float32 blocks against float64: tests/float32.rs.)
 
 mod common;
 
@@ -187,79 +188,6 @@ fn small_and_narrow_first_layers_have_a_granule_of_one() {
     assert_eq!(granule(&[784, 63, 10]), 1);
     assert_eq!(granule(&[128, 128, 10]), TRAIN_BLOCK);
     assert_eq!(granule(&[784, 64, 10]), TRAIN_BLOCK);
-}
-
-/// float32 blocks: the same run in f32 and f64, from the same (f32-rounded) weights and
-/// inputs. Measured worst: 4e-7 of the largest parameter, 5e-8 relative in an epoch loss;
-/// the bounds leave about 10x.
-#[test]
-fn float32_blocks_agree_with_float64() {
-    let mut rng = SplitMix64::new(80);
-    let (net, data) = big_case(&mut rng, Head::CeClasses, 1, 45);
-    let mut net32 = NeuralNetwork::<f32>::new(
-        &net.sizes(),
-        &[Activation::Relu],
-        Some(Activation::Softmax),
-        net.loss(),
-        0,
-    )
-    .unwrap();
-    let params32 = net
-        .parameters()
-        .into_iter()
-        .map(|(w, b)| {
-            let f = |v: Vec<f64>| v.into_iter().map(|x| x as f32).collect();
-            (f(w), f(b))
-        })
-        .collect();
-    net32.set_parameters(params32).unwrap();
-    let mut net64 = NeuralNetwork::<f64>::new(
-        &net.sizes(),
-        &[Activation::Relu],
-        Some(Activation::Softmax),
-        net.loss(),
-        0,
-    )
-    .unwrap();
-    // The f64 run starts from the f32-rounded weights too, so only the arithmetic differs.
-    let rounded = net32
-        .parameters()
-        .into_iter()
-        .map(|(w, b)| {
-            let f = |v: Vec<f32>| v.into_iter().map(f64::from).collect();
-            (f(w), f(b))
-        })
-        .collect();
-    net64.set_parameters(rounded).unwrap();
-    let x32: Vec<f32> = data.x.iter().map(|&v| v as f32).collect();
-    let classes = match &data.t {
-        common::OwnedTargets::Classes(c) => c.clone(),
-        _ => unreachable!("CeClasses"),
-    };
-    let batch32 = net32
-        .batch(
-            ferrinet_core::MatRef::new(&x32, data.n, data.cols).unwrap(),
-            ferrinet_core::Targets::Classes(&classes),
-        )
-        .unwrap();
-    let x64: Vec<f64> = x32.iter().map(|&v| f64::from(v)).collect();
-    let batch64 = net64
-        .batch(
-            ferrinet_core::MatRef::new(&x64, data.n, data.cols).unwrap(),
-            ferrinet_core::Targets::Classes(&classes),
-        )
-        .unwrap();
-    let l32 = net32.train(&batch32, 3, 0.05).unwrap();
-    let l64 = net64.train(&batch64, 3, 0.05).unwrap();
-    let wl = assert_close(&l32, &l64, 1e-6, 0.0, "epoch losses");
-    let p32: Vec<f64> = net32
-        .parameters()
-        .into_iter()
-        .flat_map(|(w, b)| w.into_iter().chain(b).map(f64::from))
-        .collect();
-    let p64 = flat_params(&net64);
-    let wp = assert_close_scaled(&p32, &p64, 5e-6, "parameters");
-    eprintln!("f32 vs f64 blocks: worst {wp:e} (parameters, of the largest), {wl:e} (losses)");
 }
 
 /// Divergence inside a block: NonFinite, the weights finite and moved (the steps before the
