@@ -196,6 +196,13 @@ impl<T: Real> NeuralNetwork<T> {
         let bs = options.batch_size.min(n);
         let n_batches = n.div_ceil(bs);
         let dropout_on = options.dropout.iter().any(|&p| p > 0.0);
+        // Plain SGD takes its update inside the weight-gradient products (`sgd_batch`), on
+        // batches that one thread runs.
+        let plain_sgd = matches!(
+            state.optimizer,
+            Optimizer::Sgd { momentum, weight_decay, .. } if momentum == 0.0 && weight_decay == 0.0
+        ) && options.l2 == 0.0
+            && options.clip_norm.is_none();
         let (mut xb, mut tb, mut cb, mut wb) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         let mut run = (state.clone(), 0.0f64);
         let epoch = state.epochs;
@@ -238,21 +245,7 @@ impl<T: Real> NeuralNetwork<T> {
                 rates: &options.dropout,
                 rng: &mut st.rng,
             });
-            // Plain SGD on one thread takes its update inside the weight-gradient products.
-            let fused = match st.optimizer {
-                Optimizer::Sgd {
-                    momentum,
-                    weight_decay,
-                    ..
-                } => {
-                    momentum == 0.0
-                        && weight_decay == 0.0
-                        && options.l2 == 0.0
-                        && options.clip_norm.is_none()
-                        && !net.splits(sub.len(), dropout.is_some())
-                }
-                _ => false,
-            };
+            let fused = plain_sgd && !net.splits(sub.len(), dropout.is_some());
             let loss = if fused {
                 net.sgd_batch(&sub, dropout, st.learning_rate)?
             } else {
@@ -266,25 +259,22 @@ impl<T: Real> NeuralNetwork<T> {
                      learning rate)"
                 )));
             }
-            if fused {
-                st.steps += 1;
-                *total += loss * (end - start) as f64;
-                return Ok(());
-            }
-            if let Some(max_norm) = options.clip_norm {
-                net.clip_gradients(max_norm);
-            }
             st.steps += 1;
-            let (t, lr, opt) = (st.steps, st.learning_rate, st.optimizer);
-            for ((layer, grad), (w_state, b_state)) in net
-                .layers
-                .iter_mut()
-                .zip(net.work.grads.iter_mut())
-                .zip(st.tensors.iter_mut())
-            {
-                let (w, bias) = layer.parameters_mut();
-                opt.step(w, &mut grad.weights, w_state, t, lr);
-                opt.step(bias, &mut grad.biases, b_state, t, lr);
+            if !fused {
+                if let Some(max_norm) = options.clip_norm {
+                    net.clip_gradients(max_norm);
+                }
+                let (t, lr, opt) = (st.steps, st.learning_rate, st.optimizer);
+                for ((layer, grad), (w_state, b_state)) in net
+                    .layers
+                    .iter_mut()
+                    .zip(net.work.grads.iter_mut())
+                    .zip(st.tensors.iter_mut())
+                {
+                    let (w, bias) = layer.parameters_mut();
+                    opt.step(w, &mut grad.weights, w_state, t, lr);
+                    opt.step(bias, &mut grad.biases, b_state, t, lr);
+                }
             }
             *total += loss * (end - start) as f64;
             Ok(())
