@@ -854,43 +854,37 @@ impl<T: Real> NeuralNetwork<T> {
     fn sgd_sample(&mut self, batch: &Batch<T>, k: usize, lr: T, first: FirstLayer) -> Result<f64> {
         let sample = batch.rows_range(k, k + 1);
         let (layers, work) = (&mut self.layers, &mut self.work);
-        let defer = match first {
-            FirstLayer::Deferred(pending) => Some(pending),
-            _ => None,
-        };
-        if first == FirstLayer::Blocked {
-            let n_out = layers[0].n_outputs();
-            work.z[0].resize(1, n_out)?;
-            work.a[0].resize(1, n_out)?;
-            work.block.next_z(work.z[0].as_mut_slice());
-            let (z, a) = (&work.z[0], &mut work.a[0]);
-            layers[0]
-                .activation()
-                .apply(z.as_slice(), a.as_mut_slice(), n_out);
-            for l in 1..layers.len() {
-                let (a_below, a_here) = work.a.split_at_mut(l);
-                let input = a_below[l - 1].view();
-                layers[l].forward(input, &mut work.z[l], &mut a_here[0], self.threads)?;
+        // The first layer's forward pass where this step takes it its own way; then the rest.
+        let first_done = match first {
+            FirstLayer::Blocked => {
+                let (z, a) = (&mut work.z[0], &mut work.a[0]);
+                work.block.forward_next(&layers[0], z, a)?;
+                true
             }
-        } else {
-            match defer.and_then(Cell::take) {
+            FirstLayer::Deferred(pending) => match pending.take() {
                 Some(prev) => {
                     let (delta, z, a) = (&work.delta[0], &mut work.z[0], &mut work.a[0]);
                     let x = sample.x.row(0);
                     if let Err(e) =
                         layers[0].sgd_then_forward(batch.x.row(prev), delta.row(0), lr, x, z, a)
                     {
-                        defer.expect("taken from it").set(Some(prev));
+                        pending.set(Some(prev));
                         return Err(e);
                     }
-                    for l in 1..layers.len() {
-                        let (a_below, a_here) = work.a.split_at_mut(l);
-                        let input = a_below[l - 1].view();
-                        layers[l].forward(input, &mut work.z[l], &mut a_here[0], self.threads)?;
-                    }
+                    true
                 }
-                None => forward_cached(layers, sample.x, work, self.threads, None)?,
+                None => false,
+            },
+            FirstLayer::Now => false,
+        };
+        if first_done {
+            for l in 1..layers.len() {
+                let (a_below, a_here) = work.a.split_at_mut(l);
+                let input = a_below[l - 1].view();
+                layers[l].forward(input, &mut work.z[l], &mut a_here[0], self.threads)?;
             }
+        } else {
+            forward_cached(layers, sample.x, work, self.threads, None)?;
         }
         let last = layers.len() - 1;
         let (z_out, a_out) = (work.z[last].view(), work.a[last].view());
