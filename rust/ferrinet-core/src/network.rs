@@ -517,16 +517,7 @@ impl<T: Real> NeuralNetwork<T> {
 
     /// The finite check of `check_inputs` on rows `start..end` of `x`, positions given in `x`.
     pub(crate) fn check_rows(&self, x: MatRef<T>, start: usize, end: usize) -> Result<()> {
-        let block = x.rows_range(start, end);
-        if let Some(pos) = first_non_finite(block.as_slice()) {
-            return value_error!(
-                "inputs must be finite, got {} at [{}, {}]",
-                block.as_slice()[pos],
-                start + pos / x.cols(),
-                pos % x.cols()
-            );
-        }
-        Ok(())
+        check_finite_rows(x.rows_range(start, end), |k| start + k)
     }
 
     /// Rows start..end of x through every layer, PREDICT_BLOCK rows at a time (blocks counted
@@ -1155,6 +1146,23 @@ fn backward_cached<T: Real>(
         if has_dx {
             delta_below(layers, work, l, rates);
         }
+    }
+    Ok(())
+}
+
+/// ValueError naming the first non-finite value of `x` by its position in the caller's array:
+/// row `row_of(k)` for row k of `x` (a block of rows, or a gathered mini-batch).
+pub(crate) fn check_finite_rows<T: Real>(
+    x: MatRef<T>,
+    row_of: impl Fn(usize) -> usize,
+) -> Result<()> {
+    if let Some(pos) = first_non_finite(x.as_slice()) {
+        return value_error!(
+            "inputs must be finite, got {} at [{}, {}]",
+            x.as_slice()[pos],
+            row_of(pos / x.cols()),
+            pos % x.cols()
+        );
     }
     Ok(())
 }

@@ -6,7 +6,7 @@ use crate::error::{value_error, Error, Result};
 use crate::float::Real;
 use crate::loss::Targets;
 use crate::matrix::MatRef;
-use crate::network::{Batch, Dropout, NeuralNetwork};
+use crate::network::{check_finite_rows, Batch, Dropout, NeuralNetwork};
 use crate::optimizer::{Optimizer, TensorState};
 use crate::rng::SplitMix64;
 
@@ -211,7 +211,7 @@ impl<T: Real> NeuralNetwork<T> {
                 return Err(Error::Interrupted);
             }
             let (start, end) = (b * bs, ((b + 1) * bs).min(n));
-            let sub = if options.shuffle {
+            let mut sub = if options.shuffle {
                 gather(
                     net.n_threads(),
                     batch,
@@ -224,19 +224,17 @@ impl<T: Real> NeuralNetwork<T> {
             } else {
                 batch.rows_range(start, end)
             };
-            let mut sub = sub;
             if sub.x_unchecked {
                 // In cache now, just gathered. An error names the row in the caller's x; the
                 // epoch's guard puts the network and the state back as they were.
-                net.check_rows(sub.x, 0, sub.len()).map_err(|_| {
-                    let (k, col, v) = first_bad(sub.x);
-                    let row = if options.shuffle {
+                let row_of = |k| {
+                    if options.shuffle {
                         order[start + k]
                     } else {
                         start + k
-                    };
-                    Error::Value(format!("inputs must be finite, got {v} at [{row}, {col}]"))
-                })?;
+                    }
+                };
+                check_finite_rows(sub.x, row_of)?;
                 sub.x_unchecked = false;
             }
             // A refused batch must not have drawn its masks: keep the generator to put back.
@@ -363,10 +361,4 @@ fn gather<'b, T: Real>(
         t,
         weights,
     )
-}
-
-/// The first non-finite input of `x`: (row, column, value). Only called when there is one.
-fn first_bad<T: Real>(x: MatRef<T>) -> (usize, usize, T) {
-    let pos = crate::float::first_non_finite(x.as_slice()).expect("a non-finite input");
-    (pos / x.cols(), pos % x.cols(), x.as_slice()[pos])
 }
