@@ -19,6 +19,7 @@ decay, Adam without weight decay or amsgrad; anything else raises ValueError.
 
 from __future__ import annotations
 
+import math
 from typing import List, Optional, Sequence, Tuple, Union
 
 import numpy as np
@@ -172,6 +173,8 @@ class NumpyMLP:
         self.t += 1
         bc1 = 1.0 - self.beta1 ** self.t
         bc2 = 1.0 - self.beta2 ** self.t
+        step_size = lr / bc1  # docs/maths.md's arrangement, as PyTorch's
+        inv_sqrt_bc2 = 1.0 / math.sqrt(bc2)
         for p, g, m, v, tmp in zip(params, grads, self.m, self.v, self.tmp):
             m *= self.beta1  # m = beta1 * m + (1 - beta1) * g
             m += np.multiply(g, self.one_m_beta1, out=tmp)
@@ -179,11 +182,10 @@ class NumpyMLP:
             np.multiply(g, g, out=tmp)
             tmp *= self.one_m_beta2
             v += tmp
-            np.divide(v, bc2, out=tmp)  # sqrt(v / bc2) + eps
-            np.sqrt(tmp, out=tmp)
+            np.sqrt(v, out=tmp)  # sqrt(v) * (1 / sqrt(bc2)) + eps
+            tmp *= inv_sqrt_bc2
             tmp += self.eps
-            np.divide(m, bc1, out=g)  # lr * (m / bc1) / (...), left to right
-            g *= lr
+            np.multiply(m, step_size, out=g)  # (step_size * m) / (...)
             g /= tmp
             p -= g
 

@@ -232,8 +232,11 @@ class Adam(_Optimizer):
         m = beta1 * m + (1 - beta1) * g
         v = beta2 * v + (1 - beta2) * (g * g)
         bc1 = 1 - beta1**t;  bc2 = 1 - beta2**t
-        if amsgrad: vmax = max(vmax, v); vhat = vmax / bc2   else: vhat = v / bc2
-        p = p - lr * (m / bc1) / (sqrt(vhat) + eps)
+        if amsgrad: vmax = max(vmax, v); vhat = vmax   else: vhat = v
+        p = p - (lr / bc1) * m / (sqrt(vhat) * (1 / sqrt(bc2)) + eps)
+
+    that is p - lr * m^ / (sqrt(v^) + eps) with m^ = m / bc1 and v^ = v / bc2, arranged as
+    PyTorch arranges it (docs/maths.md has the operation order).
 
     Reference: https://pytorch.org/docs/stable/generated/torch.optim.Adam.html
     """

@@ -588,8 +588,13 @@ class OptimizerState:
         m = beta1 * m + (1 - beta1) * g
         v = beta2 * v + (1 - beta2) * (g * g)
         bc1 = 1 - beta1**t;  bc2 = 1 - beta2**t
-        vhat = max(vmax, v) / bc2 (vmax kept) if amsgrad else v / bc2
-        p = p - lr * (m / bc1) / (sqrt(vhat) + eps)
+        step_size = lr / bc1;  inv = 1 / sqrt(bc2)          (once per step)
+        vhat = max(vmax, v) (vmax kept) if amsgrad else v
+        p = p - (step_size * m) / (sqrt(vhat) * inv + eps)
+
+        This is lr * (m / bc1) / (sqrt(vhat / bc2) + eps) arranged as PyTorch arranges it
+        (step_size, and sqrt(v) / sqrt(bc2)), with the division by sqrt(bc2) made a product
+        with its reciprocal: one division per element.
         """
         c = self.config
         beta1, beta2, eps, weight_decay = (
@@ -605,6 +610,8 @@ class OptimizerState:
         t = float(self.t)
         bc1 = 1.0 - beta1**t  # C's pow
         bc2 = 1.0 - beta2**t
+        step_size = lr / bc1
+        inv_sqrt_bc2 = 1.0 / _sqrt(bc2)
         new_p = []
         for i, (p_i, g_i) in enumerate(zip(p, g)):
             if decoupled:
@@ -615,10 +622,11 @@ class OptimizerState:
             self.v[i] = beta2 * self.v[i] + one_minus_beta2 * (g_i * g_i)
             if c["amsgrad"]:
                 self.vmax[i] = max(self.vmax[i], self.v[i])
-                vhat = self.vmax[i] / bc2
+                vhat = self.vmax[i]
             else:
-                vhat = self.v[i] / bc2
-            new_p.append(p_i - lr * (self.m[i] / bc1) / (_sqrt(vhat) + eps))
+                vhat = self.v[i]
+            denom = _sqrt(vhat) * inv_sqrt_bc2 + eps
+            new_p.append(p_i - (step_size * self.m[i]) / denom)
         return new_p
 
 

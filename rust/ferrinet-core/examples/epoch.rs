@@ -1,11 +1,12 @@
-//! Times one epoch of 60,000 x 784-128-10 mini-batch SGD (batch 256) on 1 and 2 threads:
-//! `cargo run --release --example epoch` (best of 5 per thread count, alternating).
+//! Times one epoch of 60,000 x 784-128-10 mini-batch training on 1 and 2 threads:
+//! `cargo run --release --example epoch [sgd|adam] [batch] [threads]` (default: sgd, batch 256,
+//! threads "1,2"; best of 5 per thread count, alternating).
 use ferrinet_core::{
     Activation, EpochOptions, Loss, MatRef, NeuralNetwork, Optimizer, Real, Targets, TrainingState,
 };
 use std::time::Instant;
 
-fn run<T: Real>(name: &str) {
+fn run<T: Real>(name: &str, opt: Optimizer, batch_size: usize, thread_counts: &[usize]) {
     let (n, n_in) = (60_000, 784);
     let x: Vec<T> = (0..n * n_in)
         .map(|i| T::from_f64(((i * 7919) % 1000) as f64 / 1000.0 - 0.5))
@@ -19,36 +20,56 @@ fn run<T: Real>(name: &str) {
         0,
     )
     .unwrap();
-    let sgd = Optimizer::Sgd {
-        lr: 0.01,
-        momentum: 0.0,
-        dampening: 0.0,
-        nesterov: false,
-        weight_decay: 0.0,
-    };
-    let options = EpochOptions::new(256);
-    let mut best = [f64::INFINITY; 2];
+    let options = EpochOptions::new(batch_size);
+    let mut best = vec![f64::INFINITY; thread_counts.len()];
     for _ in 0..5 {
-        for (i, threads) in [1, 2].into_iter().enumerate() {
+        for (i, &threads) in thread_counts.iter().enumerate() {
             let mut net = net0.clone();
             net.set_n_threads(threads).unwrap();
             let xm = MatRef::new(&x, n, n_in).unwrap();
             let batch = net.batch(xm, Targets::Classes(&classes)).unwrap();
-            let mut state = TrainingState::new(sgd, 0, 2).unwrap();
+            let mut state = TrainingState::new(opt, 0, 2).unwrap();
             let t = Instant::now();
             net.train_epoch(&batch, &options, &mut state).unwrap();
             best[i] = best[i].min(t.elapsed().as_secs_f64());
         }
     }
+    let times: Vec<String> = thread_counts
+        .iter()
+        .zip(&best)
+        .map(|(t, b)| format!("{t} thread(s) {:.0} ms", b * 1e3))
+        .collect();
+    let speed_up = if best.len() > 1 {
+        format!(", speed-up {:.2}x", best[0] / best[best.len() - 1])
+    } else {
+        String::new()
+    };
     println!(
-        "epoch b256 {name}: 1 thread {:.0} ms, 2 threads {:.0} ms, speed-up {:.2}x",
-        best[0] * 1e3,
-        best[1] * 1e3,
-        best[0] / best[1]
+        "epoch {} b{batch_size} {name}: {}{speed_up}",
+        opt.name(),
+        times.join(", ")
     );
 }
 
 fn main() {
-    run::<f64>("f64");
-    run::<f32>("f32");
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let opt = match args.first().map(String::as_str).unwrap_or("sgd") {
+        "adam" => Optimizer::Adam {
+            lr: 1e-3,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            weight_decay: 0.0,
+            amsgrad: false,
+            decoupled: false,
+        },
+        _ => Optimizer::sgd(0.01),
+    };
+    let batch_size = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(256);
+    let thread_counts: Vec<usize> = args
+        .get(2)
+        .map(|s| s.split(',').filter_map(|t| t.parse().ok()).collect())
+        .unwrap_or_else(|| vec![1, 2]);
+    run::<f64>("f64", opt, batch_size, &thread_counts);
+    run::<f32>("f32", opt, batch_size, &thread_counts);
 }

@@ -380,9 +380,8 @@ pub struct AdamStep<T> {
     pub one_minus_beta1: T,
     pub beta2: T,
     pub one_minus_beta2: T,
-    pub bias_correction1: T,
-    pub bias_correction2: T,
-    pub lr: T,
+    pub step_size: T,            // lr / bc1
+    pub inv_sqrt_correction2: T, // 1 / sqrt(bc2)
     pub eps: T,
     pub weight_decay: T,
     pub decay: T,        // 1 - lr * weight_decay (AdamW)
@@ -410,8 +409,8 @@ fn adam_element<T: Real>(
     }
     *m = c.beta1 * *m + c.one_minus_beta1 * g_k;
     *v = c.beta2 * *v + c.one_minus_beta2 * (g_k * g_k);
-    let vhat = vhat_of(*v) / c.bias_correction2;
-    *p -= c.lr * (*m / c.bias_correction1) / (vhat.sqrt() + c.eps);
+    let denom = vhat_of(*v).sqrt() * c.inv_sqrt_correction2 + c.eps;
+    *p -= (c.step_size * *m) / denom;
 }
 
 /// Adam / AdamW over a tensor; `vmax` (same length) for AMSGrad.

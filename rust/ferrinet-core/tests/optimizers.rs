@@ -141,13 +141,14 @@ fn documented_step(opt: &Optimizer, p: &mut [f64], grad: &[f64], s: &mut Moments
                 s.v[k] = beta2 * s.v[k] + (1.0 - beta2) * (g * g);
                 let bc1 = 1.0 - beta1.powf(t as f64);
                 let bc2 = 1.0 - beta2.powf(t as f64);
+                let (step_size, inv_sqrt_bc2) = (lr / bc1, 1.0 / bc2.sqrt());
                 let vhat = if amsgrad {
                     s.vmax[k] = s.vmax[k].max(s.v[k]);
-                    s.vmax[k] / bc2
+                    s.vmax[k]
                 } else {
-                    s.v[k] / bc2
+                    s.v[k]
                 };
-                p[k] = p[k] - lr * (s.m[k] / bc1) / (vhat.sqrt() + eps);
+                p[k] = p[k] - (step_size * s.m[k]) / (vhat.sqrt() * inv_sqrt_bc2 + eps);
             }
         }
     }
