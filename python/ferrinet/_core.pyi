@@ -54,7 +54,9 @@ class NeuralNetwork:
         """"float64" or "float32": what the network computes in and returns."""
     @property
     def n_threads(self) -> int:
-        """Threads for large batch products (default 1)."""
+        """Threads for large batch products (default 1): a large layer's neurons are cut
+        between them (the same bits for any count); a small network's batch rows are split
+        instead (deterministic for a given count)."""
     @n_threads.setter
     def n_threads(self, n_threads: int) -> None: ...
     def forward(self, x: _ArrayLike) -> _Float64Array:

@@ -1,6 +1,6 @@
 //! Times one epoch of 60,000 x 784-128-10 mini-batch training on 1 and 2 threads:
-//! `cargo run --release --example epoch [sgd|adam] [batch] [threads]` (default: sgd, batch 256,
-//! threads "1,2"; best of 5 per thread count, alternating).
+//! `cargo run --release --example epoch [sgd|adam] [batch] [threads] [f64|f32]` (default: sgd,
+//! batch 256, threads "1,2", both dtypes; best of 5 per thread count, alternating).
 use ferrinet_core::{
     Activation, EpochOptions, Loss, MatRef, NeuralNetwork, Optimizer, Real, Targets, TrainingState,
 };
@@ -70,6 +70,11 @@ fn main() {
         .get(2)
         .map(|s| s.split(',').filter_map(|t| t.parse().ok()).collect())
         .unwrap_or_else(|| vec![1, 2]);
-    run::<f64>("f64", opt, batch_size, &thread_counts);
-    run::<f32>("f32", opt, batch_size, &thread_counts);
+    let dtype = args.get(3).map(String::as_str).unwrap_or("both");
+    if dtype != "f32" {
+        run::<f64>("f64", opt, batch_size, &thread_counts);
+    }
+    if dtype != "f64" {
+        run::<f32>("f32", opt, batch_size, &thread_counts);
+    }
 }

@@ -16,6 +16,8 @@
 //! machine they do not depend on the thread count; across machines the FMA and non-FMA builds
 //! of a kernel round differently (a*b+c once vs twice).
 
+use rayon::prelude::*;
+
 use crate::float::Real;
 
 /// Below this many multiply-adds a plain loop beats a GEMM call.
@@ -27,12 +29,13 @@ const LANES: usize = 8;
 pub struct Threads(pub usize);
 
 impl Threads {
-    fn parallelism(self, flops: usize) -> gemm::Parallelism {
-        // Below ~1 MFLOP a thread hand-off costs more than it saves.
+    /// How many threads a product of `flops` flops is cut between: below ~1 MFLOP a thread
+    /// hand-off costs more than it saves.
+    fn parts(self, flops: usize) -> usize {
         if self.0 > 1 && flops > 1 << 20 {
-            gemm::Parallelism::Rayon(self.0)
+            self.0
         } else {
-            gemm::Parallelism::None
+            1
         }
     }
 }
@@ -451,15 +454,54 @@ dispatch!(
     (p: &mut [T], g: &[T], m: &mut [T], v: &mut [T], vmax: Option<&mut [T]>, c: AdamStep<T>)
 );
 
+/// How a product's output is cut between threads: into blocks of C's rows or of its columns,
+/// each block one single-threaded GEMM call. Every element of C is then computed by one call,
+/// over the same k in the same order, so the split does not change the bits (asserted by
+/// tests/kernel_paths.rs), and no thread's partial sums need adding up afterwards.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Split {
+    /// Blocks of rows: for dW (out, in), a thread owns whole neurons (rows of W).
+    Rows,
+    /// Blocks of columns: for z (n, out) = x W^T, a thread computes its neurons' outputs and
+    /// reads only their rows of W.
+    Cols,
+}
+
+/// Blocks are whole multiples of this many rows or columns (a multiple of every micro-kernel's
+/// tile), so that cutting C costs no partial tiles beyond the one at C's edge.
+const SPLIT_ALIGN: usize = 16;
+
+/// The blocks `threads` cuts `len` rows or columns into: (start, end) pairs, one per thread
+/// that gets any, for a product of `flops` flops; a single block below the threshold.
+fn split_blocks(len: usize, flops: usize, threads: Threads) -> Vec<(usize, usize)> {
+    let parts = threads.parts(flops).min(len.div_ceil(SPLIT_ALIGN)).max(1);
+    let per = len.div_ceil(parts).div_ceil(SPLIT_ALIGN) * SPLIT_ALIGN;
+    (0..parts)
+        .map(|i| (i * per, ((i + 1) * per).min(len)))
+        .filter(|(start, end)| start < end)
+        .collect()
+}
+
+/// Whether a layer's products for a batch of n rows (n x n_in x n_out multiply-adds) are cut
+/// between `threads` (each thread a block of the layer's neurons).
+pub fn splits_product(n: usize, n_in: usize, n_out: usize, threads: Threads) -> bool {
+    threads.parts(2 * n * n_in * n_out) > 1
+}
+
+/// A pointer that may cross to another thread: each thread writes a disjoint block of C.
+#[derive(Clone, Copy)]
+struct SendPtr<T>(*mut T);
+// SAFETY: only used for disjoint blocks of one output, while the caller's borrow lives.
+unsafe impl<T> Send for SendPtr<T> {}
+unsafe impl<T> Sync for SendPtr<T> {}
+
 /// C (m, n) = A (m, k) B (k, n), or C += s A B with `add: Some(s)` (C read and written once,
 /// the scaling and the addition made as each element is written); A and B each given by
-/// (row stride, column stride), C row-major.
+/// (row stride, column stride), C row-major. With several threads, C is cut as `split` says.
 /// Safety: the strides must describe memory inside the slices (checked by the callers below).
 #[allow(clippy::too_many_arguments)]
 unsafe fn gemm_into<T: Real>(
-    m: usize,
-    n: usize,
-    k: usize,
+    (m, n, k): (usize, usize, usize),
     c: &mut [T],
     add: Option<T>,
     a: &[T],
@@ -467,33 +509,48 @@ unsafe fn gemm_into<T: Real>(
     b: &[T],
     (b_rs, b_cs): (isize, isize),
     threads: Threads,
+    split: Split,
 ) {
+    assert!(c.len() >= m * n);
     // gemm computes dst = alpha dst + beta (lhs rhs), reading dst only when asked.
     let (alpha, beta) = match add {
         Some(scale) => (T::ONE, scale),
         None => (T::ZERO, T::ONE),
     };
-    gemm::gemm(
-        m,
-        n,
-        k,
-        c.as_mut_ptr(),
-        1,
-        n as isize,
-        add.is_some(),
-        a.as_ptr(),
-        a_cs,
-        a_rs,
-        b.as_ptr(),
-        b_cs,
-        b_rs,
-        alpha,
-        beta,
-        false,
-        false,
-        false,
-        threads.parallelism(2 * m * n * k),
-    )
+    // One block of C: rows r0..r1, columns c0..c1.
+    let block = |dst: SendPtr<T>, (r0, r1): (usize, usize), (c0, c1): (usize, usize)| {
+        gemm::gemm(
+            r1 - r0,
+            c1 - c0,
+            k,
+            dst.0.add(r0 * n + c0),
+            1,
+            n as isize,
+            add.is_some(),
+            a.as_ptr().offset(r0 as isize * a_rs),
+            a_cs,
+            a_rs,
+            b.as_ptr().offset(c0 as isize * b_cs),
+            b_cs,
+            b_rs,
+            alpha,
+            beta,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        )
+    };
+    let dst = SendPtr(c.as_mut_ptr());
+    let flops = 2 * m * n * k;
+    let blocks = split_blocks(if split == Split::Rows { m } else { n }, flops, threads);
+    if blocks.len() == 1 {
+        return block(dst, (0, m), (0, n));
+    }
+    blocks.into_par_iter().for_each(|range| match split {
+        Split::Rows => block(dst, range, (0, n)),
+        Split::Cols => block(dst, (0, m), range),
+    });
 }
 
 /// dst (out, in) = delta (n, out)^T x (n, in), or dst += s delta^T x with `add: Some(s)`: the
@@ -513,9 +570,7 @@ fn weight_product<T: Real>(
     // row-major (n, in).
     unsafe {
         gemm_into(
-            n_out,
-            n_in,
-            n,
+            (n_out, n_in, n),
             dst,
             add,
             delta,
@@ -523,6 +578,7 @@ fn weight_product<T: Real>(
             x,
             (n_in as isize, 1),
             threads,
+            Split::Rows,
         )
     };
 }
@@ -549,9 +605,7 @@ pub fn linear_forward<T: Real>(x: &[T], n: usize, w: &[T], b: &[T], z: &mut [T],
     // SAFETY: shapes asserted above; x row-major (n, in); W^T is W read with swapped strides.
     unsafe {
         gemm_into(
-            n,
-            n_out,
-            n_in,
+            (n, n_out, n_in),
             z,
             None,
             x,
@@ -559,6 +613,7 @@ pub fn linear_forward<T: Real>(x: &[T], n: usize, w: &[T], b: &[T], z: &mut [T],
             w,
             (1, n_in as isize),
             threads,
+            Split::Cols,
         )
     };
     for zk in z.chunks_exact_mut(n_out) {
@@ -640,9 +695,7 @@ pub fn linear_input_grad<T: Real>(delta: &[T], n: usize, w: &[T], dx: &mut [T], 
     // SAFETY: shapes asserted above; both operands row-major.
     unsafe {
         gemm_into(
-            n,
-            n_in,
-            n_out,
+            (n, n_in, n_out),
             dx,
             None,
             delta,
@@ -650,6 +703,7 @@ pub fn linear_input_grad<T: Real>(delta: &[T], n: usize, w: &[T], dx: &mut [T], 
             w,
             (n_in as isize, 1),
             threads,
+            Split::Rows,
         )
     };
 }
@@ -661,9 +715,7 @@ pub fn gram<T: Real>(x: &[T], n: usize, g: &mut [T], threads: Threads) {
     // SAFETY: shapes asserted above; x^T is x read with swapped strides.
     unsafe {
         gemm_into(
-            n,
-            n,
-            k,
+            (n, n, k),
             g,
             None,
             x,
@@ -671,6 +723,7 @@ pub fn gram<T: Real>(x: &[T], n: usize, g: &mut [T], threads: Threads) {
             x,
             (1, k as isize),
             threads,
+            Split::Rows,
         )
     };
 }
@@ -787,6 +840,78 @@ mod tests {
             }
             close(&dx, &dx_ref);
         }
+    }
+
+    /// Above the threshold, threads cut each product's output into blocks of rows (dW, dx)
+    /// or columns (z) and each block is its own GEMM call: every element is still summed by
+    /// one call over the same k, so 2 or 3 threads give one thread's bits. The shapes have
+    /// edges that are not multiples of `SPLIT_ALIGN`, and block counts that leave a short one.
+    #[test]
+    fn split_products_are_one_threads_bits() {
+        let mut rng = SplitMix64::new(19);
+        for &(n, n_in, n_out) in &[(256, 300, 100), (77, 784, 130), (300, 129, 45)] {
+            assert!(
+                splits_product(n, n_in, n_out, Threads(2)),
+                "{n}x{n_in}x{n_out}"
+            );
+            let (x, w, b) = (
+                random(n * n_in, &mut rng),
+                random(n_out * n_in, &mut rng),
+                random(n_out, &mut rng),
+            );
+            let delta = random(n * n_out, &mut rng);
+            let run = |threads: Threads| {
+                let mut z = vec![0.0; n * n_out];
+                linear_forward(&x, n, &w, &b, &mut z, threads);
+                let (mut dw, mut db) = (vec![0.0; n_out * n_in], vec![0.0; n_out]);
+                linear_weight_grad(&delta, &x, n, &mut dw, &mut db, threads);
+                let mut dx = vec![0.0; n * n_in];
+                linear_input_grad(&delta, n, &w, &mut dx, threads);
+                let (mut w_sgd, mut b_sgd, mut db_sgd) = (w.clone(), b.clone(), vec![0.0; n_out]);
+                sgd_through_weight_grad(
+                    &delta,
+                    &x,
+                    n,
+                    &mut w_sgd,
+                    &mut b_sgd,
+                    &mut db_sgd,
+                    0.1,
+                    threads,
+                );
+                [z, dw, db, dx, w_sgd, b_sgd]
+            };
+            let one = run(Threads(1));
+            close(&one[0], &naive_forward(&x, n, &w, &b));
+            for k in [2, 3] {
+                let other = run(Threads(k));
+                for (i, (a, e)) in other.iter().zip(&one).enumerate() {
+                    let same = a.iter().zip(e).all(|(p, q)| p.to_bits() == q.to_bits());
+                    assert!(same, "{n}x{n_in}x{n_out}, {k} threads: product {i} differs");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn split_blocks_cover_the_output_once() {
+        for (len, threads) in [(128, 2), (130, 2), (10, 4), (100, 3), (16, 2), (1000, 7)] {
+            let blocks = split_blocks(len, usize::MAX, Threads(threads));
+            assert!(
+                !blocks.is_empty() && blocks.len() <= threads,
+                "{len}/{threads}"
+            );
+            assert_eq!(blocks[0].0, 0);
+            assert_eq!(blocks.last().unwrap().1, len);
+            for pair in blocks.windows(2) {
+                assert_eq!(pair[0].1, pair[1].0, "{len}/{threads}: {blocks:?}");
+                assert_eq!(pair[0].1 % SPLIT_ALIGN, 0, "{len}/{threads}: {blocks:?}");
+            }
+        }
+        assert_eq!(
+            split_blocks(500, 1 << 20, Threads(2)),
+            vec![(0, 500)],
+            "small product"
+        );
     }
 
     #[test]

@@ -1000,17 +1000,27 @@ impl<T: Real> NeuralNetwork<T> {
         Ok(loss.to_f64() + penalty)
     }
 
-    /// Whether `backprop` splits a batch of n rows across the threads.
+    /// Whether `backprop` splits a batch of n rows across the threads. Not when a layer's
+    /// products are large enough for the kernels to cut them between the threads by neurons
+    /// (`kernels::splits_product`): that needs no adding up of the shares' gradients, and
+    /// each thread reads and writes only its neurons' rows of W.
     pub(crate) fn splits(&self, n: usize, dropout: bool) -> bool {
         let k = self.threads.0;
-        k > 1 && !dropout && n >= k * ROWS_PER_THREAD
+        k > 1
+            && !dropout
+            && n >= k * ROWS_PER_THREAD
+            && !self.layers.iter().any(|layer| {
+                let (n_in, n_out) = (layer.n_inputs(), layer.n_outputs());
+                kernels::splits_product(n, n_in, n_out, self.threads)
+            })
     }
 
     /// One mini-batch step of plain SGD (no momentum, weight decay, L2 or clipping): the
     /// forward pass and loss of `backprop`, then each layer's `Layer::sgd_backward`, top down,
     /// which makes a large layer's update inside its weight-gradient product. Nothing is
-    /// updated when the loss is not finite; the loss is returned either way. On one thread only
-    /// (`splits` false): a split batch sums its shares' gradients first.
+    /// updated when the loss is not finite; the loss is returned either way. Only where the
+    /// batch's rows are not split (`splits` false): a split batch sums its shares' gradients
+    /// first.
     pub(crate) fn sgd_batch(
         &mut self,
         batch: &Batch<T>,
@@ -1156,15 +1166,24 @@ pub(crate) fn check_finite_rows<T: Real>(
     x: MatRef<T>,
     row_of: impl Fn(usize) -> usize,
 ) -> Result<()> {
-    if let Some(pos) = first_non_finite(x.as_slice()) {
-        return value_error!(
-            "inputs must be finite, got {} at [{}, {}]",
-            x.as_slice()[pos],
-            row_of(pos / x.cols()),
-            pos % x.cols()
-        );
+    match first_non_finite(x.as_slice()) {
+        Some(pos) => non_finite_at(x, pos, row_of),
+        None => Ok(()),
     }
-    Ok(())
+}
+
+/// The ValueError of `check_finite_rows` for the value at flat position `pos` of `x`.
+pub(crate) fn non_finite_at<T: Real>(
+    x: MatRef<T>,
+    pos: usize,
+    row_of: impl Fn(usize) -> usize,
+) -> Result<()> {
+    value_error!(
+        "inputs must be finite, got {} at [{}, {}]",
+        x.as_slice()[pos],
+        row_of(pos / x.cols()),
+        pos % x.cols()
+    )
 }
 
 /// The output layer's delta = dL/dz of the batch's mean loss (normalised by `norm`), from the

@@ -3,10 +3,10 @@
 //! contract; `ferrinet.reference` follows it too.
 
 use crate::error::{value_error, Error, Result};
-use crate::float::Real;
+use crate::float::{first_non_finite, Real};
 use crate::loss::Targets;
 use crate::matrix::MatRef;
-use crate::network::{check_finite_rows, Batch, Dropout, NeuralNetwork};
+use crate::network::{check_finite_rows, non_finite_at, Batch, Dropout, NeuralNetwork};
 use crate::optimizer::{Optimizer, TensorState};
 use crate::rng::SplitMix64;
 
@@ -197,7 +197,7 @@ impl<T: Real> NeuralNetwork<T> {
         let n_batches = n.div_ceil(bs);
         let dropout_on = options.dropout.iter().any(|&p| p > 0.0);
         // Plain SGD takes its update inside the weight-gradient products (`sgd_batch`), on
-        // batches that one thread runs.
+        // batches whose rows are not split between threads.
         let plain_sgd = matches!(
             state.optimizer,
             Optimizer::Sgd { momentum, weight_decay, .. } if momentum == 0.0 && weight_decay == 0.0
@@ -211,32 +211,29 @@ impl<T: Real> NeuralNetwork<T> {
                 return Err(Error::Interrupted);
             }
             let (start, end) = (b * bs, ((b + 1) * bs).min(n));
+            // An unchecked batch (`epoch_batch`) is checked row by row as it is gathered,
+            // while each row is in cache. An error names the row in the caller's x; the
+            // epoch's guard puts the network and the state back as they were.
             let mut sub = if options.shuffle {
-                gather(
+                let rows = &order[start..end];
+                let (sub, bad) = gather(
                     net.n_threads(),
                     batch,
-                    &order[start..end],
-                    &mut xb,
-                    &mut tb,
-                    &mut cb,
-                    &mut wb,
-                )
+                    rows,
+                    (&mut xb, &mut tb, &mut cb, &mut wb),
+                );
+                if let Some(pos) = bad {
+                    non_finite_at(sub.x, pos, |k| rows[k])?;
+                }
+                sub
             } else {
-                batch.rows_range(start, end)
+                let sub = batch.rows_range(start, end);
+                if sub.x_unchecked {
+                    check_finite_rows(sub.x, |k| start + k)?;
+                }
+                sub
             };
-            if sub.x_unchecked {
-                // In cache now, just gathered. An error names the row in the caller's x; the
-                // epoch's guard puts the network and the state back as they were.
-                let row_of = |k| {
-                    if options.shuffle {
-                        order[start + k]
-                    } else {
-                        start + k
-                    }
-                };
-                check_finite_rows(sub.x, row_of)?;
-                sub.x_unchecked = false;
-            }
+            sub.x_unchecked = false;
             // A refused batch must not have drawn its masks: keep the generator to put back.
             let rng_before = st.rng.clone();
             let dropout = dropout_on.then(|| Dropout {
@@ -307,36 +304,53 @@ impl<T: Real> NeuralNetwork<T> {
     }
 }
 
-/// Copies the rows `index` of a batch into reused buffers and returns a batch over them.
+/// Copies the rows `index` of a batch into reused buffers and returns a batch over them; for
+/// a batch whose inputs are unchecked, also the position in the gathered x of its first
+/// non-finite value, if any (each row is checked as it is copied, while it is in cache).
+#[allow(clippy::type_complexity)]
 fn gather<'b, T: Real>(
     threads: usize,
     batch: &Batch<'_, T>,
     index: &[usize],
-    xb: &'b mut Vec<T>,
-    tb: &'b mut Vec<T>,
-    cb: &'b mut Vec<usize>,
-    wb: &'b mut Vec<T>,
-) -> Batch<'b, T> {
+    (xb, tb, cb, wb): (
+        &'b mut Vec<T>,
+        &'b mut Vec<T>,
+        &'b mut Vec<usize>,
+        &'b mut Vec<T>,
+    ),
+) -> (Batch<'b, T>, Option<usize>) {
     let x = batch.x;
     let cols = x.cols();
-    if threads > 1 && index.len() * cols >= PARALLEL_GATHER_ABOVE {
-        // The rows come from all over x (DRAM, not cache): with the batch split across
-        // threads, one thread copying them all is the largest serial part of a step.
-        xb.resize(index.len() * cols, T::ZERO);
-        let rows_per = index.len().div_ceil(threads);
-        xb.par_chunks_mut(rows_per * cols)
-            .zip(index.par_chunks(rows_per))
-            .for_each(|(dst, rows)| {
-                for (d, &k) in dst.chunks_exact_mut(cols).zip(rows) {
-                    d.copy_from_slice(x.row(k));
-                }
-            });
-    } else {
-        xb.clear();
-        for &k in index {
-            xb.extend_from_slice(x.row(k));
+    let check = batch.x_unchecked;
+    // Copies `rows` into `dst`; the first non-finite value's position in `dst` when checking.
+    let copy = |dst: &mut [T], rows: &[usize]| -> Option<usize> {
+        let mut bad = None;
+        for (j, (d, &k)) in dst.chunks_exact_mut(cols).zip(rows).enumerate() {
+            d.copy_from_slice(x.row(k));
+            if check && bad.is_none() {
+                bad = first_non_finite(d).map(|i| j * cols + i);
+            }
         }
-    }
+        bad
+    };
+    xb.resize(index.len() * cols, T::ZERO);
+    let bad = if threads > 1 && index.len() * cols >= PARALLEL_GATHER_ABOVE {
+        // The rows come from all over x (DRAM, not cache): with the products split across
+        // threads, one thread copying them all is the largest serial part of a step.
+        let rows_per = index.len().div_ceil(threads);
+        let found: Vec<Option<usize>> = xb
+            .par_chunks_mut(rows_per * cols)
+            .zip(index.par_chunks(rows_per))
+            .map(|(dst, rows)| copy(dst, rows))
+            .collect();
+        // The first bad value of the first share that has one, as one thread finds it.
+        found
+            .iter()
+            .enumerate()
+            .find_map(|(i, bad)| bad.map(|pos| i * rows_per * cols + pos))
+    } else {
+        copy(xb, index)
+    };
     let t = match batch.t {
         Targets::Dense(t) => {
             tb.clear();
@@ -356,9 +370,10 @@ fn gather<'b, T: Real>(
         wb.extend(index.iter().map(|&k| w[k]));
         &wb[..]
     });
-    batch.with_parts(
+    let sub = batch.with_parts(
         MatRef::new(xb, index.len(), x.cols()).expect("gathered rows"),
         t,
         weights,
-    )
+    );
+    (sub, bad)
 }

@@ -1480,3 +1480,54 @@ fn fused_sgd_matches_the_materialised_update() {
         }
     }
 }
+
+/// An `epoch_batch` leaves the inputs' finite check to the epoch, which checks each row as it
+/// gathers it; batches of 512 x 160 values are gathered by both threads at once on 2 threads.
+/// With bad values in three rows, the error names, on 1 and 2 threads alike, the bad row that
+/// comes first in the shuffled order (the batches before it were trained, then put back), and
+/// the network and the state are as before the call.
+#[test]
+fn an_unchecked_epoch_names_the_first_bad_row_in_gathered_order_on_any_thread_count() {
+    let (n, n_in, n_out) = (2048, 160, 3);
+    let mut rng = SplitMix64::new(41);
+    let mut x = random_vec(&mut rng, n * n_in, -1.0, 1.0);
+    let classes: Vec<usize> = (0..n).map(|_| int_in(&mut rng, 0, n_out - 1)).collect();
+    // Bad values at shuffled positions 1700, 1300 (batch 2, row 276: the second thread's
+    // share) and 1500; the first in gathered order is position 1300.
+    let seed = 12;
+    let order = Documented(seed).permutation(n);
+    let bad_rows = [order[1700], order[1300], order[1500]];
+    for (i, &r) in bad_rows.iter().enumerate() {
+        x[r * n_in + 7 + i] = [f64::NAN, f64::INFINITY, f64::NEG_INFINITY][i];
+    }
+    let expected = format!("got inf at [{}, 8]", order[1300]);
+    let net0 = NeuralNetwork::<f64>::new(
+        &[n_in, 32, n_out],
+        &[Activation::Relu],
+        None,
+        Loss::CrossEntropy,
+        2,
+    )
+    .unwrap();
+    for threads in [1, 2] {
+        let mut net = net0.clone();
+        net.set_n_threads(threads).unwrap();
+        let xm = MatRef::new(&x, n, n_in).unwrap();
+        let batch = net
+            .epoch_batch(xm, ferrinet_core::Targets::Classes(&classes), None)
+            .unwrap();
+        let mut st = state(adam(0.01), seed, &net);
+        let before = st.clone();
+        let err = net
+            .train_epoch(&batch, &EpochOptions::new(512), &mut st)
+            .unwrap_err();
+        let message = format!("{err}");
+        assert!(
+            matches!(err, Error::Value(_)) && message.contains(&expected),
+            "{threads} thread(s): {message:?}, expected {expected:?}"
+        );
+        assert_eq!(param_bits(&net), param_bits(&net0), "{threads} thread(s)");
+        assert_eq!(st.steps(), before.steps());
+        assert_eq!(st.rng(), before.rng());
+    }
+}
