@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{value_error, Result};
 use crate::float::Real;
+use rayon::prelude::*;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Optimizer {
@@ -303,6 +304,29 @@ fn ensure<T: Real>(buf: &mut Vec<T>, len: usize) {
     }
 }
 
+/// The per-element buffers of one step, as slices of a `TensorState` (or of a block of it):
+/// empty where the optimizer does not use one.
+struct Buffers<'a, T> {
+    m: &'a mut [T],
+    v: &'a mut [T],
+    vmax: &'a mut [T],
+    ga: &'a mut [T],
+}
+
+/// A buffer of the parameters' length `len` cut into blocks of `per` elements, as the
+/// parameters are; any other (one this optimizer does not use) gives `count` empty blocks.
+fn cut_blocks<T>(v: &mut [T], len: usize, per: usize, count: usize) -> Vec<&mut [T]> {
+    if v.len() == len {
+        v.chunks_mut(per).collect()
+    } else {
+        (0..count).map(|_| &mut [][..]).collect()
+    }
+}
+
+/// Tensors with fewer elements than this are updated by one thread (the hand-off would cost
+/// more than the update: an Adam step is about 1.4 ns per float64 element).
+const PARALLEL_STEP_MIN: usize = 1 << 14;
+
 impl Optimizer {
     /// One update of `params` from `grads` (consumed as scratch) at step t >= 1 with learning
     /// rate `lr` (the schedule's, which may differ from the configured one).
@@ -311,6 +335,86 @@ impl Optimizer {
         params: &mut [T],
         grads: &mut [T],
         state: &mut TensorState<T>,
+        t: u64,
+        lr: f64,
+    ) {
+        self.step_threads(params, grads, state, t, lr, 1);
+    }
+
+    /// `step` with a large tensor cut into `threads` blocks of elements, one per thread. Every
+    /// formula is per element, so the bits are those of `step`.
+    pub fn step_threads<T: Real>(
+        &self,
+        params: &mut [T],
+        grads: &mut [T],
+        state: &mut TensorState<T>,
+        t: u64,
+        lr: f64,
+        threads: usize,
+    ) {
+        let len = params.len();
+        assert_eq!(grads.len(), len, "one gradient per parameter");
+        self.size_buffers(state, len);
+        let all = Buffers {
+            m: &mut state.m,
+            v: &mut state.v,
+            vmax: &mut state.vmax,
+            ga: &mut state.ga,
+        };
+        if threads < 2 || len < PARALLEL_STEP_MIN {
+            return self.step_buffers(params, grads, all, t, lr);
+        }
+        let per = len.div_ceil(threads);
+        let cut = |v| cut_blocks(v, len, per, threads);
+        let blocks: Vec<_> = params
+            .chunks_mut(per)
+            .zip(grads.chunks_mut(per))
+            .zip(cut(all.m))
+            .zip(cut(all.v))
+            .zip(cut(all.vmax))
+            .zip(cut(all.ga))
+            .map(|(((((p, g), m), v), vmax), ga)| (p, g, Buffers { m, v, vmax, ga }))
+            .collect();
+        blocks
+            .into_par_iter()
+            .for_each(|(p, g, buffers)| self.step_buffers(p, g, buffers, t, lr));
+    }
+
+    /// Allocates the buffers this optimizer uses (zeros) where they are not yet `len` long.
+    fn size_buffers<T: Real>(&self, state: &mut TensorState<T>, len: usize) {
+        match *self {
+            Optimizer::Sgd { momentum, .. } => {
+                if momentum != 0.0 {
+                    ensure(&mut state.m, len);
+                }
+            }
+            Optimizer::RmsProp {
+                momentum, centered, ..
+            } => {
+                ensure(&mut state.v, len);
+                if centered {
+                    ensure(&mut state.ga, len);
+                }
+                if momentum > 0.0 {
+                    ensure(&mut state.m, len);
+                }
+            }
+            Optimizer::Adam { amsgrad, .. } => {
+                ensure(&mut state.m, len);
+                ensure(&mut state.v, len);
+                if amsgrad {
+                    ensure(&mut state.vmax, len);
+                }
+            }
+        }
+    }
+
+    /// The update of `step` on buffers sized by `size_buffers`.
+    fn step_buffers<T: Real>(
+        &self,
+        params: &mut [T],
+        grads: &mut [T],
+        state: Buffers<T>,
         t: u64,
         lr: f64,
     ) {
@@ -331,7 +435,6 @@ impl Optimizer {
                     crate::kernels::sgd_update(params, grads, lr_t, wd);
                     return;
                 }
-                ensure(&mut state.m, params.len());
                 for (k, (p, g)) in params.iter_mut().zip(grads.iter_mut()).enumerate() {
                     let mut g_k = *g;
                     if weight_decay != 0.0 {
@@ -358,13 +461,6 @@ impl Optimizer {
                     T::from_f64(eps),
                 );
                 let one_minus_a = one - a;
-                ensure(&mut state.v, params.len());
-                if centered {
-                    ensure(&mut state.ga, params.len());
-                }
-                if momentum > 0.0 {
-                    ensure(&mut state.m, params.len());
-                }
                 for (k, (p, g)) in params.iter_mut().zip(grads.iter_mut()).enumerate() {
                     let mut g_k = *g;
                     if weight_decay != 0.0 {
@@ -408,8 +504,6 @@ impl Optimizer {
                 let bc1 = one - b1.powf(tf);
                 let bc2 = one - b2.powf(tf);
                 let decay = one - lr_t * wd;
-                ensure(&mut state.m, params.len());
-                ensure(&mut state.v, params.len());
                 let step = crate::kernels::AdamStep {
                     beta1: b1,
                     one_minus_beta1: one_minus_b1,
@@ -422,13 +516,8 @@ impl Optimizer {
                     decay,
                     decoupled,
                 };
-                let vmax = if amsgrad {
-                    ensure(&mut state.vmax, params.len());
-                    Some(&mut state.vmax[..])
-                } else {
-                    None
-                };
-                crate::kernels::adam_update(params, grads, &mut state.m, &mut state.v, vmax, step);
+                let vmax = amsgrad.then_some(state.vmax);
+                crate::kernels::adam_update(params, grads, state.m, state.v, vmax, step);
             }
         }
     }

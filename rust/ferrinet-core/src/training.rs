@@ -260,6 +260,7 @@ impl<T: Real> NeuralNetwork<T> {
                     net.clip_gradients(max_norm);
                 }
                 let (t, lr, opt) = (st.steps, st.learning_rate, st.optimizer);
+                let threads = net.n_threads();
                 for ((layer, grad), (w_state, b_state)) in net
                     .layers
                     .iter_mut()
@@ -267,7 +268,7 @@ impl<T: Real> NeuralNetwork<T> {
                     .zip(st.tensors.iter_mut())
                 {
                     let (w, bias) = layer.parameters_mut();
-                    opt.step(w, &mut grad.weights, w_state, t, lr);
+                    opt.step_threads(w, &mut grad.weights, w_state, t, lr, threads);
                     opt.step(bias, &mut grad.biases, b_state, t, lr);
                 }
             }

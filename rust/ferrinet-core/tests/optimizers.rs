@@ -468,3 +468,46 @@ fn names_and_learning_rates() {
         (0.01, 5, 0, 0)
     );
 }
+
+/// `step_threads` cuts a large tensor into blocks, one per thread: every optimizer's formulas
+/// are per element, so 2 and 3 threads must give `step`'s bits, for the parameters and every
+/// buffer, over steps that start from fresh (empty) buffers. 40,001 elements: above the
+/// one-thread limit, and not a multiple of either count.
+#[test]
+fn threaded_steps_are_the_one_thread_bits() {
+    let len = 40_001;
+    let all = [
+        Optimizer::sgd(0.01),
+        sgd(0.9, 0.1, false, 1e-2),
+        sgd(0.8, 0.0, true, 0.0),
+        rmsprop(1e-2, 0.5, true),
+        rmsprop(0.0, 0.0, false),
+        adam(1e-2, true, false),
+        adam(0.1, false, true),
+    ];
+    for opt in all {
+        let mut rng = SplitMix64::new(5);
+        let start: Vec<f64> = (0..len).map(|_| 2.0 * rng.uniform() - 1.0).collect();
+        let grads: Vec<Vec<f64>> = (0..4)
+            .map(|_| (0..len).map(|_| 2.0 * rng.uniform() - 1.0).collect())
+            .collect();
+        let run = |threads: usize| {
+            let (mut p, mut state) = (start.clone(), TensorState::default());
+            for (t, g) in grads.iter().enumerate() {
+                let mut g = g.clone();
+                opt.step_threads(&mut p, &mut g, &mut state, t as u64 + 1, 0.01, threads);
+            }
+            let buffers: Vec<Vec<u64>> = state
+                .buffers()
+                .iter()
+                .map(|(_, b)| b.iter().map(|v| v.to_bits()).collect())
+                .collect();
+            (p.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), buffers)
+        };
+        let one = run(1);
+        assert_ne!(one.0, start.iter().map(|v| v.to_bits()).collect::<Vec<_>>());
+        for threads in [2, 3] {
+            assert!(run(threads) == one, "{} on {threads} threads", opt.name());
+        }
+    }
+}
