@@ -16,9 +16,8 @@
 //! machine they do not depend on the thread count; across machines the FMA and non-FMA builds
 //! of a kernel round differently (a*b+c once vs twice).
 
-use rayon::prelude::*;
-
 use crate::float::Real;
+use crate::team::{for_each_part, Disjoint};
 
 /// Below this many multiply-adds a plain loop beats a GEMM call.
 const SMALL: usize = 4096;
@@ -456,8 +455,9 @@ dispatch!(
 
 /// How a product's output is cut between threads: into blocks of C's rows or of its columns,
 /// each block one single-threaded GEMM call. Every element of C is then computed by one call,
-/// over the same k in the same order, so the split does not change the bits (asserted by
-/// tests/kernel_paths.rs), and no thread's partial sums need adding up afterwards.
+/// over the same k in the same order, so the split does not change the bits (asserted below,
+/// `split_products_are_one_threads_bits`, and for whole epochs in tests/kernel_paths.rs), and
+/// no thread's partial sums need adding up afterwards.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Split {
     /// Blocks of rows: for dW (out, in), a thread owns whole neurons (rows of W).
@@ -488,13 +488,6 @@ pub fn splits_product(n: usize, n_in: usize, n_out: usize, threads: Threads) -> 
     threads.parts(2 * n * n_in * n_out) > 1
 }
 
-/// A pointer that may cross to another thread: each thread writes a disjoint block of C.
-#[derive(Clone, Copy)]
-struct SendPtr<T>(*mut T);
-// SAFETY: only used for disjoint blocks of one output, while the caller's borrow lives.
-unsafe impl<T> Send for SendPtr<T> {}
-unsafe impl<T> Sync for SendPtr<T> {}
-
 /// C (m, n) = A (m, k) B (k, n), or C += s A B with `add: Some(s)` (C read and written once,
 /// the scaling and the addition made as each element is written); A and B each given by
 /// (row stride, column stride), C row-major. With several threads, C is cut as `split` says.
@@ -518,12 +511,12 @@ unsafe fn gemm_into<T: Real>(
         None => (T::ZERO, T::ONE),
     };
     // One block of C: rows r0..r1, columns c0..c1.
-    let block = |dst: SendPtr<T>, (r0, r1): (usize, usize), (c0, c1): (usize, usize)| {
+    let block = |dst: Disjoint<T>, (r0, r1): (usize, usize), (c0, c1): (usize, usize)| {
         gemm::gemm(
             r1 - r0,
             c1 - c0,
             k,
-            dst.0.add(r0 * n + c0),
+            dst.at(r0 * n + c0),
             1,
             n as isize,
             add.is_some(),
@@ -541,15 +534,15 @@ unsafe fn gemm_into<T: Real>(
             gemm::Parallelism::None,
         )
     };
-    let dst = SendPtr(c.as_mut_ptr());
+    let dst = Disjoint::new(c);
     let flops = 2 * m * n * k;
     let blocks = split_blocks(if split == Split::Rows { m } else { n }, flops, threads);
     if blocks.len() == 1 {
         return block(dst, (0, m), (0, n));
     }
-    blocks.into_par_iter().for_each(|range| match split {
-        Split::Rows => block(dst, range, (0, n)),
-        Split::Cols => block(dst, (0, m), range),
+    for_each_part(blocks.len(), |i| match split {
+        Split::Rows => block(dst, blocks[i], (0, n)),
+        Split::Cols => block(dst, (0, m), blocks[i]),
     });
 }
 

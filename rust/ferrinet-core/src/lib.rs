@@ -27,6 +27,7 @@ pub mod neuron;
 pub mod optimizer;
 pub mod rng;
 pub mod sgd_block;
+mod team;
 pub mod trace;
 pub mod training;
 

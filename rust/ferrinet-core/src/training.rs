@@ -9,8 +9,9 @@ use crate::matrix::MatRef;
 use crate::network::{check_finite_rows, non_finite_at, Batch, Dropout, NeuralNetwork};
 use crate::optimizer::{Optimizer, TensorState};
 use crate::rng::SplitMix64;
+use crate::team::{for_each_part, with_team, Disjoint};
 
-use rayon::prelude::*;
+use std::sync::Mutex;
 
 /// Batches of at least this many input values are gathered by all the network's threads.
 const PARALLEL_GATHER_ABOVE: usize = 1 << 15;
@@ -206,74 +207,78 @@ impl<T: Real> NeuralNetwork<T> {
         let (mut xb, mut tb, mut cb, mut wb) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         let mut run = (state.clone(), 0.0f64);
         let epoch = state.epochs;
-        let result = self.guarded(&mut run, n_batches, |net, (st, total), b| {
-            if b > 0 && stop() {
-                return Err(Error::Interrupted);
-            }
-            let (start, end) = (b * bs, ((b + 1) * bs).min(n));
-            // An unchecked batch (`epoch_batch`) is checked row by row as it is gathered,
-            // while each row is in cache. An error names the row in the caller's x; the
-            // epoch's guard puts the network and the state back as they were.
-            let mut sub = if options.shuffle {
-                let rows = &order[start..end];
-                let (sub, bad) = gather(
-                    net.n_threads(),
-                    batch,
-                    rows,
-                    (&mut xb, &mut tb, &mut cb, &mut wb),
-                );
-                if let Some(pos) = bad {
-                    non_finite_at(sub.x, pos, |k| rows[k])?;
+        // With several threads, helpers stay awake for the epoch's parallel sections (team.rs).
+        let threads = self.n_threads();
+        let result = with_team(threads, || {
+            self.guarded(&mut run, n_batches, |net, (st, total), b| {
+                if b > 0 && stop() {
+                    return Err(Error::Interrupted);
                 }
-                sub
-            } else {
-                let sub = batch.rows_range(start, end);
-                if sub.x_unchecked {
-                    check_finite_rows(sub.x, |k| start + k)?;
-                }
-                sub
-            };
-            sub.x_unchecked = false;
-            // A refused batch must not have drawn its masks: keep the generator to put back.
-            let rng_before = st.rng.clone();
-            let dropout = dropout_on.then(|| Dropout {
-                rates: &options.dropout,
-                rng: &mut st.rng,
-            });
-            let fused = plain_sgd && !net.splits(sub.len(), dropout.is_some());
-            let loss = if fused {
-                net.sgd_batch(&sub, dropout, st.learning_rate)?
-            } else {
-                net.backprop(&sub, options.l2, dropout)?
-            };
-            if !loss.is_finite() {
-                st.rng = rng_before;
-                return Err(Error::NonFinite(format!(
-                    "training diverged in epoch {epoch}, batch {b}: the loss is {loss}; the \
+                let (start, end) = (b * bs, ((b + 1) * bs).min(n));
+                // An unchecked batch (`epoch_batch`) is checked row by row as it is gathered,
+                // while each row is in cache. An error names the row in the caller's x; the
+                // epoch's guard puts the network and the state back as they were.
+                let mut sub = if options.shuffle {
+                    let rows = &order[start..end];
+                    let (sub, bad) = gather(
+                        net.n_threads(),
+                        batch,
+                        rows,
+                        (&mut xb, &mut tb, &mut cb, &mut wb),
+                    );
+                    if let Some(pos) = bad {
+                        non_finite_at(sub.x, pos, |k| rows[k])?;
+                    }
+                    sub
+                } else {
+                    let sub = batch.rows_range(start, end);
+                    if sub.x_unchecked {
+                        check_finite_rows(sub.x, |k| start + k)?;
+                    }
+                    sub
+                };
+                sub.x_unchecked = false;
+                // A refused batch must not have drawn its masks: keep the generator to put back.
+                let rng_before = st.rng.clone();
+                let dropout = dropout_on.then(|| Dropout {
+                    rates: &options.dropout,
+                    rng: &mut st.rng,
+                });
+                let fused = plain_sgd && !net.splits(sub.len(), dropout.is_some());
+                let loss = if fused {
+                    net.sgd_batch(&sub, dropout, st.learning_rate)?
+                } else {
+                    net.backprop(&sub, options.l2, dropout)?
+                };
+                if !loss.is_finite() {
+                    st.rng = rng_before;
+                    return Err(Error::NonFinite(format!(
+                        "training diverged in epoch {epoch}, batch {b}: the loss is {loss}; the \
                      weights are those of the last batch that kept them finite (try a smaller \
                      learning rate)"
-                )));
-            }
-            st.steps += 1;
-            if !fused {
-                if let Some(max_norm) = options.clip_norm {
-                    net.clip_gradients(max_norm);
+                    )));
                 }
-                let (t, lr, opt) = (st.steps, st.learning_rate, st.optimizer);
-                let threads = net.n_threads();
-                for ((layer, grad), (w_state, b_state)) in net
-                    .layers
-                    .iter_mut()
-                    .zip(net.work.grads.iter_mut())
-                    .zip(st.tensors.iter_mut())
-                {
-                    let (w, bias) = layer.parameters_mut();
-                    opt.step_threads(w, &mut grad.weights, w_state, t, lr, threads);
-                    opt.step(bias, &mut grad.biases, b_state, t, lr);
+                st.steps += 1;
+                if !fused {
+                    if let Some(max_norm) = options.clip_norm {
+                        net.clip_gradients(max_norm);
+                    }
+                    let (t, lr, opt) = (st.steps, st.learning_rate, st.optimizer);
+                    let threads = net.n_threads();
+                    for ((layer, grad), (w_state, b_state)) in net
+                        .layers
+                        .iter_mut()
+                        .zip(net.work.grads.iter_mut())
+                        .zip(st.tensors.iter_mut())
+                    {
+                        let (w, bias) = layer.parameters_mut();
+                        opt.step_threads(w, &mut grad.weights, w_state, t, lr, threads);
+                        opt.step(bias, &mut grad.biases, b_state, t, lr);
+                    }
                 }
-            }
-            *total += loss * (end - start) as f64;
-            Ok(())
+                *total += loss * (end - start) as f64;
+                Ok(())
+            })
         });
         let (new_state, total) = run;
         *state = new_state;
@@ -339,16 +344,22 @@ fn gather<'b, T: Real>(
         // The rows come from all over x (DRAM, not cache): with the products split across
         // threads, one thread copying them all is the largest serial part of a step.
         let rows_per = index.len().div_ceil(threads);
-        let found: Vec<Option<usize>> = xb
-            .par_chunks_mut(rows_per * cols)
-            .zip(index.par_chunks(rows_per))
-            .map(|(dst, rows)| copy(dst, rows))
-            .collect();
+        let shares: Vec<&[usize]> = index.chunks(rows_per).collect();
+        let found: Vec<Mutex<Option<usize>>> = shares.iter().map(|_| Mutex::new(None)).collect();
+        let dst = Disjoint::new(xb);
+        for_each_part(shares.len(), |i| {
+            let rows = shares[i];
+            // SAFETY: share i's rows of xb, written by this part only.
+            let d = unsafe {
+                std::slice::from_raw_parts_mut(dst.at(i * rows_per * cols), rows.len() * cols)
+            };
+            *found[i].lock().unwrap_or_else(|e| e.into_inner()) = copy(d, rows);
+        });
         // The first bad value of the first share that has one, as one thread finds it.
-        found
-            .iter()
-            .enumerate()
-            .find_map(|(i, bad)| bad.map(|pos| i * rows_per * cols + pos))
+        found.into_iter().enumerate().find_map(|(i, bad)| {
+            let bad = bad.into_inner().unwrap_or_else(|e| e.into_inner());
+            bad.map(|pos| i * rows_per * cols + pos)
+        })
     } else {
         copy(xb, index)
     };
