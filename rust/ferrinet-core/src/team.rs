@@ -5,9 +5,10 @@
 //! work between them. Handing a section to rayon's pool from the caller's thread costs a
 //! wake-up: measured on the 2-core CI machine, a section of 2 x 50 us took 66 us after no
 //! gap, and 114 us after 100 us of serial work (the pool's threads had gone to sleep). That
-//! was 10-20% of a float32 step. While `with_team` runs, the caller's thread takes part 0 of
-//! each section itself and `n - 1` helper threads, which poll for work instead of sleeping,
-//! take the others: a hand-off is then a store and a few loads.
+//! was 10-20% of a float32 step. While `with_team` runs, the caller's thread and `n - 1` helper
+//! threads, which poll for work instead of sleeping, claim the parts of each section one at a
+//! time: a hand-off is then a store and a few loads, and a part is never left waiting for a
+//! helper that is napping or on a busy core (the caller takes it).
 //!
 //! The helpers exist only inside `with_team` (scoped threads). They poll with a CPU pause,
 //! then yield their core, then nap (`YIELD_AFTER`, `SLEEP_AFTER`), so a long serial stretch
@@ -36,6 +37,8 @@ struct Team {
     generation: AtomicUsize,
     /// Helpers still running the current section.
     pending: AtomicUsize,
+    /// The next part of the current section to be claimed (by the caller or a helper).
+    next: AtomicUsize,
     /// The current section: its job (lifetime erased, see `run`) and its number of parts.
     job: Mutex<Option<(Job<'static>, usize)>>,
     /// Set when a helper's part panicked; the caller panics in turn.
@@ -57,14 +60,15 @@ pub(crate) fn with_team<R>(threads: usize, f: impl FnOnce() -> R) -> R {
         helpers: threads - 1,
         generation: AtomicUsize::new(0),
         pending: AtomicUsize::new(0),
+        next: AtomicUsize::new(0),
         job: Mutex::new(None),
         panicked: AtomicBool::new(false),
         stop: AtomicBool::new(false),
     };
     std::thread::scope(|scope| {
-        for h in 0..team.helpers {
+        for _ in 0..team.helpers {
             let team = &team;
-            scope.spawn(move || team.serve(h + 1));
+            scope.spawn(move || team.serve());
         }
         // Helpers stop when this leaves, by return or by unwinding.
         struct Stop<'t>(&'t Team);
@@ -83,13 +87,13 @@ pub(crate) fn with_team<R>(threads: usize, f: impl FnOnce() -> R) -> R {
 }
 
 /// Runs `f(0)`, ..., `f(parts - 1)`, in parallel where possible: on this thread's team when it
-/// leads one with enough helpers, else on rayon's pool.
+/// leads one, else on rayon's pool.
 pub(crate) fn for_each_part(parts: usize, f: impl Fn(usize) + Sync + Send) {
     if parts <= 1 {
         return (0..parts).for_each(f);
     }
     match LEADING.with(Cell::get) {
-        Some(team) if team.helpers + 1 >= parts => team.run(parts, &f),
+        Some(team) => team.run(parts, &f),
         _ => {
             use rayon::prelude::*;
             (0..parts).into_par_iter().for_each(f)
@@ -98,8 +102,8 @@ pub(crate) fn for_each_part(parts: usize, f: impl Fn(usize) + Sync + Send) {
 }
 
 impl Team {
-    /// Helper `me` (1..=helpers): runs part `me` of every section until the team stops.
-    fn serve(&self, me: usize) {
+    /// A helper: takes parts of every section until the team stops.
+    fn serve(&self) {
         let mut seen = 0;
         loop {
             let mut polls = 0u32;
@@ -123,7 +127,7 @@ impl Team {
             }
             let job = *self.job.lock().unwrap_or_else(|e| e.into_inner());
             if let Some((f, parts)) = job {
-                if me < parts && catch_unwind(AssertUnwindSafe(|| f(me))).is_err() {
+                if catch_unwind(AssertUnwindSafe(|| self.claim_parts(parts, f))).is_err() {
                     self.panicked.store(true, Ordering::Release);
                 }
             }
@@ -131,13 +135,28 @@ impl Team {
         }
     }
 
-    /// One section: part 0 here, parts 1.. on the helpers; returns when all are done.
+    /// Runs parts of the current section, claimed one at a time, until none is left: a thread
+    /// that runs slower (a busy core) takes fewer parts, and which thread runs a part never
+    /// changes what it computes.
+    fn claim_parts(&self, parts: usize, f: &(dyn Fn(usize) + Sync)) {
+        loop {
+            let i = self.next.fetch_add(1, Ordering::AcqRel);
+            if i >= parts {
+                return;
+            }
+            f(i);
+        }
+    }
+
+    /// One section: its parts claimed by this thread and the helpers; returns when all are
+    /// done.
     fn run(&self, parts: usize, f: &(dyn Fn(usize) + Sync)) {
         // SAFETY: the helpers use `f` only until they decrement `pending`, and this function
         // does not return (nor unwind, see `Wait`) before `pending` is back to zero, so the
         // erased lifetime never outlives the borrow.
         let job: Job<'static> = unsafe { std::mem::transmute::<Job<'_>, Job<'static>>(f) };
         *self.job.lock().unwrap_or_else(|e| e.into_inner()) = Some((job, parts));
+        self.next.store(0, Ordering::Relaxed);
         self.pending.store(self.helpers, Ordering::Release);
         self.generation.fetch_add(1, Ordering::AcqRel);
         struct Wait<'t>(&'t Team);
@@ -150,7 +169,7 @@ impl Team {
             }
         }
         let wait = Wait(self);
-        f(0);
+        self.claim_parts(parts, f);
         drop(wait);
         if self.panicked.swap(false, Ordering::AcqRel) {
             panic!("a training thread panicked");
