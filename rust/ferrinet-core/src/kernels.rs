@@ -537,10 +537,12 @@ unsafe fn gemm_into<T: Real>(
     };
     let dst = Disjoint::new(c);
     let flops = 2 * m * n * k;
-    let blocks = split_blocks(if split == Split::Rows { m } else { n }, flops, threads);
-    if blocks.len() == 1 {
+    if threads.parts(flops) == 1 {
+        // One call on this thread: no blocks to lay out (train's blocks come here 3 times
+        // per 32 steps).
         return block(dst, (0, m), (0, n));
     }
+    let blocks = split_blocks(if split == Split::Rows { m } else { n }, flops, threads);
     for_each_part(blocks.len(), |i| match split {
         Split::Rows => block(dst, blocks[i], (0, n)),
         Split::Cols => block(dst, (0, m), blocks[i]),
