@@ -5,8 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{value_error, Result};
 use crate::float::Real;
-use crate::team::for_each_part;
-use std::sync::Mutex;
+use crate::team::map_parts;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Optimizer {
@@ -374,16 +373,10 @@ impl Optimizer {
             .zip(cut(all.v))
             .zip(cut(all.vmax))
             .zip(cut(all.ga))
-            .map(|(((((p, g), m), v), vmax), ga)| {
-                Mutex::new(Some((p, g, Buffers { m, v, vmax, ga })))
-            })
+            .map(|(((((p, g), m), v), vmax), ga)| (p, g, Buffers { m, v, vmax, ga }))
             .collect();
-        for_each_part(blocks.len(), |i| {
-            // Each part takes its own block (the lock is never contended).
-            let block = blocks[i].lock().unwrap_or_else(|e| e.into_inner()).take();
-            if let Some((p, g, buffers)) = block {
-                self.step_buffers(p, g, buffers, t, lr);
-            }
+        map_parts(blocks, |(p, g, buffers)| {
+            self.step_buffers(p, g, buffers, t, lr)
         });
     }
 

@@ -101,6 +101,32 @@ pub(crate) fn for_each_part(parts: usize, f: impl Fn(usize) + Sync + Send) {
     }
 }
 
+/// `f` on each of `items`, each item moved to the part that runs it (disjoint `&mut` blocks
+/// of a buffer, say), in parallel as `for_each_part`; the results in the items' order.
+pub(crate) fn map_parts<B: Send, R: Send>(
+    items: Vec<B>,
+    f: impl Fn(B) -> R + Sync + Send,
+) -> Vec<R> {
+    // One slot per part, locked only by that part (never contended).
+    let slots: Vec<Mutex<(Option<B>, Option<R>)>> = items
+        .into_iter()
+        .map(|item| Mutex::new((Some(item), None)))
+        .collect();
+    for_each_part(slots.len(), |i| {
+        let mut slot = slots[i].lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(item) = slot.0.take() {
+            slot.1 = Some(f(item));
+        }
+    });
+    slots
+        .into_iter()
+        .map(|slot| {
+            let (_, result) = slot.into_inner().unwrap_or_else(|e| e.into_inner());
+            result.expect("every part ran")
+        })
+        .collect()
+}
+
 impl Team {
     /// A helper: takes parts of every section until the team stops.
     fn serve(&self) {
@@ -177,10 +203,11 @@ impl Team {
     }
 }
 
-/// A mutable buffer that the parts of a section write in disjoint ranges.
+/// A mutable buffer whose elements the parts of a section write, each part its own (blocks of
+/// rows or of columns of a product).
 #[derive(Clone, Copy)]
 pub(crate) struct Disjoint<T>(*mut T);
-// SAFETY: the parts of one section write disjoint ranges, while the caller's borrow lives.
+// SAFETY: the parts of one section write disjoint elements, while the caller's borrow lives.
 unsafe impl<T> Send for Disjoint<T> {}
 unsafe impl<T> Sync for Disjoint<T> {}
 
@@ -214,6 +241,22 @@ mod tests {
                         assert!(hits.iter().all(|h| h.load(Ordering::Relaxed) == 1));
                     }
                 }
+            });
+        }
+    }
+
+    #[test]
+    fn map_parts_gives_each_part_its_item_and_keeps_the_order() {
+        for threads in [1, 2, 3] {
+            with_team(threads, || {
+                let mut buffer = vec![0usize; 1000];
+                let blocks: Vec<&mut [usize]> = buffer.chunks_mut(300).collect();
+                let sums = map_parts(blocks, |block| {
+                    block.iter_mut().for_each(|v| *v += 1);
+                    block.len()
+                });
+                assert_eq!(sums, vec![300, 300, 300, 100]);
+                assert!(buffer.iter().all(|&v| v == 1), "{threads} threads");
             });
         }
     }

@@ -9,9 +9,7 @@ use crate::matrix::MatRef;
 use crate::network::{check_finite_rows, non_finite_at, Batch, Dropout, NeuralNetwork};
 use crate::optimizer::{Optimizer, TensorState};
 use crate::rng::SplitMix64;
-use crate::team::{for_each_part, with_team, Disjoint};
-
-use std::sync::Mutex;
+use crate::team::{map_parts, with_team};
 
 /// Batches of at least this many input values are gathered by all the network's threads.
 const PARALLEL_GATHER_ABOVE: usize = 1 << 15;
@@ -344,22 +342,16 @@ fn gather<'b, T: Real>(
         // The rows come from all over x (DRAM, not cache): with the products split across
         // threads, one thread copying them all is the largest serial part of a step.
         let rows_per = index.len().div_ceil(threads);
-        let shares: Vec<&[usize]> = index.chunks(rows_per).collect();
-        let found: Vec<Mutex<Option<usize>>> = shares.iter().map(|_| Mutex::new(None)).collect();
-        let dst = Disjoint::new(xb);
-        for_each_part(shares.len(), |i| {
-            let rows = shares[i];
-            // SAFETY: share i's rows of xb, written by this part only.
-            let d = unsafe {
-                std::slice::from_raw_parts_mut(dst.at(i * rows_per * cols), rows.len() * cols)
-            };
-            *found[i].lock().unwrap_or_else(|e| e.into_inner()) = copy(d, rows);
-        });
+        let shares: Vec<_> = xb
+            .chunks_mut(rows_per * cols)
+            .zip(index.chunks(rows_per))
+            .collect();
+        let found = map_parts(shares, |(dst, rows)| copy(dst, rows));
         // The first bad value of the first share that has one, as one thread finds it.
-        found.into_iter().enumerate().find_map(|(i, bad)| {
-            let bad = bad.into_inner().unwrap_or_else(|e| e.into_inner());
-            bad.map(|pos| i * rows_per * cols + pos)
-        })
+        found
+            .into_iter()
+            .enumerate()
+            .find_map(|(i, bad)| bad.map(|pos| i * rows_per * cols + pos))
     } else {
         copy(xb, index)
     };
