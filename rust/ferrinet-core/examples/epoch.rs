@@ -54,15 +54,7 @@ fn run<T: Real>(name: &str, opt: Optimizer, batch_size: usize, thread_counts: &[
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let opt = match args.first().map(String::as_str).unwrap_or("sgd") {
-        "adam" => Optimizer::Adam {
-            lr: 1e-3,
-            beta1: 0.9,
-            beta2: 0.999,
-            eps: 1e-8,
-            weight_decay: 0.0,
-            amsgrad: false,
-            decoupled: false,
-        },
+        "adam" => Optimizer::adam(1e-3),
         _ => Optimizer::sgd(0.01),
     };
     let batch_size = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(256);

@@ -52,6 +52,20 @@ impl Optimizer {
         }
     }
 
+    /// Adam with PyTorch's defaults for everything but the learning rate: betas (0.9, 0.999),
+    /// eps 1e-8, no weight decay, no AMSGrad.
+    pub fn adam(lr: f64) -> Self {
+        Optimizer::Adam {
+            lr,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            weight_decay: 0.0,
+            amsgrad: false,
+            decoupled: false,
+        }
+    }
+
     pub fn lr(&self) -> f64 {
         match *self {
             Optimizer::Sgd { lr, .. }
@@ -530,15 +544,7 @@ mod tests {
     #[test]
     fn adam_first_step_moves_each_weight_by_about_lr() {
         // With bias correction, step 1 gives m^ = g and v^ = g^2: p -= lr * g / (|g| + eps).
-        let opt = Optimizer::Adam {
-            lr: 0.1,
-            beta1: 0.9,
-            beta2: 0.999,
-            eps: 1e-8,
-            weight_decay: 0.0,
-            amsgrad: false,
-            decoupled: false,
-        };
+        let opt = Optimizer::adam(0.1);
         let (mut p, mut g) = (vec![1.0, -2.0], vec![0.5, -3.0]);
         opt.step(&mut p, &mut g, &mut TensorState::default(), 1, 0.1);
         assert!(

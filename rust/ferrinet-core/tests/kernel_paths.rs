@@ -111,15 +111,7 @@ fn thread_counts_are_deterministic_and_agree() {
     )
     .unwrap();
     assert_eq!(net0.n_threads(), 1, "one thread by default");
-    let adam = Optimizer::Adam {
-        lr: 1e-3,
-        beta1: 0.9,
-        beta2: 0.999,
-        eps: 1e-8,
-        weight_decay: 0.0,
-        amsgrad: false,
-        decoupled: false,
-    };
+    let adam = Optimizer::adam(1e-3);
     let options = EpochOptions::new(128);
     let run = |threads: usize| {
         let mut net = net0.clone();

@@ -33,18 +33,6 @@ fn in_order(batch_size: usize) -> EpochOptions {
     }
 }
 
-fn adam(lr: f64) -> Optimizer {
-    Optimizer::Adam {
-        lr,
-        beta1: 0.9,
-        beta2: 0.999,
-        eps: 1e-8,
-        weight_decay: 0.0,
-        amsgrad: false,
-        decoupled: false,
-    }
-}
-
 /// SplitMix64 and uniform() as docs/maths.md writes them, independently of src/rng.rs.
 struct Documented(u64);
 
@@ -223,7 +211,7 @@ fn the_state_learning_rate_is_the_one_used() {
         amsgrad: false,
         decoupled: true,
     };
-    for opt in [Optimizer::sgd(0.1), adam(0.01), adamw] {
+    for opt in [Optimizer::sgd(0.1), Optimizer::adam(0.01), adamw] {
         let mut st = state(opt, 0, &net);
         st.set_learning_rate(0.0).unwrap();
         let mut frozen = net.clone();
@@ -307,7 +295,7 @@ fn epochs_continue_the_state_and_a_seed_reproduces_them() {
         let options = full_options();
         let run = |seed: u64, epochs: usize| {
             let mut a = net.clone();
-            let mut st = state(adam(0.01), seed, &net);
+            let mut st = state(Optimizer::adam(0.01), seed, &net);
             let losses: Vec<f64> = (0..epochs)
                 .map(|_| a.train_epoch(&batch, &options, &mut st).unwrap())
                 .collect();
@@ -339,7 +327,7 @@ fn epochs_continue_the_state_and_a_seed_reproduces_them() {
 
         // A fresh state for epoch 2 (new generator, zero moments) is another run.
         let mut d = one.clone();
-        let mut fresh = state(adam(0.01), 11, &net);
+        let mut fresh = state(Optimizer::adam(0.01), 11, &net);
         d.train_epoch(&batch, &options, &mut fresh).unwrap();
         assert_ne!(
             param_bits(&d),
@@ -409,11 +397,11 @@ fn a_shuffled_epoch_is_an_ordered_epoch_over_the_documented_permutation() {
             let batch = batch_of(&net, &data, weighted.then_some(&weights[..]));
             let batch_p = batch_of(&net, &permuted, weighted.then_some(&permuted_weights[..]));
             let mut shuffled = net.clone();
-            let mut st = state(adam(0.02), seed, &net);
+            let mut st = state(Optimizer::adam(0.02), seed, &net);
             let options = EpochOptions::new(4);
             let l1 = shuffled.train_epoch(&batch, &options, &mut st).unwrap();
             let mut ordered = net.clone();
-            let mut st_o = state(adam(0.02), seed, &net);
+            let mut st_o = state(Optimizer::adam(0.02), seed, &net);
             let l2 = ordered
                 .train_epoch(&batch_p, &in_order(4), &mut st_o)
                 .unwrap();
@@ -770,7 +758,7 @@ fn zero_rates_draw_nothing_and_dropout_is_reproducible() {
         let batch = data.batch(&net);
         let run = |dropout: Vec<f64>| {
             let mut a = net.clone();
-            let mut st = state(adam(0.01), 21, &net);
+            let mut st = state(Optimizer::adam(0.01), 21, &net);
             let options = EpochOptions {
                 dropout,
                 ..EpochOptions::new(4)
@@ -1342,7 +1330,7 @@ fn bad_epoch_options_are_refused_and_change_nothing() {
             "{options:?} passed check"
         );
         let mut a = net.clone();
-        let mut st = state(adam(0.01), 3, &net);
+        let mut st = state(Optimizer::adam(0.01), 3, &net);
         let st_before = st.clone();
         let result = a.train_epoch(&batch, &options, &mut st);
         assert!(
@@ -1378,7 +1366,7 @@ fn a_state_or_batch_of_another_network_is_refused() {
     let (net, data) = case_with_samples(&mut rng, Some(Activation::Tanh), Head::MseIdentity, 1, 4);
     let batch = data.batch(&net);
     let mut a = net.clone();
-    let mut other_depth = TrainingState::new(adam(0.01), 0, 3).unwrap();
+    let mut other_depth = TrainingState::new(Optimizer::adam(0.01), 0, 3).unwrap();
     let before = other_depth.clone();
     let r = a.train_epoch(&batch, &EpochOptions::new(2), &mut other_depth);
     assert!(matches!(r, Err(Error::Value(_))), "{r:?}");
@@ -1394,7 +1382,7 @@ fn a_state_or_batch_of_another_network_is_refused() {
     .unwrap();
     let t = common::random_targets(&mut rng, Head::MseIdentity, 4, other.n_outputs());
     let foreign = other.batch(data.inputs(), t.view()).unwrap();
-    let mut st = state(adam(0.01), 0, &net);
+    let mut st = state(Optimizer::adam(0.01), 0, &net);
     let st_before = st.clone();
     let r = a.train_epoch(&foreign, &EpochOptions::new(2), &mut st);
     assert!(matches!(r, Err(Error::Value(_))), "{r:?}");
@@ -1516,7 +1504,7 @@ fn an_unchecked_epoch_names_the_first_bad_row_in_gathered_order_on_any_thread_co
         let batch = net
             .epoch_batch(xm, ferrinet_core::Targets::Classes(&classes), None)
             .unwrap();
-        let mut st = state(adam(0.01), seed, &net);
+        let mut st = state(Optimizer::adam(0.01), seed, &net);
         let before = st.clone();
         let err = net
             .train_epoch(&batch, &EpochOptions::new(512), &mut st)
