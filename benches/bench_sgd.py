@@ -3,11 +3,13 @@
 
 Run with ``make bench`` (or ``python benches/bench_sgd.py [--quick]`` after a release build).
 
-Three networks, relu hidden layers, trained one sample at a time (the article's loop):
+Four cases, relu hidden layers, trained one sample at a time (the article's loop):
 
-    2-8-1        mse            the article's XOR-sized network
-    1-32-32-1    mse            a small regression network
-    784-128-10   cross_entropy  an MNIST-sized classifier (softmax output)
+    2-8-1               float64  mse            the article's XOR-sized network
+    1-32-32-1           float64  mse            a small regression network
+    784-128-10          float64  cross_entropy  an MNIST-sized classifier (softmax output)
+    784-128-10 float32  float32  cross_entropy  the same classifier in float32 (the speed issue's
+                                                float32 per-sample target)
 
 on synthetic, seeded data, by four implementations of the same maths (docs/maths.md):
 
@@ -18,14 +20,19 @@ on synthetic, seeded data, by four implementations of the same maths (docs/maths
     (c') numpy    the same operations into buffers allocated once (``out=``, in-place updates):
                   same arithmetic, no weight-sized temporaries (see ``NumpyMLP``)
     (d) reference ``ferrinet.reference``, pure Python lists; timed on a few steps and
-                  reported per step
+                  reported per step. It computes in float64 only, so the float32 case skips it
+                  (in the answer check and in the timing)
+
+The float32 case hands ferrinet and NumPy float32 data (X cast once, class targets int64), so
+ferrinet reads it without a copy and NumPy computes in float32 throughout.
 
 Before anything is timed the answers are checked: from the same starting weights, after the
 same steps, (b), (c), (c') and (d) must end with ferrinet's weights (and epoch losses) to within
-1e-9 relative; the script stops with exit status 1 if they do not. None is expected to agree bit
-for bit: ferrinet sums dot products over 8 interleaved lanes, takes a large first layer's steps
-in blocks of 32 samples (rust/ferrinet-core/src/sgd_block.rs), and NumPy's BLAS sums in its own
-order, so a few ulps of difference are expected.
+1e-9 relative in float64 (RTOL), 1e-5 in float32 (RTOL_F32); the script stops with exit status 1
+if they do not. None is expected to agree bit for bit: ferrinet sums dot products over 8
+interleaved lanes, takes a large first layer's steps in blocks of 32 samples
+(rust/ferrinet-core/src/sgd_block.rs), and NumPy's BLAS sums in its own order, so a few ulps of
+difference are expected.
 
 Timing: ``time.perf_counter`` around one run of S steps, starting from the same weights every
 time (setting the weights is not timed); S is chosen so that one run takes about ``--seconds``
@@ -50,7 +57,12 @@ import numpy as np
 import ferrinet
 from ferrinet import reference
 
-RTOL = 1e-9  # the agreement the answer check demands
+RTOL = 1e-9  # the agreement the answer check demands in float64
+# ... and in float32: the implementations sum in different orders (8 lanes, blocks of 32 steps,
+# BLAS), each rounding at float32's 6e-8, and 64 steps compound it; measured max rel diff on
+# the 64-step check 6-7e-7 (5 seeds; 1.3-2.1e-6 after 640 steps), per compare; 1e-5 is
+# ~15x the 64-step figure and 4 orders below a wrong gradient (1e-1..1e0).
+RTOL_F32 = 1e-5
 
 Weights = List[Tuple[np.ndarray, np.ndarray]]
 
@@ -65,10 +77,12 @@ class Case:
     loss: str
     learning_rate: float
     n_samples: int  # the data set is one epoch; longer runs cycle through it
+    dtype: str = "float64"  # what ferrinet and NumPy compute in; the data is cast to it
 
     def data(self, seed: int = 0) -> Tuple[np.ndarray, np.ndarray]:
-        """Seeded synthetic data: X (n, n_in) float64; Y (n, 1) for mse, class indices (n,) int64
-        for cross_entropy."""
+        """Seeded synthetic data: X (n, n_in) in the case's dtype (drawn in float64, then cast,
+        so both dtypes see the same samples); Y (n, 1) in the case's dtype for mse, class
+        indices (n,) int64 for cross_entropy."""
         rng = np.random.default_rng(seed)
         n, n_in = self.n_samples, self.sizes[0]
         if self.loss == "cross_entropy":
@@ -80,10 +94,24 @@ class Case:
         else:
             X = rng.uniform(-1.0, 1.0, (n, n_in))
             Y = np.sin(3.0 * X[:, :1]) * X[:, 1:2]
+        X = np.ascontiguousarray(X, dtype=self.dtype)
+        if Y.dtype.kind == "f":
+            Y = np.ascontiguousarray(Y, dtype=self.dtype)
         return X, Y
 
     def network(self) -> ferrinet.NeuralNetwork:
-        return ferrinet.NeuralNetwork(self.sizes, activation="relu", loss=self.loss, seed=0)
+        return ferrinet.NeuralNetwork(
+            self.sizes, activation="relu", loss=self.loss, seed=0, dtype=self.dtype
+        )
+
+    @property
+    def network_name(self) -> str:
+        return "-".join(map(str, self.sizes))
+
+    @property
+    def rtol(self) -> float:
+        """The answer check's tolerance for this dtype."""
+        return RTOL if self.dtype == "float64" else RTOL_F32
 
     @property
     def n_parameters(self) -> int:
@@ -94,6 +122,7 @@ CASES = [
     Case("2-8-1", [2, 8, 1], "mse", 0.05, 256),
     Case("1-32-32-1", [1, 32, 32, 1], "mse", 0.005, 256),
     Case("784-128-10", [784, 128, 10], "cross_entropy", 0.01, 64),
+    Case("784-128-10 float32", [784, 128, 10], "cross_entropy", 0.01, 64, dtype="float32"),
 ]
 
 
@@ -109,16 +138,20 @@ class NumpyMLP:
     result. The difference is the memory allocator: for 784-128-10 each temporary is 800 kB,
     glibc serves it from fresh pages (mmap, or heap trimmed at every free) and the page faults
     can cost more than the arithmetic.
+
+    ``dtype``: what every array is computed in (float64 or float32); x and float targets must
+    come in that dtype. Python float scalars (lr, 0.0, 1.0) do not upcast float32 arrays
+    (NumPy >= 2 casting rules), so a float32 step stays float32 throughout.
     """
 
-    def __init__(self, weights: Weights, loss: str, preallocated: bool = False):
-        self.W = [np.array(W, dtype=np.float64) for W, _ in weights]
-        self.b = [np.array(b, dtype=np.float64) for _, b in weights]
+    def __init__(self, weights: Weights, loss: str, preallocated: bool = False, dtype="float64"):
+        self.W = [np.array(W, dtype=dtype) for W, _ in weights]
+        self.b = [np.array(b, dtype=dtype) for _, b in weights]
         self.loss = loss
         self.preallocated = preallocated
         if preallocated:
-            self.z = [np.empty(len(b)) for b in self.b]
-            self.a = [np.empty(len(b)) for b in self.b]
+            self.z = [np.empty(len(b), dtype=dtype) for b in self.b]
+            self.a = [np.empty(len(b), dtype=dtype) for b in self.b]
             self.dW = [np.empty_like(W) for W in self.W]
 
     def step(self, x: np.ndarray, t, lr: float) -> float:
@@ -228,7 +261,7 @@ def setup_backward_loop(case, weights, X, Y, steps):
 
 
 def setup_numpy(case, weights, X, Y, steps, preallocated=False):
-    model = NumpyMLP(weights, case.loss, preallocated)
+    model = NumpyMLP(weights, case.loss, preallocated, dtype=case.dtype)
     m, epochs = _plan(steps, len(X))
     Xs, Ys = X[:m], Y[:m]
     losses: List[float] = []
@@ -244,6 +277,7 @@ def setup_numpy_preallocated(case, weights, X, Y, steps):
 
 
 def setup_reference(case, weights, X, Y, steps):
+    assert case.dtype == "float64", "ferrinet.reference computes in float64 only"
     ref = reference.NeuralNetwork(case.sizes, activation="relu", loss=case.loss, seed=0)
     ref.set_weights([(np.asarray(W).tolist(), np.asarray(b).tolist()) for W, b in weights])
     m, epochs = _plan(steps, len(X))
@@ -275,6 +309,14 @@ IMPLS = [
 ]
 
 
+def runs_on(impl, case) -> bool:
+    """(d), the pure-Python reference, computes in float64 only."""
+    return impl.key != "reference" or case.dtype == "float64"
+
+
+REFERENCE_SKIPPED = "skipped: ferrinet.reference computes in float64 only"
+
+
 # --------------------------------------------------------------------------------------------
 # Checking the answers
 # --------------------------------------------------------------------------------------------
@@ -283,14 +325,16 @@ def compare(result, expected) -> Tuple[float, float, bool]:
 
     Relative: per layer, max |a - b| / max |b| over that layer's W (and likewise b), so that a
     weight passing through zero does not read as a large relative error; for the epoch losses
-    |a - b| / |b|."""
+    |a - b| / |b|. Bit-identical: the same dtype and the same bits (float32 viewed as uint32,
+    float64 as uint64)."""
     (weights, losses), (ref_weights, ref_losses) = result, expected
     max_abs, max_rel, identical = 0.0, 0.0, True
     pairs = [(a, b) for (Wa, ba), (Wb, bb) in zip(weights, ref_weights) for a, b in ((Wa, Wb), (ba, bb))]
     pairs.append((np.array(losses), np.array(ref_losses)))
-    for a, b in pairs:
-        a = np.asarray(a, dtype=np.float64)
-        b = np.asarray(b, dtype=np.float64)
+    for a_raw, b_raw in pairs:
+        a_raw, b_raw = np.asarray(a_raw), np.asarray(b_raw)
+        a = a_raw.astype(np.float64)  # exact for float32: the differences are measured in float64
+        b = b_raw.astype(np.float64)
         if a.shape != b.shape:
             return float("inf"), float("inf"), False
         diff = np.abs(a - b)
@@ -300,24 +344,36 @@ def compare(result, expected) -> Tuple[float, float, bool]:
         if np.isnan(abs_):
             abs_, rel = float("inf"), float("inf")
         max_abs, max_rel = max(max_abs, abs_), max(max_rel, rel)
-        identical &= bool(np.array_equal(a.view(np.uint64), b.view(np.uint64)))
+        identical &= a_raw.dtype == b_raw.dtype and bool(np.array_equal(_bits(a_raw), _bits(b_raw)))
     return max_abs, max_rel, identical
+
+
+def _bits(x: np.ndarray) -> np.ndarray:
+    """The array's bits as unsigned integers of its item size (uint32 for float32)."""
+    return np.ascontiguousarray(x).view(f"u{x.dtype.itemsize}")
 
 
 def check_case(case, weights, X, Y, steps_for) -> bool:
     """Run every implementation for the same steps from the same weights; compare with (a)."""
-    print("  answer check (from the same weights, then the steps shown; vs (a) on the same steps):")
+    rtol = case.rtol
+    print(
+        "  answer check (from the same weights, then the steps shown; vs (a) on the same steps; "
+        f"{case.dtype}, tolerance {rtol:.0e} relative):"
+    )
     ok = True
     for impl in IMPLS[1:]:
+        if not runs_on(impl, case):
+            print(f"    {impl.label:<40} {REFERENCE_SKIPPED}")
+            continue
         steps = steps_for(impl)
         expected_run, expected_result = setup_train(case, weights, X, Y, steps)
         expected_run()
         run, result = impl.setup(case, weights, X, Y, steps)
         run()
         max_abs, max_rel, identical = compare(result(), expected_result())
-        good = max_rel <= RTOL
+        good = max_rel <= rtol
         ok &= good
-        verdict = "bit-identical" if identical else ("ok" if good else f"MISMATCH (> {RTOL:.0e})")
+        verdict = "bit-identical" if identical else ("ok" if good else f"MISMATCH (> {rtol:.0e})")
         print(
             f"    {impl.label:<40} {steps:>6} steps  max abs diff {max_abs:9.2e}  "
             f"max rel diff {max_rel:9.2e}  {verdict}"
@@ -433,6 +489,22 @@ def print_machine() -> None:
     print(f"  ferrinet     {ferrinet.__version__} ({built})")
 
 
+def print_summary(summary) -> None:
+    """One line per case (network and dtype): the median µs per step of every implementation
+    (* as in the tables: fewer steps than one epoch)."""
+    keys = [impl.key for impl in IMPLS]
+    cases = {case.name: case for case, *_ in summary}  # in order; Case holds a list: no hash
+    medians = {(case.name, key): (med, mark) for case, key, med, mark in summary}
+    print("\nsummary, median µs per step")
+    print(f"  {'network':<12} {'dtype':<8}" + "".join(f" {key:>10}" for key in keys))
+    for case in cases.values():
+        cells = []
+        for key in keys:
+            med, mark = medians.get((case.name, key), (None, ""))
+            cells.append(f" {'skipped' if med is None else f'{med:.2f}{mark}':>10}")
+        print(f"  {case.network_name:<12} {case.dtype:<8}" + "".join(cells))
+
+
 # --------------------------------------------------------------------------------------------
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -455,8 +527,8 @@ def main(argv=None) -> int:
         X, Y = case.data(seed=0)
         weights = case.network().get_weights()
         print(
-            f"\n{case.name}  ({case.loss}, relu hidden, {case.n_parameters:,} parameters, "
-            f"lr {case.learning_rate}, {case.n_samples} synthetic samples)"
+            f"\n{case.name}  ({case.dtype}, {case.loss}, relu hidden, {case.n_parameters:,} "
+            f"parameters, lr {case.learning_rate}, {case.n_samples} synthetic samples)"
         )
         # the answer check: one epoch (one step less than an epoch for the reference on the big
         # network, where each pure-Python step takes a good fraction of a second)
@@ -470,6 +542,9 @@ def main(argv=None) -> int:
 
         rows = []
         for impl in IMPLS:
+            if not runs_on(impl, case):
+                rows.append((impl, 0, None))
+                continue
             probe = 1 if impl.key == "reference" else min(case.n_samples, 16)
             steps = choose_steps(impl, case, weights, X, Y, seconds, probe)
             times = bench_impl(impl, case, weights, X, Y, steps, repeats)
@@ -477,20 +552,28 @@ def main(argv=None) -> int:
         base = statistics.median(rows[0][2])
         print(f"  {'implementation':<40} {'steps/run':>9}  {'median':>10}  {'min':>10}  {'max':>10}  {'vs (a)':>9}")
         for impl, steps, times in rows:
+            if times is None:
+                print(f"  {impl.label:<40} {REFERENCE_SKIPPED}")
+                summary.append((case, impl.key, None, ""))
+                continue
             med = statistics.median(times)
             extrapolated = " *" if impl.key == "reference" and steps < case.n_samples else ""
             print(
                 f"  {impl.label:<40} {steps:>9}  {med:>10.2f}  {min(times):>10.2f}  "
                 f"{max(times):>10.2f}  {med / base:>8.1f}x{extrapolated}"
             )
-            summary.append((case.name, impl.key, med))
+            summary.append((case, impl.key, med, extrapolated.strip()))
     print(
         "\n  vs (a): median time per step of the row / that of (a) ferrinet net.train (higher = "
         "slower than ferrinet).\n  *: fewer steps than one epoch, reported per step."
     )
+    print_summary(summary)
     print(f"\ntotal {time.perf_counter() - started:.1f} s")
     if not all_ok:
-        print(f"\nANSWER CHECK FAILED: an implementation disagrees with ferrinet by more than {RTOL:.0e}")
+        print(
+            "\nANSWER CHECK FAILED: an implementation disagrees with ferrinet by more than the "
+            f"tolerance ({RTOL:.0e} in float64, {RTOL_F32:.0e} in float32)"
+        )
         return 1
     return 0
 
