@@ -506,6 +506,67 @@ def print_summary(summary) -> None:
 
 
 # --------------------------------------------------------------------------------------------
+# What the time per step means in arithmetic
+# --------------------------------------------------------------------------------------------
+# The speed issue's per-sample targets for 784-128-10 (µs per step of ferrinet's `train`).
+TARGET_US = {"float64": 12.0, "float32": 6.0}
+
+
+def step_flops(sizes: List[int]) -> int:
+    """Flops of one per-sample SGD step that no implementation can skip: the forward pass
+    (2 n_in n_out per layer), every weight update (the same again) and the input gradient of
+    every layer but the first; 784-128-10: 4 * 101,632 + 2 * 1,280 = 409,088."""
+    pairs = list(zip(sizes[:-1], sizes[1:]))
+    return sum(4 * a * b for a, b in pairs) + sum(2 * a * b for a, b in pairs[1:])
+
+
+def matmul_gflops(dtype: str) -> Tuple[float, str]:
+    """GFLOP/s of a 1024x1024 @ 1024x1024 NumPy matmul on one BLAS thread (best of 7), and how
+    the thread count was set."""
+    try:
+        import threadpoolctl  # optional
+
+        limit, how = threadpoolctl.threadpool_limits(limits=1, user_api="blas"), "1 BLAS thread"
+    except ImportError:
+        limit, how = None, "BLAS threads not limited (threadpoolctl not installed)"
+    try:
+        rng = np.random.default_rng(1)
+        a = rng.standard_normal((1024, 1024)).astype(dtype)
+        out = np.empty_like(a)
+        np.matmul(a, a, out=out)
+        best = float("inf")
+        for _ in range(7):
+            start = time.perf_counter()
+            np.matmul(a, a, out=out)
+            best = min(best, time.perf_counter() - start)
+    finally:
+        if limit is not None:
+            limit.restore_original_limits()
+    return 2 * 1024**3 / best / 1e9, how
+
+
+def print_arithmetic(summary) -> None:
+    """For the networks with a per-sample target: ferrinet's arithmetic rate, and the rate the
+    target asks for, as fractions of NumPy's large matmul on this machine (measured now)."""
+    lines = []
+    for case, key, med, _ in summary:
+        target = TARGET_US.get(case.dtype)
+        if key != "train" or med is None or case.sizes != [784, 128, 10] or target is None:
+            continue
+        flops = step_flops(case.sizes)
+        peak, how = matmul_gflops(case.dtype)
+        rate, needed = flops / med / 1e3, flops / target / 1e3
+        lines.append(
+            f"  {case.network_name:<12} {case.dtype:<8} {flops:,} flops/step: train "
+            f"{rate:5.1f} GFLOP/s ({rate / peak:4.0%} of matmul); the target {target:g} µs needs "
+            f"{needed:5.1f} GFLOP/s ({needed / peak:4.0%}); matmul {peak:5.1f} GFLOP/s ({how})"
+        )
+    if lines:
+        print("\narithmetic rate of the per-sample step (NumPy 1024^3 matmul = 100%)")
+        print("\n".join(lines))
+
+
+# --------------------------------------------------------------------------------------------
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="a smoke run of a few seconds")
@@ -568,6 +629,7 @@ def main(argv=None) -> int:
         "slower than ferrinet).\n  *: fewer steps than one epoch, reported per step."
     )
     print_summary(summary)
+    print_arithmetic(summary)
     print(f"\ntotal {time.perf_counter() - started:.1f} s")
     if not all_ok:
         print(
