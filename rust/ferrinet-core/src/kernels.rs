@@ -471,11 +471,11 @@ enum Split {
 /// tile), so that cutting C costs no partial tiles beyond the one at C's edge.
 const SPLIT_ALIGN: usize = 16;
 
-/// The blocks `threads` cuts `len` rows or columns into: (start, end) pairs, one per thread
-/// that gets any, for a product of `flops` flops; a single block below the threshold.
-fn split_blocks(len: usize, flops: usize, threads: Threads) -> Vec<(usize, usize)> {
+/// The blocks `parts` threads cut `len` rows or columns into: (start, end) pairs, one per
+/// thread that gets any (fewer where `len` holds fewer than `parts` aligned blocks).
+fn split_blocks(len: usize, parts: usize) -> Vec<(usize, usize)> {
     // One block per thread: 2 or 4 per thread measured slower on 784-128 (smaller products).
-    let parts = threads.parts(flops).min(len.div_ceil(SPLIT_ALIGN)).max(1);
+    let parts = parts.min(len.div_ceil(SPLIT_ALIGN)).max(1);
     let per = len.div_ceil(parts).div_ceil(SPLIT_ALIGN) * SPLIT_ALIGN;
     (0..parts)
         .map(|i| (i * per, ((i + 1) * per).min(len)))
@@ -536,13 +536,13 @@ unsafe fn gemm_into<T: Real>(
         )
     };
     let dst = Disjoint::new(c);
-    let flops = 2 * m * n * k;
-    if threads.parts(flops) == 1 {
+    let parts = threads.parts(2 * m * n * k);
+    if parts == 1 {
         // One call on this thread: no blocks to lay out (train's blocks come here 3 times
         // per 32 steps).
         return block(dst, (0, m), (0, n));
     }
-    let blocks = split_blocks(if split == Split::Rows { m } else { n }, flops, threads);
+    let blocks = split_blocks(if split == Split::Rows { m } else { n }, parts);
     for_each_part(blocks.len(), |i| match split {
         Split::Rows => block(dst, blocks[i], (0, n)),
         Split::Cols => block(dst, (0, m), blocks[i]),
@@ -891,7 +891,7 @@ mod tests {
     #[test]
     fn split_blocks_cover_the_output_once() {
         for (len, threads) in [(128, 2), (130, 2), (10, 4), (100, 3), (16, 2), (1000, 7)] {
-            let blocks = split_blocks(len, usize::MAX, Threads(threads));
+            let blocks = split_blocks(len, threads);
             assert!(
                 !blocks.is_empty() && blocks.len() <= threads,
                 "{len}/{threads}"
@@ -904,10 +904,11 @@ mod tests {
             }
         }
         assert_eq!(
-            split_blocks(500, 1 << 20, Threads(2)),
-            vec![(0, 500)],
-            "small product"
+            Threads(2).parts(1 << 20),
+            1,
+            "a small product stays on one thread"
         );
+        assert_eq!(Threads(2).parts((1 << 20) + 1), 2);
     }
 
     #[test]

@@ -218,12 +218,8 @@ impl<T: Real> NeuralNetwork<T> {
                 // epoch's guard puts the network and the state back as they were.
                 let mut sub = if options.shuffle {
                     let rows = &order[start..end];
-                    let (sub, bad) = gather(
-                        net.n_threads(),
-                        batch,
-                        rows,
-                        (&mut xb, &mut tb, &mut cb, &mut wb),
-                    );
+                    let (sub, bad) =
+                        gather(threads, batch, rows, (&mut xb, &mut tb, &mut cb, &mut wb));
                     if let Some(pos) = bad {
                         non_finite_at(sub.x, pos, |k| rows[k])?;
                     }
@@ -262,7 +258,6 @@ impl<T: Real> NeuralNetwork<T> {
                         net.clip_gradients(max_norm);
                     }
                     let (t, lr, opt) = (st.steps, st.learning_rate, st.optimizer);
-                    let threads = net.n_threads();
                     for ((layer, grad), (w_state, b_state)) in net
                         .layers
                         .iter_mut()
