@@ -67,6 +67,7 @@ import ferrinet  # noqa: E402
 from ferrinet import datasets, reference  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from matmul_rate import matmul_gflops  # noqa: E402
 from numpy_mlp import NumpyMLP  # noqa: E402
 
 if HAVE_THREADPOOLCTL:
@@ -550,23 +551,13 @@ class Target:
 
 
 def matmul_peak(dtype: str, threads: int) -> Optional[float]:
-    """GFLOP/s of one 1024x1024 @ 1024x1024 NumPy matmul (the best of 7: the least disturbed by
-    other processes), or None."""
+    """GFLOP/s of a 1024x1024 NumPy matmul on `threads` BLAS threads (`matmul_rate.py`), or None
+    where the thread count cannot be set."""
     ctx = blas_threads(threads) if threads != 1 else contextlib.nullcontext()
     if ctx is None:
         return None
-    rng = np.random.default_rng(1)
-    a = rng.standard_normal((1024, 1024)).astype(dtype)
-    b = rng.standard_normal((1024, 1024)).astype(dtype)
-    out = np.empty_like(a)
-    times = []
     with ctx:
-        np.matmul(a, b, out=out)
-        for _ in range(7):
-            start = time.perf_counter()
-            np.matmul(a, b, out=out)
-            times.append(time.perf_counter() - start)
-    return 2 * 1024**3 / min(times) / 1e9
+        return matmul_gflops(dtype)
 
 
 # ============================================================================================

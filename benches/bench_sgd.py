@@ -57,6 +57,9 @@ import numpy as np
 import ferrinet
 from ferrinet import reference
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from matmul_rate import matmul_gflops  # noqa: E402
+
 RTOL = 1e-9  # the agreement the answer check demands in float64
 # ... and in float32: the implementations sum in different orders (8 lanes, blocks of 32 steps,
 # BLAS), each rounding at float32's 6e-8, and 64 steps compound it; measured max rel diff on
@@ -520,29 +523,14 @@ def step_flops(sizes: List[int]) -> int:
     return sum(4 * a * b for a, b in pairs) + sum(2 * a * b for a, b in pairs[1:])
 
 
-def matmul_gflops(dtype: str) -> Tuple[float, str]:
-    """GFLOP/s of a 1024x1024 @ 1024x1024 NumPy matmul on one BLAS thread (best of 7), and how
-    the thread count was set."""
+def one_thread_matmul_gflops(dtype: str) -> Tuple[float, str]:
+    """`matmul_rate.matmul_gflops` on one BLAS thread, and how the thread count was set."""
     try:
         import threadpoolctl  # optional
-
-        limit, how = threadpoolctl.threadpool_limits(limits=1, user_api="blas"), "1 BLAS thread"
     except ImportError:
-        limit, how = None, "BLAS threads not limited (threadpoolctl not installed)"
-    try:
-        rng = np.random.default_rng(1)
-        a = rng.standard_normal((1024, 1024)).astype(dtype)
-        out = np.empty_like(a)
-        np.matmul(a, a, out=out)
-        best = float("inf")
-        for _ in range(7):
-            start = time.perf_counter()
-            np.matmul(a, a, out=out)
-            best = min(best, time.perf_counter() - start)
-    finally:
-        if limit is not None:
-            limit.restore_original_limits()
-    return 2 * 1024**3 / best / 1e9, how
+        return matmul_gflops(dtype), "BLAS threads not limited (threadpoolctl not installed)"
+    with threadpoolctl.threadpool_limits(limits=1, user_api="blas"):
+        return matmul_gflops(dtype), "1 BLAS thread"
 
 
 def print_arithmetic(summary) -> None:
@@ -554,7 +542,7 @@ def print_arithmetic(summary) -> None:
         if key != "train" or med is None or case.sizes != [784, 128, 10] or target is None:
             continue
         flops = step_flops(case.sizes)
-        peak, how = matmul_gflops(case.dtype)
+        peak, how = one_thread_matmul_gflops(case.dtype)
         rate, needed = flops / med / 1e3, flops / target / 1e3
         lines.append(
             f"  {case.network_name:<12} {case.dtype:<8} {flops:,} flops/step: train "
