@@ -480,6 +480,7 @@ class Row:
     warmup: Optional[Callable[[], object]] = None  # untimed, once; default: setup + run
     flops: float = 0.0
     peak: Optional[float] = None  # GFLOP/s of the matmul to compare with
+    settle: float = 0.0  # seconds to wait, untimed, after each run (see BLAS_SETTLE)
     times: List[float] = field(default_factory=list)
     result: object = None
 
@@ -488,17 +489,27 @@ class Row:
         return statistics.median(self.times)
 
 
+# OpenBLAS's worker threads keep polling for work for a while after a multi-threaded call, on
+# the other core. Measured here: a 2-thread ferrinet epoch of 6,000 samples started right after
+# a 2-thread matmul took 63-133 ms, 46-57 ms after a 0.1 s pause and 30 ms after 0.3 s (as
+# without the matmul). So a row that runs BLAS on several threads waits this long, untimed,
+# before the next row starts.
+BLAS_SETTLE = 0.5
+
+
 def time_rows(rows: List[Row], repeats: int) -> None:
     """One warm-up per row, then `repeats` rounds, each timing every row once (interleaved)."""
     for row in rows:
         row.setup()
         (row.warmup or row.run)()
+        time.sleep(row.settle)
     for _ in range(repeats):
         for row in rows:
             row.setup()
             start = time.perf_counter()
             row.result = row.run()
             row.times.append(time.perf_counter() - start)
+            time.sleep(row.settle)
 
 
 def print_rows(rows: List[Row], vs: List[Tuple[str, Row]], header: bool = True) -> None:
@@ -601,7 +612,8 @@ def epoch_rows(X_by, y, batch_size, make_opt, peaks, n_threads=1, dtypes=DTYPES,
                 return model.train_epoch(Xd[:nw], y[:nw], batch_size, gen[0])
 
         rows[("numpy", dtype)] = Row(f"NumPy {dtype}", run=np_run, setup=np_setup, warmup=np_warm,
-                                     flops=flops, peak=peak)
+                                     flops=flops, peak=peak,
+                                     settle=BLAS_SETTLE if n_threads > 1 else 0.0)
 
         if torch and with_torch and n_threads == 1:
             tm = TorchMLP(fn.w0, dtype)
