@@ -34,4 +34,13 @@ def test_demo_shows_the_article_failing_and_ferrinet_passing(tmp_path):
 def test_benchmarks_quick_runs_check_their_answers():
     # Each script exits non-zero when an implementation disagrees with ferrinet's weights.
     assert "total" in run("benches/bench_sgd.py", "--quick")
-    assert "answer check" in run("benches/bench_epochs.py", "--quick", "--only", "5")
+    out = run("benches/bench_epochs.py", "--quick", "--only", "5")
+    assert "answer check" in out
+    # The summary's columns: ratio of medians, of minimums, median of the per-round ratios and
+    # the rounds that met the target. --quick times one round, so the three ratios are one.
+    line = re.search(r"5\. digits ferrinet/NumPy float64\s+([0-9.]+)x\s+([0-9.]+)x\s+([0-9.]+)x"
+                     r"\s+([01])/1\s+target <= 0\.30x\s+(PASS|MISS)", out)
+    assert line, out[-1500:]
+    medians, minimums, rounds, met, verdict = line.groups()
+    assert medians == minimums == rounds
+    assert (met == "1") == (verdict == "PASS")
