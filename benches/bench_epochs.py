@@ -542,8 +542,9 @@ class Target:
     target: float
     at_most: bool  # True: measured <= target passes (a time ratio); False: >= (a speed-up)
     best: Optional[float] = None  # the same ratio from the rows' minimum times
-    # The same ratio within each round (round_ratios): its two runs were seconds apart, so a
-    # slow phase of the machine hits both. Shown beside the verdict, not part of it.
+    # The same ratio within each round (round_ratios): its two runs were timed one after the
+    # other, so a slow phase of the machine longer than a run hits both. Shown beside the
+    # verdict, not part of it.
     rounds: Optional[List[float]] = None
 
     def meets(self, value: float) -> bool:
