@@ -46,7 +46,7 @@ fn shapes<T: Real>(name: &str) {
         let (mut z0, mut g) = (vec![T::ZERO; m * n_out], vec![T::ZERO; m * m]);
         let per = (reps / m).max(10);
         time(&format!("block of {m}: Z0 = X W^T + b {name}"), per, || {
-            linear_forward(black_box(&xb), m, &w, &b, &mut z0, Threads(1))
+            linear_forward(black_box(&xb), m, &w, &b, &mut z0, None, Threads(1))
         });
         time(&format!("block of {m}: Gram X X^T {name}"), per, || {
             gram(black_box(&xb), m, &mut g, Threads(1))

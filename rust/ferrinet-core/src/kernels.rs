@@ -16,6 +16,7 @@
 //! machine they do not depend on the thread count; across machines the FMA and non-FMA builds
 //! of a kernel round differently (a*b+c once vs twice).
 
+use crate::activation::Activation;
 use crate::float::Real;
 use crate::team::{for_each_part, Disjoint};
 
@@ -489,9 +490,19 @@ pub fn splits_product(n: usize, n_in: usize, n_out: usize, threads: Threads) -> 
     threads.parts(2 * n * n_in * n_out) > 1
 }
 
+/// What runs on a block of C right after its product, on the thread that computed it:
+/// `finish(c, rows, columns)`, with c the whole of C (row-major) of which this call owns the
+/// block rows.0..rows.1 x columns.0..columns.1.
+type Finish<'f, T> = &'f (dyn Fn(Disjoint<T>, (usize, usize), (usize, usize)) + Sync);
+
+/// A `Finish` that does nothing.
+fn as_is<T>(_: Disjoint<T>, _: (usize, usize), _: (usize, usize)) {}
+
 /// C (m, n) = A (m, k) B (k, n), or C += s A B with `add: Some(s)` (C read and written once,
 /// the scaling and the addition made as each element is written); A and B each given by
 /// (row stride, column stride), C row-major. With several threads, C is cut as `split` says.
+/// Each block of C is handed to `finish` as soon as its product is done, while it is in the
+/// cache of the core that wrote it.
 /// Safety: the strides must describe memory inside the slices (checked by the callers below).
 #[allow(clippy::too_many_arguments)]
 unsafe fn gemm_into<T: Real>(
@@ -504,6 +515,7 @@ unsafe fn gemm_into<T: Real>(
     (b_rs, b_cs): (isize, isize),
     threads: Threads,
     split: Split,
+    finish: Finish<T>,
 ) {
     assert!(c.len() >= m * n);
     // gemm computes dst = alpha dst + beta (lhs rhs), reading dst only when asked.
@@ -533,7 +545,8 @@ unsafe fn gemm_into<T: Real>(
             false,
             false,
             gemm::Parallelism::None,
-        )
+        );
+        finish(dst, (r0, r1), (c0, c1));
     };
     let dst = Disjoint::new(c);
     let parts = threads.parts(2 * m * n * k);
@@ -575,6 +588,7 @@ fn weight_product<T: Real>(
             (n_in as isize, 1),
             threads,
             Split::Rows,
+            &as_is,
         )
     };
 }
@@ -588,16 +602,55 @@ fn add_rows<T: Real>(m: &[T], acc: &mut [T]) {
     }
 }
 
-/// z (n, out) = x (n, in) W^T + b.
-pub fn linear_forward<T: Real>(x: &[T], n: usize, w: &[T], b: &[T], z: &mut [T], threads: Threads) {
+/// z (n, out) = x (n, in) W^T + b and, with `activate: Some((f, a))`, a (n, out) = f(z).
+///
+/// Where the product is a GEMM, the bias and f are applied to each block of z by the thread
+/// that computed it, right after its product (one pass over the block while it is in that
+/// core's cache; with 2 threads each takes its own neurons' columns). The arithmetic is that
+/// of the product, then `+ b`, then f, in that order, so the bits do not depend on the split.
+/// Softmax needs whole rows: it runs after all blocks.
+pub fn linear_forward<T: Real>(
+    x: &[T],
+    n: usize,
+    w: &[T],
+    b: &[T],
+    z: &mut [T],
+    mut activate: Option<(Activation, &mut [T])>,
+    threads: Threads,
+) {
     let (n_out, n_in) = (b.len(), w.len() / b.len().max(1));
     assert!(x.len() == n * n_in && z.len() == n * n_out && w.len() == n_out * n_in);
+    if let Some((_, a)) = &activate {
+        assert_eq!(a.len(), z.len(), "a has z's shape");
+    }
     if n == 1 || n * n_in * n_out <= SMALL {
         for (xk, zk) in x.chunks_exact(n_in).zip(z.chunks_exact_mut(n_out)) {
             gemv_bias(w, xk, b, zk);
         }
+        if let Some((f, a)) = activate {
+            f.apply(z, a, n_out);
+        }
         return;
     }
+    let elementwise = activate
+        .as_mut()
+        .filter(|(f, _)| *f != Activation::Softmax)
+        .map(|(f, a)| (*f, Disjoint::new(a)));
+    let finish = |zd: Disjoint<T>, (r0, r1): (usize, usize), (c0, c1): (usize, usize)| {
+        for r in r0..r1 {
+            let at = r * n_out + c0;
+            // SAFETY: row r's columns c0..c1 of z and a are this block's, written by this part
+            // only; the caller's borrows of z and a outlive the product.
+            let zr = unsafe { std::slice::from_raw_parts_mut(zd.at(at), c1 - c0) };
+            for (zi, &bi) in zr.iter_mut().zip(&b[c0..c1]) {
+                *zi += bi;
+            }
+            if let Some((f, ad)) = elementwise {
+                let ar = unsafe { std::slice::from_raw_parts_mut(ad.at(at), c1 - c0) };
+                f.apply(zr, ar, c1 - c0);
+            }
+        }
+    };
     // SAFETY: shapes asserted above; x row-major (n, in); W^T is W read with swapped strides.
     unsafe {
         gemm_into(
@@ -610,12 +663,11 @@ pub fn linear_forward<T: Real>(x: &[T], n: usize, w: &[T], b: &[T], z: &mut [T],
             (1, n_in as isize),
             threads,
             Split::Cols,
+            &finish,
         )
     };
-    for zk in z.chunks_exact_mut(n_out) {
-        for (zi, &bi) in zk.iter_mut().zip(b) {
-            *zi += bi;
-        }
+    if let Some((Activation::Softmax, a)) = activate {
+        Activation::Softmax.apply(z, a, n_out);
     }
 }
 
@@ -700,6 +752,7 @@ pub fn linear_input_grad<T: Real>(delta: &[T], n: usize, w: &[T], dx: &mut [T], 
             (n_in as isize, 1),
             threads,
             Split::Rows,
+            &as_is,
         )
     };
 }
@@ -720,6 +773,7 @@ pub fn gram<T: Real>(x: &[T], n: usize, g: &mut [T], threads: Threads) {
             (1, k as isize),
             threads,
             Split::Rows,
+            &as_is,
         )
     };
 }
@@ -803,10 +857,10 @@ mod tests {
                 random(n_out, &mut rng),
             );
             let mut z = vec![0.0; n * n_out];
-            linear_forward(&x, n, &w, &b, &mut z, Threads(1));
+            linear_forward(&x, n, &w, &b, &mut z, None, Threads(1));
             close(&z, &naive_forward(&x, n, &w, &b));
             let mut z2 = vec![0.0; n * n_out];
-            linear_forward(&x, n, &w, &b, &mut z2, Threads(2));
+            linear_forward(&x, n, &w, &b, &mut z2, None, Threads(2));
             assert_eq!(z, z2, "thread count must not change the result");
 
             let delta = random(n * n_out, &mut rng);
@@ -858,7 +912,7 @@ mod tests {
             let delta = random(n * n_out, &mut rng);
             let run = |threads: Threads| {
                 let mut z = vec![0.0; n * n_out];
-                linear_forward(&x, n, &w, &b, &mut z, threads);
+                linear_forward(&x, n, &w, &b, &mut z, None, threads);
                 let (mut dw, mut db) = (vec![0.0; n_out * n_in], vec![0.0; n_out]);
                 linear_weight_grad(&delta, &x, n, &mut dw, &mut db, threads);
                 let mut dx = vec![0.0; n * n_in];
@@ -883,6 +937,46 @@ mod tests {
                 for (i, (a, e)) in other.iter().zip(&one).enumerate() {
                     let same = a.iter().zip(e).all(|(p, q)| p.to_bits() == q.to_bits());
                     assert!(same, "{n}x{n_in}x{n_out}, {k} threads: product {i} differs");
+                }
+            }
+        }
+    }
+
+    /// The bias and the activation applied block by block inside the forward product
+    /// (`linear_forward` with `Some`) give the bits of the product, then `+ b`, then
+    /// `Activation::apply` on the whole of z: for every activation, on 1-3 threads, on shapes
+    /// that run as a split GEMM, an unsplit one and the small loop.
+    #[test]
+    fn forward_with_activation_is_product_then_bias_then_f() {
+        let mut rng = SplitMix64::new(23);
+        for &(n, n_in, n_out) in &[(256, 300, 100), (77, 784, 130), (16, 40, 30), (1, 50, 7)] {
+            let (x, w, b) = (
+                random(n * n_in, &mut rng),
+                random(n_out * n_in, &mut rng),
+                random(n_out, &mut rng),
+            );
+            let mut z_ref = vec![0.0; n * n_out];
+            linear_forward(&x, n, &w, &b, &mut z_ref, None, Threads(1));
+            close(&z_ref, &naive_forward(&x, n, &w, &b));
+            for act in [
+                Activation::Identity,
+                Activation::Relu,
+                Activation::LeakyRelu,
+                Activation::Sigmoid,
+                Activation::Tanh,
+                Activation::Softmax,
+            ] {
+                let mut a_ref = vec![0.0; n * n_out];
+                act.apply(&z_ref, &mut a_ref, n_out);
+                for k in 1..=3 {
+                    let (mut z, mut a) = (vec![f64::NAN; n * n_out], vec![f64::NAN; n * n_out]);
+                    linear_forward(&x, n, &w, &b, &mut z, Some((act, &mut a)), Threads(k));
+                    let same = |p: &[f64], q: &[f64]| {
+                        p.iter().zip(q).all(|(u, v)| u.to_bits() == v.to_bits())
+                    };
+                    let case = format!("{n}x{n_in}x{n_out} {act:?} {k} threads");
+                    assert!(same(&z, &z_ref), "{case}: z");
+                    assert!(same(&a, &a_ref), "{case}: a");
                 }
             }
         }
@@ -942,7 +1036,15 @@ mod tests {
         );
         let to32 = |v: &[f64]| v.iter().map(|&a| a as f32).collect::<Vec<_>>();
         let mut z32 = vec![0.0f32; n * n_out];
-        linear_forward(&to32(&x), n, &to32(&w), &to32(&b), &mut z32, Threads(1));
+        linear_forward(
+            &to32(&x),
+            n,
+            &to32(&w),
+            &to32(&b),
+            &mut z32,
+            None,
+            Threads(1),
+        );
         let z64 = naive_forward(&x, n, &w, &b);
         for (a, e) in z32.iter().zip(&z64) {
             assert!((*a as f64 - e).abs() < 1e-5 * (1.0 + e.abs()));

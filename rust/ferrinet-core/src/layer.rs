@@ -138,16 +138,17 @@ impl<T: Real> Layer<T> {
         let n = x.rows();
         z.resize(n, self.n_outputs)?;
         a.resize(n, self.n_outputs)?;
+        // z and a in one go: the bias and f are applied to each block of z as its product
+        // finishes (kernels::linear_forward).
         kernels::linear_forward(
             x.as_slice(),
             n,
             &self.weights,
             &self.biases,
             z.as_mut_slice(),
+            Some((self.activation, a.as_mut_slice())),
             threads,
         );
-        self.activation
-            .apply(z.as_slice(), a.as_mut_slice(), self.n_outputs);
         Ok(())
     }
 

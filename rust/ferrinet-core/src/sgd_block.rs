@@ -84,6 +84,7 @@ impl<T: Real> SgdBlock<T> {
             layer.weights(),
             layer.biases(),
             &mut self.z0,
+            None, // f is applied per step, to z0 plus the block's corrections
             ONE_THREAD,
         );
         kernels::gram(&self.x, m, &mut self.gram, ONE_THREAD);
