@@ -817,6 +817,20 @@ mod tests {
         (0..n).map(|_| 2.0 * rng.uniform() - 1.0).collect()
     }
 
+    /// A batch x (n, n_in) and a layer's W (n_out, n_in) and b (n_out,), uniform in (-1, 1).
+    fn random_layer(
+        (n, n_in, n_out): (usize, usize, usize),
+        rng: &mut SplitMix64,
+    ) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
+        let x = random(n * n_in, rng);
+        let w = random(n_out * n_in, rng);
+        (x, w, random(n_out, rng))
+    }
+
+    fn same_bits(a: &[f64], b: &[f64]) -> bool {
+        a.len() == b.len() && a.iter().zip(b).all(|(p, q)| p.to_bits() == q.to_bits())
+    }
+
     /// Plain triple loops: what every kernel must agree with.
     fn naive_forward(x: &[f64], n: usize, w: &[f64], b: &[f64]) -> Vec<f64> {
         let (n_out, n_in) = (b.len(), w.len() / b.len());
@@ -851,11 +865,7 @@ mod tests {
             (64, 33, 19),
             (40, 100, 50),
         ] {
-            let (x, w, b) = (
-                random(n * n_in, &mut rng),
-                random(n_out * n_in, &mut rng),
-                random(n_out, &mut rng),
-            );
+            let (x, w, b) = random_layer((n, n_in, n_out), &mut rng);
             let mut z = vec![0.0; n * n_out];
             linear_forward(&x, n, &w, &b, &mut z, None, Threads(1));
             close(&z, &naive_forward(&x, n, &w, &b));
@@ -904,11 +914,7 @@ mod tests {
                 splits_product(n, n_in, n_out, Threads(2)),
                 "{n}x{n_in}x{n_out}"
             );
-            let (x, w, b) = (
-                random(n * n_in, &mut rng),
-                random(n_out * n_in, &mut rng),
-                random(n_out, &mut rng),
-            );
+            let (x, w, b) = random_layer((n, n_in, n_out), &mut rng);
             let delta = random(n * n_out, &mut rng);
             let run = |threads: Threads| {
                 let mut z = vec![0.0; n * n_out];
@@ -935,8 +941,10 @@ mod tests {
             for k in [2, 3] {
                 let other = run(Threads(k));
                 for (i, (a, e)) in other.iter().zip(&one).enumerate() {
-                    let same = a.iter().zip(e).all(|(p, q)| p.to_bits() == q.to_bits());
-                    assert!(same, "{n}x{n_in}x{n_out}, {k} threads: product {i} differs");
+                    assert!(
+                        same_bits(a, e),
+                        "{n}x{n_in}x{n_out}, {k} threads: product {i} differs"
+                    );
                 }
             }
         }
@@ -950,33 +958,19 @@ mod tests {
     fn forward_with_activation_is_product_then_bias_then_f() {
         let mut rng = SplitMix64::new(23);
         for &(n, n_in, n_out) in &[(256, 300, 100), (77, 784, 130), (16, 40, 30), (1, 50, 7)] {
-            let (x, w, b) = (
-                random(n * n_in, &mut rng),
-                random(n_out * n_in, &mut rng),
-                random(n_out, &mut rng),
-            );
+            let (x, w, b) = random_layer((n, n_in, n_out), &mut rng);
             let mut z_ref = vec![0.0; n * n_out];
             linear_forward(&x, n, &w, &b, &mut z_ref, None, Threads(1));
             close(&z_ref, &naive_forward(&x, n, &w, &b));
-            for act in [
-                Activation::Identity,
-                Activation::Relu,
-                Activation::LeakyRelu,
-                Activation::Sigmoid,
-                Activation::Tanh,
-                Activation::Softmax,
-            ] {
+            for act in Activation::ALL {
                 let mut a_ref = vec![0.0; n * n_out];
                 act.apply(&z_ref, &mut a_ref, n_out);
                 for k in 1..=3 {
                     let (mut z, mut a) = (vec![f64::NAN; n * n_out], vec![f64::NAN; n * n_out]);
                     linear_forward(&x, n, &w, &b, &mut z, Some((act, &mut a)), Threads(k));
-                    let same = |p: &[f64], q: &[f64]| {
-                        p.iter().zip(q).all(|(u, v)| u.to_bits() == v.to_bits())
-                    };
                     let case = format!("{n}x{n_in}x{n_out} {act:?} {k} threads");
-                    assert!(same(&z, &z_ref), "{case}: z");
-                    assert!(same(&a, &a_ref), "{case}: a");
+                    assert!(same_bits(&z, &z_ref), "{case}: z");
+                    assert!(same_bits(&a, &a_ref), "{case}: a");
                 }
             }
         }
@@ -1029,11 +1023,7 @@ mod tests {
     fn float32_kernels_agree_with_float64() {
         let mut rng = SplitMix64::new(11);
         let (n, n_in, n_out) = (20, 64, 32);
-        let (x, w, b) = (
-            random(n * n_in, &mut rng),
-            random(n_out * n_in, &mut rng),
-            random(n_out, &mut rng),
-        );
+        let (x, w, b) = random_layer((n, n_in, n_out), &mut rng);
         let to32 = |v: &[f64]| v.iter().map(|&a| a as f32).collect::<Vec<_>>();
         let mut z32 = vec![0.0f32; n * n_out];
         linear_forward(
