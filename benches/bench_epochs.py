@@ -61,9 +61,8 @@ import warnings  # noqa: E402
 from dataclasses import dataclass, field  # noqa: E402
 from typing import Any, Callable, List, Optional, Tuple  # noqa: E402
 
-import numpy as np  # noqa: E402
-
 import ferrinet  # noqa: E402
+import numpy as np  # noqa: E402
 from ferrinet import datasets, reference  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -146,7 +145,9 @@ def cpu_model() -> str:
 
 
 def n_cores() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return (
+        len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    )
 
 
 def blas_description() -> str:
@@ -228,19 +229,29 @@ def print_machine(epoch_api: str) -> None:
         loadavg = " ".join(open("/proc/loadavg").read().split()[:3])
     except OSError:
         loadavg = "?"
-    peers = [f"scikit-learn {sklearn.__version__}" if sklearn else "scikit-learn not installed (its row is skipped)"]
-    peers.append(f"torch {torch.__version__}" if torch else "torch not installed (its rows are skipped)")
+    peers = [
+        f"scikit-learn {sklearn.__version__}"
+        if sklearn
+        else "scikit-learn not installed (its row is skipped)"
+    ]
+    peers.append(
+        f"torch {torch.__version__}" if torch else "torch not installed (its rows are skipped)"
+    )
     print("machine")
     print(f"  cpu          {cpu_model()} ({n_cores()} usable cores)")
     print(f"  python       {platform.python_version()} ({platform.python_implementation()})")
     print(f"  numpy        {np.__version__}")
     print(f"  blas         {blas_description()}")
     print(f"  blas threads {THREADS_METHOD}")
-    print(f"  OPENBLAS_CORETYPE {'= ' + coretype + ' (should be unset)' if coretype else 'not set'}")
+    print(
+        f"  OPENBLAS_CORETYPE {'= ' + coretype + ' (should be unset)' if coretype else 'not set'}"
+    )
     print(f"  ferrinet     {ferrinet.__version__}; kernel: {ferrinet_kernel()}")
     print(f"  epoch API    {epoch_api}")
     print(f"  peers        {'; '.join(peers)}")
-    print(f"  load average {loadavg} at start (a busy machine slows every row; compare rows of one run)")
+    print(
+        f"  load average {loadavg} at start (a busy machine slows every row; compare rows of one run)"
+    )
 
 
 # ============================================================================================
@@ -297,7 +308,7 @@ class TorchMLP:
     def __init__(self, weights, dtype: str):
         self.tdtype = torch.float64 if dtype == "float64" else torch.float32
         layers = []
-        for i, (W, b) in enumerate(weights):
+        for i, (W, _b) in enumerate(weights):
             lin = torch.nn.Linear(W.shape[1], W.shape[0], dtype=self.tdtype)
             layers.append(lin)
             if i < len(weights) - 1:
@@ -326,7 +337,9 @@ class TorchMLP:
         if d["name"] == "sgd":
             self.opt = torch.optim.SGD(params, lr=d["lr"])
         elif d["name"] == "adam":
-            self.opt = torch.optim.Adam(params, lr=d["lr"], betas=(d["beta1"], d["beta2"]), eps=d["eps"])
+            self.opt = torch.optim.Adam(
+                params, lr=d["lr"], betas=(d["beta1"], d["beta2"]), eps=d["eps"]
+            )
         else:
             raise ValueError(d["name"])
 
@@ -372,8 +385,12 @@ def digits_split():
     X, y = datasets.digits()
     Xtr, Xte, ytr, yte = datasets.train_test_split(X, y, test_size=0.25, seed=0, stratify=True)
     Xtr, Xte = datasets.standardize(Xtr, Xte)
-    return (np.ascontiguousarray(Xtr), np.ascontiguousarray(Xte),
-            ytr.astype(np.int64), yte.astype(np.int64))
+    return (
+        np.ascontiguousarray(Xtr),
+        np.ascontiguousarray(Xte),
+        ytr.astype(np.int64),
+        yte.astype(np.int64),
+    )
 
 
 def ferrinet_orders(n: int, epochs: int, seed: int = 0) -> List[np.ndarray]:
@@ -444,17 +461,23 @@ def check_answers(X, y, digits) -> bool:
                     Xt, yt = torch.from_numpy(Xd), torch.from_numpy(yc)
                     got = [model.train_epoch(Xt, yt, bs, order) for order in orders]
                 rel = max_rel_diff(flat(model.get_weights(), got), expected)
-                print(f"  {peer:<8} {dtype}  {name:<4} batch {bs:<4} max rel diff {rel:9.2e}  {verdict(rel, tol)}")
+                print(
+                    f"  {peer:<8} {dtype}  {name:<4} batch {bs:<4} max rel diff {rel:9.2e}  {verdict(rel, tol)}"
+                )
         # predict, from the initial weights
         fn = Ferrinet(SIZES, dtype)
         expected = fn.net.predict(Xd)
         tol = RTOL if dtype == "float64" else RTOL_F32["predict"]
         rel = max_rel_diff([NumpyMLP(fn.w0, dtype).predict(Xd)], [expected])
-        print(f"  {'NumPy':<8} {dtype}  predict          max rel diff {rel:9.2e}  {verdict(rel, tol)}")
+        print(
+            f"  {'NumPy':<8} {dtype}  predict          max rel diff {rel:9.2e}  {verdict(rel, tol)}"
+        )
         if torch:
             out = TorchMLP(fn.w0, dtype).predict(torch.from_numpy(Xd)).numpy()
             rel = max_rel_diff([out], [expected])
-            print(f"  {'PyTorch':<8} {dtype}  predict          max rel diff {rel:9.2e}  {verdict(rel, tol)}")
+            print(
+                f"  {'PyTorch':<8} {dtype}  predict          max rel diff {rel:9.2e}  {verdict(rel, tol)}"
+            )
     # digits: 64-32-10, Adam, batch 32
     Xtr, _, ytr, _ = digits
     fn = Ferrinet([64, 32, 10], "float64")
@@ -462,10 +485,14 @@ def check_answers(X, y, digits) -> bool:
     losses = [fn.epoch(Xtr, ytr, 32, shuffle=True) for _ in range(CHECK_EPOCHS)]
     model = NumpyMLP(fn.w0, "float64")
     model.start_training(adam())
-    got = [model.train_epoch(Xtr, ytr, 32, order) for order in ferrinet_orders(len(Xtr), CHECK_EPOCHS)]
+    got = [
+        model.train_epoch(Xtr, ytr, 32, order) for order in ferrinet_orders(len(Xtr), CHECK_EPOCHS)
+    ]
     rel = max_rel_diff(flat(model.get_weights(), got), flat(fn.net.get_weights(), losses))
-    print(f"  {'NumPy':<8} float64  digits 64-32-10 Adam batch 32, {len(Xtr):,} samples  "
-          f"max rel diff {rel:9.2e}  {verdict(rel, RTOL)}")
+    print(
+        f"  {'NumPy':<8} float64  digits 64-32-10 Adam batch 32, {len(Xtr):,} samples  "
+        f"max rel diff {rel:9.2e}  {verdict(rel, RTOL)}"
+    )
     return ok
 
 
@@ -569,8 +596,10 @@ class Target:
             paired = f"{statistics.median(self.rounds):>9{fmt}}x {f'{met}/{len(self.rounds)}':>6}"
         else:
             paired = f"{'-':>10} {'-':>6}"
-        return (f"{self.what:<44} {self.measured:>9{fmt}}x {best} {paired}  target {op} "
-                f"{self.target:{fmt}}x  {self.verdict()}")
+        return (
+            f"{self.what:<44} {self.measured:>9{fmt}}x {best} {paired}  target {op} "
+            f"{self.target:{fmt}}x  {self.verdict()}"
+        )
 
 
 def round_ratios(a: Row, b: Row) -> List[float]:
@@ -608,7 +637,8 @@ def epoch_rows(X_by, y, batch_size, make_opt, peaks, n_threads=1, dtypes=DTYPES,
             run=lambda fn=fn, Xd=Xd: fn.epoch(Xd, y, batch_size),
             setup=lambda fn=fn: fn.reset(make_opt()),
             warmup=lambda fn=fn, Xd=Xd: fn.epoch(Xd[:nw], y[:nw], batch_size),
-            flops=flops, peak=peak,
+            flops=flops,
+            peak=peak,
         )
 
         model = NumpyMLP(fn.w0, dtype)
@@ -619,7 +649,9 @@ def epoch_rows(X_by, y, batch_size, make_opt, peaks, n_threads=1, dtypes=DTYPES,
             model.start_training(make_opt())
             gen[:] = [np.random.default_rng(1)]
 
-        threads_ctx = (lambda: blas_threads(n_threads)) if n_threads != 1 else contextlib.nullcontext
+        threads_ctx = (
+            (lambda: blas_threads(n_threads)) if n_threads != 1 else contextlib.nullcontext
+        )
 
         def np_run(model=model, Xd=Xd, gen=gen, ctx=threads_ctx):
             with ctx():
@@ -629,9 +661,15 @@ def epoch_rows(X_by, y, batch_size, make_opt, peaks, n_threads=1, dtypes=DTYPES,
             with ctx():
                 return model.train_epoch(Xd[:nw], y[:nw], batch_size, gen[0])
 
-        rows[("numpy", dtype)] = Row(f"NumPy {dtype}", run=np_run, setup=np_setup, warmup=np_warm,
-                                     flops=flops, peak=peak,
-                                     settle=BLAS_SETTLE if n_threads > 1 else 0.0)
+        rows[("numpy", dtype)] = Row(
+            f"NumPy {dtype}",
+            run=np_run,
+            setup=np_setup,
+            warmup=np_warm,
+            flops=flops,
+            peak=peak,
+            settle=BLAS_SETTLE if n_threads > 1 else 0.0,
+        )
 
         if torch and with_torch and n_threads == 1:
             tm = TorchMLP(fn.w0, dtype)
@@ -646,8 +684,11 @@ def epoch_rows(X_by, y, batch_size, make_opt, peaks, n_threads=1, dtypes=DTYPES,
                 f"PyTorch {dtype}",
                 run=lambda tm=tm, Xt=Xt, yt=yt: tm.train_epoch(Xt, yt, batch_size, "randperm"),
                 setup=t_setup,
-                warmup=lambda tm=tm, Xt=Xt, yt=yt: tm.train_epoch(Xt[:nw], yt[:nw], batch_size, "randperm"),
-                flops=flops, peak=peak,
+                warmup=lambda tm=tm, Xt=Xt, yt=yt: tm.train_epoch(
+                    Xt[:nw], yt[:nw], batch_size, "randperm"
+                ),
+                flops=flops,
+                peak=peak,
             )
     return rows
 
@@ -664,9 +705,20 @@ def workload_epoch(number, title, X_by, y, batch_size, make_opt, target, peaks, 
     for dtype in DTYPES:
         f_row, n_row = rows[("ferrinet", dtype)], rows[("numpy", dtype)]
         ratio = f_row.median / n_row.median
-        targets.append(Target(str(number), f"{number}. ferrinet/NumPy {dtype}", ratio, target, True,
-                              min(f_row.times) / min(n_row.times), round_ratios(f_row, n_row)))
-        print(f"    target ferrinet <= {target}x NumPy, {dtype}: {ratio:.3f}x  {targets[-1].verdict()}")
+        targets.append(
+            Target(
+                str(number),
+                f"{number}. ferrinet/NumPy {dtype}",
+                ratio,
+                target,
+                True,
+                min(f_row.times) / min(n_row.times),
+                round_ratios(f_row, n_row),
+            )
+        )
+        print(
+            f"    target ferrinet <= {target}x NumPy, {dtype}: {ratio:.3f}x  {targets[-1].verdict()}"
+        )
     return rows
 
 
@@ -680,16 +732,30 @@ def workload_predict(X_by, peaks, repeats, targets):
         fn = Ferrinet(SIZES, dtype)
         model = NumpyMLP(fn.w0, dtype)
         peak = peaks.get((dtype, 1))
-        f_row = Row(f"ferrinet {dtype}", run=lambda fn=fn, Xd=Xd: fn.net.predict(Xd),
-                    flops=2.0 * n * P_MNIST, peak=peak)
-        n_row = Row(f"NumPy {dtype}", run=lambda m=model, Xd=Xd: m.predict(Xd),
-                    flops=2.0 * n * P_MNIST, peak=peak)
+        f_row = Row(
+            f"ferrinet {dtype}",
+            run=lambda fn=fn, Xd=Xd: fn.net.predict(Xd),
+            flops=2.0 * n * P_MNIST,
+            peak=peak,
+        )
+        n_row = Row(
+            f"NumPy {dtype}",
+            run=lambda m=model, Xd=Xd: m.predict(Xd),
+            flops=2.0 * n * P_MNIST,
+            peak=peak,
+        )
         group = [f_row, n_row]
         if torch:
             tm = TorchMLP(fn.w0, dtype)
             Xt = torch.from_numpy(Xd)
-            group.append(Row(f"PyTorch {dtype}", run=lambda tm=tm, Xt=Xt: tm.predict(Xt),
-                             flops=2.0 * n * P_MNIST, peak=peak))
+            group.append(
+                Row(
+                    f"PyTorch {dtype}",
+                    run=lambda tm=tm, Xt=Xt: tm.predict(Xt),
+                    flops=2.0 * n * P_MNIST,
+                    peak=peak,
+                )
+            )
         pairs[dtype] = group
         rows += group
     time_rows(rows, repeats)
@@ -699,8 +765,17 @@ def workload_predict(X_by, peaks, repeats, targets):
     for dtype in DTYPES:
         f_row, n_row = pairs[dtype][0], pairs[dtype][1]
         ratio = f_row.median / n_row.median
-        targets.append(Target("4", f"4. predict ferrinet/NumPy {dtype}", ratio, 1.0, True,
-                              min(f_row.times) / min(n_row.times), round_ratios(f_row, n_row)))
+        targets.append(
+            Target(
+                "4",
+                f"4. predict ferrinet/NumPy {dtype}",
+                ratio,
+                1.0,
+                True,
+                min(f_row.times) / min(n_row.times),
+                round_ratios(f_row, n_row),
+            )
+        )
         print(f"    target ferrinet <= 1.0x NumPy, {dtype}: {ratio:.3f}x  {targets[-1].verdict()}")
 
 
@@ -716,7 +791,9 @@ def workload_digits(digits, epochs, peaks, repeats, targets):
             fn.epoch(Xtr, ytr, 32)
         return float(np.mean(np.argmax(fn.net.predict(Xte), axis=1) == yte))
 
-    rows = [Row("ferrinet float64", run=f_run, setup=lambda: fn.reset(adam()), flops=flops, peak=peak)]
+    rows = [
+        Row("ferrinet float64", run=f_run, setup=lambda: fn.reset(adam()), flops=flops, peak=peak)
+    ]
 
     model = NumpyMLP(fn.w0, "float64")
 
@@ -733,11 +810,21 @@ def workload_digits(digits, epochs, peaks, repeats, targets):
     rows.append(Row("NumPy float64", run=n_run, setup=n_setup, flops=flops, peak=peak))
 
     if sklearn is not None:
+
         def s_run():
             clf = MLPClassifier(
-                hidden_layer_sizes=(32,), activation="relu", solver="adam", batch_size=32,
-                learning_rate_init=ADAM_LR, max_iter=epochs, tol=0.0, n_iter_no_change=10**9,
-                alpha=0.0, shuffle=True, random_state=0, early_stopping=False,
+                hidden_layer_sizes=(32,),
+                activation="relu",
+                solver="adam",
+                batch_size=32,
+                learning_rate_init=ADAM_LR,
+                max_iter=epochs,
+                tol=0.0,
+                n_iter_no_change=10**9,
+                alpha=0.0,
+                shuffle=True,
+                random_state=0,
+                early_stopping=False,
             )
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # ConvergenceWarning: max_iter reached, as asked
@@ -770,13 +857,24 @@ def workload_digits(digits, epochs, peaks, repeats, targets):
     )
     vs = [("NumPy", rows[1])] + ([("sklearn", rows[2])] if sklearn is not None else [])
     print_rows(rows, vs)
-    print(f"    test accuracy ({len(Xte)} held-out samples, stratified split seed 0; last run): "
-          + ", ".join(f"{r.label.split()[0]} {r.result:.3f}" for r in rows))
+    print(
+        f"    test accuracy ({len(Xte)} held-out samples, stratified split seed 0; last run): "
+        + ", ".join(f"{r.label.split()[0]} {r.result:.3f}" for r in rows)
+    )
     if sklearn is None:
         print("    scikit-learn not installed: its row is skipped")
     ratio = rows[0].median / rows[1].median
-    targets.append(Target("5", "5. digits ferrinet/NumPy float64", ratio, 0.3, True,
-                          min(rows[0].times) / min(rows[1].times), round_ratios(rows[0], rows[1])))
+    targets.append(
+        Target(
+            "5",
+            "5. digits ferrinet/NumPy float64",
+            ratio,
+            0.3,
+            True,
+            min(rows[0].times) / min(rows[1].times),
+            round_ratios(rows[0], rows[1]),
+        )
+    )
     print(f"    target ferrinet <= 0.3x NumPy: {ratio:.3f}x  {targets[-1].verdict()}")
     if sklearn is not None:
         print(f"    ferrinet/scikit-learn: {rows[0].median / rows[2].median:.3f}x (no target)")
@@ -798,14 +896,25 @@ def workload_threads(X_by, y, peaks, repeats, targets):
     others = meter.others()
     print(f"\n6. the batch-256 SGD epoch on 2 threads vs 1   ({load_note(meter)})")
     if others is not None and others > 0.25:
-        print(f"    NOTE: other processes kept {others:.2f} cores busy: a 2-thread run cannot get 2 "
-              "free cores here, so these speed-ups understate what an idle machine gives")
+        print(
+            f"    NOTE: other processes kept {others:.2f} cores busy: a 2-thread run cannot get 2 "
+            "free cores here, so these speed-ups understate what an idle machine gives"
+        )
     print_rows(rows, [])
     for dtype in DTYPES:
         r1, r2 = one[("ferrinet", dtype)], two[("ferrinet", dtype)]
         speedup = r1.median / r2.median
-        targets.append(Target("6", f"6. ferrinet 2-thread speed-up {dtype}", speedup, 1.6, False,
-                              min(r1.times) / min(r2.times), round_ratios(r1, r2)))
+        targets.append(
+            Target(
+                "6",
+                f"6. ferrinet 2-thread speed-up {dtype}",
+                speedup,
+                1.6,
+                False,
+                min(r1.times) / min(r2.times),
+                round_ratios(r1, r2),
+            )
+        )
         line = f"    ferrinet {dtype}: {speedup:.2f}x faster on 2 threads (target >= 1.6x)  {targets[-1].verdict()}"
         if numpy_two:
             np_speedup = one[("numpy", dtype)].median / two[("numpy", dtype)].median
@@ -813,8 +922,10 @@ def workload_threads(X_by, y, peaks, repeats, targets):
             line += f";  ferrinet/NumPy on 2 threads: {two[('ferrinet', dtype)].median / two[('numpy', dtype)].median:.3f}x"
         print(line)
     if not numpy_two:
-        print("    NumPy on 2 threads skipped: it needs threadpoolctl (without it OPENBLAS_NUM_THREADS=1 "
-              "holds OpenBLAS at one thread)")
+        print(
+            "    NumPy on 2 threads skipped: it needs threadpoolctl (without it OPENBLAS_NUM_THREADS=1 "
+            "holds OpenBLAS at one thread)"
+        )
 
 
 def workload_reference(X, y, ferrinet_row: Row, n_ref: int, repeats, targets) -> bool:
@@ -849,28 +960,46 @@ def workload_reference(X, y, ferrinet_row: Row, n_ref: int, repeats, targets) ->
         row.times.append(time.perf_counter() - start)
     per_sample = row.median / n_ref
     extrapolated = per_sample * n
-    print(f"\n7. ferrinet.reference, one epoch of 784-128-10, batch 64, SGD, extrapolated from "
-          f"{n_ref} samples   ({load_note(meter)})")
-    print(f"    answer check: reference vs ferrinet after that epoch, max rel diff {rel:9.2e}  "
-          + ("ok" if ok else f"MISMATCH (> {RTOL:.0e})"))
-    print(f"    reference: median {row.median:.3f} s [{min(row.times):.3f}, {max(row.times):.3f}] for "
-          f"{n_ref} samples = {per_sample * 1e3:.2f} ms/sample -> {extrapolated:,.0f} s for {n:,}")
+    print(
+        f"\n7. ferrinet.reference, one epoch of 784-128-10, batch 64, SGD, extrapolated from "
+        f"{n_ref} samples   ({load_note(meter)})"
+    )
+    print(
+        f"    answer check: reference vs ferrinet after that epoch, max rel diff {rel:9.2e}  "
+        + ("ok" if ok else f"MISMATCH (> {RTOL:.0e})")
+    )
+    print(
+        f"    reference: median {row.median:.3f} s [{min(row.times):.3f}, {max(row.times):.3f}] for "
+        f"{n_ref} samples = {per_sample * 1e3:.2f} ms/sample -> {extrapolated:,.0f} s for {n:,}"
+    )
     ratio = extrapolated / ferrinet_row.median
     best = min(row.times) / n_ref * n / min(ferrinet_row.times)
-    targets.append(Target("7", "7. reference/ferrinet float64 (batch 64 SGD)", ratio, 1000, False, best))
-    print(f"    ferrinet float64 (workload 1): {ferrinet_row.median:.4f} s -> ferrinet is {ratio:,.0f}x faster "
-          f"(target >= 1,000x)  {targets[-1].verdict()}")
+    targets.append(
+        Target("7", "7. reference/ferrinet float64 (batch 64 SGD)", ratio, 1000, False, best)
+    )
+    print(
+        f"    ferrinet float64 (workload 1): {ferrinet_row.median:.4f} s -> ferrinet is {ratio:,.0f}x faster "
+        f"(target >= 1,000x)  {targets[-1].verdict()}"
+    )
     return ok
 
 
 # ============================================================================================
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true",
-                        help="a smoke run (~30 s): 6,000 samples, 10 digits epochs, 1 repeat")
-    parser.add_argument("--repeats", type=int, default=None, help="timed runs per row (3; quick: 1)")
-    parser.add_argument("--only", default="1,2,3,4,5,6,7",
-                        help="the workloads to time, e.g. --only 6 or --only 1,7 (default: all)")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="a smoke run (~30 s): 6,000 samples, 10 digits epochs, 1 repeat",
+    )
+    parser.add_argument(
+        "--repeats", type=int, default=None, help="timed runs per row (3; quick: 1)"
+    )
+    parser.add_argument(
+        "--only",
+        default="1,2,3,4,5,6,7",
+        help="the workloads to time, e.g. --only 6 or --only 1,7 (default: all)",
+    )
     args = parser.parse_args(argv)
     try:
         only = {int(w) for w in args.only.split(",") if w.strip()}
@@ -894,16 +1023,25 @@ def main(argv=None) -> int:
     digits = digits_split()
 
     if not check_answers(X, y, digits):
-        print(f"\nANSWER CHECK FAILED: a peer disagrees with ferrinet beyond the stated bound; nothing timed")
+        print(
+            "\nANSWER CHECK FAILED: a peer disagrees with ferrinet beyond the stated bound; nothing timed"
+        )
         return 1
 
     peaks = {}
     for dtype in DTYPES:
         for threads in (1, 2):
             peaks[(dtype, threads)] = matmul_peak(dtype, threads)
-    print("\nNumPy 1024x1024 matmul, GFLOP/s (the 'of matmul' column's 100%): " + ", ".join(
-        f"{dt} {th} thread{'s' if th > 1 else ''} {peaks[(dt, th)]:.1f}" if peaks[(dt, th)] else f"{dt} {th} threads n/a"
-        for dt in DTYPES for th in (1, 2)))
+    print(
+        "\nNumPy 1024x1024 matmul, GFLOP/s (the 'of matmul' column's 100%): "
+        + ", ".join(
+            f"{dt} {th} thread{'s' if th > 1 else ''} {peaks[(dt, th)]:.1f}"
+            if peaks[(dt, th)]
+            else f"{dt} {th} threads n/a"
+            for dt in DTYPES
+            for th in (1, 2)
+        )
+    )
     print(
         f"\ntimings: seconds, median [min, max] of {repeats} run(s) per row, rows interleaved; "
         f"{n:,} synthetic samples (784 features, 10 classes); 1 thread unless stated.\n"
@@ -916,14 +1054,44 @@ def main(argv=None) -> int:
     targets: List[Target] = []
     ok = True
     if 1 in only:
-        rows1 = workload_epoch(1, f"one epoch, {n:,} x 784-128-10, batch 64, SGD(lr={SGD_LR}), 1 thread",
-                               X_by, y, 64, sgd, 0.8, peaks, repeats, targets)
+        rows1 = workload_epoch(
+            1,
+            f"one epoch, {n:,} x 784-128-10, batch 64, SGD(lr={SGD_LR}), 1 thread",
+            X_by,
+            y,
+            64,
+            sgd,
+            0.8,
+            peaks,
+            repeats,
+            targets,
+        )
     if 2 in only:
-        workload_epoch(2, f"one epoch, {n:,} x 784-128-10, batch 256, SGD(lr={SGD_LR}), 1 thread",
-                       X_by, y, 256, sgd, 0.9, peaks, repeats, targets)
+        workload_epoch(
+            2,
+            f"one epoch, {n:,} x 784-128-10, batch 256, SGD(lr={SGD_LR}), 1 thread",
+            X_by,
+            y,
+            256,
+            sgd,
+            0.9,
+            peaks,
+            repeats,
+            targets,
+        )
     if 3 in only:
-        workload_epoch(3, f"one epoch, {n:,} x 784-128-10, batch 64, Adam(lr={ADAM_LR}), 1 thread",
-                       X_by, y, 64, adam, 0.6, peaks, repeats, targets)
+        workload_epoch(
+            3,
+            f"one epoch, {n:,} x 784-128-10, batch 64, Adam(lr={ADAM_LR}), 1 thread",
+            X_by,
+            y,
+            64,
+            adam,
+            0.6,
+            peaks,
+            repeats,
+            targets,
+        )
     if 4 in only:
         workload_predict(X_by, peaks, repeats, targets)
     if 5 in only:
@@ -935,23 +1103,32 @@ def main(argv=None) -> int:
             baseline = rows1[("ferrinet", "float64")]
         else:  # time workload 1's ferrinet float64 row on its own
             baseline = epoch_rows(X_by, y, 64, sgd, peaks, dtypes=("float64",), with_torch=False)[
-                ("ferrinet", "float64")]
+                ("ferrinet", "float64")
+            ]
             time_rows([baseline], repeats)
         ok = workload_reference(X, y, baseline, n_ref, repeats, targets)
 
-    print("\nsummary: ratio of the medians (the verdict); the same ratio of the minimum times; the "
-          "median of the ratios\nwithin each round, and in how many rounds that ratio met the target")
+    print(
+        "\nsummary: ratio of the medians (the verdict); the same ratio of the minimum times; the "
+        "median of the ratios\nwithin each round, and in how many rounds that ratio met the target"
+    )
     print(f"  {'':<44} {'medians':>10} {'minimums':>10} {'rounds':>10} {'met':>6}")
     for t in targets:
         print("  " + t.line())
     print(f"  {sum(t.passed for t in targets)} of {len(targets)} targets met")
-    print(f"\ntotal {time.perf_counter() - started:.0f} s; {load_note(whole)} on average over the run")
+    print(
+        f"\ntotal {time.perf_counter() - started:.0f} s; {load_note(whole)} on average over the run"
+    )
     others = whole.others()
     if others is not None and others > 0.25:
-        print("NOTE: the machine was busy with other work; rerun on an idle machine before quoting "
-              "numbers (the ratios of minimum times are the least disturbed)")
+        print(
+            "NOTE: the machine was busy with other work; rerun on an idle machine before quoting "
+            "numbers (the ratios of minimum times are the least disturbed)"
+        )
     if not ok:
-        print(f"\nANSWER CHECK FAILED: the reference disagrees with ferrinet by more than {RTOL:.0e}")
+        print(
+            f"\nANSWER CHECK FAILED: the reference disagrees with ferrinet by more than {RTOL:.0e}"
+        )
         return 1
     return 0
 

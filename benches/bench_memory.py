@@ -45,11 +45,14 @@ def main() -> None:
     args = parser.parse_args()
     n = 6_000 if args.quick else 60_000
     print(f"peak RSS of one training epoch, 784-128-10, {n:,} samples, Adam, batch 64")
-    print(f"    {'dtype':8} {'interpreter':>12} {'data+weights':>13} {'peak':>9} {'peak/(data+w)':>14}"
-          f" {'(peak-interp)/(data+w)':>23}")
+    print(
+        f"    {'dtype':8} {'interpreter':>12} {'data+weights':>13} {'peak':>9} {'peak/(data+w)':>14}"
+        f" {'(peak-interp)/(data+w)':>23}"
+    )
     for dtype in ("float64", "float32"):
-        out = subprocess.run([sys.executable, "-c", CHILD, str(n), dtype],
-                             capture_output=True, text=True, check=True)
+        out = subprocess.run(
+            [sys.executable, "-c", CHILD, str(n), dtype], capture_output=True, text=True, check=True
+        )
         r = json.loads(out.stdout)
         payload = r["data_mb"] + r["weights_mb"]
         ratio = r["peak_mb"] / payload
@@ -57,8 +60,10 @@ def main() -> None:
         # The verdict counts what training adds to the process: the interpreter with NumPy
         # loaded (~38 MB) is there before any data and does not grow with it.
         verdict = "ok" if extra <= 1.2 else "MISS"
-        print(f"    {dtype:8} {r['base_mb']:10.1f}MB {payload:11.1f}MB {r['peak_mb']:7.1f}MB"
-              f" {ratio:13.2f}x {extra:22.2f}x   target <= 1.2x (last column): {verdict}")
+        print(
+            f"    {dtype:8} {r['base_mb']:10.1f}MB {payload:11.1f}MB {r['peak_mb']:7.1f}MB"
+            f" {ratio:13.2f}x {extra:22.2f}x   target <= 1.2x (last column): {verdict}"
+        )
 
 
 if __name__ == "__main__":

@@ -52,9 +52,8 @@ import time
 from dataclasses import dataclass
 from typing import Callable, List, Optional, Tuple
 
-import numpy as np
-
 import ferrinet
+import numpy as np
 from ferrinet import reference
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -332,7 +331,9 @@ def compare(result, expected) -> Tuple[float, float, bool]:
     float64 as uint64)."""
     (weights, losses), (ref_weights, ref_losses) = result, expected
     max_abs, max_rel, identical = 0.0, 0.0, True
-    pairs = [(a, b) for (Wa, ba), (Wb, bb) in zip(weights, ref_weights) for a, b in ((Wa, Wb), (ba, bb))]
+    pairs = [
+        (a, b) for (Wa, ba), (Wb, bb) in zip(weights, ref_weights) for a, b in ((Wa, Wb), (ba, bb))
+    ]
     pairs.append((np.array(losses), np.array(ref_losses)))
     for a_raw, b_raw in pairs:
         a_raw, b_raw = np.asarray(a_raw), np.asarray(b_raw)
@@ -488,7 +489,11 @@ def print_machine() -> None:
     print(f"  blas         {blas_description()}")
     print(f"  OPENBLAS_CORETYPE {'= ' + coretype if coretype else 'not set'}")
     profile = getattr(ferrinet._core, "BUILD_PROFILE", None)  # not exported (yet)
-    built = f"{profile} build" if profile else "build profile not reported; `make bench` builds --release"
+    built = (
+        f"{profile} build"
+        if profile
+        else "build profile not reported; `make bench` builds --release"
+    )
     print(f"  ferrinet     {ferrinet.__version__} ({built})")
 
 
@@ -558,9 +563,15 @@ def print_arithmetic(summary) -> None:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="a smoke run of a few seconds")
-    parser.add_argument("--repeats", type=int, default=None, help="timed runs per row (5; quick: 3)")
-    parser.add_argument("--seconds", type=float, default=None,
-                        help="about how long one timed run lasts (0.2 s; quick: 0.01 s)")
+    parser.add_argument(
+        "--repeats", type=int, default=None, help="timed runs per row (5; quick: 3)"
+    )
+    parser.add_argument(
+        "--seconds",
+        type=float,
+        default=None,
+        help="about how long one timed run lasts (0.2 s; quick: 0.01 s)",
+    )
     args = parser.parse_args(argv)
     repeats = args.repeats or (3 if args.quick else 5)
     seconds = args.seconds or (0.01 if args.quick else 0.2)
@@ -568,7 +579,9 @@ def main(argv=None) -> int:
         parser.error("--repeats and --seconds must be positive")
 
     print_machine()
-    print(f"\nper-sample SGD, µs per step: median [min, max] of {repeats} runs of about {seconds:g} s each")
+    print(
+        f"\nper-sample SGD, µs per step: median [min, max] of {repeats} runs of about {seconds:g} s each"
+    )
     all_ok = True
     summary = []
     started = time.perf_counter()
@@ -584,8 +597,8 @@ def main(argv=None) -> int:
         big = case.n_parameters > 10_000
         ref_steps = (2 if args.quick else 8) if big else (32 if args.quick else case.n_samples)
 
-        def steps_for(impl):
-            return ref_steps if impl.key == "reference" else case.n_samples
+        def steps_for(impl, ref_steps=ref_steps, n_samples=case.n_samples):
+            return ref_steps if impl.key == "reference" else n_samples
 
         all_ok &= check_case(case, weights, X, Y, steps_for)
 
@@ -599,7 +612,9 @@ def main(argv=None) -> int:
             times = bench_impl(impl, case, weights, X, Y, steps, repeats)
             rows.append((impl, steps, times))
         base = statistics.median(rows[0][2])
-        print(f"  {'implementation':<40} {'steps/run':>9}  {'median':>10}  {'min':>10}  {'max':>10}  {'vs (a)':>9}")
+        print(
+            f"  {'implementation':<40} {'steps/run':>9}  {'median':>10}  {'min':>10}  {'max':>10}  {'vs (a)':>9}"
+        )
         for impl, steps, times in rows:
             if times is None:
                 print(f"  {impl.label:<40} {REFERENCE_SKIPPED}")

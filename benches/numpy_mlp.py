@@ -171,8 +171,8 @@ class NumpyMLP:
                 p -= g
             return
         self.t += 1
-        bc1 = 1.0 - self.beta1 ** self.t
-        bc2 = 1.0 - self.beta2 ** self.t
+        bc1 = 1.0 - self.beta1**self.t
+        bc2 = 1.0 - self.beta2**self.t
         step_size = lr / bc1  # docs/maths.md's arrangement, as PyTorch's
         inv_sqrt_bc2 = 1.0 / math.sqrt(bc2)
         for p, g, m, v, tmp in zip(params, grads, self.m, self.v, self.tmp):

@@ -13,9 +13,8 @@ Run:  python examples/digits.py       (exits with an error if the test accuracy 
 
 import sys
 
-import numpy as np
-
 import ferrinet
+import numpy as np
 from ferrinet import datasets
 
 
@@ -28,21 +27,27 @@ def main() -> None:
 
     net = ferrinet.NeuralNetwork([64, 64, 10], activation="relu", loss="cross_entropy", seed=0)
     history = net.fit(
-        X_train, y_train,
-        epochs=300, batch_size=32,
-        optimizer="adam", learning_rate=1e-3,
-        validation_split=0.1,            # the LAST 10% of the training data, as Keras does
+        X_train,
+        y_train,
+        epochs=300,
+        batch_size=32,
+        optimizer="adam",
+        learning_rate=1e-3,
+        validation_split=0.1,  # the LAST 10% of the training data, as Keras does
         early_stopping={"patience": 8},  # on val_loss; restores the best epoch's weights
-        dropout=0.1, l2=1e-4,
-        verbose=0,                       # 1: a progress bar, 2: one line per epoch
+        dropout=0.1,
+        l2=1e-4,
+        verbose=0,  # 1: a progress bar, 2: one line per epoch
     )
     best = history.best_epoch
     assert best is not None
     print(f"{net}")
-    print(f"stopped after {history.epochs_completed} of 300 epochs ({history.stopped_reason}); "
-          f"best epoch {best + 1}: val_loss {history.val_loss[best]:.4f}, "
-          f"val_accuracy {history.metrics['val_accuracy'][best]:.1%}"
-          + (" (weights restored)" if history.restored_best_weights else ""))
+    print(
+        f"stopped after {history.epochs_completed} of 300 epochs ({history.stopped_reason}); "
+        f"best epoch {best + 1}: val_loss {history.val_loss[best]:.4f}, "
+        f"val_accuracy {history.metrics['val_accuracy'][best]:.1%}"
+        + (" (weights restored)" if history.restored_best_weights else "")
+    )
 
     result = net.evaluate(X_test, y_test)  # {'loss': ..., 'accuracy': ...}
     predicted = net.predict(X_test).argmax(axis=1)
@@ -55,7 +60,9 @@ def main() -> None:
     print(f"mistakes (true->predicted): {', '.join(pairs) or 'none'}")
 
     accuracy = result["accuracy"]
-    print(f"\ntest accuracy {accuracy:.1%} on {len(y_test)} images (test loss {result['loss']:.4f})")
+    print(
+        f"\ntest accuracy {accuracy:.1%} on {len(y_test)} images (test loss {result['loss']:.4f})"
+    )
     if accuracy < 0.95:
         sys.exit(f"FAILED: test accuracy {accuracy:.1%} < 95%")
 

@@ -21,11 +21,10 @@ import tempfile
 from pathlib import Path
 from typing import Tuple
 
-import numpy as np
-import onnxruntime
-
 import ferrinet
 import ferrinet.onnx
+import numpy as np
+import onnxruntime
 from ferrinet import datasets
 
 
@@ -37,8 +36,13 @@ def train(dataset: str, dtype: str) -> Tuple[ferrinet.NeuralNetwork, np.ndarray,
     )
     X_train, X_test = datasets.standardize(X_train, X_test)
     hidden, activation = (16, "tanh") if dataset == "iris" else (32, "leaky_relu")
-    net = ferrinet.NeuralNetwork([X.shape[1], hidden, int(y.max()) + 1], activation=activation,
-                                 loss="cross_entropy", seed=0, dtype=dtype)
+    net = ferrinet.NeuralNetwork(
+        [X.shape[1], hidden, int(y.max()) + 1],
+        activation=activation,
+        loss="cross_entropy",
+        seed=0,
+        dtype=dtype,
+    )
     net.fit(X_train, y_train, epochs=150, learning_rate=0.01, verbose=0)
     return net, X_test.astype(dtype), y_test
 
@@ -47,8 +51,10 @@ def run_onnx(path: Path, X: np.ndarray) -> np.ndarray:
     """Run the exported file in onnxruntime (no ferrinet involved)."""
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     (inputs,), (outputs,) = session.get_inputs(), session.get_outputs()
-    print(f"  onnxruntime sees {inputs.name} {inputs.shape} {inputs.type} -> "
-          f"{outputs.name} {outputs.shape} {outputs.type}")
+    print(
+        f"  onnxruntime sees {inputs.name} {inputs.shape} {inputs.type} -> "
+        f"{outputs.name} {outputs.shape} {outputs.type}"
+    )
     (result,) = session.run([outputs.name], {inputs.name: X})
     return np.asarray(result)
 
@@ -66,12 +72,16 @@ def main(out: Path) -> None:
         difference = float(np.max(np.abs(ours.astype(np.float64) - theirs)))
         agree = np.mean(ours.argmax(axis=1) == theirs.argmax(axis=1))
         accuracy = np.mean(theirs.argmax(axis=1) == y_test)
-        print(f"  {len(X_test)} test samples: max |ferrinet - onnxruntime| = {difference:.1e}, "
-              f"same class for {agree:.0%}, accuracy {accuracy:.1%} in onnxruntime")
+        print(
+            f"  {len(X_test)} test samples: max |ferrinet - onnxruntime| = {difference:.1e}, "
+            f"same class for {agree:.0%}, accuracy {accuracy:.1%} in onnxruntime"
+        )
         differences[dtype] = difference
 
-    print(f"\nonnxruntime agrees with ferrinet: float64 max difference "
-          f"{differences['float64']:.1e} (<= 1e-12), float32 {differences['float32']:.1e} (<= 1e-5)")
+    print(
+        f"\nonnxruntime agrees with ferrinet: float64 max difference "
+        f"{differences['float64']:.1e} (<= 1e-12), float32 {differences['float32']:.1e} (<= 1e-5)"
+    )
     if differences["float64"] > 1e-12 or differences["float32"] > 1e-5:
         sys.exit("FAILED: the exported graph does not compute what ferrinet computes")
 

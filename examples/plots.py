@@ -24,21 +24,28 @@ import sys
 import tempfile
 from pathlib import Path
 
-import numpy as np
-from matplotlib.image import imread
-
 import ferrinet
+import numpy as np
 from ferrinet import datasets
 from ferrinet.plot import plot_decision_boundary, plot_digits, plot_history
+from matplotlib.image import imread
 
 
 def main(out: Path) -> None:
     # Two moons: one sigmoid output, binary cross-entropy; validation on the last 20%.
     X, y = datasets.moons(300, noise=0.2, seed=0)
-    net = ferrinet.NeuralNetwork([2, 16, 16, 1], activation="relu",
-                                 loss="binary_cross_entropy", seed=0)
-    history = net.fit(X, y, epochs=300, learning_rate=0.01, validation_split=0.2,
-                      early_stopping={"patience": 20}, verbose=0)
+    net = ferrinet.NeuralNetwork(
+        [2, 16, 16, 1], activation="relu", loss="binary_cross_entropy", seed=0
+    )
+    history = net.fit(
+        X,
+        y,
+        epochs=300,
+        learning_rate=0.01,
+        validation_split=0.2,
+        early_stopping={"patience": 20},
+        verbose=0,
+    )
     print(f"moons: {history}")
     plot_history(history, path=out / "history.png")
     plot_decision_boundary(net, X, y, path=out / "boundary.png")

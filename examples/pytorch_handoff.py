@@ -22,13 +22,12 @@ import sys
 import tempfile
 from pathlib import Path
 
+import ferrinet
 import numpy as np
 import safetensors.torch
 import torch
-from torch import nn
-
-import ferrinet
 from ferrinet import datasets
+from torch import nn
 
 STEPS, LR = 5, 0.1
 
@@ -88,8 +87,10 @@ def main(out: Path) -> None:
         )
     print(f"max |W_torch - W_ferrinet| after {STEPS} steps = {weight_difference:.1e}")
 
-    print(f"\nPyTorch agrees with ferrinet: outputs to {output_difference:.1e} (<= 1e-12), "
-          f"weights after {STEPS} SGD steps to {weight_difference:.1e} (<= 1e-10)")
+    print(
+        f"\nPyTorch agrees with ferrinet: outputs to {output_difference:.1e} (<= 1e-12), "
+        f"weights after {STEPS} SGD steps to {weight_difference:.1e} (<= 1e-10)"
+    )
     if not (output_difference <= 1e-12 and weight_difference <= 1e-10):
         sys.exit("FAILED: PyTorch and ferrinet disagree")
 

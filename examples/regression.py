@@ -12,9 +12,8 @@ Run:  python examples/regression.py       (exits with an error if the test R^2 <
 
 import sys
 
-import numpy as np
-
 import ferrinet
+import numpy as np
 from ferrinet import datasets
 
 
@@ -30,15 +29,20 @@ def main() -> None:
 
     net = ferrinet.NeuralNetwork([1, 32, 32, 1], activation="tanh", loss="mse", seed=0)
     history = net.fit(
-        X_train, Y_train,
-        epochs=300, batch_size=16,
-        optimizer="adam", learning_rate=0.01,
+        X_train,
+        Y_train,
+        epochs=300,
+        batch_size=16,
+        optimizer="adam",
+        learning_rate=0.01,
         schedule=ferrinet.schedules.CosineAnnealingLR(T_max=300),  # decay the step to 0
         verbose=0,
     )
     print(f"{net}: {net.n_parameters} parameters")
-    print(f"training mse: epoch 1 {history.loss[0]:.4f} -> epoch {len(history)} {history.loss[-1]:.4f}"
-          f" (the noise variance is {0.1 ** 2:.4f})")
+    print(
+        f"training mse: epoch 1 {history.loss[0]:.4f} -> epoch {len(history)} {history.loss[-1]:.4f}"
+        f" (the noise variance is {0.1**2:.4f})"
+    )
 
     print("\n      x   sin(x)  network")
     for x in np.linspace(-3.0, 3.0, 7):

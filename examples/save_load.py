@@ -24,9 +24,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-import numpy as np
-
 import ferrinet
+import numpy as np
 from ferrinet import datasets
 
 
@@ -49,15 +48,19 @@ def main(out: Path) -> None:
 
     net = new_network()
     first = net.fit(X_train, y_train, epochs=10, **options)
-    print(f"trained {net}\n  10 epochs of Adam: loss {first.loss[0]:.3f} -> {first.loss[-1]:.3f}, "
-          f"test accuracy {net.evaluate(X_test, y_test)['accuracy']:.1%}")
+    print(
+        f"trained {net}\n  10 epochs of Adam: loss {first.loss[0]:.3f} -> {first.loss[-1]:.3f}, "
+        f"test accuracy {net.evaluate(X_test, y_test)['accuracy']:.1%}"
+    )
 
     # 1. A file (safetensors: PyTorch and any safetensors reader can open it too) ...
     path = out / "digits.safetensors"
     net.save(path)
     copies = {"ferrinet.load": ferrinet.load(path)}
-    print(f"saved {path.name}: {path.stat().st_size:,} bytes (weights, architecture and the "
-          "training run)")
+    print(
+        f"saved {path.name}: {path.stat().st_size:,} bytes (weights, architecture and the "
+        "training run)"
+    )
     # ... bytes in memory, and pickle (which is how a network travels to worker processes)
     copies["from_bytes"] = ferrinet.from_bytes(net.to_bytes())
     copies["pickle"] = pickle.loads(pickle.dumps(net))
@@ -68,17 +71,23 @@ def main(out: Path) -> None:
     for name, copy in copies.items():
         ok = same(copy.predict(X_test), expected) and repr(copy) == repr(net)
         state = copy.training_state
-        print(f"  {name:<13} same architecture and predictions: {ok}; training run at epoch "
-              f"{state.epoch if state else None}, step {state.t if state else None}")
+        print(
+            f"  {name:<13} same architecture and predictions: {ok}; training run at epoch "
+            f"{state.epoch if state else None}, step {state.t if state else None}"
+        )
         if not ok:
             failures.append(f"{name} after loading")
 
     # 2. Continue training: 5 more epochs for the original and each copy. warm_start=True
     #    continues the saved run (the Adam moments, the step count, the shuffles' generator).
-    more = {name: model.fit(X_train, y_train, epochs=5, warm_start=True, **options)
-            for name, model in {"original": net, **copies}.items()}
-    print(f"\n5 more epochs (warm_start=True): loss {more['original'].loss[0]:.4f} -> "
-          f"{more['original'].loss[-1]:.4f}")
+    more = {
+        name: model.fit(X_train, y_train, epochs=5, warm_start=True, **options)
+        for name, model in {"original": net, **copies}.items()
+    }
+    print(
+        f"\n5 more epochs (warm_start=True): loss {more['original'].loss[0]:.4f} -> "
+        f"{more['original'].loss[-1]:.4f}"
+    )
     expected = net.predict(X_test)
     for name, copy in copies.items():
         ok = same(copy.predict(X_test), expected) and more[name].loss == more["original"].loss
@@ -89,16 +98,19 @@ def main(out: Path) -> None:
     # 3. And all of that equals training 15 epochs in one go.
     straight = new_network()
     straight.fit(X_train, y_train, epochs=15, **options)
-    ok = all(same(a, b) for pair in zip(straight.get_weights(), net.get_weights())
-             for a, b in zip(*pair))
+    ok = all(
+        same(a, b) for pair in zip(straight.get_weights(), net.get_weights()) for a, b in zip(*pair)
+    )
     print(f"\n15 epochs without a break give the same weights: {ok}")
     if not ok:
         failures.append("10 + 5 epochs differ from 15")
 
     if failures:
         sys.exit(f"FAILED: {', '.join(failures)}")
-    print("\nloaded copies predict bit for bit what the original predicts, before and after 5 "
-          "more epochs of Adam, and equal 15 epochs without a break")
+    print(
+        "\nloaded copies predict bit for bit what the original predicts, before and after 5 "
+        "more epochs of Adam, and equal 15 epochs without a break"
+    )
 
 
 if __name__ == "__main__":

@@ -12,9 +12,8 @@ Run:  python examples/xor.py       (exits with an error if a case is wrong)
 
 import sys
 
-import numpy as np
-
 import ferrinet
+import numpy as np
 from ferrinet import datasets
 
 
@@ -40,11 +39,15 @@ def main() -> None:
     probabilities = clf.predict(X)  # sigmoid outputs in (0, 1)
     right_bce = int(np.sum((probabilities >= 0.5) == (Y >= 0.5)))
     print(f"\n{clf}")
-    print(f"binary cross-entropy after {history.epochs_completed} epochs: {history.loss[-1]:.4f};"
-          f" P(class 1) = {np.round(probabilities[:, 0], 3).tolist()}")
+    print(
+        f"binary cross-entropy after {history.epochs_completed} epochs: {history.loss[-1]:.4f};"
+        f" P(class 1) = {np.round(probabilities[:, 0], 3).tolist()}"
+    )
 
-    print(f"\nXOR learned: {right_mse} of 4 cases right with train (mse) and {right_bce} of 4 "
-          "with fit (binary cross-entropy)")
+    print(
+        f"\nXOR learned: {right_mse} of 4 cases right with train (mse) and {right_bce} of 4 "
+        "with fit (binary cross-entropy)"
+    )
     if right_mse != 4 or right_bce != 4:
         sys.exit("FAILED: XOR was not learned")
 

@@ -19,7 +19,6 @@ import time
 
 import numpy as np
 import pytest
-
 from ferrinet import NeuralNetwork
 
 
@@ -141,16 +140,16 @@ def test_calls_see_a_consistent_set_of_weights():
     expected = {}
     for name, ws in (("A", A), ("B", B)):
         net.set_weights(ws)
-        expected[name] = (net.predict(X_big), net.predict(X_small),
-                          net.gradients(X_small, Y_small))
+        expected[name] = (net.predict(X_big), net.predict(X_small), net.gradients(X_small, Y_small))
 
     def which(value, index):
         for name in ("A", "B"):
             ref = expected[name][index]
             if index < 2 and np.array_equal(value, ref):
                 return name
-            if index == 2 and all(np.array_equal(a, c) and np.array_equal(b, d)
-                                  for (a, b), (c, d) in zip(value, ref)):
+            if index == 2 and all(
+                np.array_equal(a, c) and np.array_equal(b, d) for (a, b), (c, d) in zip(value, ref)
+            ):
                 return name
         return None
 
@@ -289,10 +288,13 @@ def test_ctrl_c_stops_training_quickly_and_leaves_a_usable_network(mode):
     latencies = []
     with subprocess.Popen(
         [sys.executable, "-c", _CTRL_C_CHILD, str(trials), mode],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     ) as proc:
         try:
+
             def line():
                 s = proc.stdout.readline()
                 if not s:
@@ -320,8 +322,12 @@ def test_ctrl_c_stops_training_quickly_and_leaves_a_usable_network(mode):
     assert all(lat > 0 for lat in latencies), latencies
     p95 = sorted(latencies)[math.ceil(0.95 * trials) - 1]  # nearest-rank 95th percentile
     assert p95 < 0.100, f"p95 latency {p95 * 1e3:.1f} ms; all (ms): " + ", ".join(
-        f"{lat * 1e3:.1f}" for lat in sorted(latencies))
+        f"{lat * 1e3:.1f}" for lat in sorted(latencies)
+    )
     assert report == {
-        "finite": True, "changed": True, "predict_ok": True, "rows_sum_to_1": True,
+        "finite": True,
+        "changed": True,
+        "predict_ok": True,
+        "rows_sum_to_1": True,
         "train_after": True,
     }, report

@@ -17,12 +17,11 @@ pytest.importorskip("sklearn")
 distributed = pytest.importorskip("distributed")
 
 import joblib  # noqa: E402
+from ferrinet import datasets  # noqa: E402
+from ferrinet.sklearn import MLPClassifier, MLPRegressor  # noqa: E402
 from sklearn.model_selection import GridSearchCV  # noqa: E402
 from sklearn.pipeline import make_pipeline  # noqa: E402
 from sklearn.preprocessing import StandardScaler  # noqa: E402
-
-from ferrinet import datasets  # noqa: E402
-from ferrinet.sklearn import MLPClassifier, MLPRegressor  # noqa: E402
 
 # 100 epochs do not always meet tol on these small sets; the warning is not the subject here
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
@@ -31,12 +30,15 @@ pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceW
 @pytest.fixture(scope="module")
 def client():
     # dashboard off: it needs bokeh and a free port, and warns otherwise (filterwarnings=error)
-    with distributed.LocalCluster(
-        n_workers=1,
-        threads_per_worker=2,
-        processes=False,
-        dashboard_address=None,
-    ) as cluster, distributed.Client(cluster) as client:
+    with (
+        distributed.LocalCluster(
+            n_workers=1,
+            threads_per_worker=2,
+            processes=False,
+            dashboard_address=None,
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
         yield client
 
 

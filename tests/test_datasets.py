@@ -19,6 +19,7 @@ def _load_datasets():
     """
     try:
         from ferrinet import datasets as module
+
         return module
     except ImportError:
         spec = importlib.util.spec_from_file_location("_ferrinet_datasets_standalone", _DATASETS_PY)
@@ -38,6 +39,7 @@ def _same(a, b):
 # Module hygiene
 # ---------------------------------------------------------------------------
 
+
 def test_module_imports_only_stdlib_and_numpy():
     tree = ast.parse(_DATASETS_PY.read_text(encoding="utf-8"))
     imported = set()
@@ -47,8 +49,19 @@ def test_module_imports_only_stdlib_and_numpy():
         elif isinstance(node, ast.ImportFrom):
             assert node.level == 0, "datasets.py must not import from the rest of ferrinet"
             imported.add(node.module.split(".")[0])
-    allowed = {"__future__", "csv", "functools", "gzip", "io", "math", "numbers",
-               "pathlib", "typing", "importlib", "numpy"}
+    allowed = {
+        "__future__",
+        "csv",
+        "functools",
+        "gzip",
+        "io",
+        "math",
+        "numbers",
+        "pathlib",
+        "typing",
+        "importlib",
+        "numpy",
+    }
     assert imported <= allowed, f"unexpected imports: {sorted(imported - allowed)}"
     assert "sklearn" not in imported and "ferrinet" not in imported
     assert not {"urllib", "http", "socket", "requests"} & imported
@@ -66,6 +79,7 @@ def test_data_files_and_attribution_are_shipped():
 # ---------------------------------------------------------------------------
 # xor / sine
 # ---------------------------------------------------------------------------
+
 
 def test_xor_points_and_targets():
     X, y = ds.xor()
@@ -102,6 +116,7 @@ def test_sine_seeding():
 # ---------------------------------------------------------------------------
 # moons / circles / spirals / blobs
 # ---------------------------------------------------------------------------
+
 
 def test_moons_shapes_dtypes_and_balance():
     X, y = ds.moons(n=201, noise=0.1, seed=0)
@@ -191,8 +206,7 @@ def test_spirals_seeding():
 
 
 def test_blobs_random_centers_inside_box():
-    X, y = ds.blobs(n=100, centers=4, n_features=3, cluster_std=0.0,
-                    center_box=(-2.0, 5.0), seed=0)
+    X, y = ds.blobs(n=100, centers=4, n_features=3, cluster_std=0.0, center_box=(-2.0, 5.0), seed=0)
     assert X.shape == (100, 3) and y.shape == (100,) and y.dtype == np.int64
     assert np.bincount(y).tolist() == [25, 25, 25, 25]
     # std 0: every point of a cluster is its centre, which lies in the box
@@ -274,6 +288,7 @@ def test_generator_accepts_numpy_generator_seed():
 # Bundled real data
 # ---------------------------------------------------------------------------
 
+
 def test_digits_shape_dtype_values():
     X, y = ds.digits()
     assert X.shape == (1797, 64) and X.dtype == np.float64
@@ -341,6 +356,7 @@ def test_iris_names_and_copies():
 # train_test_split
 # ---------------------------------------------------------------------------
 
+
 def _ids(n, width=3):
     """Rows carrying their own index, so we can track where they went."""
     X = np.repeat(np.arange(n, dtype=float)[:, None], width, axis=1)
@@ -348,10 +364,19 @@ def _ids(n, width=3):
     return X, y
 
 
-@pytest.mark.parametrize("n, test_size, n_test", [
-    (100, 0.25, 25), (10, 0.25, 3), (7, 0.5, 4), (100, 0.07, 7),
-    (100, 0.28, 28), (10, 0.01, 1), (50, 10, 10), (50, 49, 49),
-])
+@pytest.mark.parametrize(
+    "n, test_size, n_test",
+    [
+        (100, 0.25, 25),
+        (10, 0.25, 3),
+        (7, 0.5, 4),
+        (100, 0.07, 7),
+        (100, 0.28, 28),
+        (10, 0.01, 1),
+        (50, 10, 10),
+        (50, 49, 49),
+    ],
+)
 def test_split_sizes(n, test_size, n_test):
     X, y = _ids(n)
     X_tr, X_te, y_tr, y_te = ds.train_test_split(X, y, test_size=test_size, seed=0)
@@ -389,8 +414,7 @@ def test_split_keeps_2d_targets():
 def test_split_stratified_keeps_proportions():
     X, y = ds.iris()
     for seed in range(5):
-        X_tr, X_te, y_tr, y_te = ds.train_test_split(X, y, test_size=0.2, seed=seed,
-                                                     stratify=True)
+        X_tr, X_te, y_tr, y_te = ds.train_test_split(X, y, test_size=0.2, seed=seed, stratify=True)
         assert np.bincount(y_te).tolist() == [10, 10, 10]
         assert np.bincount(y_tr).tolist() == [40, 40, 40]
 
@@ -467,6 +491,7 @@ def test_split_stratify_validation():
 # Standardizer / standardize
 # ---------------------------------------------------------------------------
 
+
 def test_standardize_train_statistics():
     rng = np.random.default_rng(0)
     X_train = rng.normal([3.0, -7.0, 100.0], [0.1, 5.0, 30.0], size=(500, 3))
@@ -527,6 +552,7 @@ def test_standardizer_validation():
 # one_hot
 # ---------------------------------------------------------------------------
 
+
 def test_one_hot_round_trip():
     y = np.array([2, 0, 1, 2, 4])
     Y = ds.one_hot(y)
@@ -567,6 +593,7 @@ def test_one_hot_validation():
 # ---------------------------------------------------------------------------
 # batches
 # ---------------------------------------------------------------------------
+
 
 def test_batches_cover_every_sample_once():
     X, y = _ids(100)

@@ -1,4 +1,4 @@
-"""One test per point of article-errata.md (1-11), on the Rust network ``ferrinet.NeuralNetwork``.
+"""One test per point of docs/article-errata.md (1-11), on the Rust network ``ferrinet.NeuralNetwork``.
 
 Each asserts something that the article's version gets wrong: where the article's backward
 pass can run, ``reference.article_backward`` / ``article_gradients`` (the blog post translated
@@ -10,10 +10,9 @@ import math
 import subprocess
 import sys
 
+import ferrinet
 import numpy as np
 import pytest
-
-import ferrinet
 from ferrinet import checks, reference
 
 XOR_X = np.array([[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]])

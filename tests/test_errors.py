@@ -19,7 +19,6 @@ import textwrap
 
 import numpy as np
 import pytest
-
 from ferrinet import NeuralNetwork
 
 NAN = float("nan")
@@ -78,50 +77,196 @@ def _x_with(value, at=(1, 0)):
 DATA_CASES = [
     ("nan_in_X", "mse1", _x_with(NAN), _Y1, ValueError, r"finite, got NaN at \[1, 0\]", True),
     ("inf_in_X", "mse1", _x_with(INF), _Y1, ValueError, r"finite, got inf at \[1, 0\]", True),
-    ("-inf_in_X", "mse1", _x_with(-INF, (3, 1)), _Y1, ValueError,
-     r"finite, got -inf at \[3, 1\]", True),
-    ("nan_in_Y", "mse1", _X, np.array([0.5, NAN, 2.0, 0.25]), ValueError,
-     r"targets must be finite, got NaN at \[1, 0\]", False),
-    ("zero_samples", "mse1", np.zeros((0, 2)), np.zeros((0,)), ValueError,
-     r"got 0 samples: expected at least one row of 2 inputs", True),
-    ("zero_features", "mse1", np.zeros((4, 0)), _Y1, ValueError,
-     r"takes 2 inputs per sample, got 0", True),
-    ("3d_X", "mse1", np.zeros((4, 2, 2)), _Y1, ValueError,
-     r"(?i)x must be a 1-D sample \(2,\) or a 2-D batch \(n, 2\), got shape [\[(]4, 2, 2[\])]",
-     True),
-    ("0d_X", "mse1", np.float64(1.0), 1.0, ValueError,
-     r"(?i)x must be a 1-D sample \(2,\) or a 2-D batch \(n, 2\), got shape (\[\]|\(\))", True),
-    ("wrong_feature_count", "mse1", np.ones((4, 3)), _Y1, ValueError,
-     r"takes 2 inputs per sample, got 3", True),
-    ("wrong_feature_count_1d_sample", "mse1", np.ones(3), 1.0, ValueError,
-     r"takes 2 inputs per sample, got 3", True),
+    (
+        "-inf_in_X",
+        "mse1",
+        _x_with(-INF, (3, 1)),
+        _Y1,
+        ValueError,
+        r"finite, got -inf at \[3, 1\]",
+        True,
+    ),
+    (
+        "nan_in_Y",
+        "mse1",
+        _X,
+        np.array([0.5, NAN, 2.0, 0.25]),
+        ValueError,
+        r"targets must be finite, got NaN at \[1, 0\]",
+        False,
+    ),
+    (
+        "zero_samples",
+        "mse1",
+        np.zeros((0, 2)),
+        np.zeros((0,)),
+        ValueError,
+        r"got 0 samples: expected at least one row of 2 inputs",
+        True,
+    ),
+    (
+        "zero_features",
+        "mse1",
+        np.zeros((4, 0)),
+        _Y1,
+        ValueError,
+        r"takes 2 inputs per sample, got 0",
+        True,
+    ),
+    (
+        "3d_X",
+        "mse1",
+        np.zeros((4, 2, 2)),
+        _Y1,
+        ValueError,
+        r"(?i)x must be a 1-D sample \(2,\) or a 2-D batch \(n, 2\), got shape [\[(]4, 2, 2[\])]",
+        True,
+    ),
+    (
+        "0d_X",
+        "mse1",
+        np.float64(1.0),
+        1.0,
+        ValueError,
+        r"(?i)x must be a 1-D sample \(2,\) or a 2-D batch \(n, 2\), got shape (\[\]|\(\))",
+        True,
+    ),
+    (
+        "wrong_feature_count",
+        "mse1",
+        np.ones((4, 3)),
+        _Y1,
+        ValueError,
+        r"takes 2 inputs per sample, got 3",
+        True,
+    ),
+    (
+        "wrong_feature_count_1d_sample",
+        "mse1",
+        np.ones(3),
+        1.0,
+        ValueError,
+        r"takes 2 inputs per sample, got 3",
+        True,
+    ),
     ("len_Y_ne_len_X", "mse1", _X, _Y1[:3], ValueError, r"got 4 samples but 3 targets", False),
-    ("wrong_output_columns", "mse3", _X, np.zeros((4, 2)), ValueError,
-     r"must be shape \(n, 3\), got shape [\[(]4, 2[\])]", False),
-    ("class_index_out_of_range", "ce", _X, np.array([0, 1, 3, 2]), ValueError,
-     r"class index 3 .*out of range: expected 0 <= class < 3", False),
-    ("class_index_negative", "ce", _X, np.array([0, -1, 2, 2]), ValueError,
-     r"class index -1 .*out of range: expected 0 <= class < 3", False),
-    ("class_index_non_integer", "ce", _X, np.array([0.0, 1.5, 2.0, 1.0]), ValueError,
-     r"class indices must be integers, got 1\.5", False),
-    ("bce_target_above_1", "bce", _X, np.array([0.0, 1.5, 1.0, 0.5]), ValueError,
-     r"targets in \[0, 1\], got 1\.5 at \[1, 0\]", False),
-    ("bce_target_below_0", "bce", _X, np.array([0.0, 1.0, -0.5, 0.5]), ValueError,
-     r"targets in \[0, 1\], got -0\.5 at \[2, 0\]", False),
-    ("strings_X", "mse1", np.array([["a", "b"]] * 4), _Y1, TypeError,
-     r"real numbers \(bool, int or float dtype\), got dtype <U1", True),
-    ("strings_X_list", "mse1", [["1", "2"]] * 4, _Y1, TypeError,
-     r"real numbers \(bool, int or float dtype\), got dtype <U1", True),
-    ("object_X", "mse1", np.array([[1.0, None]] * 4, dtype=object), _Y1, TypeError,
-     r"real numbers \(bool, int or float dtype\), got dtype object", True),
-    ("strings_Y", "mse1", _X, np.array(["a", "b", "c", "d"]), TypeError,
-     r"y must hold real numbers \(bool, int or float dtype\), got dtype <U1", False),
-    ("object_Y", "mse1", _X, np.array([0.5, None, 2.0, 0.25], dtype=object), TypeError,
-     r"y must hold real numbers \(bool, int or float dtype\), got dtype object", False),
-    ("complex_X", "mse1", _X.astype(complex), _Y1, TypeError,
-     r"real numbers \(bool, int or float dtype\), got dtype complex128", True),
-    ("complex_Y", "mse1", _X, _Y1.astype(complex), TypeError,
-     r"y must hold real numbers \(bool, int or float dtype\), got dtype complex128", False),
+    (
+        "wrong_output_columns",
+        "mse3",
+        _X,
+        np.zeros((4, 2)),
+        ValueError,
+        r"must be shape \(n, 3\), got shape [\[(]4, 2[\])]",
+        False,
+    ),
+    (
+        "class_index_out_of_range",
+        "ce",
+        _X,
+        np.array([0, 1, 3, 2]),
+        ValueError,
+        r"class index 3 .*out of range: expected 0 <= class < 3",
+        False,
+    ),
+    (
+        "class_index_negative",
+        "ce",
+        _X,
+        np.array([0, -1, 2, 2]),
+        ValueError,
+        r"class index -1 .*out of range: expected 0 <= class < 3",
+        False,
+    ),
+    (
+        "class_index_non_integer",
+        "ce",
+        _X,
+        np.array([0.0, 1.5, 2.0, 1.0]),
+        ValueError,
+        r"class indices must be integers, got 1\.5",
+        False,
+    ),
+    (
+        "bce_target_above_1",
+        "bce",
+        _X,
+        np.array([0.0, 1.5, 1.0, 0.5]),
+        ValueError,
+        r"targets in \[0, 1\], got 1\.5 at \[1, 0\]",
+        False,
+    ),
+    (
+        "bce_target_below_0",
+        "bce",
+        _X,
+        np.array([0.0, 1.0, -0.5, 0.5]),
+        ValueError,
+        r"targets in \[0, 1\], got -0\.5 at \[2, 0\]",
+        False,
+    ),
+    (
+        "strings_X",
+        "mse1",
+        np.array([["a", "b"]] * 4),
+        _Y1,
+        TypeError,
+        r"real numbers \(bool, int or float dtype\), got dtype <U1",
+        True,
+    ),
+    (
+        "strings_X_list",
+        "mse1",
+        [["1", "2"]] * 4,
+        _Y1,
+        TypeError,
+        r"real numbers \(bool, int or float dtype\), got dtype <U1",
+        True,
+    ),
+    (
+        "object_X",
+        "mse1",
+        np.array([[1.0, None]] * 4, dtype=object),
+        _Y1,
+        TypeError,
+        r"real numbers \(bool, int or float dtype\), got dtype object",
+        True,
+    ),
+    (
+        "strings_Y",
+        "mse1",
+        _X,
+        np.array(["a", "b", "c", "d"]),
+        TypeError,
+        r"y must hold real numbers \(bool, int or float dtype\), got dtype <U1",
+        False,
+    ),
+    (
+        "object_Y",
+        "mse1",
+        _X,
+        np.array([0.5, None, 2.0, 0.25], dtype=object),
+        TypeError,
+        r"y must hold real numbers \(bool, int or float dtype\), got dtype object",
+        False,
+    ),
+    (
+        "complex_X",
+        "mse1",
+        _X.astype(complex),
+        _Y1,
+        TypeError,
+        r"real numbers \(bool, int or float dtype\), got dtype complex128",
+        True,
+    ),
+    (
+        "complex_Y",
+        "mse1",
+        _X,
+        _Y1.astype(complex),
+        TypeError,
+        r"y must hold real numbers \(bool, int or float dtype\), got dtype complex128",
+        False,
+    ),
 ]
 
 METHODS = ["forward", "predict", "compute_loss", "gradients", "backward", "train"]
@@ -194,8 +339,12 @@ def test_bad_learning_rate(lr, match, method):
         pytest.param("3", TypeError, r"epochs must be an int, got str", id="epochs='3'"),
         # Beyond the list: an int too large for the machine must not be reported as "must be an
         # int, got int" (contradictory). ValueError/OverflowError naming the bound is expected.
-        pytest.param(2**200, (ValueError, OverflowError), r"epochs.*(<|large|range|2\*\*)",
-                     id="epochs=2**200"),
+        pytest.param(
+            2**200,
+            (ValueError, OverflowError),
+            r"epochs.*(<|large|range|2\*\*)",
+            id="epochs=2**200",
+        ),
     ],
 )
 def test_bad_epochs(epochs, exc, match):
@@ -208,63 +357,143 @@ def test_bad_epochs(epochs, exc, match):
 # --------------------------------------------------------------------------------------------
 
 CTOR_CASES = [
-    pytest.param(dict(sizes=[]), ValueError,
-                 r"at least the input and output sizes.*got \[\]", id="sizes=[]"),
-    pytest.param(dict(sizes=[0]), ValueError, r"positive integers, got 0 at position 0",
-                 id="sizes=[0]"),
-    pytest.param(dict(sizes=[2, 0, 1]), ValueError, r"positive integers, got 0 at position 1",
-                 id="sizes=[2,0,1]"),
-    pytest.param(dict(sizes=[-3]), ValueError, r"positive integers, got -3 at position 0",
-                 id="sizes=[-3]"),
-    pytest.param(dict(sizes=[2.5]), TypeError, r"sizes must be integers, got 2\.5 \(float\)",
-                 id="sizes=[2.5]"),
-    pytest.param(dict(sizes=[3]), ValueError,
-                 r"at least the input and output sizes.*got \[3\]", id="sizes=[3]"),
-    pytest.param(dict(sizes="abc"), TypeError, r"list of layer sizes like \[2, 8, 1\], got a str",
-                 id="sizes='abc'"),
-    pytest.param(dict(sizes=3), TypeError, r"list of layer sizes like \[2, 8, 1\], got int",
-                 id="sizes=3"),
+    pytest.param(
+        dict(sizes=[]), ValueError, r"at least the input and output sizes.*got \[\]", id="sizes=[]"
+    ),
+    pytest.param(
+        dict(sizes=[0]), ValueError, r"positive integers, got 0 at position 0", id="sizes=[0]"
+    ),
+    pytest.param(
+        dict(sizes=[2, 0, 1]),
+        ValueError,
+        r"positive integers, got 0 at position 1",
+        id="sizes=[2,0,1]",
+    ),
+    pytest.param(
+        dict(sizes=[-3]), ValueError, r"positive integers, got -3 at position 0", id="sizes=[-3]"
+    ),
+    pytest.param(
+        dict(sizes=[2.5]),
+        TypeError,
+        r"sizes must be integers, got 2\.5 \(float\)",
+        id="sizes=[2.5]",
+    ),
+    pytest.param(
+        dict(sizes=[3]),
+        ValueError,
+        r"at least the input and output sizes.*got \[3\]",
+        id="sizes=[3]",
+    ),
+    pytest.param(
+        dict(sizes="abc"),
+        TypeError,
+        r"list of layer sizes like \[2, 8, 1\], got a str",
+        id="sizes='abc'",
+    ),
+    pytest.param(
+        dict(sizes=3), TypeError, r"list of layer sizes like \[2, 8, 1\], got int", id="sizes=3"
+    ),
     # Beyond the list: a Python int too large for i128 must still be a size problem (the
     # 2**100 case already gives MemoryError "cannot be allocated"), not "must be integers, got int".
-    pytest.param(dict(sizes=[2**200, 1]), MemoryError, r"2\*\*200|1606938044258990275541962",
-                 id="sizes=[2**200,1]"),
-    pytest.param(dict(sizes=[2, 8, 1], activation="foo"), ValueError,
-                 r"unknown activation [\"']foo[\"'].*'relu'", id="activation='foo'"),
-    pytest.param(dict(sizes=[2, 8, 1], activation=["foo"]), ValueError,
-                 r"unknown activation [\"']foo[\"'].*'relu'", id="activation=['foo']"),
-    pytest.param(dict(sizes=[2, 8, 1], activation=3), TypeError,
-                 r"activation must be a name or a list of names.*got int", id="activation=3"),
-    pytest.param(dict(sizes=[2, 8, 1], loss="foo"), ValueError,
-                 r"unknown loss [\"']foo[\"'].*'mse', 'binary_cross_entropy', 'cross_entropy'",
-                 id="loss='foo'"),
-    pytest.param(dict(sizes=[2, 8, 1], output_activation="foo"), ValueError,
-                 r"unknown activation [\"']foo[\"'].*'sigmoid'", id="output_activation='foo'"),
-    pytest.param(dict(sizes=[2, 8, 1], activation="softmax"), ValueError,
-                 r"softmax is only for the output layer.*hidden activations were \[[\"']softmax",
-                 id="hidden_softmax"),
-    pytest.param(dict(sizes=[2, 8, 8, 1], activation=["relu"]), ValueError,
-                 r"one name per hidden layer: expected 2, got 1", id="hidden_list_too_short"),
-    pytest.param(dict(sizes=[2, 8, 1], activation=["relu", "tanh"]), ValueError,
-                 r"one name per hidden layer: expected 1, got 2", id="hidden_list_too_long"),
-    pytest.param(dict(sizes=[2, 8, 1], loss="binary_cross_entropy", output_activation="softmax"),
-                 ValueError,
-                 r"binary_cross_entropy.*needs output_activation [\"']sigmoid[\"'].*got "
-                 r"[\"']softmax[\"']", id="bce_with_softmax"),
-    pytest.param(dict(sizes=[2, 8, 3], loss="cross_entropy", output_activation="sigmoid"),
-                 ValueError,
-                 r"cross_entropy.*needs output_activation [\"']softmax[\"'].*got "
-                 r"[\"']sigmoid[\"']", id="ce_with_sigmoid"),
-    pytest.param(dict(sizes=[2, 8, 3], loss="mse", output_activation="softmax"), ValueError,
-                 r"loss 'mse' does not take a softmax output", id="mse_with_softmax"),
-    pytest.param(dict(sizes=[2, 8, 1], seed=-1), ValueError,
-                 r"seed must be in \[0, 2\*\*64\), got -1", id="seed=-1"),
-    pytest.param(dict(sizes=[2, 8, 1], seed=2**64), ValueError,
-                 r"seed must be in \[0, 2\*\*64\), got 18446744073709551616", id="seed=2**64"),
-    pytest.param(dict(sizes=[2, 8, 1], seed=1.5), TypeError,
-                 r"seed must be an int or None, got float", id="seed=1.5"),
+    pytest.param(
+        dict(sizes=[2**200, 1]),
+        MemoryError,
+        r"2\*\*200|1606938044258990275541962",
+        id="sizes=[2**200,1]",
+    ),
+    pytest.param(
+        dict(sizes=[2, 8, 1], activation="foo"),
+        ValueError,
+        r"unknown activation [\"']foo[\"'].*'relu'",
+        id="activation='foo'",
+    ),
+    pytest.param(
+        dict(sizes=[2, 8, 1], activation=["foo"]),
+        ValueError,
+        r"unknown activation [\"']foo[\"'].*'relu'",
+        id="activation=['foo']",
+    ),
+    pytest.param(
+        dict(sizes=[2, 8, 1], activation=3),
+        TypeError,
+        r"activation must be a name or a list of names.*got int",
+        id="activation=3",
+    ),
+    pytest.param(
+        dict(sizes=[2, 8, 1], loss="foo"),
+        ValueError,
+        r"unknown loss [\"']foo[\"'].*'mse', 'binary_cross_entropy', 'cross_entropy'",
+        id="loss='foo'",
+    ),
+    pytest.param(
+        dict(sizes=[2, 8, 1], output_activation="foo"),
+        ValueError,
+        r"unknown activation [\"']foo[\"'].*'sigmoid'",
+        id="output_activation='foo'",
+    ),
+    pytest.param(
+        dict(sizes=[2, 8, 1], activation="softmax"),
+        ValueError,
+        r"softmax is only for the output layer.*hidden activations were \[[\"']softmax",
+        id="hidden_softmax",
+    ),
+    pytest.param(
+        dict(sizes=[2, 8, 8, 1], activation=["relu"]),
+        ValueError,
+        r"one name per hidden layer: expected 2, got 1",
+        id="hidden_list_too_short",
+    ),
+    pytest.param(
+        dict(sizes=[2, 8, 1], activation=["relu", "tanh"]),
+        ValueError,
+        r"one name per hidden layer: expected 1, got 2",
+        id="hidden_list_too_long",
+    ),
+    pytest.param(
+        dict(sizes=[2, 8, 1], loss="binary_cross_entropy", output_activation="softmax"),
+        ValueError,
+        r"binary_cross_entropy.*needs output_activation [\"']sigmoid[\"'].*got "
+        r"[\"']softmax[\"']",
+        id="bce_with_softmax",
+    ),
+    pytest.param(
+        dict(sizes=[2, 8, 3], loss="cross_entropy", output_activation="sigmoid"),
+        ValueError,
+        r"cross_entropy.*needs output_activation [\"']softmax[\"'].*got "
+        r"[\"']sigmoid[\"']",
+        id="ce_with_sigmoid",
+    ),
+    pytest.param(
+        dict(sizes=[2, 8, 3], loss="mse", output_activation="softmax"),
+        ValueError,
+        r"loss 'mse' does not take a softmax output",
+        id="mse_with_softmax",
+    ),
+    pytest.param(
+        dict(sizes=[2, 8, 1], seed=-1),
+        ValueError,
+        r"seed must be in \[0, 2\*\*64\), got -1",
+        id="seed=-1",
+    ),
+    pytest.param(
+        dict(sizes=[2, 8, 1], seed=2**64),
+        ValueError,
+        r"seed must be in \[0, 2\*\*64\), got 18446744073709551616",
+        id="seed=2**64",
+    ),
+    pytest.param(
+        dict(sizes=[2, 8, 1], seed=1.5),
+        TypeError,
+        r"seed must be an int or None, got float",
+        id="seed=1.5",
+    ),
     # Beyond the list: not "must be an int or None, got int".
-    pytest.param(dict(sizes=[2, 8, 1], seed=2**200), ValueError,
-                 r"seed must be in \[0, 2\*\*64\)", id="seed=2**200"),
+    pytest.param(
+        dict(sizes=[2, 8, 1], seed=2**200),
+        ValueError,
+        r"seed must be in \[0, 2\*\*64\)",
+        id="seed=2**200",
+    ),
 ]
 
 
@@ -315,7 +544,9 @@ def test_huge_network_refused_before_allocating(sizes):
     try:
         proc = subprocess.run(
             [sys.executable, "-c", _HUGE_CHILD, json.dumps(sizes)],
-            capture_output=True, text=True, timeout=30,
+            capture_output=True,
+            text=True,
+            timeout=30,
         )
     except subprocess.TimeoutExpired:
         pytest.fail(f"NeuralNetwork({sizes}) was still running after 30 s (it is allocating)")
@@ -363,21 +594,41 @@ def _bad_weights(kind, good):
 
 
 SET_WEIGHTS_CASES = [
-    pytest.param("too_few_layers", ValueError, r"expected 2 \(W, b\) pairs, one per layer, got 1",
-                 id="too_few_layers"),
-    pytest.param("too_many_layers", ValueError,
-                 r"expected 2 \(W, b\) pairs, one per layer, got 3", id="too_many_layers"),
-    pytest.param("transposed_W", ValueError,
-                 r"layer 0: W must have shape \(8, 2\), got [\[(]2, 8[\])]", id="transposed_W"),
-    pytest.param("wrong_bias_length", ValueError,
-                 r"layer 0: b must have shape \(8,\), got [\[(]7,?[\])]", id="wrong_bias_length"),
-    pytest.param("nan_weight", ValueError, r"layer 0: .*must be finite, got NaN",
-                 id="nan_weight"),
+    pytest.param(
+        "too_few_layers",
+        ValueError,
+        r"expected 2 \(W, b\) pairs, one per layer, got 1",
+        id="too_few_layers",
+    ),
+    pytest.param(
+        "too_many_layers",
+        ValueError,
+        r"expected 2 \(W, b\) pairs, one per layer, got 3",
+        id="too_many_layers",
+    ),
+    pytest.param(
+        "transposed_W",
+        ValueError,
+        r"layer 0: W must have shape \(8, 2\), got [\[(]2, 8[\])]",
+        id="transposed_W",
+    ),
+    pytest.param(
+        "wrong_bias_length",
+        ValueError,
+        r"layer 0: b must have shape \(8,\), got [\[(]7,?[\])]",
+        id="wrong_bias_length",
+    ),
+    pytest.param("nan_weight", ValueError, r"layer 0: .*must be finite, got NaN", id="nan_weight"),
     pytest.param("inf_bias", ValueError, r"layer 1: .*must be finite, got inf", id="inf_bias"),
-    pytest.param("nan_in_last_layer_only", ValueError, r"layer 1: .*must be finite, got NaN",
-                 id="nan_in_last_layer_only"),
-    pytest.param("not_a_pair", ValueError, r"layer 0: expected a \(W, b\) pair, got 3 items",
-                 id="not_a_pair"),
+    pytest.param(
+        "nan_in_last_layer_only",
+        ValueError,
+        r"layer 1: .*must be finite, got NaN",
+        id="nan_in_last_layer_only",
+    ),
+    pytest.param(
+        "not_a_pair", ValueError, r"layer 0: expected a \(W, b\) pair, got 3 items", id="not_a_pair"
+    ),
     pytest.param("not_a_list", TypeError, r"list of \(W, b\) pairs, got float", id="not_a_list"),
 ]
 
@@ -415,7 +666,9 @@ def test_a_bad_input_late_in_an_epoch_fails_the_call_and_changes_nothing(shuffle
     bad = X.copy()
     bad[1990, 3] = np.nan
     for call in (
-        lambda: net.fit(bad, y, epochs=2, batch_size=64, shuffle=shuffle, verbose=0, warm_start=True),
+        lambda: net.fit(
+            bad, y, epochs=2, batch_size=64, shuffle=shuffle, verbose=0, warm_start=True
+        ),
         lambda: net.train_epoch(bad, y, batch_size=64, shuffle=shuffle),
     ):
         with pytest.raises(ValueError, match=r"inputs must be finite, got NaN at \[1990, 3\]"):

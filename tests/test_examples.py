@@ -41,11 +41,21 @@ def expectations(path):
 
 
 def run_example(path, tmp_path, *args):
-    env = dict(os.environ, TMPDIR=str(tmp_path), TEMP=str(tmp_path), TMP=str(tmp_path),
-               MPLBACKEND="Agg", PYTHONHASHSEED="0")
+    env = dict(
+        os.environ,
+        TMPDIR=str(tmp_path),
+        TEMP=str(tmp_path),
+        TMP=str(tmp_path),
+        MPLBACKEND="Agg",
+        PYTHONHASHSEED="0",
+    )
     return subprocess.run(
         [sys.executable, str(path), *args],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=TIMEOUT,
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
     )
 
 
@@ -58,8 +68,16 @@ def repository_files():
 
 def test_there_are_examples():
     names = {p.name for p in EXAMPLES}
-    assert {"xor.py", "regression.py", "digits.py", "sklearn_grid_search.py", "save_load.py",
-            "pytorch_handoff.py", "plots.py", "onnx_export.py"} <= names
+    assert {
+        "xor.py",
+        "regression.py",
+        "digits.py",
+        "sklearn_grid_search.py",
+        "save_load.py",
+        "pytorch_handoff.py",
+        "plots.py",
+        "onnx_export.py",
+    } <= names
 
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=[p.name for p in EXAMPLES])

@@ -17,12 +17,19 @@ import textwrap
 import threading
 import time
 
+import ferrinet
 import numpy as np
 import pytest
-
-import ferrinet
-from ferrinet import DivergenceError, EarlyStopping, History, NeuralNetwork, datasets, optim
-from ferrinet import schedules, training
+from ferrinet import (
+    DivergenceError,
+    EarlyStopping,
+    History,
+    NeuralNetwork,
+    datasets,
+    optim,
+    schedules,
+    training,
+)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -44,7 +51,9 @@ def regression(n=64, seed=0):
 
 
 def classifier(seed=1, dtype="float64", sizes=(4, 16, 8, 3)):
-    return NeuralNetwork(list(sizes), activation="tanh", loss="cross_entropy", seed=seed, dtype=dtype)
+    return NeuralNetwork(
+        list(sizes), activation="tanh", loss="cross_entropy", seed=seed, dtype=dtype
+    )
 
 
 def weights_equal(a, b):
@@ -80,8 +89,15 @@ OPTIMIZERS = [
 def test_fit_equals_repeated_train_epoch(opt):
     X, y = blobs3()
     w = np.linspace(0.5, 1.5, len(y))
-    kwargs = dict(batch_size=16, shuffle=True, l2=1e-3, dropout=[0.2, 0.1], clip_norm=5.0,
-                  sample_weight=w, class_weight={0: 2.0})
+    kwargs = dict(
+        batch_size=16,
+        shuffle=True,
+        l2=1e-3,
+        dropout=[0.2, 0.1],
+        clip_norm=5.0,
+        sample_weight=w,
+        class_weight={0: 2.0},
+    )
     a, b = classifier(), classifier()
     history = a.fit(X, y, epochs=5, optimizer=opt, seed=7, verbose=0, **kwargs)
     losses = [b.train_epoch(X, y, optimizer=opt, seed=7, **kwargs) for _ in range(5)]
@@ -103,8 +119,15 @@ def test_fit_equals_repeated_train_epoch(opt):
 )
 def test_warm_start_equals_one_long_fit(schedule, validation):
     X, y = blobs3()
-    kwargs = dict(optimizer="adam", learning_rate=0.02, batch_size=8, dropout=0.1, seed=3,
-                  schedule=schedule, verbose=0)
+    kwargs = dict(
+        optimizer="adam",
+        learning_rate=0.02,
+        batch_size=8,
+        dropout=0.1,
+        seed=3,
+        schedule=schedule,
+        verbose=0,
+    )
     if validation:
         kwargs["validation_split"] = 0.25
     long, parts = classifier(), classifier()
@@ -125,10 +148,12 @@ def test_warm_start_leaving_out_the_arguments_continues_the_run():
     X, y = blobs3()
     long, parts = classifier(), classifier()
     sched = schedules.ExponentialLR(gamma=0.8)
-    long.fit(X, y, epochs=4, optimizer="rmsprop", learning_rate=0.01, seed=11, schedule=sched,
-             verbose=0)
-    parts.fit(X, y, epochs=2, optimizer="rmsprop", learning_rate=0.01, seed=11, schedule=sched,
-              verbose=0)
+    long.fit(
+        X, y, epochs=4, optimizer="rmsprop", learning_rate=0.01, seed=11, schedule=sched, verbose=0
+    )
+    parts.fit(
+        X, y, epochs=2, optimizer="rmsprop", learning_rate=0.01, seed=11, schedule=sched, verbose=0
+    )
     h = parts.fit(X, y, epochs=2, warm_start=True, verbose=0)
     assert weights_equal(long, parts)
     assert h.lr == [0.01 * 0.8**2, 0.01 * 0.8**3]
@@ -231,7 +256,13 @@ def test_early_stopping_restores_the_best_weights():
     net, X, Y = overfitting_problem()
     seen = []  # the weights after each epoch, as a callback sees them
     history = net.fit(
-        X, Y, epochs=300, batch_size=8, learning_rate=0.01, validation_split=0.5, verbose=0,
+        X,
+        Y,
+        epochs=300,
+        batch_size=8,
+        learning_rate=0.01,
+        validation_split=0.5,
+        verbose=0,
         early_stopping={"patience": 5},
         callbacks=[lambda epoch, logs: seen.append(net.get_weights())],
     )
@@ -241,13 +272,15 @@ def test_early_stopping_restores_the_best_weights():
     assert history.epochs_completed == best + 5 + 1 == len(seen) < 300
     restored = net.get_weights()
     assert all(
-        np.array_equal(w, v) and np.array_equal(b, c) for (w, b), (v, c) in zip(restored, seen[best])
+        np.array_equal(w, v) and np.array_equal(b, c)
+        for (w, b), (v, c) in zip(restored, seen[best])
     )
     assert net.evaluate(X[40:], Y[40:])["loss"] == history.val_loss[best]
     # the replay: the same run without early stopping passes through the same weights
     replay, _, _ = overfitting_problem()
-    h = replay.fit(X, Y, epochs=best + 1, batch_size=8, learning_rate=0.01,
-                   validation_split=0.5, verbose=0)
+    h = replay.fit(
+        X, Y, epochs=best + 1, batch_size=8, learning_rate=0.01, validation_split=0.5, verbose=0
+    )
     assert h.val_loss == history.val_loss[: best + 1]
     assert weights_equal(net, replay)
 
@@ -257,24 +290,41 @@ def test_early_stopping_patience_min_delta_and_accuracy_monitor():
     # min_delta larger than any change: only the first epoch improves
     net = classifier()
     kept = []
-    h = net.fit(X, y, epochs=50, verbose=0, learning_rate=0.01,
-                early_stopping=EarlyStopping(monitor="loss", patience=3, min_delta=1e9),
-                callbacks=lambda e, logs: kept.append(net.get_weights()))
+    h = net.fit(
+        X,
+        y,
+        epochs=50,
+        verbose=0,
+        learning_rate=0.01,
+        early_stopping=EarlyStopping(monitor="loss", patience=3, min_delta=1e9),
+        callbacks=lambda e, logs: kept.append(net.get_weights()),
+    )
     assert (h.stopped_reason, h.epochs_completed, h.best_epoch) == ("early_stopping", 4, 0)
     assert h.restored_best_weights
     assert all(np.array_equal(w, v) for (w, _), (v, _) in zip(net.get_weights(), kept[0]))
     # patience 0 stops at the first epoch without improvement, like patience 1 (Keras's rule)
-    h0 = classifier().fit(X, y, epochs=50, verbose=0,
-                          early_stopping={"monitor": "loss", "patience": 0, "min_delta": 1e9})
+    h0 = classifier().fit(
+        X,
+        y,
+        epochs=50,
+        verbose=0,
+        early_stopping={"monitor": "loss", "patience": 0, "min_delta": 1e9},
+    )
     assert h0.epochs_completed == 2
     # accuracy is maximised; restore_best_weights=False keeps the last weights
     net = classifier()
-    h = net.fit(X, y, epochs=60, verbose=0, validation_split=0.3, learning_rate=0.05,
-                early_stopping={"monitor": "val_accuracy", "patience": 2,
-                                "restore_best_weights": False})
+    h = net.fit(
+        X,
+        y,
+        epochs=60,
+        verbose=0,
+        validation_split=0.3,
+        learning_rate=0.05,
+        early_stopping={"monitor": "val_accuracy", "patience": 2, "restore_best_weights": False},
+    )
     assert h.monitor == "val_accuracy" and h.stopped_reason == "early_stopping"
     acc = h.metrics["val_accuracy"]
-    assert acc[h.best_epoch] == max(acc) and all(a <= max(acc) for a in acc[h.best_epoch:])
+    assert acc[h.best_epoch] == max(acc) and all(a <= max(acc) for a in acc[h.best_epoch :])
     assert not h.restored_best_weights
 
 
@@ -289,8 +339,9 @@ def test_callbacks_can_stop_and_see_the_logs():
         return epoch == 2
 
     net = classifier()
-    h = net.fit(X, y, epochs=10, validation_data=(X[:20], y[:20]), verbose=0,
-                callbacks=[stopper, recorder])
+    h = net.fit(
+        X, y, epochs=10, validation_data=(X[:20], y[:20]), verbose=0, callbacks=[stopper, recorder]
+    )
     assert h.stopped_reason == "callback" and h.epochs_completed == 3
     assert [e for e, _ in calls] == [0, 1, 2]  # every callback ran for the last epoch too
     assert set(calls[0][1]) == {"loss", "accuracy", "val_loss", "val_accuracy", "lr"}
@@ -304,16 +355,29 @@ def test_validation_split_uses_the_last_fraction():
     w = np.linspace(1.0, 2.0, 100)
     a, b = classifier(), classifier()
     ha = a.fit(X, y, epochs=3, validation_split=0.25, sample_weight=w, verbose=0)
-    hb = b.fit(X[:75], y[:75], epochs=3, validation_data=(X[75:], y[75:], w[75:]),
-               sample_weight=w[:75], verbose=0)
+    hb = b.fit(
+        X[:75],
+        y[:75],
+        epochs=3,
+        validation_data=(X[75:], y[75:], w[75:]),
+        sample_weight=w[:75],
+        verbose=0,
+    )
     assert ha.loss == hb.loss and ha.val_loss == hb.val_loss
     assert ha.metrics == hb.metrics
     assert weights_equal(a, b)
     # int(n * (1 - split)) samples train (Keras's rule): 0.3 of 10 leaves 7
     seen = []
     c = classifier()
-    c.fit(X[:10], y[:10], epochs=1, batch_size=100, validation_split=0.3, verbose=0,
-          callbacks=lambda e, logs: seen.append(logs["val_loss"]))
+    c.fit(
+        X[:10],
+        y[:10],
+        epochs=1,
+        batch_size=100,
+        validation_split=0.3,
+        verbose=0,
+        callbacks=lambda e, logs: seen.append(logs["val_loss"]),
+    )
     assert seen[0] == c.evaluate(X[7:10], y[7:10])["loss"]
 
 
@@ -460,13 +524,16 @@ def test_divergence_raises_with_finite_weights():
     history = info.value.history
     assert history.stopped_reason == "nonfinite" and history.epochs_completed < 50
     assert all_finite(net)
-    assert np.isfinite(net.predict(X)).all() or True  # the weights are finite (outputs may overflow)
+    assert (
+        np.isfinite(net.predict(X)).all() or True
+    )  # the weights are finite (outputs may overflow)
 
 
 def test_divergence_stop_returns_the_history():
     net, X, Y = diverging()
-    history = net.fit(X, Y, epochs=50, optimizer="sgd", learning_rate=10.0, verbose=0,
-                      on_divergence="stop")
+    history = net.fit(
+        X, Y, epochs=50, optimizer="sgd", learning_rate=10.0, verbose=0, on_divergence="stop"
+    )
     assert history.stopped_reason == "nonfinite"
     assert 0 < history.epochs_completed < 50
     assert all(math.isfinite(v) for v in history.loss)
@@ -529,7 +596,9 @@ def test_ctrl_c_stops_fit_quickly():
     the progress bar's line ended, the network consistent and trainable."""
     with subprocess.Popen(
         [sys.executable, "-c", _CTRL_C_CHILD],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     ) as proc:
         try:
@@ -726,8 +795,16 @@ def test_digits_with_adam():
     )
     X_train, X_test = datasets.standardize(X_train, X_test)
     net = NeuralNetwork([64, 128, 10], activation="relu", loss="cross_entropy", seed=0)
-    h = net.fit(X_train, y_train, epochs=40, batch_size=32, optimizer="adam",
-                learning_rate=1e-3, dropout=0.2, verbose=0)
+    h = net.fit(
+        X_train,
+        y_train,
+        epochs=40,
+        batch_size=32,
+        optimizer="adam",
+        learning_rate=1e-3,
+        dropout=0.2,
+        verbose=0,
+    )
     assert h.loss[-1] < 0.1 * h.loss[0]
     assert net.evaluate(X_test, y_test)["accuracy"] >= 0.97
 
@@ -760,9 +837,17 @@ def test_a_schedule_may_reach_learning_rate_zero():
     def record(epoch, logs):
         seen.append((logs["lr"], [w.copy() for w, _ in net.get_weights()]))
 
-    history = net.fit(X, y, epochs=3, batch_size=16, optimizer="sgd", learning_rate=0.1,
-                      schedule=schedules.CosineAnnealingLR(T_max=1), callbacks=[record],
-                      verbose=0)
+    history = net.fit(
+        X,
+        y,
+        epochs=3,
+        batch_size=16,
+        optimizer="sgd",
+        learning_rate=0.1,
+        schedule=schedules.CosineAnnealingLR(T_max=1),
+        callbacks=[record],
+        verbose=0,
+    )
     assert history.lr[1] == 0.0
     assert all(np.array_equal(a, b) for a, b in zip(seen[0][1], seen[1][1]))
     assert not all(np.array_equal(a, b) for a, b in zip(seen[1][1], seen[2][1]))

@@ -13,10 +13,9 @@ the article's backward pass, dW * 1.01, the error sent back through already-upda
 
 import math
 
+import ferrinet
 import numpy as np
 import pytest
-
-import ferrinet
 from ferrinet import checks, reference
 
 HIDDEN = ["identity", "relu", "leaky_relu", "sigmoid", "tanh"]

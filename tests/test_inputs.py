@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from ferrinet import NeuralNetwork
 
 RNG = np.random.default_rng(1234)
@@ -105,8 +104,9 @@ X_FLOAT = RNG.normal(size=(N, N_IN))
 Y_FLOAT = RNG.normal(size=(N, N_OUT))
 
 
-@pytest.mark.parametrize("dtype", INT_DTYPES + FLOAT_DTYPES + [np.bool_, ">f8", ">i4"],
-                         ids=lambda d: np.dtype(d).str)
+@pytest.mark.parametrize(
+    "dtype", INT_DTYPES + FLOAT_DTYPES + [np.bool_, ">f8", ">i4"], ids=lambda d: np.dtype(d).str
+)
 @pytest.mark.parametrize("order", ["C", "F"])
 def test_every_real_dtype_matches_float64(dtype, order):
     dt = np.dtype(dtype)
@@ -181,8 +181,8 @@ def _layout(kind, base):
         return tall[::2]
     if kind == "reversed_cols_from_wider":  # X[:, ::-1] of a wider array, negative stride
         wide = np.full((rows, 2 * cols + 1), -9.0)
-        wide[:, 2 * cols - 1::-2] = base  # columns 2c-1, 2c-3, ..., 1 hold base[:, 0..]
-        v = wide[:, 2 * cols - 1::-2]
+        wide[:, 2 * cols - 1 :: -2] = base  # columns 2c-1, 2c-3, ..., 1 hold base[:, 0..]
+        v = wide[:, 2 * cols - 1 :: -2]
         assert v.strides[1] < 0
         return v
     if kind == "transposed_view":
@@ -207,8 +207,15 @@ def _layout(kind, base):
 
 
 LAYOUTS = [
-    "fortran", "rows_step2", "reversed_cols_from_wider", "transposed_view", "readonly",
-    "readonly_fortran", "broadcast", "broadcast_cols", "unaligned",
+    "fortran",
+    "rows_step2",
+    "reversed_cols_from_wider",
+    "transposed_view",
+    "readonly",
+    "readonly_fortran",
+    "broadcast",
+    "broadcast_cols",
+    "unaligned",
 ]
 
 
@@ -227,8 +234,9 @@ def test_every_layout_matches_contiguous(kind, which):
     assert_inputs_untouched([x, y], snaps)
 
 
-@pytest.mark.parametrize("kind", ["fortran", "reversed_cols_from_wider", "transposed_view",
-                                  "readonly", "broadcast"])
+@pytest.mark.parametrize(
+    "kind", ["fortran", "reversed_cols_from_wider", "transposed_view", "readonly", "broadcast"]
+)
 def test_layout_of_set_weights(kind):
     src = net_mse(seed=99).get_weights()
     weird = []

@@ -13,14 +13,13 @@ import pytest
 
 pytest.importorskip("sklearn")
 
+import ferrinet  # noqa: E402
+import ferrinet.sklearn as fsk  # noqa: E402
+from ferrinet.interop import from_sklearn, to_sklearn  # noqa: E402
 from sklearn.exceptions import NotFittedError  # noqa: E402
 from sklearn.linear_model import LogisticRegression  # noqa: E402
 from sklearn.neural_network import MLPClassifier, MLPRegressor  # noqa: E402
 from threadpoolctl import threadpool_limits  # noqa: E402
-
-import ferrinet  # noqa: E402
-import ferrinet.sklearn as fsk  # noqa: E402
-from ferrinet.interop import from_sklearn, to_sklearn  # noqa: E402
 
 rng = np.random.RandomState(0)
 X = rng.randn(200, 6)
@@ -38,7 +37,9 @@ def _fit(kind, **params):
     # one BLAS thread: scikit-learn's small products are several times slower with two here
     with warnings.catch_warnings(), threadpool_limits(limits=1):
         warnings.simplefilter("ignore")  # ConvergenceWarning: 30 epochs are not the point
-        return Model(hidden_layer_sizes=(7, 5), max_iter=30, random_state=0, **params).fit(X, TARGETS[kind])
+        return Model(hidden_layer_sizes=(7, 5), max_iter=30, random_state=0, **params).fit(
+            X, TARGETS[kind]
+        )
 
 
 def _reference(model, kind):

@@ -29,10 +29,9 @@ import sys
 import textwrap
 import zlib
 
+import ferrinet
 import numpy as np
 import pytest
-
-import ferrinet
 from ferrinet import ModelFormatError, NeuralNetwork, optim, schedules
 from ferrinet import io as fio
 
@@ -52,8 +51,9 @@ HEADS = [
 # ----------------------------------------------------------------------------------------------
 def make(sizes, hidden="relu", head=("mse", "identity"), dtype="float64", seed=0):
     loss, out = head
-    return NeuralNetwork(sizes, activation=hidden, output_activation=out, loss=loss, seed=seed,
-                         dtype=dtype)
+    return NeuralNetwork(
+        sizes, activation=hidden, output_activation=out, loss=loss, seed=seed, dtype=dtype
+    )
 
 
 def blobs3(n=60, seed=0):
@@ -64,8 +64,9 @@ def blobs3(n=60, seed=0):
 
 
 def classifier(dtype="float64", seed=1):
-    return NeuralNetwork([4, 16, 8, 3], activation="tanh", loss="cross_entropy", seed=seed,
-                         dtype=dtype)
+    return NeuralNetwork(
+        [4, 16, 8, 3], activation="tanh", loss="cross_entropy", seed=seed, dtype=dtype
+    )
 
 
 def same_weights(a, b):
@@ -126,7 +127,13 @@ def check_round_trip(net):
     back = ferrinet.from_bytes(data)
     assert type(back) is NeuralNetwork
     assert (back.sizes, back.activations, back.loss, back.dtype, back.seed, back.n_threads) == (
-        net.sizes, net.activations, net.loss, net.dtype, net.seed, net.n_threads)
+        net.sizes,
+        net.activations,
+        net.loss,
+        net.dtype,
+        net.seed,
+        net.n_threads,
+    )
     assert same_weights(back, net)
     assert back.to_bytes() == data, "loading and saving again gives the same bytes"
     X = np.linspace(-1, 1, 3 * net.sizes[0]).reshape(3, -1)
@@ -175,8 +182,9 @@ def test_to_bytes_is_the_same_in_another_process():
         """
     )
     digests = {
-        subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                       check=True, timeout=120).stdout.strip()
+        subprocess.run(
+            [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=120
+        ).stdout.strip()
         for _ in range(2)
     }
     exec_globals: dict = {}
@@ -188,29 +196,52 @@ def test_to_bytes_is_the_same_in_another_process():
 def test_the_file_lays_out_what_the_docs_say():
     X, y = blobs3()
     net = classifier()
-    net.fit(X, y, epochs=1, batch_size=16, optimizer="adam", verbose=0,
-            schedule=schedules.StepLR(step_size=1))
+    net.fit(
+        X,
+        y,
+        epochs=1,
+        batch_size=16,
+        optimizer="adam",
+        verbose=0,
+        schedule=schedules.StepLR(step_size=1),
+    )
     header, body = split(net.to_bytes())
-    assert sorted(header) == ["0.bias", "0.weight", "2.bias", "2.weight", "4.bias", "4.weight",
-                              "__metadata__"]
+    assert sorted(header) == [
+        "0.bias",
+        "0.weight",
+        "2.bias",
+        "2.weight",
+        "4.bias",
+        "4.weight",
+        "__metadata__",
+    ]
     assert header["0.weight"]["shape"] == [16, 4] and header["0.weight"]["dtype"] == "F64"
     meta = header["__metadata__"]
-    assert sorted(meta) == ["architecture", "data_crc32", "format", "format_version", "python",
-                            "training"]
+    assert sorted(meta) == [
+        "architecture",
+        "data_crc32",
+        "format",
+        "format_version",
+        "python",
+        "training",
+    ]
     assert (meta["format"], meta["format_version"]) == ("ferrinet", "1")
     assert meta["data_crc32"] == f"{zlib.crc32(body):08x}"
     assert json.loads(meta["architecture"]) == {
-        "sizes": [4, 16, 8, 3], "activations": ["tanh", "tanh", "softmax"],
-        "loss": "cross_entropy", "dtype": "float64", "seed": 1, "n_threads": 1}
+        "sizes": [4, 16, 8, 3],
+        "activations": ["tanh", "tanh", "softmax"],
+        "loss": "cross_entropy",
+        "dtype": "float64",
+        "seed": 1,
+        "n_threads": 1,
+    }
     training = json.loads(meta["training"])
     assert training["optimizer"] == net.training_state.optimizer.to_dict()
     assert (training["steps"], training["epochs"], training["seed"]) == (4, 1, 0)
-    m = np.frombuffer(base64.b64decode(training["moments"][0]["weight"]["m"]),
-                      dtype="<f8")
+    m = np.frombuffer(base64.b64decode(training["moments"][0]["weight"]["m"]), dtype="<f8")
     assert m.shape == (16 * 4,) and np.all(np.isfinite(m)) and np.any(m != 0)
     python = json.loads(meta["python"])
-    assert python["fit"]["schedule"] == {
-        "name": "step", "options": {"step_size": 1, "gamma": 0.1}}
+    assert python["fit"]["schedule"] == {"name": "step", "options": {"step_size": 1, "gamma": 0.1}}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -225,9 +256,14 @@ def torch_model(path):
     nn = torch.nn
     with safe_open(str(path), framework="pt") as f:
         arch = json.loads(f.metadata()["architecture"])
-    make_act = {"identity": nn.Identity, "relu": nn.ReLU,
-                "leaky_relu": lambda: nn.LeakyReLU(0.01), "sigmoid": nn.Sigmoid,
-                "tanh": nn.Tanh, "softmax": lambda: nn.Softmax(dim=-1)}
+    make_act = {
+        "identity": nn.Identity,
+        "relu": nn.ReLU,
+        "leaky_relu": lambda: nn.LeakyReLU(0.01),
+        "sigmoid": nn.Sigmoid,
+        "tanh": nn.Tanh,
+        "softmax": lambda: nn.Softmax(dim=-1),
+    }
     modules = []
     for n_in, n_out, act in zip(arch["sizes"], arch["sizes"][1:], arch["activations"]):
         modules += [nn.Linear(n_in, n_out), make_act[act]()]
@@ -274,8 +310,9 @@ def test_pytorch_sees_only_the_linear_tensors_of_a_trained_network(tmp_path):
 
     X, y = blobs3()
     net = classifier()
-    net.fit(X, y, epochs=2, batch_size=16, optimizer="rmsprop", momentum=0.5, centered=True,
-            verbose=0)
+    net.fit(
+        X, y, epochs=2, batch_size=16, optimizer="rmsprop", momentum=0.5, centered=True, verbose=0
+    )
     net.save(tmp_path / "m.safetensors")
     sd = load_file(str(tmp_path / "m.safetensors"))
     assert sorted(sd) == ["0.bias", "0.weight", "2.bias", "2.weight", "4.bias", "4.weight"]
@@ -293,7 +330,8 @@ TRAIN = dict(batch_size=8, shuffle=True, dropout=[0.3, 0.1], l2=1e-3, clip_norm=
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize(
-    "opt", [optim.SGD(lr=0.05, momentum=0.9, nesterov=True), optim.Adam(lr=0.01, amsgrad=True)],
+    "opt",
+    [optim.SGD(lr=0.05, momentum=0.9, nesterov=True), optim.Adam(lr=0.01, amsgrad=True)],
     ids=["sgd", "adam"],
 )
 @pytest.mark.parametrize("via", ["bytes", "file"])
@@ -329,8 +367,15 @@ def test_train_epoch_after_a_load_continues_bit_for_bit(tmp_path, dtype, opt, vi
 )
 def test_fit_warm_start_after_a_load_equals_one_long_fit(schedule, validation):
     X, y = blobs3(80)
-    kwargs = dict(optimizer="adamw", learning_rate=0.02, batch_size=8, dropout=0.1, seed=3,
-                  schedule=schedule, verbose=0)
+    kwargs = dict(
+        optimizer="adamw",
+        learning_rate=0.02,
+        batch_size=8,
+        dropout=0.1,
+        seed=3,
+        schedule=schedule,
+        verbose=0,
+    )
     if validation:
         kwargs["validation_split"] = 0.25
     long, part = classifier(), classifier()
@@ -338,9 +383,16 @@ def test_fit_warm_start_after_a_load_equals_one_long_fit(schedule, validation):
     h3a = part.fit(X, y, epochs=3, **kwargs)
     loaded = ferrinet.from_bytes(part.to_bytes())
     # everything left out: the run's optimizer, seed and schedule come from the file
-    h3b = loaded.fit(X, y, epochs=3, warm_start=True, verbose=0,
-                     validation_split=kwargs.get("validation_split", 0.0), batch_size=8,
-                     dropout=0.1)
+    h3b = loaded.fit(
+        X,
+        y,
+        epochs=3,
+        warm_start=True,
+        verbose=0,
+        validation_split=kwargs.get("validation_split", 0.0),
+        batch_size=8,
+        dropout=0.1,
+    )
     assert h3a.loss + h3b.loss == h6.loss
     assert h3a.lr + h3b.lr == h6.lr
     assert h3a.val_loss + h3b.val_loss == h6.val_loss
@@ -355,12 +407,16 @@ def test_fit_warm_start_after_a_load_equals_one_long_fit(schedule, validation):
         assert h.loss == h3b.loss and same_weights(again, long)
 
 
-@pytest.mark.parametrize("opt", [
-    optim.SGD(lr=0.1, momentum=0.5, dampening=0.1, weight_decay=1e-4),
-    optim.RMSprop(lr=0.01, alpha=0.9, eps=1e-7, momentum=0.2, centered=True),
-    optim.Adam(lr=0.003, betas=(0.8, 0.99), eps=1e-7, weight_decay=0.01, amsgrad=True),
-    optim.AdamW(lr=0.003, weight_decay=0.05),
-], ids=lambda o: o.name)
+@pytest.mark.parametrize(
+    "opt",
+    [
+        optim.SGD(lr=0.1, momentum=0.5, dampening=0.1, weight_decay=1e-4),
+        optim.RMSprop(lr=0.01, alpha=0.9, eps=1e-7, momentum=0.2, centered=True),
+        optim.Adam(lr=0.003, betas=(0.8, 0.99), eps=1e-7, weight_decay=0.01, amsgrad=True),
+        optim.AdamW(lr=0.003, weight_decay=0.05),
+    ],
+    ids=lambda o: o.name,
+)
 def test_the_optimizer_object_is_rebuilt(opt):
     X, y = blobs3()
     net = classifier()
@@ -383,11 +439,13 @@ class HalvingSchedule(schedules.Constant):
 def test_a_schedule_a_file_cannot_keep_makes_warm_start_say_so():
     X, y = blobs3()
     net = classifier()
-    net.fit(X, y, epochs=2, optimizer="sgd", learning_rate=0.1, schedule=HalvingSchedule(),
-            verbose=0)
+    net.fit(
+        X, y, epochs=2, optimizer="sgd", learning_rate=0.1, schedule=HalvingSchedule(), verbose=0
+    )
     data = net.to_bytes()
     assert json.loads(metadata(data)["python"])["fit"]["schedule"] == {
-        "unsupported": f"{__name__}.HalvingSchedule"}
+        "unsupported": f"{__name__}.HalvingSchedule"
+    }
     loaded = ferrinet.from_bytes(data)
     before = loaded.to_bytes()
     assert before == data, "the marker survives a second save"
@@ -499,8 +557,11 @@ def half_then(exc):
     return write_all
 
 
-@pytest.mark.parametrize("exc", [OSError(28, "No space left on device"), KeyboardInterrupt()],
-                         ids=["ENOSPC", "KeyboardInterrupt"])
+@pytest.mark.parametrize(
+    "exc",
+    [OSError(28, "No space left on device"), KeyboardInterrupt()],
+    ids=["ENOSPC", "KeyboardInterrupt"],
+)
 def test_a_write_failing_midway_leaves_the_old_file_and_no_temporary(monkeypatch, old_file, exc):
     path, before = old_file
     net = make([3, 9, 2], seed=2)
@@ -619,11 +680,19 @@ def test_sample_of_hostile_files_through_python(tmp_path):
         (struct.pack("<Q", 2**62) + b"{}", "only 2 bytes follow"),
         (with_metadata(data, format_version="2"), "format version 2 is not supported"),
         (with_metadata(data, format=None), "not a ferrinet file"),
-        (with_metadata(data, architecture='{"sizes": [4, 16, 8, 3], "activations": ["tanh", '
-                       '"tanh", "swish"], "loss": "cross_entropy", "dtype": "float64", "seed": 1,'
-                       ' "n_threads": 1}'), "unknown activation \"swish\""),
-        (with_metadata(data, python='{"a": ' + "[" * 5000 + "]" * 5000 + "}"),
-         "python metadata: not valid JSON"),
+        (
+            with_metadata(
+                data,
+                architecture='{"sizes": [4, 16, 8, 3], "activations": ["tanh", '
+                '"tanh", "swish"], "loss": "cross_entropy", "dtype": "float64", "seed": 1,'
+                ' "n_threads": 1}',
+            ),
+            'unknown activation "swish"',
+        ),
+        (
+            with_metadata(data, python='{"a": ' + "[" * 5000 + "]" * 5000 + "}"),
+            "python metadata: not valid JSON",
+        ),
     ]
     header, body = split(data)
     header["0.weight"]["dtype"] = "BF16"
@@ -638,8 +707,10 @@ def test_sample_of_hostile_files_through_python(tmp_path):
     torch = pytest.importorskip("torch")
     from safetensors.torch import save_file
 
-    save_file({"0.weight": torch.zeros(2, 3), "0.bias": torch.zeros(2)},
-              str(tmp_path / "plain.safetensors"))
+    save_file(
+        {"0.weight": torch.zeros(2, 3), "0.bias": torch.zeros(2)},
+        str(tmp_path / "plain.safetensors"),
+    )
     with pytest.raises(ModelFormatError, match="plain PyTorch state dict"):
         ferrinet.load(tmp_path / "plain.safetensors")
 
@@ -650,17 +721,29 @@ def test_sample_of_hostile_files_through_python(tmp_path):
         ('{"fit": 3}', "fit must be an object"),
         ('{"other": null}', r"must have the keys \['fit'\]"),
         ('{"fit": {"epoch": -1, "schedule": null, "state": null}}', "epoch must be an integer"),
-        ('{"fit": {"epoch": 1, "schedule": {"name": "warp", "options": {}}, "state": null}}',
-         "unknown schedule 'warp'"),
-        ('{"fit": {"epoch": 1, "schedule": {"name": "step", "options": {"step_size": 0, '
-         '"gamma": 0.5}}, "state": null}}', "the schedule cannot be rebuilt"),
-        ('{"fit": {"epoch": 1, "schedule": {"name": "exponential", "options": {"gamma": 0.5}}, '
-         '"state": {"class": "_ClosedFormState", "values": {"lr": "0x1p-3", "lr0": 0.5}}}}',
-         "lr0 must be a float in hex notation"),
-        ('{"fit": {"epoch": 1, "schedule": {"name": "exponential", "options": {"gamma": 0.5}}, '
-         '"state": {"class": "_PlateauState", "values": {}}}}', "fit.state.class"),
-        ('{"fit": {"epoch": 1, "schedule": null, "state": {"class": "x", "values": {}}}}',
-         "fit.state without fit.schedule"),
+        (
+            '{"fit": {"epoch": 1, "schedule": {"name": "warp", "options": {}}, "state": null}}',
+            "unknown schedule 'warp'",
+        ),
+        (
+            '{"fit": {"epoch": 1, "schedule": {"name": "step", "options": {"step_size": 0, '
+            '"gamma": 0.5}}, "state": null}}',
+            "the schedule cannot be rebuilt",
+        ),
+        (
+            '{"fit": {"epoch": 1, "schedule": {"name": "exponential", "options": {"gamma": 0.5}}, '
+            '"state": {"class": "_ClosedFormState", "values": {"lr": "0x1p-3", "lr0": 0.5}}}}',
+            "lr0 must be a float in hex notation",
+        ),
+        (
+            '{"fit": {"epoch": 1, "schedule": {"name": "exponential", "options": {"gamma": 0.5}}, '
+            '"state": {"class": "_PlateauState", "values": {}}}}',
+            "fit.state.class",
+        ),
+        (
+            '{"fit": {"epoch": 1, "schedule": null, "state": {"class": "x", "values": {}}}}',
+            "fit.state without fit.schedule",
+        ),
     ],
 )
 def test_bad_python_metadata_is_a_model_format_error(python, match):

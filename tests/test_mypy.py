@@ -21,7 +21,10 @@ def test_mypy_passes_on_the_package_and_the_examples():
     cache = pathlib.Path(tempfile.gettempdir()) / f"ferrinet-mypy-cache-{tag}"
     result = subprocess.run(
         [sys.executable, "-m", "mypy", "--cache-dir", str(cache)],
-        cwd=ROOT, capture_output=True, text=True, timeout=600,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     output = result.stdout + result.stderr
     assert result.returncode == 0, output

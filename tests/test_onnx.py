@@ -16,10 +16,9 @@ import os
 import subprocess
 import sys
 
+import ferrinet
 import numpy as np
 import pytest
-
-import ferrinet
 
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
@@ -54,8 +53,10 @@ def internal_scale(net, X):
         "leaky_relu": lambda z: np.where(z > 0, z, 0.01 * z),
         "sigmoid": lambda z: 1.0 / (1.0 + np.exp(-z)),
         "tanh": np.tanh,
-        "softmax": lambda z: np.exp(z - z.max(1, keepdims=True))
-        / np.exp(z - z.max(1, keepdims=True)).sum(1, keepdims=True),
+        "softmax": lambda z: (
+            np.exp(z - z.max(1, keepdims=True))
+            / np.exp(z - z.max(1, keepdims=True)).sum(1, keepdims=True)
+        ),
     }
     x, scale = X.astype(np.float64), 1.0
     for (W, b), act in zip(net.get_weights(), net.activations):
@@ -96,8 +97,11 @@ def test_onnxruntime_equals_predict(hidden, loss, output, dtype):
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_mixed_activations_and_no_hidden_layer(dtype):
     net = ferrinet.NeuralNetwork(
-        [4, 6, 5, 5, 4, 3], activation=["relu", "leaky_relu", "sigmoid", "tanh"],
-        loss="cross_entropy", seed=2, dtype=dtype,
+        [4, 6, 5, 5, 4, 3],
+        activation=["relu", "leaky_relu", "sigmoid", "tanh"],
+        loss="cross_entropy",
+        seed=2,
+        dtype=dtype,
     )
     X = data(4, dtype, n=200)
     check(to_onnx(net), net, X)
@@ -109,7 +113,8 @@ def test_mixed_activations_and_no_hidden_layer(dtype):
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize(
-    "loss,output", [("binary_cross_entropy", "sigmoid"), ("cross_entropy", "softmax"), ("mse", "tanh")]
+    "loss,output",
+    [("binary_cross_entropy", "sigmoid"), ("cross_entropy", "softmax"), ("mse", "tanh")],
 )
 def test_without_output_activation_the_output_is_the_logits(loss, output, dtype):
     net = ferrinet.NeuralNetwork(
@@ -174,8 +179,11 @@ def test_graph_structure_names_and_parameters():
 def test_every_opset_in_range_gives_the_same_results(opset):
     for dtype in ("float32", "float64"):
         net = ferrinet.NeuralNetwork(
-            [4, 5, 5, 5, 5, 5, 3], activation=HIDDEN,
-            loss="cross_entropy", seed=8, dtype=dtype,
+            [4, 5, 5, 5, 5, 5, 3],
+            activation=HIDDEN,
+            loss="cross_entropy",
+            seed=8,
+            dtype=dtype,
         )
         model = to_onnx(net, opset=opset)
         assert model.opset_import[0].version == opset
@@ -232,7 +240,9 @@ def test_bad_arguments_are_refused_clearly(tmp_path):
         to_onnx(net, opset=12)
     with pytest.raises(ValueError, match=f"got {newest + 1}"):
         to_onnx(net, opset=newest + 1)
-    with pytest.raises(TypeError, match="include_output_activation must be True or False, got 'no'"):
+    with pytest.raises(
+        TypeError, match="include_output_activation must be True or False, got 'no'"
+    ):
         to_onnx(net, include_output_activation="no")
     with pytest.raises(TypeError, match="path must be a str or os.PathLike.*got int"):
         to_onnx(net, 3)

@@ -58,9 +58,7 @@ def test_defaults_are_pytorchs():
     assert optim.AdamW() == optim.AdamW(
         lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, amsgrad=False
     )
-    assert [
-        cls().name for cls in (optim.SGD, optim.RMSprop, optim.Adam, optim.AdamW)
-    ] == [
+    assert [cls().name for cls in (optim.SGD, optim.RMSprop, optim.Adam, optim.AdamW)] == [
         "sgd",
         "rmsprop",
         "adam",
@@ -237,15 +235,13 @@ def test_to_dict_is_one_flat_shape():
 def test_make_optimizer_by_name():
     assert optim.make_optimizer("sgd") == optim.SGD()
     assert optim.make_optimizer("ADAM", learning_rate=0.01) == optim.Adam(lr=0.01)
-    assert optim.make_optimizer(
-        "AdamW", 0.01, weight_decay=0.1, amsgrad=True
-    ) == optim.AdamW(lr=0.01, weight_decay=0.1, amsgrad=True)
-    assert optim.make_optimizer(
-        "rmsprop", centered=True, momentum=0.9
-    ) == optim.RMSprop(centered=True, momentum=0.9)
-    assert optim.make_optimizer("sgd", lr=0.5, momentum=0.9) == optim.SGD(
-        lr=0.5, momentum=0.9
+    assert optim.make_optimizer("AdamW", 0.01, weight_decay=0.1, amsgrad=True) == optim.AdamW(
+        lr=0.01, weight_decay=0.1, amsgrad=True
     )
+    assert optim.make_optimizer("rmsprop", centered=True, momentum=0.9) == optim.RMSprop(
+        centered=True, momentum=0.9
+    )
+    assert optim.make_optimizer("sgd", lr=0.5, momentum=0.9) == optim.SGD(lr=0.5, momentum=0.9)
     # the same checks as the class
     with pytest.raises(ValueError, match=r"momentum must be in \[0, 1\), got 2.0"):
         optim.make_optimizer("sgd", momentum=2.0)
@@ -264,18 +260,13 @@ def test_make_optimizer_by_object():
 def test_make_optimizer_errors():
     with pytest.raises(ValueError) as info:
         optim.make_optimizer("adagrad")
-    assert (
-        str(info.value)
-        == "unknown optimizer 'adagrad'; valid: sgd, rmsprop, adam, adamw"
-    )
+    assert str(info.value) == "unknown optimizer 'adagrad'; valid: sgd, rmsprop, adam, adamw"
     with pytest.raises(TypeError) as info:
         optim.make_optimizer("sgd", betas=(0.9, 0.99))
     assert str(info.value) == (
         "SGD has no option 'betas'; valid: lr, momentum, dampening, nesterov, weight_decay"
     )
-    with pytest.raises(
-        TypeError, match="Adam has no option 'momentum'; valid: lr, betas, eps"
-    ):
+    with pytest.raises(TypeError, match="Adam has no option 'momentum'; valid: lr, betas, eps"):
         optim.make_optimizer("adam", momentum=0.9)
     with pytest.raises(ValueError, match="learning rate once"):
         optim.make_optimizer("sgd", 0.1, lr=0.2)
@@ -431,12 +422,8 @@ def test_make_schedule():
     assert schedules.make_schedule() == schedules.Constant()
     assert schedules.make_schedule(None) == schedules.Constant()
     assert schedules.make_schedule("constant") == schedules.Constant()
-    assert schedules.make_schedule("Step", step_size=5, gamma=0.5) == schedules.StepLR(
-        5, 0.5
-    )
-    assert schedules.make_schedule("exponential", gamma=0.9) == schedules.ExponentialLR(
-        0.9
-    )
+    assert schedules.make_schedule("Step", step_size=5, gamma=0.5) == schedules.StepLR(5, 0.5)
+    assert schedules.make_schedule("exponential", gamma=0.9) == schedules.ExponentialLR(0.9)
     assert schedules.make_schedule("cosine", T_max=10, eta_min=1e-4) == (
         schedules.CosineAnnealingLR(10, 1e-4)
     )
@@ -454,19 +441,12 @@ def test_make_schedule():
     )
     with pytest.raises(TypeError) as info:
         schedules.make_schedule("cosine", T_max=5, gamma=0.5)
-    assert (
-        str(info.value)
-        == "CosineAnnealingLR has no option 'gamma'; valid: T_max, eta_min"
-    )
-    with pytest.raises(
-        TypeError, match="Constant has no option 'gamma'; valid: [(]none[)]"
-    ):
+    assert str(info.value) == "CosineAnnealingLR has no option 'gamma'; valid: T_max, eta_min"
+    with pytest.raises(TypeError, match="Constant has no option 'gamma'; valid: [(]none[)]"):
         schedules.make_schedule("constant", gamma=0.5)
     with pytest.raises(TypeError, match="schedule must be a name"):
         schedules.make_schedule(0.1)
-    assert [cls.name for cls in schedules.SCHEDULES.values()] == list(
-        schedules.SCHEDULES
-    )
+    assert [cls.name for cls in schedules.SCHEDULES.values()] == list(schedules.SCHEDULES)
 
 
 def test_schedule_to_dict():
@@ -564,9 +544,9 @@ def test_cosine_annealing_lr(T_max, eta_min):
         if (e - 1 - T_max) % (2 * T_max) == 0:
             lr = previous + (LR0 - eta_min) * (1 - math.cos(math.pi / T_max)) / 2
         else:
-            lr = (1 + math.cos(math.pi * e / T_max)) / (
-                1 + math.cos(math.pi * (e - 1) / T_max)
-            ) * (previous - eta_min) + eta_min
+            lr = (1 + math.cos(math.pi * e / T_max)) / (1 + math.cos(math.pi * (e - 1) / T_max)) * (
+                previous - eta_min
+            ) + eta_min
         expected.append(lr)
     np.testing.assert_allclose(lrs, expected, rtol=0, atol=1e-12 * LR0)
     # by hand: lr0 at 0, the midpoint at T_max / 2, eta_min at T_max, back up past it

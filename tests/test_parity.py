@@ -22,10 +22,9 @@ relu network amplified 7e6 times, so 0.05 would not have been safe).
 
 import functools
 
+import ferrinet
 import numpy as np
 import pytest
-
-import ferrinet
 from ferrinet import checks, reference
 
 HIDDEN = ["identity", "relu", "leaky_relu", "sigmoid", "tanh"]
@@ -202,7 +201,10 @@ def test_blocked_train_matches_reference():
     assert rel_diff(loss_net, loss_twin).max() <= 1e-13
     got = np.concatenate([np.concatenate([W.ravel(), b]) for W, b in net.get_weights()])
     want = np.concatenate(
-        [np.concatenate([np.ravel(W), b]) for W, b in (map(np.asarray, p) for p in twin.get_weights())]
+        [
+            np.concatenate([np.ravel(W), b])
+            for W, b in (map(np.asarray, p) for p in twin.get_weights())
+        ]
     )
     scale = np.abs(want).max()
     assert np.abs(got - want).max() <= 1e-13 * scale

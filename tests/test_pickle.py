@@ -8,10 +8,9 @@ from __future__ import annotations
 import copy
 import pickle
 
+import ferrinet
 import numpy as np
 import pytest
-
-import ferrinet
 from ferrinet import NeuralNetwork, optim, schedules
 
 
@@ -36,8 +35,10 @@ def same_weights(a, b):
 EPOCH = dict(batch_size=8, dropout=0.2, seed=4)
 
 COPIES = {
-    **{f"pickle{p}": (lambda net, p=p: pickle.loads(pickle.dumps(net, protocol=p)))
-       for p in range(pickle.HIGHEST_PROTOCOL + 1)},
+    **{
+        f"pickle{p}": (lambda net, p=p: pickle.loads(pickle.dumps(net, protocol=p)))
+        for p in range(pickle.HIGHEST_PROTOCOL + 1)
+    },
     "copy": copy.copy,
     "deepcopy": copy.deepcopy,
 }
@@ -84,9 +85,15 @@ def test_an_untrained_network_copies_without_a_run():
 
 def test_fit_warm_start_continues_after_unpickling():
     X, y = blobs3(80)
-    kwargs = dict(optimizer="rmsprop", learning_rate=0.01, batch_size=8, seed=2, verbose=0,
-                  schedule=schedules.ReduceLROnPlateau(factor=0.5, patience=0),
-                  validation_split=0.25)
+    kwargs = dict(
+        optimizer="rmsprop",
+        learning_rate=0.01,
+        batch_size=8,
+        seed=2,
+        verbose=0,
+        schedule=schedules.ReduceLROnPlateau(factor=0.5, patience=0),
+        validation_split=0.25,
+    )
     long, part = classifier(), classifier()
     h4 = long.fit(X, y, epochs=4, **kwargs)
     part.fit(X, y, epochs=2, **kwargs)
@@ -116,8 +123,11 @@ def test_a_subclass_round_trips_as_itself_with_its_attributes(how):
     net = Tagged([4, 6, 3], "first", loss="cross_entropy", seed=5, dtype="float32")
     net.train_epoch(X, y, optimizer="adam", **EPOCH)
     net.notes["trained"] = True
-    clone = {"pickle": lambda n: pickle.loads(pickle.dumps(n)), "copy": copy.copy,
-             "deepcopy": copy.deepcopy}[how](net)
+    clone = {
+        "pickle": lambda n: pickle.loads(pickle.dumps(n)),
+        "copy": copy.copy,
+        "deepcopy": copy.deepcopy,
+    }[how](net)
     assert type(clone) is Tagged
     assert clone.describe() == "first: [4, 6, 3]"
     assert clone.notes == {"created": "first", "trained": True}
@@ -151,5 +161,7 @@ def test_the_pickle_loads_nothing_but_ferrinets_loader_and_class():
         seen.clear()
         clone = Recording(io.BytesIO(pickle.dumps(classifier(), protocol))).load()
         assert same_weights(clone, classifier())
-        assert set(seen) == {("ferrinet.network", "_from_bytes_for_pickle"),
-                             ("ferrinet.network", "NeuralNetwork")}, seen
+        assert set(seen) == {
+            ("ferrinet.network", "_from_bytes_for_pickle"),
+            ("ferrinet.network", "NeuralNetwork"),
+        }, seen

@@ -16,12 +16,13 @@ import pytest
 
 pytest.importorskip("matplotlib")
 
+import ferrinet  # noqa: E402
+from ferrinet import (
+    datasets,  # noqa: E402
+    plot,  # noqa: E402
+)
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.image import imread  # noqa: E402
-
-import ferrinet  # noqa: E402
-from ferrinet import datasets  # noqa: E402
-from ferrinet import plot  # noqa: E402
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -30,7 +31,10 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 def run_python(code, timeout=120):
     result = subprocess.run(
         [sys.executable, "-c", textwrap.dedent(code)],
-        capture_output=True, text=True, timeout=timeout, cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=ROOT,
     )
     return result
 
@@ -73,7 +77,12 @@ def history():
     X, y = datasets.moons(200, noise=0.2, seed=0)
     net = ferrinet.NeuralNetwork([2, 16, 2], loss="cross_entropy", seed=0)
     return net.fit(
-        X, y, epochs=25, learning_rate=0.01, validation_split=0.2, verbose=0,
+        X,
+        y,
+        epochs=25,
+        learning_rate=0.01,
+        validation_split=0.2,
+        verbose=0,
         early_stopping={"patience": 3},
     )
 
@@ -157,8 +166,9 @@ def test_each_function_writes_a_png_of_the_figure_size(tmp_path, history, blobs_
     cases = {
         "history.png": lambda p: plot.plot_history(history, path=p),
         "boundary.png": lambda p: plot.plot_decision_boundary(net, X, y, path=p, resolution=50),
-        "digits.png": lambda p: plot.plot_digits(images[:23], labels[:23], labels[:23], ncols=6,
-                                                 path=p),
+        "digits.png": lambda p: plot.plot_digits(
+            images[:23], labels[:23], labels[:23], ncols=6, path=p
+        ),
     }
     for name, draw in cases.items():
         target = tmp_path / name
@@ -213,7 +223,8 @@ def test_the_file_gets_an_ordinary_mode_not_the_temporary_files_0600(tmp_path, h
 def line_data(fig):
     return {
         line.get_label(): np.asarray(line.get_ydata(), dtype=float)
-        for ax in fig.axes for line in ax.get_lines()
+        for ax in fig.axes
+        for line in ax.get_lines()
     }
 
 
@@ -357,8 +368,9 @@ def test_boundary_colours_match_a_binary_network_with_one_sigmoid_output(tmp_pat
     assert wrong == 0, f"{wrong} of {checked} pixels do not show the model's prediction"
 
     # negative control: claiming the other class everywhere fails everywhere
-    wrong, checked, _ = boundary_mismatches(fig, tmp_path / "m.png",
-                                            lambda P: 1 - true_class(P), 2, 300)
+    wrong, checked, _ = boundary_mismatches(
+        fig, tmp_path / "m.png", lambda P: 1 - true_class(P), 2, 300
+    )
     assert wrong == checked
 
 
@@ -391,10 +403,12 @@ def test_boundary_follows_classes_order_and_string_labels(tmp_path):
 
 def test_boundary_of_a_plain_function_and_of_the_reference_network(tmp_path):
     X, y = datasets.xor()
-    fig = plot.plot_decision_boundary(lambda P: (P[:, 0] > P[:, 1]).astype(int), X, y,
-                                      path=tmp_path / "f.png", resolution=80)
+    fig = plot.plot_decision_boundary(
+        lambda P: (P[:, 0] > P[:, 1]).astype(int), X, y, path=tmp_path / "f.png", resolution=80
+    )
     wrong, checked, seen = boundary_mismatches(
-        fig, tmp_path / "f.png", lambda P: (P[:, 0] > P[:, 1]).astype(int), 2, 80)
+        fig, tmp_path / "f.png", lambda P: (P[:, 0] > P[:, 1]).astype(int), 2, 80
+    )
     assert seen == {0, 1} and wrong == 0 and checked > 1000
 
     ref = ferrinet.reference.NeuralNetwork([2, 4, 2], loss="cross_entropy", seed=3)
@@ -487,49 +501,87 @@ def test_bad_input_errors(tmp_path, history, blobs_net):
         (lambda: plot.plot_history(42), TypeError, "expects a ferrinet.History"),
         (lambda: plot.plot_history(ferrinet.History()), ValueError, "no epochs"),
         (lambda: plot.plot_history({"val_loss": [1.0]}), ValueError, "needs a 'loss' list"),
-        (lambda: plot.plot_history({"loss": [1, 2], "accuracy": [0.5]}), ValueError,
-         "has 1 values but 'loss' has 2"),
+        (
+            lambda: plot.plot_history({"loss": [1, 2], "accuracy": [0.5]}),
+            ValueError,
+            "has 1 values but 'loss' has 2",
+        ),
         (lambda: plot.plot_history({"loss": ["a", "b"]}), TypeError, "list of numbers"),
         (lambda: plot.plot_history(unfitted_estimator()), ValueError, "not fitted"),
         (lambda: plot.plot_history(history, ax="left"), TypeError, "matplotlib Axes"),
         (lambda: plot.plot_history(history, path=tmp_path / "h.jpg"), ValueError, ".png"),
-        (lambda: plot.plot_history(history, path=tmp_path / "missing" / "h.png"),
-         FileNotFoundError, "does not exist"),
+        (
+            lambda: plot.plot_history(history, path=tmp_path / "missing" / "h.png"),
+            FileNotFoundError,
+            "does not exist",
+        ),
         (lambda: plot.plot_history(history, path=3), TypeError, "got int 3"),
         (lambda: plot.plot_history(history, path=tmp_path), ValueError, "is a directory"),
         (lambda: plot.plot_history(history, dpi=0), ValueError, "dpi must be in"),
-        (lambda: plot.plot_decision_boundary(net, X[:, :1], y), ValueError,
-         "got shape (150, 1)"),
-        (lambda: plot.plot_decision_boundary(net, [["a", "b"]], [0]), TypeError,
-         "real numbers"),
-        (lambda: plot.plot_decision_boundary(net, X, y[:10]), ValueError,
-         "expected 150 labels (one per sample), got 10"),
-        (lambda: plot.plot_decision_boundary(net, X, y + 3), ValueError,
-         "not one of the model's classes"),
+        (lambda: plot.plot_decision_boundary(net, X[:, :1], y), ValueError, "got shape (150, 1)"),
+        (lambda: plot.plot_decision_boundary(net, [["a", "b"]], [0]), TypeError, "real numbers"),
+        (
+            lambda: plot.plot_decision_boundary(net, X, y[:10]),
+            ValueError,
+            "expected 150 labels (one per sample), got 10",
+        ),
+        (
+            lambda: plot.plot_decision_boundary(net, X, y + 3),
+            ValueError,
+            "not one of the model's classes",
+        ),
         (lambda: plot.plot_decision_boundary(net, X, y + 0.5), ValueError, "non-integer"),
-        (lambda: plot.plot_decision_boundary(net, np.full((3, 2), np.nan), [0, 1, 2]),
-         ValueError, "finite"),
-        (lambda: plot.plot_decision_boundary(ferrinet.NeuralNetwork([3, 2]), X, y),
-         ValueError, "2 inputs, got one with 3"),
-        (lambda: plot.plot_decision_boundary(
-            ferrinet.NeuralNetwork([2, 3], loss="binary_cross_entropy"), X, y),
-         ValueError, "multi-label"),
+        (
+            lambda: plot.plot_decision_boundary(net, np.full((3, 2), np.nan), [0, 1, 2]),
+            ValueError,
+            "finite",
+        ),
+        (
+            lambda: plot.plot_decision_boundary(ferrinet.NeuralNetwork([3, 2]), X, y),
+            ValueError,
+            "2 inputs, got one with 3",
+        ),
+        (
+            lambda: plot.plot_decision_boundary(
+                ferrinet.NeuralNetwork([2, 3], loss="binary_cross_entropy"), X, y
+            ),
+            ValueError,
+            "multi-label",
+        ),
         (lambda: plot.plot_decision_boundary(object(), X, y), TypeError, "predict method"),
-        (lambda: plot.plot_decision_boundary(net, X, y, resolution=1), ValueError,
-         "resolution must be in [2, 2000], got 1"),
-        (lambda: plot.plot_decision_boundary(net, X, y, resolution=2.5), TypeError,
-         "resolution must be an integer"),
-        (lambda: plot.plot_decision_boundary(lambda P: np.zeros(3), X, y, resolution=10),
-         ValueError, "the model's predictions: expected 100 labels (one per sample), got 3"),
-        (lambda: plot.plot_decision_boundary(lambda P: P[:, 0], X, y, resolution=10), ValueError,
-         "non-integer"),
+        (
+            lambda: plot.plot_decision_boundary(net, X, y, resolution=1),
+            ValueError,
+            "resolution must be in [2, 2000], got 1",
+        ),
+        (
+            lambda: plot.plot_decision_boundary(net, X, y, resolution=2.5),
+            TypeError,
+            "resolution must be an integer",
+        ),
+        (
+            lambda: plot.plot_decision_boundary(lambda P: np.zeros(3), X, y, resolution=10),
+            ValueError,
+            "the model's predictions: expected 100 labels (one per sample), got 3",
+        ),
+        (
+            lambda: plot.plot_decision_boundary(lambda P: P[:, 0], X, y, resolution=10),
+            ValueError,
+            "non-integer",
+        ),
         (lambda: plot.plot_digits(images[0]), ValueError, "pass images[None]"),
         (lambda: plot.plot_digits(images[:, :50]), ValueError, "not a square"),
         (lambda: plot.plot_digits(np.array([["a"] * 64])), TypeError, "real numbers"),
-        (lambda: plot.plot_digits(images[:5], labels[:4]), ValueError,
-         "expected 5 labels (one per sample), got 4"),
-        (lambda: plot.plot_digits(images[:5], predictions=np.zeros((5, 2, 2))), ValueError,
-         "shape (5, 2, 2)"),
+        (
+            lambda: plot.plot_digits(images[:5], labels[:4]),
+            ValueError,
+            "expected 5 labels (one per sample), got 4",
+        ),
+        (
+            lambda: plot.plot_digits(images[:5], predictions=np.zeros((5, 2, 2))),
+            ValueError,
+            "shape (5, 2, 2)",
+        ),
         (lambda: plot.plot_digits(images[:0]), ValueError, "empty"),
         (lambda: plot.plot_digits(images[:5], ncols=0), ValueError, "ncols must be >= 1, got 0"),
         (lambda: plot.plot_digits(images[:5], ncols=True), TypeError, "ncols must be an integer"),
@@ -572,8 +624,9 @@ def test_the_demo_writes_its_three_pictures_and_says_where(tmp_path, capsys, his
     net, X, y = blobs_net
     images, labels = datasets.digits()
     out = tmp_path / "new" / "dir"
-    written = demo.write_pictures(out, history=history, digits=(images[:12], labels[:12],
-                                  labels[:12]), boundary=(net, X, y))
+    written = demo.write_pictures(
+        out, history=history, digits=(images[:12], labels[:12], labels[:12]), boundary=(net, X, y)
+    )
     names = ["loss_curve.png", "digits.png", "decision_boundary.png"]
     assert [p.name for p in written] == names
     assert sorted(p.name for p in out.iterdir()) == sorted(names)

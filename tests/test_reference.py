@@ -35,9 +35,7 @@ def _load_modules():
         package = types.ModuleType(name)
         package.__path__ = [str(PACKAGE_DIR)]
         sys.modules[name] = package
-    return importlib.import_module(f"{name}.reference"), importlib.import_module(
-        f"{name}.checks"
-    )
+    return importlib.import_module(f"{name}.reference"), importlib.import_module(f"{name}.checks")
 
 
 reference, checks = _load_modules()
@@ -99,18 +97,10 @@ def random_case(case):
     hidden = HIDDEN[case % len(HIDDEN)]
     output, loss = OUTPUT_AND_LOSS[case % len(OUTPUT_AND_LOSS)]
     m = int(rng.integers(2, 4)) if loss == "cross_entropy" else int(rng.integers(1, 4))
-    sizes = (
-        [int(rng.integers(1, 4))]
-        + [int(rng.integers(1, 5)) for _ in range(1 + case % 2)]
-        + [m]
-    )
-    net = NeuralNetwork(
-        sizes, activation=hidden, output_activation=output, loss=loss, seed=case
-    )
+    sizes = [int(rng.integers(1, 4))] + [int(rng.integers(1, 5)) for _ in range(1 + case % 2)] + [m]
+    net = NeuralNetwork(sizes, activation=hidden, output_activation=output, loss=loss, seed=case)
     # nonzero biases, so that the bias path is exercised too
-    net.set_weights(
-        [(W, rng.normal(scale=0.5, size=len(b))) for W, b in net.get_weights()]
-    )
+    net.set_weights([(W, rng.normal(scale=0.5, size=len(b))) for W, b in net.get_weights()])
     n = int(rng.integers(1, 5))
     X = rng.normal(size=(n, sizes[0]))
     if loss == "mse":
@@ -136,12 +126,8 @@ def test_forward_matches_numpy(hidden, output, loss):
     )
     X = np.random.default_rng(0).normal(size=(6, 3))
     _, expected = np_forward(net, X)
-    np.testing.assert_allclose(
-        np.array(net.forward(X.tolist())), expected, rtol=1e-13, atol=1e-13
-    )
-    np.testing.assert_allclose(
-        np.array(net.predict(X)), expected, rtol=1e-13, atol=1e-13
-    )
+    np.testing.assert_allclose(np.array(net.forward(X.tolist())), expected, rtol=1e-13, atol=1e-13)
+    np.testing.assert_allclose(np.array(net.predict(X)), expected, rtol=1e-13, atol=1e-13)
     # a sample is a batch row
     assert net.forward(X[2].tolist()) == net.forward(X.tolist())[2]
 
@@ -159,9 +145,7 @@ def test_neuron_and_layer():
     net = NeuralNetwork([2, 3, 1], activation="relu", seed=3)
     layer = net.layers[0]
     assert (layer.n_inputs, layer.n_outputs, layer.activation) == (2, 3, "relu")
-    assert layer.weights == [
-        neuron.weights for neuron in layer.neurons
-    ]  # row i is neuron i
+    assert layer.weights == [neuron.weights for neuron in layer.neurons]  # row i is neuron i
     assert layer.biases == [0.0, 0.0, 0.0]
     z, a = layer.forward([[1.0, -1.0], [0.5, 2.0]])
     assert a == [[max(v, 0.0) for v in row] for row in z]
@@ -180,9 +164,7 @@ def test_sigmoid_and_softmax_are_stable():
 @pytest.mark.parametrize("output,loss", OUTPUT_AND_LOSS)
 def test_loss_matches_numpy(output, loss):
     rng = np.random.default_rng(5)
-    net = NeuralNetwork(
-        [3, 4, 3], activation="tanh", output_activation=output, loss=loss, seed=5
-    )
+    net = NeuralNetwork([3, 4, 3], activation="tanh", output_activation=output, loss=loss, seed=5)
     X = rng.normal(size=(5, 3))
     Y = rng.normal(size=(5, 3)) if loss == "mse" else rng.uniform(size=(5, 3))
     z, a = np_forward(net, X)
@@ -209,9 +191,7 @@ def test_binary_cross_entropy_is_stable_at_large_logits():
     assert net.compute_loss([1.0], [1.0, 0.0]) == 0.0
     assert net.compute_loss([1.0], [0.5, 0.5]) == 5e3
     for dW, db in net.gradients([1.0], [0.0, 1.0]):
-        assert all(math.isfinite(v) for v in np.ravel(dW)) and all(
-            math.isfinite(v) for v in db
-        )
+        assert all(math.isfinite(v) for v in np.ravel(dW)) and all(math.isfinite(v) for v in db)
     # moderate logits: the closed form -[t log s + (1-t) log(1-s)]
     net.set_weights([([[0.3], [-1.7]], [0.2, 0.1])])
     z = np.array([[0.3 * 2.0 + 0.2, -1.7 * 2.0 + 0.1]])
@@ -228,9 +208,7 @@ def test_cross_entropy_is_stable_at_large_logits():
     assert net.compute_loss([1.0], 1) == 1e4
     assert net.compute_loss([1.0], [0.5, 0.0, 0.5]) == 0.5 * 0.0 + 0.5 * 2e4
     for dW, db in net.gradients([[1.0], [1.0]], [0, 2]):
-        assert all(math.isfinite(v) for v in np.ravel(dW)) and all(
-            math.isfinite(v) for v in db
-        )
+        assert all(math.isfinite(v) for v in np.ravel(dW)) and all(math.isfinite(v) for v in db)
 
 
 def test_cross_entropy_class_indices_are_one_hot_rows():
@@ -239,9 +217,7 @@ def test_cross_entropy_class_indices_are_one_hot_rows():
     indices = [2, 0, 1, 2]
     one_hot = np.eye(3)[indices]
     assert net.compute_loss(X, indices) == net.compute_loss(X, one_hot)
-    assert net.compute_loss(X, np.array(indices)) == net.compute_loss(
-        X, one_hot.tolist()
-    )
+    assert net.compute_loss(X, np.array(indices)) == net.compute_loss(X, one_hot.tolist())
     assert net.gradients(X, indices) == net.gradients(X, one_hot)
     assert net.compute_loss(X[1], 0) == net.compute_loss(X[1], [1.0, 0.0, 0.0])
 
@@ -328,7 +304,7 @@ def test_batch_gradient_is_the_mean_of_sample_gradients():
 
 
 # ----------------------------------------------------------------------------------------------
-# The article's backward pass (article-errata.md)
+# The article's backward pass (docs/article-errata.md)
 # ----------------------------------------------------------------------------------------------
 def test_article_backward_raises_when_widths_differ():
     net = NeuralNetwork([2, 8, 1], activation="relu", seed=0)
@@ -336,9 +312,7 @@ def test_article_backward_raises_when_widths_differ():
     with pytest.raises(IndexError):
         reference.article_backward(net, [0.5, -0.5], [1.0], 0.1)
     with pytest.raises(IndexError):
-        reference.article_gradients(
-            NeuralNetwork([2, 8, 1], seed=0), [[0.5, -0.5]], [[1.0]]
-        )
+        reference.article_gradients(NeuralNetwork([2, 8, 1], seed=0), [[0.5, -0.5]], [[1.0]])
 
 
 def test_article_backward_raises_on_equal_widths_too():
@@ -361,9 +335,7 @@ def test_article_backward_uses_the_output_instead_of_the_hidden_activation():
         0.1 * 1.0 + 0.4 * 2.0 + 0.0,
     ]  # hidden activation (1.0, 0.9)
     o = net.forward(x)  # output (0.84, 0.98)
-    assert o == pytest.approx(
-        [0.3 * h[0] + 0.6 * h[1], 0.7 * h[0] + 0.2 * h[1] + 0.1], rel=1e-15
-    )
+    assert o == pytest.approx([0.3 * h[0] + 0.6 * h[1], 0.7 * h[0] + 0.2 * h[1] + 0.1], rel=1e-15)
 
     # correct: dL/dz = (2 / m) (o - t) = (o - t) for m = 2, and dW[i][j] = (o_i - t_i) * h_j
     dW, _ = net.gradients(x, t)[1]
@@ -377,8 +349,7 @@ def test_article_backward_uses_the_output_instead_of_the_hidden_activation():
     reference.article_backward(net, x, t, learning_rate)  # mutates net in place
     W_after = net.get_weights()[1][0]
     implied = [
-        [(W_before[i][j] - W_after[i][j]) / learning_rate for j in range(2)]
-        for i in range(2)
+        [(W_before[i][j] - W_after[i][j]) / learning_rate for j in range(2)] for i in range(2)
     ]
     np.testing.assert_allclose(
         implied, [[(o[i] - t[i]) * o[j] for j in range(2)] for i in range(2)], rtol=1e-9
@@ -389,9 +360,7 @@ def test_article_backward_uses_the_output_instead_of_the_hidden_activation():
 def test_article_gradients_does_not_modify_the_network():
     net = NeuralNetwork([2, 2, 2], seed=1)
     before = net.get_weights()
-    grads = reference.article_gradients(
-        net, [[0.1, 0.2], [0.3, -0.4]], [[1.0, 0.0], [0.0, 1.0]]
-    )
+    grads = reference.article_gradients(net, [[0.1, 0.2], [0.3, -0.4]], [[1.0, 0.0], [0.0, 1.0]])
     assert net.get_weights() == before
     assert [(len(dW), len(dW[0]), len(db)) for dW, db in grads] == [
         (2, 2, 2),
@@ -428,21 +397,16 @@ def test_weights_follow_docs_maths():
         math.sqrt(6.0 / 3),
         math.sqrt(6.0 / (4 + 2)),
     ]  # He for relu, Glorot for identity
-    for (W, b), (n_in, n_out), limit in zip(
-        net.get_weights(), [(3, 4), (4, 2)], limits
-    ):
+    for (W, b), (n_in, n_out), limit in zip(net.get_weights(), [(3, 4), (4, 2)], limits):
         assert W == [
-            [limit * (2.0 * rng.uniform() - 1.0) for _ in range(n_in)]
-            for _ in range(n_out)
+            [limit * (2.0 * rng.uniform() - 1.0) for _ in range(n_in)] for _ in range(n_out)
         ]
         assert b == [0.0] * n_out
 
 
 @pytest.mark.parametrize("activation", HIDDEN)
 def test_init_limits(activation):
-    net = NeuralNetwork(
-        [60, 50, 40], activation=activation, output_activation="tanh", seed=3
-    )
+    net = NeuralNetwork([60, 50, 40], activation=activation, output_activation="tanh", seed=3)
     for (W, _), (n_in, n_out), name in zip(
         net.get_weights(), [(60, 50), (50, 40)], [activation, "tanh"]
     ):
@@ -478,9 +442,7 @@ def test_seeds():
 # Construction and validation
 # ----------------------------------------------------------------------------------------------
 def test_architecture_and_defaults():
-    net = NeuralNetwork(
-        [4, 6, 5, 3], activation=["tanh", "linear"], loss="cross_entropy"
-    )
+    net = NeuralNetwork([4, 6, 5, 3], activation=["tanh", "linear"], loss="cross_entropy")
     assert net.sizes == [4, 6, 5, 3]
     assert net.activations == ["tanh", "identity", "softmax"]
     assert net.loss == "cross_entropy"
@@ -543,12 +505,10 @@ def test_shapes_are_checked_never_truncated():
         net.predict([1.0, 2.0, 3.0])
 
     column = NeuralNetwork([2, 1], seed=0)
-    assert column.compute_loss(
-        [[1.0, 2.0], [3.0, 4.0]], [0.5, 1.5]
-    ) == column.compute_loss([[1.0, 2.0], [3.0, 4.0]], [[0.5], [1.5]])
-    assert column.compute_loss([1.0, 2.0], 0.5) == column.compute_loss(
-        [1.0, 2.0], [0.5]
+    assert column.compute_loss([[1.0, 2.0], [3.0, 4.0]], [0.5, 1.5]) == column.compute_loss(
+        [[1.0, 2.0], [3.0, 4.0]], [[0.5], [1.5]]
     )
+    assert column.compute_loss([1.0, 2.0], 0.5) == column.compute_loss([1.0, 2.0], [0.5])
 
     bce = NeuralNetwork([2, 1], loss="binary_cross_entropy", seed=0)
     with pytest.raises(ValueError, match=r"not in \[0.0, 1.0\]"):
@@ -557,9 +517,7 @@ def test_shapes_are_checked_never_truncated():
         column.compute_loss([[1.0, 2.0]], [[math.nan]])
 
     ce = NeuralNetwork([2, 3], loss="cross_entropy", seed=0)
-    with pytest.raises(
-        ValueError, match=r"class index 3 of sample 0 is not in \[0, 3\)"
-    ):
+    with pytest.raises(ValueError, match=r"class index 3 of sample 0 is not in \[0, 3\)"):
         ce.compute_loss([[1.0, 2.0]], [3])
     with pytest.raises(ValueError, match="integer class indices"):
         ce.compute_loss([[1.0, 2.0]], [1.0])
@@ -584,9 +542,7 @@ def test_get_set_weights_and_copy():
     assert net.get_weights() == weights
 
     twin = net.copy()
-    assert (
-        twin.get_weights() == net.get_weights() and twin.activations == net.activations
-    )
+    assert twin.get_weights() == net.get_weights() and twin.activations == net.activations
     twin.backward([1.0, 2.0], [3.0], 0.1)
     assert twin.get_weights() != net.get_weights()
 
@@ -607,9 +563,7 @@ def test_train_learns_xor():
 
 
 def test_train_is_per_sample_backward_in_order():
-    net = NeuralNetwork(
-        [2, 4, 1], activation="sigmoid", loss="binary_cross_entropy", seed=2
-    )
+    net = NeuralNetwork([2, 4, 1], activation="sigmoid", loss="binary_cross_entropy", seed=2)
     twin = net.copy()
     losses = net.train(np.array(XOR_X), np.array(XOR_Y), epochs=3, learning_rate=0.5)
     expected = []
@@ -661,9 +615,7 @@ class _SlightlyFasterSGD(NeuralNetwork):
 
 def test_check_parity_finds_the_first_difference():
     base, X, Y = random_case(0)  # mse
-    net = _SlightlyFasterSGD(
-        base.sizes, base.activations[:-1], base.activations[-1], base.loss
-    )
+    net = _SlightlyFasterSGD(base.sizes, base.activations[:-1], base.activations[-1], base.loss)
     net.set_weights(base.get_weights())
     report = checks.check_parity(net, X, Y, steps=5)
     assert not report.passed() and not report.bit_identical

@@ -153,9 +153,7 @@ def test_optimizer_follows_its_formula_on_fixed_gradients(opt):
     steps = 100
     p0 = np.random.default_rng(1).normal(size=7)
     grads = fixed_gradients(steps)
-    lrs = [
-        opt.lr * (1.0 - t / 250) for t in range(steps)
-    ]  # a schedule changes lr as it goes
+    lrs = [opt.lr * (1.0 - t / 250) for t in range(steps)]  # a schedule changes lr as it goes
     expected = numpy_trajectory(opt, p0, grads, lrs)
 
     state = reference.OptimizerState(opt, len(p0))
@@ -188,9 +186,7 @@ def test_amsgrad_and_nesterov_and_decoupled_decay_make_a_difference():
         return p
 
     assert final(optim.Adam(lr=0.01, amsgrad=True)) != final(optim.Adam(lr=0.01))
-    assert final(optim.SGD(momentum=0.9, nesterov=True)) != final(
-        optim.SGD(momentum=0.9)
-    )
+    assert final(optim.SGD(momentum=0.9, nesterov=True)) != final(optim.SGD(momentum=0.9))
     assert final(optim.RMSprop(centered=True)) != final(optim.RMSprop())
     # AdamW(wd) is not Adam(wd): the decay is not through the gradient
     assert final(optim.AdamW(weight_decay=0.1)) != final(optim.Adam(weight_decay=0.1))
@@ -283,15 +279,11 @@ def test_weighted_loss_and_l2_values(loss):
         for row in W:
             for w_ij in row:
                 squares += w_ij * w_ij
-    assert (
-        net.compute_loss(X, Y, l2=0.3) == net.compute_loss(X, Y) + (0.5 * 0.3) * squares
-    )
+    assert net.compute_loss(X, Y, l2=0.3) == net.compute_loss(X, Y) + (0.5 * 0.3) * squares
     plain, with_l2 = net.gradients(X, Y), net.gradients(X, Y, l2=0.3)
     for (dW, db), (dW2, db2), (W, _) in zip(plain, with_l2, net.get_weights()):
         assert db2 == db
-        assert dW2 == [
-            [g + 0.3 * w_ij for g, w_ij in zip(gr, wr)] for gr, wr in zip(dW, W)
-        ]
+        assert dW2 == [[g + 0.3 * w_ij for g, w_ij in zip(gr, wr)] for gr, wr in zip(dW, W)]
     # defaults are today's results, bit for bit
     assert net.compute_loss(X, Y, l2=0.0, sample_weight=None) == net.compute_loss(X, Y)
     assert net.gradients(X, Y, l2=0.0) == net.gradients(X, Y)
@@ -302,13 +294,9 @@ def test_loss_arguments_are_checked():
     X, Y = data("mse", n=3)
     with pytest.raises(ValueError, match="l2 must be >= 0.0, got -0.1"):
         net.compute_loss(X, Y, l2=-0.1)
-    with pytest.raises(
-        ValueError, match=r"sample_weight: expected 3 weights \(one per sample\)"
-    ):
+    with pytest.raises(ValueError, match=r"sample_weight: expected 3 weights \(one per sample\)"):
         net.compute_loss(X, Y, sample_weight=[1.0, 2.0])
-    with pytest.raises(
-        ValueError, match=r"sample_weight\[1\] must be >= 0.0, got -1.0"
-    ):
+    with pytest.raises(ValueError, match=r"sample_weight\[1\] must be >= 0.0, got -1.0"):
         net.gradients(X, Y, sample_weight=[1.0, -1.0, 1.0])
     with pytest.raises(ValueError, match="sample_weight.* must be finite"):
         net.gradients(X, Y, sample_weight=[1.0, math.nan, 1.0])
@@ -335,8 +323,7 @@ def test_dropout_masks_are_drawn_from_the_seeded_generator():
     a = [[1.0, -2.0, 3.0]] * 4
     out = masks[0].forward(a)
     assert out == [
-        [v * 2.0 if keep else 0.0 for v, keep in zip(a[0], row)]
-        for row in masks[0].keep
+        [v * 2.0 if keep else 0.0 for v, keep in zip(a[0], row)] for row in masks[0].keep
     ]
     assert masks[0].backward(a) == out
     # about a quarter of a large mask is dropped at p = 0.25
@@ -357,9 +344,7 @@ def test_gradients_through_a_fixed_dropout_mask_match_finite_differences(loss):
     assert_gradients_close(analytic, numeric)
 
     # the masked network written out with numpy: a' = a * keep / (1 - p)
-    (W0, b0), (W1, b1), (W2, b2) = [
-        (np.array(W), np.array(b)) for W, b in net.get_weights()
-    ]
+    (W0, b0), (W1, b1), (W2, b2) = [(np.array(W), np.array(b)) for W, b in net.get_weights()]
     keep0, keep1 = (np.array(mask.keep) for mask in masks)
     h0 = np.tanh(np.array(X) @ W0.T + b0) * keep0 / 0.7
     h1 = np.tanh(h0 @ W1.T + b1) * keep1 / 0.5
@@ -370,9 +355,7 @@ def test_gradients_through_a_fixed_dropout_mask_match_finite_differences(loss):
     elif loss == "binary_cross_entropy":
         expected = np.mean(np.maximum(z, 0) - z * t + np.log1p(np.exp(-np.abs(z))))
     else:
-        lse = z.max(axis=1) + np.log(
-            np.exp(z - z.max(axis=1, keepdims=True)).sum(axis=1)
-        )
+        lse = z.max(axis=1) + np.log(np.exp(z - z.max(axis=1, keepdims=True)).sum(axis=1))
         expected = np.mean(lse - z[np.arange(4), Y])
     assert net.compute_loss(X, Y, masks=masks) == pytest.approx(expected, rel=1e-13)
 
@@ -552,9 +535,7 @@ def test_training_state_mismatch_and_learning_rate():
     net.train_epoch(X, Y, optimizer="adam", learning_rate=0.01, seed=1)
     assert net.learning_rate == 0.01
     assert isinstance(net.training_state, reference.TrainingState)
-    with pytest.raises(
-        ValueError, match="started with seed=1, got seed=2; call reset_training"
-    ):
+    with pytest.raises(ValueError, match="started with seed=1, got seed=2; call reset_training"):
         net.train_epoch(X, Y, optimizer="adam", learning_rate=0.01, seed=2)
     with pytest.raises(ValueError, match="started with Adam.*got SGD.*reset_training"):
         net.train_epoch(X, Y, seed=1)
@@ -570,9 +551,7 @@ def test_training_state_mismatch_and_learning_rate():
     assert net.learning_rate == 0.0
     before = net.get_weights()
     net.train_epoch(X, Y, optimizer="adam", learning_rate=0.01, seed=1)
-    assert (
-        net.get_weights() == before
-    )  # lr 0: Adam's step is 0 (its m and v still move)
+    assert net.get_weights() == before  # lr 0: Adam's step is 0 (its m and v still move)
     assert net.training_state.optimizer.lr == 0.01
     with pytest.raises(ValueError, match="learning_rate must be >= 0.0, got -1.0"):
         net.set_learning_rate(-1.0)
@@ -635,9 +614,7 @@ def test_class_weight_balanced_values():
     # scikit-learn: n / (n_classes * bincount(y))
     expected = 6 / (3 * np.bincount(y))
     assert reference.balanced_class_weight(y) == {0: 6 / 9, 1: 6 / 3, 2: 6 / 6}
-    np.testing.assert_array_equal(
-        net.sample_weights(y, class_weight="balanced"), expected[y]
-    )
+    np.testing.assert_array_equal(net.sample_weights(y, class_weight="balanced"), expected[y])
     # one-hot / probability rows: the class is the argmax
     rows = [
         [1, 0, 0],
@@ -656,9 +633,7 @@ def test_class_weight_balanced_values():
         4 / 6,
     ]
     # a dict (missing classes weigh 1), times sample_weight
-    assert net.sample_weights(
-        y, sample_weight=[1, 2, 3, 4, 5, 6], class_weight={2: 0.5}
-    ) == [
+    assert net.sample_weights(y, sample_weight=[1, 2, 3, 4, 5, 6], class_weight={2: 0.5}) == [
         1.0,
         2.0,
         3.0,
@@ -687,9 +662,7 @@ def test_class_weight_balanced_values():
     ):
         bce.sample_weights([1.0, 0.5], class_weight="balanced")
     with pytest.raises(ValueError, match="with 2 outputs"):
-        network("binary_cross_entropy").sample_weights(
-            [[0, 1]], class_weight="balanced"
-        )
+        network("binary_cross_entropy").sample_weights([[0, 1]], class_weight="balanced")
 
 
 def test_class_weight_trains_as_the_sample_weights_it_gives():
@@ -726,9 +699,7 @@ def test_a_batch_of_zero_weights_teaches_nothing():
 # ----------------------------------------------------------------------------------------------
 def global_norm(gradients):
     return math.sqrt(
-        sum(
-            float(np.sum(np.square(dW)) + np.sum(np.square(db))) for dW, db in gradients
-        )
+        sum(float(np.sum(np.square(dW)) + np.sum(np.square(db))) for dW, db in gradients)
     )
 
 
@@ -769,17 +740,13 @@ XOR_Y = [0, 1, 1, 0] * 4
     ids=repr,
 )
 def test_each_optimizer_learns_xor(opt):
-    net = NeuralNetwork(
-        [2, 8, 1], activation="tanh", loss="binary_cross_entropy", seed=3
-    )
+    net = NeuralNetwork([2, 8, 1], activation="tanh", loss="binary_cross_entropy", seed=3)
     state = schedules.StepLR(step_size=50, gamma=0.5).start(opt.lr)
     losses = []
     for epoch in range(150):
         if epoch > 0:
             net.set_learning_rate(state.lr)
-        losses.append(
-            net.train_epoch(XOR_X, XOR_Y, batch_size=4, optimizer=opt, seed=0)
-        )
+        losses.append(net.train_epoch(XOR_X, XOR_Y, batch_size=4, optimizer=opt, seed=0))
         state.end_epoch(epoch, losses[-1])
     assert net.learning_rate == opt.lr * 0.25
     assert losses[-1] < 0.1 < losses[0], (losses[0], losses[-1])
@@ -795,17 +762,9 @@ def test_regularisation_shrinks_weights():
         trained = net.copy()
         for _ in range(30):
             trained.train_epoch(X, Y, batch_size=4, seed=0, **options)
-        return math.sqrt(
-            sum(w * w for W, _ in trained.get_weights() for row in W for w in row)
-        )
+        return math.sqrt(sum(w * w for W, _ in trained.get_weights() for row in W for w in row))
 
     plain = weight_norm({"optimizer": "adam", "learning_rate": 0.02})
     assert weight_norm({"optimizer": "adam", "learning_rate": 0.02, "l2": 0.5}) < plain
-    assert (
-        weight_norm({"optimizer": "adamw", "learning_rate": 0.02, "weight_decay": 2.0})
-        < plain
-    )
-    assert (
-        weight_norm({"optimizer": "adam", "learning_rate": 0.02, "dropout": 0.5})
-        != plain
-    )
+    assert weight_norm({"optimizer": "adamw", "learning_rate": 0.02, "weight_decay": 2.0}) < plain
+    assert weight_norm({"optimizer": "adam", "learning_rate": 0.02, "dropout": 0.5}) != plain

@@ -27,7 +27,9 @@ def test_demo_shows_the_article_failing_and_ferrinet_passing(tmp_path):
     assert accuracy >= 95.0
     assert "Wrote 3 pictures to" in out
     assert sorted(p.name for p in tmp_path.glob("*.png")) == [
-        "decision_boundary.png", "digits.png", "loss_curve.png"
+        "decision_boundary.png",
+        "digits.png",
+        "loss_curve.png",
     ]
 
 
@@ -38,8 +40,11 @@ def test_benchmarks_quick_runs_check_their_answers():
     assert "answer check" in out
     # The summary's columns: ratio of medians, of minimums, median of the per-round ratios and
     # the rounds that met the target. --quick times one round, so the three ratios are one.
-    line = re.search(r"5\. digits ferrinet/NumPy float64\s+([0-9.]+)x\s+([0-9.]+)x\s+([0-9.]+)x"
-                     r"\s+([01])/1\s+target <= 0\.30x\s+(PASS|MISS)", out)
+    line = re.search(
+        r"5\. digits ferrinet/NumPy float64\s+([0-9.]+)x\s+([0-9.]+)x\s+([0-9.]+)x"
+        r"\s+([01])/1\s+target <= 0\.30x\s+(PASS|MISS)",
+        out,
+    )
     assert line, out[-1500:]
     medians, minimums, rounds, met, verdict = line.groups()
     assert medians == minimums == rounds

@@ -18,6 +18,9 @@ import pytest
 
 sklearn = pytest.importorskip("sklearn")
 
+import ferrinet  # noqa: E402
+from ferrinet import datasets  # noqa: E402
+from ferrinet.sklearn import MLPClassifier, MLPRegressor  # noqa: E402
 from sklearn.base import clone  # noqa: E402
 from sklearn.exceptions import ConvergenceWarning, NotFittedError  # noqa: E402
 from sklearn.model_selection import GridSearchCV, cross_val_score  # noqa: E402
@@ -27,13 +30,7 @@ from sklearn.pipeline import make_pipeline  # noqa: E402
 from sklearn.preprocessing import StandardScaler  # noqa: E402
 from sklearn.utils.class_weight import compute_sample_weight  # noqa: E402
 
-import ferrinet  # noqa: E402
-from ferrinet import datasets  # noqa: E402
-from ferrinet.sklearn import MLPClassifier, MLPRegressor  # noqa: E402
-
-no_convergence_warning = pytest.mark.filterwarnings(
-    "ignore::sklearn.exceptions.ConvergenceWarning"
-)
+no_convergence_warning = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
 
 def _data():
@@ -70,7 +67,8 @@ def _pair(kind, **params):
 
 def _max_weight_diff(a, b):
     return max(
-        float(np.abs(u - v).max()) for u, v in zip(a.coefs_ + a.intercepts_, b.coefs_ + b.intercepts_)
+        float(np.abs(u - v).max())
+        for u, v in zip(a.coefs_ + a.intercepts_, b.coefs_ + b.intercepts_)
     )
 
 
@@ -102,7 +100,9 @@ def test_sgd_follows_sklearn_to_rounding(kind, activation):
     if hasattr(theirs, "classes_"):
         np.testing.assert_array_equal(ours.classes_, theirs.classes_)
         np.testing.assert_array_equal(ours.predict(X), theirs.predict(X))
-        np.testing.assert_allclose(ours.predict_proba(X), theirs.predict_proba(X), rtol=0, atol=1e-12)
+        np.testing.assert_allclose(
+            ours.predict_proba(X), theirs.predict_proba(X), rtol=0, atol=1e-12
+        )
     else:
         np.testing.assert_allclose(ours.predict(X), theirs.predict(X), rtol=0, atol=1e-12)
 
@@ -281,7 +281,9 @@ def test_regressor_reaches_r2_on_a_smooth_function():
     rng = np.random.RandomState(0)
     Xr = rng.uniform(-2, 2, size=(600, 2))
     yr = np.sin(Xr[:, 0]) * np.cos(Xr[:, 1]) + 0.5 * Xr[:, 1]
-    reg = MLPRegressor(hidden_layer_sizes=(32, 32), learning_rate_init=0.01, max_iter=500, random_state=0)
+    reg = MLPRegressor(
+        hidden_layer_sizes=(32, 32), learning_rate_init=0.01, max_iter=500, random_state=0
+    )
     reg.fit(Xr[:400], yr[:400])
     # measured: R^2 0.9985 on the 200 held-out samples (scikit-learn, same parameters: 0.9986)
     assert reg.score(Xr[400:], yr[400:]) >= 0.99
@@ -356,7 +358,9 @@ def test_feature_names_in_with_a_dataframe():
     df = pd.DataFrame(X, columns=[f"f{i}" for i in range(5)])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        clf = MLPClassifier(hidden_layer_sizes=(4,), max_iter=3, random_state=0).fit(df, TARGETS["binary"])
+        clf = MLPClassifier(hidden_layer_sizes=(4,), max_iter=3, random_state=0).fit(
+            df, TARGETS["binary"]
+        )
     np.testing.assert_array_equal(clf.feature_names_in_, df.columns.to_numpy())
     with pytest.warns(UserWarning, match="X does not have valid feature names"):
         np.testing.assert_array_equal(clf.predict(df), clf.predict(X))
@@ -376,7 +380,9 @@ def test_per_layer_activations_and_more_names():
         random_state=0,
     ).fit(X, TARGETS["multiclass"])
     assert clf.network_.activations == ["leaky_relu", "tanh", "sigmoid", "softmax"]
-    reg = MLPRegressor(hidden_layer_sizes=(), max_iter=5, random_state=0).fit(X, TARGETS["regression"])
+    reg = MLPRegressor(hidden_layer_sizes=(), max_iter=5, random_state=0).fit(
+        X, TARGETS["regression"]
+    )
     assert reg.network_.sizes == [5, 1] and reg.n_layers_ == 2
     with pytest.raises(ValueError, match=r"one name per hidden layer \(2\), got 1"):
         MLPClassifier(hidden_layer_sizes=(3, 3), activation=["relu"]).fit(X, TARGETS["binary"])
@@ -427,7 +433,9 @@ def test_float32():
     # results in result_type(X.dtype, float32), as scikit-learn's forward pass
     assert clf.predict_proba(X.astype(np.float32)).dtype == np.float32
     assert clf.predict_proba(X).dtype == np.float64
-    ref = MLPClassifier(hidden_layer_sizes=(16,), max_iter=50, random_state=0).fit(X, TARGETS["multiclass"])
+    ref = MLPClassifier(hidden_layer_sizes=(16,), max_iter=50, random_state=0).fit(
+        X, TARGETS["multiclass"]
+    )
     # the same run in single precision: measured max |dp| 3e-5 after 50 epochs
     np.testing.assert_allclose(clf.predict_proba(X), ref.predict_proba(X), atol=1e-3)
     with pytest.raises(ValueError, match="dtype must be 'float64' or 'float32'"):
@@ -458,7 +466,9 @@ def test_validation_data():
     reg = MLPRegressor(hidden_layer_sizes=(8,), max_iter=4, random_state=0)
     reg.fit(X, TARGETS["regression"], validation_data=(Xv, TARGETS["regression"][:40], np.ones(40)))
     # regression: R^2 and half the mean squared error
-    assert reg.validation_scores_[-1] == pytest.approx(reg.score(Xv, TARGETS["regression"][:40]), rel=1e-12)
+    assert reg.validation_scores_[-1] == pytest.approx(
+        reg.score(Xv, TARGETS["regression"][:40]), rel=1e-12
+    )
     half_mse = 0.5 * np.mean((reg.predict(Xv) - TARGETS["regression"][:40]) ** 2)
     assert reg.validation_loss_curve_[-1] == pytest.approx(half_mse, rel=1e-12)
 
@@ -543,7 +553,9 @@ def test_warm_start_with_another_architecture_is_refused():
 
 
 def test_divergence_is_a_value_error():
-    reg = MLPRegressor(hidden_layer_sizes=(8,), solver="sgd", learning_rate_init=1e4, max_iter=50, random_state=0)
+    reg = MLPRegressor(
+        hidden_layer_sizes=(8,), solver="sgd", learning_rate_init=1e4, max_iter=50, random_state=0
+    )
     with pytest.raises(ValueError, match="non-finite") as info:
         reg.fit(X, 1e6 * TARGETS["regression"])
     assert isinstance(info.value.__cause__, ferrinet.DivergenceError)
@@ -558,7 +570,9 @@ def test_batch_size_larger_than_the_data_is_clipped_with_a_warning():
 
 @no_convergence_warning
 def test_verbose_prints_each_epoch(capsys):
-    MLPClassifier(hidden_layer_sizes=(4,), max_iter=2, random_state=0, verbose=True).fit(X, TARGETS["binary"])
+    MLPClassifier(hidden_layer_sizes=(4,), max_iter=2, random_state=0, verbose=True).fit(
+        X, TARGETS["binary"]
+    )
     out = capsys.readouterr().out
     assert "Iteration 1, loss = " in out and "Iteration 2, loss = " in out
 
@@ -568,7 +582,11 @@ def test_verbose_prints_each_epoch(capsys):
 # --------------------------------------------------------------------------------------------
 def _iris_pipeline(**params):
     clf = MLPClassifier(
-        hidden_layer_sizes=(16,), batch_size=16, learning_rate_init=0.01, max_iter=100, random_state=0
+        hidden_layer_sizes=(16,),
+        batch_size=16,
+        learning_rate_init=0.01,
+        max_iter=100,
+        random_state=0,
     )
     return make_pipeline(StandardScaler(), clf.set_params(**params))
 
@@ -610,7 +628,9 @@ def test_grid_search_with_two_processes():
 
 
 @no_convergence_warning
-@pytest.mark.parametrize("Estimator, kind", [(MLPClassifier, "multiclass"), (MLPRegressor, "regression")])
+@pytest.mark.parametrize(
+    "Estimator, kind", [(MLPClassifier, "multiclass"), (MLPRegressor, "regression")]
+)
 def test_pickle_round_trip(Estimator, kind):
     est = Estimator(hidden_layer_sizes=(8,), max_iter=20, random_state=0).fit(X, TARGETS[kind])
     back = pickle.loads(pickle.dumps(est))

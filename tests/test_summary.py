@@ -1,9 +1,8 @@
 """`ferrinet.inspect.summary`: the architecture table (as Keras's / torchinfo's summary)."""
 
+import ferrinet
 import numpy as np
 import pytest
-
-import ferrinet
 from ferrinet import reference
 from ferrinet.inspect import summary
 

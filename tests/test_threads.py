@@ -7,10 +7,9 @@
   same bits on every run with a given count.
 """
 
+import ferrinet
 import numpy as np
 import pytest
-
-import ferrinet
 
 RNG = np.random.default_rng(5)
 X = RNG.standard_normal((5000, 40))
@@ -41,7 +40,9 @@ def test_gradients_agree_across_thread_counts_and_repeat_exactly():
         gk = make(k).gradients(X[:512], Y[:512])
         again = make(k).gradients(X[:512], Y[:512])
         for (w1, b1), (wk, bk), (wa, ba) in zip(g1, gk, again):
-            assert np.array_equal(wk, wa) and np.array_equal(bk, ba), f"{k} threads: a rerun differs"
+            assert np.array_equal(wk, wa) and np.array_equal(bk, ba), (
+                f"{k} threads: a rerun differs"
+            )
             scale = np.abs(w1).max()
             np.testing.assert_allclose(wk, w1, rtol=0, atol=1e-12 * scale)
             np.testing.assert_allclose(bk, b1, rtol=0, atol=1e-12 * np.abs(b1).max())
@@ -50,8 +51,9 @@ def test_gradients_agree_across_thread_counts_and_repeat_exactly():
 def test_a_two_thread_fit_is_reproducible_and_close_to_one_thread():
     def fit(k):
         net = make(k)
-        net.fit(X, Y, epochs=2, batch_size=128, optimizer="adam", learning_rate=1e-3, seed=0,
-                verbose=0)
+        net.fit(
+            X, Y, epochs=2, batch_size=128, optimizer="adam", learning_rate=1e-3, seed=0, verbose=0
+        )
         return [w for pair in net.get_weights() for w in pair]
 
     a, b, one = fit(2), fit(2), fit(1)

@@ -10,10 +10,9 @@ to 1e-12 relative in float64 (measured 3.4e-15), and to 1e-5 in float32 (float32
 terms.
 """
 
+import ferrinet
 import numpy as np
 import pytest
-
-import ferrinet
 from ferrinet import reference
 from ferrinet.inspect import LayerTrace, NeuronTrace, Trace, trace
 
@@ -162,7 +161,11 @@ def test_neurons_are_views_with_the_per_neuron_formulas():
             assert np.shares_memory(n.grad_weights, lt.grad_weights)
             assert n.input is lt.input
             assert (n.z, n.a, n.delta, n.bias, n.grad_bias) == (
-                lt.z[i], lt.a[i], lt.delta[i], lt.biases[i], lt.grad_biases[i]
+                lt.z[i],
+                lt.a[i],
+                lt.delta[i],
+                lt.biases[i],
+                lt.grad_biases[i],
             )
             assert n.z == pytest.approx(float(n.weights @ n.input) + n.bias, rel=1e-12, abs=1e-15)
             assert np.array_equal(n.grad_weights, n.delta * n.input)

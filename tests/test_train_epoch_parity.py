@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from ferrinet import NeuralNetwork, optim, reference, schedules
 from ferrinet.training import FitMixin
 
@@ -38,33 +37,64 @@ def make_data(loss, seed=0):
 CASES = {
     # name: (loss, activation, optimizer, train_epoch options)
     "sgd": ("mse", "tanh", optim.SGD(lr=0.05), {}),
-    "sgd-momentum": ("binary_cross_entropy", "sigmoid",
-                     optim.SGD(lr=0.05, momentum=0.9, dampening=0.1), {}),
+    "sgd-momentum": (
+        "binary_cross_entropy",
+        "sigmoid",
+        optim.SGD(lr=0.05, momentum=0.9, dampening=0.1),
+        {},
+    ),
     "sgd-nesterov": ("cross_entropy", "tanh", optim.SGD(lr=0.02, momentum=0.9, nesterov=True), {}),
     "sgd-weight_decay": ("mse", "leaky_relu", optim.SGD(lr=0.05, weight_decay=0.01), {}),
     "rmsprop": ("cross_entropy", "tanh", optim.RMSprop(lr=0.003), {}),
-    "rmsprop-centered-momentum": ("mse", "tanh",
-                                  optim.RMSprop(lr=0.002, centered=True, momentum=0.5,
-                                                weight_decay=0.001), {}),
+    "rmsprop-centered-momentum": (
+        "mse",
+        "tanh",
+        optim.RMSprop(lr=0.002, centered=True, momentum=0.5, weight_decay=0.001),
+        {},
+    ),
     "adam": ("cross_entropy", "relu", optim.Adam(lr=0.01), {}),
-    "adam-amsgrad": ("binary_cross_entropy", "tanh",
-                     optim.Adam(lr=0.01, amsgrad=True, weight_decay=0.01), {}),
+    "adam-amsgrad": (
+        "binary_cross_entropy",
+        "tanh",
+        optim.Adam(lr=0.01, amsgrad=True, weight_decay=0.01),
+        {},
+    ),
     "adamw": ("mse", "tanh", optim.AdamW(lr=0.01, weight_decay=0.1), {}),
     "l2": ("cross_entropy", "tanh", optim.Adam(lr=0.01), {"l2": 0.01}),
-    "dropout": ("cross_entropy", "relu", optim.SGD(lr=0.05, momentum=0.5),
-                {"dropout": [0.3, 0.1]}),
+    "dropout": ("cross_entropy", "relu", optim.SGD(lr=0.05, momentum=0.5), {"dropout": [0.3, 0.1]}),
     "dropout-one-rate": ("mse", "tanh", optim.Adam(lr=0.005), {"dropout": 0.2}),
     "clip_norm": ("mse", "tanh", optim.SGD(lr=0.1), {"clip_norm": 0.05}),
-    "sample_weight": ("binary_cross_entropy", "tanh", optim.RMSprop(lr=0.003),
-                      {"sample_weight": "linspace"}),
-    "class_weight": ("cross_entropy", "tanh", optim.Adam(lr=0.01),
-                     {"class_weight": {0: 2.0, 1: 0.5}}),
-    "class_weight-balanced": ("cross_entropy", "tanh", optim.SGD(lr=0.05),
-                              {"class_weight": "balanced", "sample_weight": "linspace"}),
+    "sample_weight": (
+        "binary_cross_entropy",
+        "tanh",
+        optim.RMSprop(lr=0.003),
+        {"sample_weight": "linspace"},
+    ),
+    "class_weight": (
+        "cross_entropy",
+        "tanh",
+        optim.Adam(lr=0.01),
+        {"class_weight": {0: 2.0, 1: 0.5}},
+    ),
+    "class_weight-balanced": (
+        "cross_entropy",
+        "tanh",
+        optim.SGD(lr=0.05),
+        {"class_weight": "balanced", "sample_weight": "linspace"},
+    ),
     "no-shuffle": ("mse", "tanh", optim.Adam(lr=0.01), {"shuffle": False}),
-    "everything": ("cross_entropy", "relu", optim.AdamW(lr=0.01, amsgrad=True),
-                   {"l2": 0.001, "dropout": [0.2, 0.2], "clip_norm": 0.5,
-                    "sample_weight": "linspace", "class_weight": "balanced"}),
+    "everything": (
+        "cross_entropy",
+        "relu",
+        optim.AdamW(lr=0.01, amsgrad=True),
+        {
+            "l2": 0.001,
+            "dropout": [0.2, 0.2],
+            "clip_norm": 0.5,
+            "sample_weight": "linspace",
+            "class_weight": "balanced",
+        },
+    ),
 }
 
 
@@ -97,18 +127,22 @@ def test_train_epoch_matches_the_reference(case):
     assert relative_errors(rust, ref) == [0.0] * 6  # the same initial weights
     rust_losses, ref_losses = [], []
     for _ in range(EPOCHS):
-        rust_losses.append(rust.train_epoch(X, Y, batch_size=BATCH, optimizer=opt, seed=42,
-                                            **options))
-        ref_losses.append(ref.train_epoch(X, Y, batch_size=BATCH, optimizer=opt, seed=42,
-                                          **options))
+        rust_losses.append(
+            rust.train_epoch(X, Y, batch_size=BATCH, optimizer=opt, seed=42, **options)
+        )
+        ref_losses.append(
+            ref.train_epoch(X, Y, batch_size=BATCH, optimizer=opt, seed=42, **options)
+        )
     steps = rust.training_state.t
     assert steps == ref.training_state.t == EPOCHS * (N // BATCH) >= 200
     errors = relative_errors(rust, ref)
     assert max(errors) <= RTOL, f"{case}: relative weight errors {errors}"
     np.testing.assert_allclose(rust_losses, ref_losses, rtol=RTOL, atol=0)
     # it learned something, so the comparison is not between two frozen networks
-    moved = max(np.abs(W - W0).max() for (W, _), (W0, _) in
-                zip(rust.get_weights(), pair(loss, activation)[0].get_weights()))
+    moved = max(
+        np.abs(W - W0).max()
+        for (W, _), (W0, _) in zip(rust.get_weights(), pair(loss, activation)[0].get_weights())
+    )
     assert moved > 1e-3
 
 
@@ -121,8 +155,9 @@ def test_learning_rate_changes_match():
         for net in (rust, ref):
             if epoch:
                 net.set_learning_rate(lr)
-            net.train_epoch(X, Y, batch_size=BATCH, optimizer=optim.Adam(lr=0.02), seed=9,
-                            dropout=0.1)
+            net.train_epoch(
+                X, Y, batch_size=BATCH, optimizer=optim.Adam(lr=0.02), seed=9, dropout=0.1
+            )
         assert rust.learning_rate == ref.learning_rate == lr
     assert max(relative_errors(rust, ref)) <= RTOL
 
@@ -151,8 +186,16 @@ def test_fit_matches_the_reference_fit():
     rust = NeuralNetwork(SIZES, activation="tanh", loss="cross_entropy", seed=1)
     ref = ReferenceWithFit(SIZES, activation="tanh", loss="cross_entropy", seed=1)
     kwargs = dict(
-        epochs=30, batch_size=BATCH, optimizer="adam", learning_rate=0.02, seed=5, verbose=0,
-        validation_split=0.25, dropout=0.1, l2=1e-3, class_weight="balanced",
+        epochs=30,
+        batch_size=BATCH,
+        optimizer="adam",
+        learning_rate=0.02,
+        seed=5,
+        verbose=0,
+        validation_split=0.25,
+        dropout=0.1,
+        l2=1e-3,
+        class_weight="balanced",
         schedule=schedules.ReduceLROnPlateau(factor=0.5, patience=1),
         early_stopping={"patience": 4},
     )

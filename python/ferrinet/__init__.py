@@ -16,8 +16,8 @@ Saving: `net.save(path)` / `ferrinet.load(path)`, `net.to_bytes()` / `ferrinet.f
 from . import datasets, io, optim, reference, schedules
 from ._core import ACTIVATIONS, LOSSES, DivergenceError, ModelFormatError, __version__
 from .checks import GradcheckReport, ParityReport, check_parity, gradcheck
-from .network import Layer, NeuralNetwork, Neuron, TrainingRun
 from .io import from_bytes, load
+from .network import Layer, NeuralNetwork, Neuron, TrainingRun
 from .training import EarlyStopping, History
 
 __all__ = [

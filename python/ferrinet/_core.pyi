@@ -10,7 +10,16 @@ _ArrayLike: TypeAlias = npt.ArrayLike
 _Float64Array: TypeAlias = npt.NDArray[np.float64]
 _Network = TypeVar("_Network", bound="NeuralNetwork")
 
-__all__ = ["NeuralNetwork", "DivergenceError", "ModelFormatError", "ACTIVATIONS", "LOSSES", "__version__", "KERNELS", "_trace"]
+__all__ = [
+    "NeuralNetwork",
+    "DivergenceError",
+    "ModelFormatError",
+    "ACTIVATIONS",
+    "LOSSES",
+    "__version__",
+    "KERNELS",
+    "_trace",
+]
 
 ACTIVATIONS: List[str]
 KERNELS: str  # "avx2+fma" or "baseline": the per-sample kernels this CPU runs
@@ -51,7 +60,7 @@ class NeuralNetwork:
     def n_parameters(self) -> int: ...
     @property
     def dtype(self) -> str:
-        """"float64" or "float32": what the network computes in and returns."""
+        """ "float64" or "float32": what the network computes in and returns."""
     @property
     def n_threads(self) -> int:
         """Threads for large batch products (default 1): a large layer's neurons are cut

@@ -31,10 +31,7 @@ __all__ = [
 
 def _as_arrays(weights) -> list[tuple[np.ndarray, np.ndarray]]:
     """[(W, b)] per layer, as fresh float64 arrays (from lists or arrays)."""
-    return [
-        (np.array(W, dtype=np.float64), np.array(b, dtype=np.float64))
-        for W, b in weights
-    ]
+    return [(np.array(W, dtype=np.float64), np.array(b, dtype=np.float64)) for W, b in weights]
 
 
 # --------------------------------------------------------------------------------------------
@@ -285,9 +282,7 @@ def gradcheck(
     analytic = _as_arrays(raw)
     weights = _as_arrays(net.get_weights())
     if len(analytic) != len(weights):
-        raise ValueError(
-            f"gradients have {len(analytic)} layers, the network {len(weights)}"
-        )
+        raise ValueError(f"gradients have {len(analytic)} layers, the network {len(weights)}")
     for index, ((dW, db), (W, b)) in enumerate(zip(analytic, weights)):
         if dW.shape != W.shape or db.shape != b.shape:
             raise ValueError(

@@ -90,6 +90,7 @@ SeedLike = Union[int, np.random.Generator]
 # Argument checking
 # ---------------------------------------------------------------------------
 
+
 def _describe(value) -> str:
     """Short 'what was given' text for error messages."""
     text = repr(value)
@@ -108,8 +109,7 @@ def _check_int(name: str, value, minimum: Optional[int] = None) -> int:
     return value
 
 
-def _check_float(name: str, value, minimum: Optional[float] = None,
-                 strict: bool = False) -> float:
+def _check_float(name: str, value, minimum: Optional[float] = None, strict: bool = False) -> float:
     """Return ``value`` as a finite Python float (>= or > ``minimum``)."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a real number, got {_describe(value)}")
@@ -166,6 +166,7 @@ def _shuffled(rng: np.random.Generator, X: np.ndarray, y: np.ndarray):
 # Synthetic data
 # ---------------------------------------------------------------------------
 
+
 def xor() -> Tuple[np.ndarray, np.ndarray]:
     """The XOR problem: the four corners of the unit square.
 
@@ -184,8 +185,7 @@ def xor() -> Tuple[np.ndarray, np.ndarray]:
     return X, y
 
 
-def sine(n: int = 200, noise: float = 0.0, seed: SeedLike = 0
-         ) -> Tuple[np.ndarray, np.ndarray]:
+def sine(n: int = 200, noise: float = 0.0, seed: SeedLike = 0) -> Tuple[np.ndarray, np.ndarray]:
     """Noisy samples of the sine function, for 1-D regression.
 
     ``x ~ Uniform[-pi, pi]`` (``n`` independent draws, not sorted) and
@@ -207,8 +207,7 @@ def sine(n: int = 200, noise: float = 0.0, seed: SeedLike = 0
     return X, y
 
 
-def moons(n: int = 200, noise: float = 0.1, seed: SeedLike = 0
-          ) -> Tuple[np.ndarray, np.ndarray]:
+def moons(n: int = 200, noise: float = 0.1, seed: SeedLike = 0) -> Tuple[np.ndarray, np.ndarray]:
     """Two interleaving half circles ("moons"), a 2-class problem.
 
     Class 0 (``n // 2`` points) lies on the upper half of the unit circle,
@@ -241,8 +240,9 @@ def moons(n: int = 200, noise: float = 0.1, seed: SeedLike = 0
     return X, y
 
 
-def circles(n: int = 200, noise: float = 0.05, factor: float = 0.5,
-            seed: SeedLike = 0) -> Tuple[np.ndarray, np.ndarray]:
+def circles(
+    n: int = 200, noise: float = 0.05, factor: float = 0.5, seed: SeedLike = 0
+) -> Tuple[np.ndarray, np.ndarray]:
     """Two concentric circles, a 2-class problem.
 
     Class 0 (``n // 2`` points) lies on the unit circle and class 1 (the
@@ -282,8 +282,9 @@ def circles(n: int = 200, noise: float = 0.05, factor: float = 0.5,
     return X, y
 
 
-def spirals(n: int = 300, classes: int = 3, noise: float = 0.2,
-            seed: SeedLike = 0) -> Tuple[np.ndarray, np.ndarray]:
+def spirals(
+    n: int = 300, classes: int = 3, noise: float = 0.2, seed: SeedLike = 0
+) -> Tuple[np.ndarray, np.ndarray]:
     """Interleaved spiral arms, one per class (the CS231n "spiral" data).
 
     The ``n`` points are split as evenly as possible over the classes (the
@@ -315,9 +316,14 @@ def spirals(n: int = 300, classes: int = 3, noise: float = 0.2,
     return _shuffled(rng, np.vstack(parts_X), np.concatenate(parts_y))
 
 
-def blobs(n: int = 200, centers=3, n_features: Optional[int] = None,
-          cluster_std=1.0, center_box: Tuple[float, float] = (-10.0, 10.0),
-          seed: SeedLike = 0) -> Tuple[np.ndarray, np.ndarray]:
+def blobs(
+    n: int = 200,
+    centers=3,
+    n_features: Optional[int] = None,
+    cluster_std=1.0,
+    center_box: Tuple[float, float] = (-10.0, 10.0),
+    seed: SeedLike = 0,
+) -> Tuple[np.ndarray, np.ndarray]:
     """Isotropic Gaussian clusters ("blobs").
 
     Parameters
@@ -408,10 +414,9 @@ def blobs(n: int = 200, centers=3, n_features: Optional[int] = None,
     if center_array is None:
         center_array = rng.uniform(low, high, size=(k, d))
     sizes = _split_evenly(n, k)
-    X = np.vstack([
-        center_array[c] + stds[c] * rng.standard_normal((m, d))
-        for c, m in enumerate(sizes)
-    ])
+    X = np.vstack(
+        [center_array[c] + stds[c] * rng.standard_normal((m, d)) for c, m in enumerate(sizes)]
+    )
     y = np.repeat(np.arange(k, dtype=np.int64), sizes)
     return _shuffled(rng, X, y)
 
@@ -419,6 +424,7 @@ def blobs(n: int = 200, centers=3, n_features: Optional[int] = None,
 # ---------------------------------------------------------------------------
 # Real data
 # ---------------------------------------------------------------------------
+
 
 def _data_path(name: str) -> Path:
     path = _DATA_DIR / name
@@ -439,8 +445,9 @@ def _load_digits_raw() -> np.ndarray:
     table = np.array(rows, dtype=np.int64)
     expected = (_DIGITS_N, _DIGITS_SIDE * _DIGITS_SIDE + 1)
     if table.shape != expected:
-        raise ValueError(f"{_DIGITS_FILE}: expected a table of shape {expected}, "
-                         f"read {table.shape}")
+        raise ValueError(
+            f"{_DIGITS_FILE}: expected a table of shape {expected}, read {table.shape}"
+        )
     table.setflags(write=False)
     return table
 
@@ -457,8 +464,7 @@ def _load_iris_raw() -> Tuple[np.ndarray, np.ndarray]:
         raise ValueError(f"{_IRIS_FILE}: unexpected header {header}")
     rows = [row for row in reader if row]
     if len(rows) != n_samples:
-        raise ValueError(f"{_IRIS_FILE}: header announces {n_samples} rows, "
-                         f"found {len(rows)}")
+        raise ValueError(f"{_IRIS_FILE}: header announces {n_samples} rows, found {len(rows)}")
     X = np.array([[float(v) for v in row[:n_features]] for row in rows])
     y = np.array([int(row[n_features]) for row in rows], dtype=np.int64)
     X.setflags(write=False)
@@ -520,12 +526,12 @@ def iris() -> Tuple[np.ndarray, np.ndarray]:
 # Splitting
 # ---------------------------------------------------------------------------
 
+
 def _n_test_from(test_size, n: int) -> int:
     """Number of test samples for a fractional or absolute ``test_size``."""
     if isinstance(test_size, (bool, np.bool_)) or not isinstance(test_size, numbers.Real):
         raise TypeError(
-            "test_size must be a float in (0, 1) or an int count, "
-            f"got {_describe(test_size)}"
+            f"test_size must be a float in (0, 1) or an int count, got {_describe(test_size)}"
         )
     if isinstance(test_size, numbers.Integral):
         count = int(test_size)
@@ -538,8 +544,9 @@ def _n_test_from(test_size, n: int) -> int:
         return count
     fraction = float(test_size)
     if not 0.0 < fraction < 1.0:
-        raise ValueError(f"test_size as a float must be in the open interval (0, 1), "
-                         f"got {fraction}")
+        raise ValueError(
+            f"test_size as a float must be in the open interval (0, 1), got {fraction}"
+        )
     # Round up, but do not let a representation error (0.07 * 100 =
     # 7.000000000000001) add a whole sample.
     exact = fraction * n
@@ -552,8 +559,9 @@ def _n_test_from(test_size, n: int) -> int:
     return count
 
 
-def _stratified_test_indices(labels: np.ndarray, n_test: int,
-                             rng: np.random.Generator) -> np.ndarray:
+def _stratified_test_indices(
+    labels: np.ndarray, n_test: int, rng: np.random.Generator
+) -> np.ndarray:
     """Pick ``n_test`` indices so that each class keeps its share.
 
     Class ``c`` with ``n_c`` members gets ``floor(n_test * n_c / n)`` test
@@ -660,6 +668,7 @@ def train_test_split(X, y, test_size=0.25, seed: SeedLike = 0, stratify=False):
 # ---------------------------------------------------------------------------
 # Preprocessing
 # ---------------------------------------------------------------------------
+
 
 def _as_matrix(name: str, value) -> np.ndarray:
     """A finite float64 matrix of shape (n_samples, n_features)."""
@@ -787,14 +796,17 @@ def one_hot(y, n_classes: Optional[int] = None) -> np.ndarray:
     arr = np.asarray(y)
     if arr.ndim != 1:
         raise ValueError(f"y must be a 1-D array of class labels, got shape {arr.shape}")
-    if arr.dtype == np.bool_ or not (np.issubdtype(arr.dtype, np.integer)
-                                     or np.issubdtype(arr.dtype, np.floating)):
+    if arr.dtype == np.bool_ or not (
+        np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)
+    ):
         raise TypeError(f"y must contain integer class labels, got dtype {arr.dtype}")
     if np.issubdtype(arr.dtype, np.floating):
         if not np.all(np.isfinite(arr)) or np.any(arr != np.round(arr)):
             bad = arr[~np.isfinite(arr) | (arr != np.round(arr))][:5]
-            raise ValueError(f"y must contain integer class labels, got non-integer "
-                             f"values such as {bad.tolist()}")
+            raise ValueError(
+                f"y must contain integer class labels, got non-integer "
+                f"values such as {bad.tolist()}"
+            )
     if arr.size and arr.min() < 0:
         raise ValueError(f"class labels must be non-negative, got {arr.min()}")
     labels = arr.astype(np.int64)
@@ -813,8 +825,9 @@ def one_hot(y, n_classes: Optional[int] = None) -> np.ndarray:
     return out
 
 
-def batches(X, Y, batch_size: int, shuffle: bool = False, seed: SeedLike = 0
-            ) -> Iterator[Tuple[np.ndarray, np.ndarray]]:
+def batches(
+    X, Y, batch_size: int, shuffle: bool = False, seed: SeedLike = 0
+) -> Iterator[Tuple[np.ndarray, np.ndarray]]:
     """Iterate over mini-batches ``(X_batch, Y_batch)``.
 
     One pass covers every sample exactly once, in batches of ``batch_size``
@@ -846,11 +859,10 @@ def batches(X, Y, batch_size: int, shuffle: bool = False, seed: SeedLike = 0
     return _iterate_batches(X, Y, batch_size, order)
 
 
-def _iterate_batches(X: np.ndarray, Y: np.ndarray, batch_size: int,
-                     order: Optional[np.ndarray]):
+def _iterate_batches(X: np.ndarray, Y: np.ndarray, batch_size: int, order: Optional[np.ndarray]):
     for start in range(0, len(X), batch_size):
         if order is None:
-            yield X[start:start + batch_size], Y[start:start + batch_size]
+            yield X[start : start + batch_size], Y[start : start + batch_size]
         else:
-            idx = order[start:start + batch_size]
+            idx = order[start : start + batch_size]
             yield X[idx], Y[idx]

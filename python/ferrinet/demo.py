@@ -80,16 +80,23 @@ def article_example() -> None:
     prediction = net.predict(X)
     print(f"\n  {'x0':>3} {'x1':>3}  {'target':>6}  {'output':>8}  {'class':>5}")
     for x, t, p in zip(X, Y, prediction):
-        print(f"  {x[0]:>3.0f} {x[1]:>3.0f}  {t[0]:>6.0f}  {clean(p[0]):>8.4f}  {int(p[0] > 0.5):>5}")
+        print(
+            f"  {x[0]:>3.0f} {x[1]:>3.0f}  {t[0]:>6.0f}  {clean(p[0]):>8.4f}  {int(p[0] > 0.5):>5}"
+        )
     accuracy = float(np.mean((prediction > 0.5) == (Y > 0.5)))
     print(f"  accuracy {accuracy:.0%}")
 
     # A regression: the article's ReLU-everywhere network could not even output sin(x) < 0.
     X, Y = datasets.sine(200, noise=0.1, seed=0)
     X_train, X_test, Y_train, Y_test = datasets.train_test_split(X, Y, test_size=0.25, seed=0)
-    print("\nRegression: y = sin(x) + noise (sd 0.1), x in [-pi, pi]; 150 training, 50 test points.")
+    print(
+        "\nRegression: y = sin(x) + noise (sd 0.1), x in [-pi, pi]; 150 training, 50 test points."
+    )
     print(f"  {'network':<48}  {'train mse':>9}  {'test R^2':>8}")
-    for output, note in ((None, "identity output (ferrinet)"), ("relu", "relu output (the article, erratum 6)")):
+    for output, note in (
+        (None, "identity output (ferrinet)"),
+        ("relu", "relu output (the article, erratum 6)"),
+    ):
         net = ferrinet.NeuralNetwork([1, 16, 16, 1], output_activation=output, seed=0)
         losses = net.train(X_train, Y_train, 300, 0.005)
         r2 = r_squared(net.predict(X_test), Y_test)
@@ -114,9 +121,11 @@ def gradient_check(X_digits, y_digits) -> None:
     report = ferrinet.gradcheck(article_net, X, Y, gradients=reference.article_gradients)
     print("The article's backward pass (reference.article_gradients), 2-2-2 network, 8 samples:")
     print(_indent(str(report)))
-    print(f"-> a relative error of {report.max_rel_error:.2f}: {report.max_rel_error / report.tol:.1e} times the "
-          "tolerance.")
-    print("   What it gets wrong, by the numbers of article-errata.md:")
+    print(
+        f"-> a relative error of {report.max_rel_error:.2f}: {report.max_rel_error / report.tol:.1e} times the "
+        "tolerance."
+    )
+    print("   What it gets wrong, by the numbers of docs/article-errata.md:")
     print("   1  the last layer's weight gradients use the network's output, not its input;")
     print("   3  the error is sent back through weights it has already updated;")
     print("   5  the input of the layer below is recomputed, with the wrong layer (the layer list")
@@ -131,7 +140,9 @@ def gradient_check(X_digits, y_digits) -> None:
         print("   On a 2-8-1 network the article's code ran (unexpected).")
     except IndexError as error:
         print(f"   2  and on a 2-8-1 network it does not run at all: IndexError ({error}),")
-        print("      the error vector is sized by the output, not the layer's input; in Rust, a panic.")
+        print(
+            "      the error vector is sized by the output, not the layer's input; in Rust, a panic."
+        )
 
     net = ferrinet.NeuralNetwork([2, 2, 2], activation="relu", loss="mse", seed=0)
     net.set_weights(article_net.get_weights())  # the same seed draws them anyway (docs/maths.md)
@@ -140,13 +151,17 @@ def gradient_check(X_digits, y_digits) -> None:
     print(_indent(str(report)))
 
     print("\nParity: the Rust core and ferrinet.reference (pure Python, docs/maths.md operation by")
-    print("operation) take 200 SGD steps side by side on digits (64-32-10, softmax, cross-entropy),")
+    print(
+        "operation) take 200 SGD steps side by side on digits (64-32-10, softmax, cross-entropy),"
+    )
     print("comparing the loss and every weight after every step:")
     net = ferrinet.NeuralNetwork([64, 32, 10], loss="cross_entropy", seed=0)
     parity = ferrinet.check_parity(net, X_digits[:50], y_digits[:50], steps=200, learning_rate=0.01)
     print(_indent(str(parity)))
     print("  (The reference sums left to right; the Rust kernels sum in 8 lanes with fused")
-    print(f"  multiply-adds, so they differ by rounding: {parity.max_rel_diff_after_step1:.1e} after")
+    print(
+        f"  multiply-adds, so they differ by rounding: {parity.max_rel_diff_after_step1:.1e} after"
+    )
     print(f"  the first step, {parity.max_rel_diff:.1e} at most over all 200.)")
 
 
@@ -172,11 +187,15 @@ def digits_data():
 
 def digits(X_train, X_test, y_train, y_test) -> ferrinet.NeuralNetwork:
     section(3, "Real data: handwritten digits")
-    print(f"UCI digits: {len(X_train) + len(X_test)} images of 8x8 pixels, 10 classes; a stratified split")
+    print(
+        f"UCI digits: {len(X_train) + len(X_test)} images of 8x8 pixels, 10 classes; a stratified split"
+    )
     print(f"into {len(X_train)} training and {len(X_test)} test images; pixels standardized.")
     net = ferrinet.NeuralNetwork([64, 32, 10], activation="relu", loss="cross_entropy", seed=0)
     print(f"{net}")
-    print(f"Per-sample SGD, learning rate {DIGITS_LR}, {DIGITS_EPOCHS} epochs, one net.train call per epoch.\n")
+    print(
+        f"Per-sample SGD, learning rate {DIGITS_LR}, {DIGITS_EPOCHS} epochs, one net.train call per epoch.\n"
+    )
 
     def accuracy(X, y) -> float:
         return float(np.mean(net.predict(X).argmax(axis=1) == y))
@@ -187,8 +206,10 @@ def digits(X_train, X_test, y_train, y_test) -> ferrinet.NeuralNetwork:
         started = time.perf_counter()
         (loss,) = net.train(X_train, y_train, 1, DIGITS_LR)
         elapsed = time.perf_counter() - started
-        print(f"  {epoch:>5}  {loss:>10.4f}  {accuracy(X_train, y_train):>9.2%}  "
-              f"{accuracy(X_test, y_test):>8.2%}  {elapsed * 1e3:>6.1f} ms")
+        print(
+            f"  {epoch:>5}  {loss:>10.4f}  {accuracy(X_train, y_train):>9.2%}  "
+            f"{accuracy(X_test, y_test):>8.2%}  {elapsed * 1e3:>6.1f} ms"
+        )
     print(f"\nTest accuracy after {DIGITS_EPOCHS} epochs: {accuracy(X_test, y_test):.2%}")
     return net
 
@@ -221,8 +242,12 @@ def speed(X_train, y_train) -> None:
 
     rust_us, ref_us = rust_seconds / n * 1e6, ref_seconds / n * 1e6
     print(f"  {'implementation':<36}  {'total':>9}  {'per step':>11}")
-    print(f"  {'ferrinet (Rust), net.train':<36}  {rust_seconds * 1e3:>6.1f} ms  {rust_us:>8.2f} µs")
-    print(f"  {'ferrinet.reference (pure Python)':<36}  {ref_seconds * 1e3:>6.0f} ms  {ref_us:>8.1f} µs")
+    print(
+        f"  {'ferrinet (Rust), net.train':<36}  {rust_seconds * 1e3:>6.1f} ms  {rust_us:>8.2f} µs"
+    )
+    print(
+        f"  {'ferrinet.reference (pure Python)':<36}  {ref_seconds * 1e3:>6.0f} ms  {ref_us:>8.1f} µs"
+    )
     print(f"  Rust is {ref_us / rust_us:,.0f} times faster.")
     diff = max_abs_diff(net.get_weights(), ref.get_weights())
     same = (
@@ -230,8 +255,10 @@ def speed(X_train, y_train) -> None:
         if diff == 0.0
         else "the same up to rounding (Rust sums in 8 FMA lanes, the reference left to right)"
     )
-    print(f"\n  Same answer? max |W_rust - W_reference| = {diff:.1e} over the "
-          f"{net.n_parameters:,} parameters:")
+    print(
+        f"\n  Same answer? max |W_rust - W_reference| = {diff:.1e} over the "
+        f"{net.n_parameters:,} parameters:"
+    )
     print(f"  {same};")
     print(f"  epoch loss {rust_losses[0]!r} (Rust) vs {ref_losses[0]!r} (reference).")
     print("  (benches/bench_sgd.py compares with NumPy too: `make bench`.)")
@@ -251,23 +278,35 @@ def fit_and_pictures(out: Optional[Path], X_train, X_test, y_train, y_test) -> L
     net = ferrinet.NeuralNetwork([64, 64, 10], activation="relu", loss="cross_entropy", seed=0)
     started = time.perf_counter()
     history = net.fit(
-        X_train, y_train, epochs=200, batch_size=32, optimizer="adam", learning_rate=1e-3,
-        validation_split=0.15, early_stopping={"patience": 8}, verbose=0,
+        X_train,
+        y_train,
+        epochs=200,
+        batch_size=32,
+        optimizer="adam",
+        learning_rate=1e-3,
+        validation_split=0.15,
+        early_stopping={"patience": 8},
+        verbose=0,
     )
     elapsed = time.perf_counter() - started
     best = history.best_epoch
     assert best is not None
     print(f"  {net}")
-    print(f"  {history.epochs_completed} epochs in {elapsed:.2f} s, stopped: {history.stopped_reason};"
-          f" best epoch {best + 1}")
-    print(f"  (val_loss {history.val_loss[best]:.4f}, val_accuracy "
-          f"{history.metrics['val_accuracy'][best]:.2%})")
+    print(
+        f"  {history.epochs_completed} epochs in {elapsed:.2f} s, stopped: {history.stopped_reason};"
+        f" best epoch {best + 1}"
+    )
+    print(
+        f"  (val_loss {history.val_loss[best]:.4f}, val_accuracy "
+        f"{history.metrics['val_accuracy'][best]:.2%})"
+    )
     result = net.evaluate(X_test, y_test)
     print(f"  test loss {result['loss']:.4f}, test accuracy {result['accuracy']:.2%}")
 
     X, y = datasets.spirals(300, classes=3, noise=0.2, seed=0)
-    spirals = ferrinet.NeuralNetwork([2, 64, 64, 3], activation="relu", loss="cross_entropy",
-                                     seed=0)
+    spirals = ferrinet.NeuralNetwork(
+        [2, 64, 64, 3], activation="relu", loss="cross_entropy", seed=0
+    )
     spirals.fit(X, y, epochs=300, batch_size=32, learning_rate=0.01, verbose=0)
     spirals_accuracy = spirals.evaluate(X, y)["accuracy"]
     print(f"\nThree interleaved spirals (300 points in 2-D), {spirals}:")
@@ -305,8 +344,10 @@ def write_pictures(
     try:
         from ferrinet import plot
     except ImportError:
-        print("\nmatplotlib is not installed: skipped the pictures "
-              "(pip install ferrinet[plot] to get them).")
+        print(
+            "\nmatplotlib is not installed: skipped the pictures "
+            "(pip install ferrinet[plot] to get them)."
+        )
         return []
     directory = Path(out)
     directory.mkdir(parents=True, exist_ok=True)
@@ -320,7 +361,11 @@ def write_pictures(
         path = directory / "digits.png"
         n_wrong = int(np.sum(labels != predictions))
         plot.plot_digits(
-            images, labels, predictions, ncols=10, path=path,
+            images,
+            labels,
+            predictions,
+            ncols=10,
+            path=path,
             title=f"Test digits and the network's predictions ({n_wrong} wrong, in red)",
         )
         written.append(path)
@@ -343,11 +388,16 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         "digits, speed, and fit with pictures.",
     )
     parser.add_argument(
-        "--out", type=Path, default=DEFAULT_OUT, metavar="DIR",
+        "--out",
+        type=Path,
+        default=DEFAULT_OUT,
+        metavar="DIR",
         help=f"directory for the pictures (PNG; created if needed; default ./{DEFAULT_OUT}/)",
     )
     parser.add_argument(
-        "--no-plots", action="store_true", help="do not write the pictures",
+        "--no-plots",
+        action="store_true",
+        help="do not write the pictures",
     )
     return parser.parse_args(argv)
 
@@ -355,8 +405,10 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
 def main(argv: Optional[Sequence[str]] = None) -> None:
     args = parse_args(argv)
     started = time.perf_counter()
-    print(f"ferrinet {ferrinet.__version__}: the neural network of \"from scratch in Rust\", "
-          "with a correct backward pass")
+    print(
+        f'ferrinet {ferrinet.__version__}: the neural network of "from scratch in Rust", '
+        "with a correct backward pass"
+    )
     article_example()
     X_train, X_test, y_train, y_test = digits_data()
     gradient_check(X_train, y_train)

@@ -212,7 +212,14 @@ class Trace:
                 f"   input x = {vec(lt.input)}"
             )
             header = (
-                "neuron", "w", "b", "z = w.x + b", "a = f(z)", "delta = dL/dz", "dL/db", "dL/dw"
+                "neuron",
+                "w",
+                "b",
+                "z = w.x + b",
+                "a = f(z)",
+                "delta = dL/dz",
+                "dL/db",
+                "dL/dw",
             )
             rows = [
                 (

@@ -37,7 +37,13 @@ __all__ = ["from_sklearn", "to_sklearn"]
 
 # scikit-learn's hidden activation names -> ferrinet's, and back
 _TO_FERRINET = {"identity": "identity", "logistic": "sigmoid", "tanh": "tanh", "relu": "relu"}
-_TO_SKLEARN = {"identity": "identity", "linear": "identity", "sigmoid": "logistic", "tanh": "tanh", "relu": "relu"}
+_TO_SKLEARN = {
+    "identity": "identity",
+    "linear": "identity",
+    "sigmoid": "logistic",
+    "tanh": "tanh",
+    "relu": "relu",
+}
 # scikit-learn's out_activation_ -> (ferrinet output activation, loss)
 _OUTPUTS = {
     "softmax": ("softmax", "cross_entropy"),
@@ -87,8 +93,12 @@ def from_sklearn(model, dtype=None) -> NeuralNetwork:
         net = model.network_.copy()
         if dtype is not None and np.dtype(dtype).name != net.dtype:
             return _build(
-                net.sizes, net.activations[:-1], net.activations[-1], net.loss,
-                [(W, b) for W, b in net.get_weights()], dtype,
+                net.sizes,
+                net.activations[:-1],
+                net.activations[-1],
+                net.loss,
+                [(W, b) for W, b in net.get_weights()],
+                dtype,
             )
         return net
     name = type(model).__name__

@@ -331,9 +331,11 @@ def fit_record(run, fit: Dict[str, Any]):
         schedule, state = _UnsavedSchedule(name), _UnsavedState(name)
     else:
         _keys(sched_json, "fit.schedule", ["name", "options"])
-        cls = schedules.SCHEDULES.get(sched_json["name"]) if isinstance(
-            sched_json["name"], str
-        ) else None
+        cls = (
+            schedules.SCHEDULES.get(sched_json["name"])
+            if isinstance(sched_json["name"], str)
+            else None
+        )
         if cls is None:
             raise _bad(f"unknown schedule {sched_json['name']!r}")
         options = sched_json["options"]

@@ -211,9 +211,7 @@ class NeuralNetwork(FitMixin, _core.NeuralNetwork):
     @property
     def layers(self) -> List[Layer]:
         """Snapshots (copies) of every layer, input side first."""
-        return [
-            Layer(w, b, act) for (w, b), act in zip(self.get_weights(), self.activations)
-        ]
+        return [Layer(w, b, act) for (w, b), act in zip(self.get_weights(), self.activations)]
 
     def copy(self) -> "NeuralNetwork":
         """An independent network with the same architecture and weights."""
@@ -273,8 +271,10 @@ class NeuralNetwork(FitMixin, _core.NeuralNetwork):
             if run is not None:
                 self.__dict__["_run"] = None
             return None
-        if run is None or run.seed != info["seed"] or (
-            run.optimizer is not None and run.optimizer.name != info["optimizer"]
+        if (
+            run is None
+            or run.seed != info["seed"]
+            or (run.optimizer is not None and run.optimizer.name != info["optimizer"])
         ):
             run = TrainingRun(None, info["seed"])  # started by _start_training directly
             self.__dict__["_run"] = run
@@ -439,14 +439,10 @@ class NeuralNetwork(FitMixin, _core.NeuralNetwork):
         classes = self._classes(y, n)
         if isinstance(class_weight, str):
             if class_weight != "balanced":
-                raise ValueError(
-                    f"class_weight must be a dict or 'balanced', got {class_weight!r}"
-                )
+                raise ValueError(f"class_weight must be a dict or 'balanced', got {class_weight!r}")
             values, counts = np.unique(classes, return_counts=True)
             n_classes = len(values)
-            table = {
-                int(c): n / (n_classes * int(count)) for c, count in zip(values, counts)
-            }
+            table = {int(c): n / (n_classes * int(count)) for c, count in zip(values, counts)}
         else:
             table = self._check_class_weight(class_weight)
         factors = np.array([table.get(int(c), 1.0) for c in classes], dtype=np.float64)
@@ -489,7 +485,11 @@ class NeuralNetwork(FitMixin, _core.NeuralNetwork):
         n_classes = self.sizes[-1] if self.loss == "cross_entropy" else 2
         table = {}
         for c, w in class_weight.items():
-            if isinstance(c, bool) or not isinstance(c, numbers.Integral) or not 0 <= int(c) < n_classes:
+            if (
+                isinstance(c, bool)
+                or not isinstance(c, numbers.Integral)
+                or not 0 <= int(c) < n_classes
+            ):
                 raise ValueError(
                     f"class_weight: classes are integers in [0, {n_classes}), got {c!r}"
                 )

@@ -113,9 +113,7 @@ def to_onnx(
     ``IsADirectoryError`` for a path that cannot be written.
     """
     if not isinstance(net, _core.NeuralNetwork):
-        raise TypeError(
-            f"to_onnx exports a ferrinet.NeuralNetwork, got {_type_name(net)}"
-        )
+        raise TypeError(f"to_onnx exports a ferrinet.NeuralNetwork, got {_type_name(net)}")
     if not isinstance(include_output_activation, (bool, np.bool_)):
         raise TypeError(
             "include_output_activation must be True or False, got "
@@ -163,9 +161,7 @@ def _check_opset(opset: Any, newest: int) -> int:
 def _check_path(path: Any) -> str:
     """The path as str; refuses what cannot be a file path before anything is built."""
     if not isinstance(path, (str, bytes, os.PathLike)):
-        raise TypeError(
-            f"path must be a str or os.PathLike (or None), got {type(path).__name__}"
-        )
+        raise TypeError(f"path must be a str or os.PathLike (or None), got {type(path).__name__}")
     target = os.fsdecode(os.fspath(path))
     if target == "":
         raise ValueError("path must not be empty")
@@ -265,5 +261,3 @@ def _build(onnx: Any, net: Any, dtype: np.dtype, opset: int, with_output_activat
         },
     )
     return model
-
-

@@ -296,8 +296,6 @@ def make_optimizer(optimizer, learning_rate=None, **options):
     _registry.check_options(cls, options)
     if learning_rate is not None:
         if "lr" in options:
-            raise ValueError(
-                "give the learning rate once: learning_rate= or lr=, not both"
-            )
+            raise ValueError("give the learning rate once: learning_rate= or lr=, not both")
         options["lr"] = learning_rate
     return cls(**options)

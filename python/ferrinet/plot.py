@@ -42,7 +42,16 @@ import numbers
 import os
 from pathlib import Path
 from typing import (
-    Any, Callable, Dict, List, Literal, Mapping, Optional, Sequence, Tuple, Union,
+    Any,
+    Callable,
+    Dict,
+    List,
+    Literal,
+    Mapping,
+    Optional,
+    Sequence,
+    Tuple,
+    Union,
 )
 
 import numpy as np
@@ -117,8 +126,7 @@ def _check_dpi(dpi: object) -> Optional[float]:
 def _check_ax(ax: object) -> Optional[Axes]:
     if ax is not None and not isinstance(ax, Axes):
         raise TypeError(
-            f"ax must be a matplotlib Axes (e.g. from plt.subplots()) or None, got "
-            f"{_describe(ax)}"
+            f"ax must be a matplotlib Axes (e.g. from plt.subplots()) or None, got {_describe(ax)}"
         )
     return ax
 
@@ -271,8 +279,7 @@ def _curve(name: str, values: object) -> np.ndarray:
         array = np.asarray(values, dtype=np.float64)
     except (TypeError, ValueError) as error:
         raise TypeError(
-            f"history[{name!r}] must be a list of numbers (one per epoch), got "
-            f"{_describe(values)}"
+            f"history[{name!r}] must be a list of numbers (one per epoch), got {_describe(values)}"
         ) from error
     if array.ndim != 1:
         raise ValueError(
@@ -348,15 +355,24 @@ def _read_history(
 
 
 def _draw_curves(
-    ax: Axes, x: np.ndarray, curves: Dict[str, np.ndarray], names: Sequence[str],
-    colors: Mapping[str, str], linestyle: str = "-",
+    ax: Axes,
+    x: np.ndarray,
+    curves: Dict[str, np.ndarray],
+    names: Sequence[str],
+    colors: Mapping[str, str],
+    linestyle: str = "-",
 ) -> List[Any]:
     marker = "o" if len(x) <= 30 else None
     lines = []
     for name in names:
         (line,) = ax.plot(
-            x, curves[name], linestyle=linestyle, marker=marker, markersize=3,
-            color=colors[name], label=_PRETTY.get(name, name),
+            x,
+            curves[name],
+            linestyle=linestyle,
+            marker=marker,
+            markersize=3,
+            color=colors[name],
+            label=_PRETTY.get(name, name),
         )
         lines.append(line)
     return lines
@@ -424,7 +440,10 @@ def plot_history(
     if best is not None and 0 <= best < len(x):
         handles.append(
             loss_ax.axvline(
-                x[best], color="0.4", linestyle=":", linewidth=1.2,
+                x[best],
+                color="0.4",
+                linestyle=":",
+                linewidth=1.2,
                 label=f"best epoch ({int(x[best])})",
             )
         )
@@ -644,27 +663,49 @@ def plot_decision_boundary(
     palette = class_colors(n_colors)
     size = 24.0 if len(points) <= 500 else 10.0
     legend: List[Any] = [
-        Patch(facecolor=region_colors(n_colors)[k], edgecolor=palette[k],
-              label=f"class {_label_text(c)}")
+        Patch(
+            facecolor=region_colors(n_colors)[k],
+            edgecolor=palette[k],
+            label=f"class {_label_text(c)}",
+        )
         for k, c in enumerate(classes)
     ]
     if labels is None:
-        axes.scatter(points[:, 0], points[:, 1], s=size, c="0.3", edgecolors="white",
-                     linewidths=0.5)
+        axes.scatter(
+            points[:, 0], points[:, 1], s=size, c="0.3", edgecolors="white", linewidths=0.5
+        )
         accuracy_text = ""
     else:
         true_class = _class_index(labels, classes, "y")
-        axes.scatter(points[:, 0], points[:, 1], s=size, c=np.asarray(palette)[true_class],
-                     edgecolors="black", linewidths=0.5)
+        axes.scatter(
+            points[:, 0],
+            points[:, 1],
+            s=size,
+            c=np.asarray(palette)[true_class],
+            edgecolors="black",
+            linewidths=0.5,
+        )
         wrong = np.asarray(point_predictions != labels, dtype=bool)
         if np.any(wrong):
-            axes.scatter(points[wrong, 0], points[wrong, 1], s=size * 1.6, marker="x",
-                         c="black", linewidths=1.2)
-            legend.append(Line2D([], [], color="black", marker="x", linestyle="",
-                                 label=f"misclassified ({int(wrong.sum())})"))
-        accuracy_text = (
-            f": {1.0 - wrong.mean():.1%} of {len(points)} points right"
-        )
+            axes.scatter(
+                points[wrong, 0],
+                points[wrong, 1],
+                s=size * 1.6,
+                marker="x",
+                c="black",
+                linewidths=1.2,
+            )
+            legend.append(
+                Line2D(
+                    [],
+                    [],
+                    color="black",
+                    marker="x",
+                    linestyle="",
+                    label=f"misclassified ({int(wrong.sum())})",
+                )
+            )
+        accuracy_text = f": {1.0 - wrong.mean():.1%} of {len(points)} points right"
     axes.set_xlim(extent[0], extent[1])
     axes.set_ylim(extent[2], extent[3])
     axes.set_xlabel("x[0]")
@@ -791,8 +832,13 @@ def plot_digits(
         x0 = left0 + c * cell_w
         y0 = head + r * cell_h + line_h * lines + gap / 2.0  # top of the picture
         canvas.imshow(
-            shown[k], cmap=cmap, vmin=vmin, vmax=vmax, interpolation="nearest",
-            extent=(x0, x0 + side, y0 + side, y0), aspect="auto",
+            shown[k],
+            cmap=cmap,
+            vmin=vmin,
+            vmax=vmax,
+            interpolation="nearest",
+            extent=(x0, x0 + side, y0 + side, y0),
+            aspect="auto",
         )
         parts = []
         if true is not None:
@@ -802,13 +848,22 @@ def plot_digits(
         mistake = wrong is not None and bool(wrong[k])
         if parts:
             canvas.text(
-                x0 + side / 2.0, y0 - 0.03, "\n".join(parts), ha="center", va="bottom",
-                fontsize=8, color="red" if mistake else "black",
+                x0 + side / 2.0,
+                y0 - 0.03,
+                "\n".join(parts),
+                ha="center",
+                va="bottom",
+                fontsize=8,
+                color="red" if mistake else "black",
                 fontweight="bold" if mistake else "normal",
             )
         canvas.add_patch(
             Rectangle(
-                (x0, y0), side, side, fill=False, edgecolor="red" if mistake else "0.8",
+                (x0, y0),
+                side,
+                side,
+                fill=False,
+                edgecolor="red" if mistake else "0.8",
                 linewidth=2.5 if mistake else 0.5,
             )
         )

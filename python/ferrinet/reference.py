@@ -25,7 +25,7 @@ from ``ferrinet.optim`` (configuration only: the reference reads ``optimizer.to_
 flat dict the Rust binding reads too).
 
 At the end, ``article_backward`` keeps the blog post's backward pass (wrong on purpose, with its
-errata numbered as in ``article-errata.md``) so that tests can show what goes wrong with it.
+errata numbered as in ``docs/article-errata.md``) so that tests can show what goes wrong with it.
 """
 
 from __future__ import annotations
@@ -47,6 +47,7 @@ except ImportError:  # reference.py loaded as a lone file: no fit
 
     class _FitMixin:  # type: ignore[no-redef]
         pass
+
 
 __all__ = [
     "ACTIVATIONS",
@@ -230,8 +231,7 @@ def mse_delta(z, a, t, f_prime):
     n, m = len(a), len(a[0])
     c = 2.0 / (n * m)
     return [
-        [(c * (a[k][i] - t[k][i])) * f_prime(z[k][i], a[k][i]) for i in range(m)]
-        for k in range(n)
+        [(c * (a[k][i] - t[k][i])) * f_prime(z[k][i], a[k][i]) for i in range(m)] for k in range(n)
     ]
 
 
@@ -270,9 +270,7 @@ def cross_entropy_per_sample(z, a, t):
         mx = max(z[k])
         s = _sum(math.exp(z[k][i] - mx) for i in range(m))
         lse = mx + math.log(s)
-        losses.append(
-            _sum(t[k][i] * (lse - z[k][i]) for i in range(m) if t[k][i] != 0.0)
-        )
+        losses.append(_sum(t[k][i] * (lse - z[k][i]) for i in range(m) if t[k][i] != 0.0))
     return losses
 
 
@@ -329,19 +327,14 @@ def mse_weighted_delta(z, a, t, f_prime, w, S):
     delta = []
     for k in range(len(a)):
         c_k = (2.0 * w[k]) / (S * m)
-        delta.append(
-            [(c_k * (a[k][i] - t[k][i])) * f_prime(z[k][i], a[k][i]) for i in range(m)]
-        )
+        delta.append([(c_k * (a[k][i] - t[k][i])) * f_prime(z[k][i], a[k][i]) for i in range(m)])
     return delta
 
 
 def binary_cross_entropy_per_sample(z, a, t):
     """l_k = (sum over i of bce_with_logits(z, t)) / m."""
     m = len(z[0])
-    return [
-        _sum(bce_with_logits(z[k][i], t[k][i]) for i in range(m)) / m
-        for k in range(len(z))
-    ]
+    return [_sum(bce_with_logits(z[k][i], t[k][i]) for i in range(m)) / m for k in range(len(z))]
 
 
 def binary_cross_entropy_weighted_delta(z, a, t, f_prime, w, S):
@@ -447,8 +440,7 @@ def draw_dropout_masks(rates, n, widths, rng):
     """One mask per hidden layer, in layer order: None where p = 0 (nothing drawn), else
     ``DropoutMask.draw(p, n, width, rng)``. ``rates`` and ``widths``: one per hidden layer."""
     return [
-        None if p == 0.0 else DropoutMask.draw(p, n, width, rng)
-        for p, width in zip(rates, widths)
+        None if p == 0.0 else DropoutMask.draw(p, n, width, rng) for p, width in zip(rates, widths)
     ]
 
 
@@ -735,10 +727,7 @@ class Layer:
         """
         n = len(x)
         dW = [
-            [
-                _sum(delta[k][i] * x[k][j] for k in range(n))
-                for j in range(self.n_inputs)
-            ]
+            [_sum(delta[k][i] * x[k][j] for k in range(n)) for j in range(self.n_inputs)]
             for i in range(self.n_outputs)
         ]
         db = [_sum(delta[k][i] for k in range(n)) for i in range(self.n_outputs)]
@@ -783,9 +772,7 @@ class NeuralNetwork(_FitMixin):
     ``learning_rate`` reads. ``copy()`` copies the state too.
     """
 
-    def __init__(
-        self, sizes, activation="relu", output_activation=None, loss="mse", seed=0
-    ):
+    def __init__(self, sizes, activation="relu", output_activation=None, loss="mse", seed=0):
         sizes = _check_sizes(sizes)
         loss = _check_name(loss, LOSSES, "loss")
         n_hidden = len(sizes) - 2
@@ -944,10 +931,7 @@ class NeuralNetwork(_FitMixin):
                 _, z_prev, a_prev = cache[index - 1]
                 f_prime = ACTIVATIONS[self._layers[index - 1].activation][1]
                 delta = [
-                    [
-                        dx[k][j] * f_prime(z_prev[k][j], a_prev[k][j])
-                        for j in range(layer.n_inputs)
-                    ]
+                    [dx[k][j] * f_prime(z_prev[k][j], a_prev[k][j]) for j in range(layer.n_inputs)]
                     for k in range(len(dx))
                 ]
         if l2 != 0.0:
@@ -965,9 +949,7 @@ class NeuralNetwork(_FitMixin):
         if sample_weight is not None:
             w = _check_sample_weight(sample_weight, len(x))
             if _sum(w) == 0.0:
-                raise ValueError(
-                    "sample_weight: the weights sum to 0; nothing to average"
-                )
+                raise ValueError("sample_weight: the weights sum to 0; nothing to average")
         if masks is not None:
             masks = list(masks)
             widths = [layer.n_outputs for layer in self._layers[:-1]]
@@ -978,8 +960,7 @@ class NeuralNetwork(_FitMixin):
                 )
             for index, (mask, width) in enumerate(zip(masks, widths)):
                 if mask is not None and (
-                    len(mask.keep) != len(x)
-                    or any(len(row) != width for row in mask.keep)
+                    len(mask.keep) != len(x) or any(len(row) != width for row in mask.keep)
                 ):
                     raise ValueError(
                         f"masks[{index}]: expected shape ({len(x)}, {width}), "
@@ -1226,9 +1207,7 @@ class NeuralNetwork(_FitMixin):
             rates = list(dropout)
         else:
             rates = [dropout] * n_hidden
-        return [
-            _check_real(p, "dropout", low=0.0, high=1.0, high_open=True) for p in rates
-        ]
+        return [_check_real(p, "dropout", low=0.0, high=1.0, high_open=True) for p in rates]
 
     def _optimizer(self, optimizer, learning_rate, options):
         """An optimizer object: ``ferrinet.optim.make_optimizer`` (names or objects)."""
@@ -1250,9 +1229,7 @@ class NeuralNetwork(_FitMixin):
         """Replace every layer's (W, b). Shapes are checked before anything changes."""
         weights = _plain(weights)
         if len(weights) != len(self._layers):
-            raise ValueError(
-                f"expected (W, b) for {len(self._layers)} layers, got {len(weights)}"
-            )
+            raise ValueError(f"expected (W, b) for {len(self._layers)} layers, got {len(weights)}")
         new = []
         for index, (layer, pair) in enumerate(zip(self._layers, weights)):
             W, b = (_plain(p) for p in pair)
@@ -1281,15 +1258,11 @@ class NeuralNetwork(_FitMixin):
         n_in = self._layers[0].n_inputs
         x = _plain(x)
         if not _is_row(x):
-            raise ValueError(
-                f"expected a sample ({n_in},) or a batch (n, {n_in}), got {x!r}"
-            )
+            raise ValueError(f"expected a sample ({n_in},) or a batch (n, {n_in}), got {x!r}")
         items = [_plain(v) for v in x]
         nested = [_is_row(v) for v in items]
         if items and all(nested):
-            return [
-                _float_row(row, n_in, f"input row {k}") for k, row in enumerate(items)
-            ], False
+            return [_float_row(row, n_in, f"input row {k}") for k, row in enumerate(items)], False
         if any(nested):
             raise ValueError("inputs mix numbers and rows")
         return [_float_row(items, n_in, "input")], True
@@ -1324,14 +1297,10 @@ class NeuralNetwork(_FitMixin):
             for k, row in enumerate(rows):
                 if _is_int(row):
                     if not 0 <= row < m:
-                        raise ValueError(
-                            f"class index {row} of sample {k} is not in [0, {m})"
-                        )
+                        raise ValueError(f"class index {row} of sample {k} is not in [0, {m})")
                     targets.append([1.0 if i == row else 0.0 for i in range(m)])
                 else:
-                    targets.append(
-                        _float_row(row, m, f"target row {k}", low=0.0, high=1.0)
-                    )
+                    targets.append(_float_row(row, m, f"target row {k}", low=0.0, high=1.0))
             return targets
 
         if self._loss == "binary_cross_entropy":
@@ -1346,16 +1315,10 @@ class NeuralNetwork(_FitMixin):
             # a 1-D Y is a column when the network has one output
             rows = [[v] for v in y]
         else:
-            raise ValueError(
-                f"expected targets of shape ({n}, {m}), got shape {_shape(y)}"
-            )
+            raise ValueError(f"expected targets of shape ({n}, {m}), got shape {_shape(y)}")
         if len(rows) != n:
-            raise ValueError(
-                f"expected targets of shape ({n}, {m}), got shape {_shape(y)}"
-            )
-        return [
-            _float_row(row, m, f"target row {k}", **check) for k, row in enumerate(rows)
-        ]
+            raise ValueError(f"expected targets of shape ({n}, {m}), got shape {_shape(y)}")
+        return [_float_row(row, m, f"target row {k}", **check) for k, row in enumerate(rows)]
 
 
 def _plain(value):
@@ -1412,13 +1375,9 @@ def _check_real(value, what, low=None, high=None, low_open=False, high_open=Fals
     if not math.isfinite(value):
         raise ValueError(f"{what} must be finite, got {value}")
     if low is not None and (value <= low if low_open else value < low):
-        raise ValueError(
-            f"{what} must be {'>' if low_open else '>='} {low}, got {value!r}"
-        )
+        raise ValueError(f"{what} must be {'>' if low_open else '>='} {low}, got {value!r}")
     if high is not None and (value >= high if high_open else value > high):
-        raise ValueError(
-            f"{what} must be {'<' if high_open else '<='} {high}, got {value!r}"
-        )
+        raise ValueError(f"{what} must be {'<' if high_open else '<='} {high}, got {value!r}")
     return value
 
 
@@ -1437,22 +1396,13 @@ def _check_sample_weight(sample_weight, n):
         raise ValueError(
             f"sample_weight: expected {n} weights (one per sample), got shape {_shape(sample_weight)}"
         )
-    return [
-        _check_real(w, f"sample_weight[{k}]", low=0.0)
-        for k, w in enumerate(sample_weight)
-    ]
+    return [_check_real(w, f"sample_weight[{k}]", low=0.0) for k, w in enumerate(sample_weight)]
 
 
 def _check_sizes(sizes):
     sizes = _plain(sizes)
-    if (
-        not _is_row(sizes)
-        or len(sizes) < 2
-        or not all(_is_int(s) and s >= 1 for s in sizes)
-    ):
-        raise ValueError(
-            f"sizes must be a list of at least 2 integers >= 1, got {sizes!r}"
-        )
+    if not _is_row(sizes) or len(sizes) < 2 or not all(_is_int(s) and s >= 1 for s in sizes):
+        raise ValueError(f"sizes must be a list of at least 2 integers >= 1, got {sizes!r}")
     return list(sizes)
 
 
@@ -1467,13 +1417,9 @@ def _check_name(name, table, what):
 def _check_output_for_loss(output, loss):
     required = {"binary_cross_entropy": "sigmoid", "cross_entropy": "softmax"}.get(loss)
     if required is not None and output != required:
-        raise ValueError(
-            f"loss {loss!r} requires output_activation {required!r}, got {output!r}"
-        )
+        raise ValueError(f"loss {loss!r} requires output_activation {required!r}, got {output!r}")
     if loss == "mse" and output == "softmax":
-        raise ValueError(
-            "loss 'mse' does not allow a softmax output; use cross_entropy"
-        )
+        raise ValueError("loss 'mse' does not allow a softmax output; use cross_entropy")
 
 
 # --------------------------------------------------------------------------------------------
@@ -1497,7 +1443,7 @@ def article_backward(net, x, y, learning_rate):
     """The blog post's ``NeuralNetwork::backward``, translated line by line (one sample).
 
     Mutates ``net`` in place, like the article, and returns nothing. It is wrong; each erratum
-    of ``article-errata.md`` is marked where it happens. Erratum 4 (the Rust does not compile:
+    of ``docs/article-errata.md`` is marked where it happens. Erratum 4 (the Rust does not compile:
     ``layer != self.layers.first().unwrap()`` borrows ``self.layers`` while ``iter_mut`` holds it,
     and ``Layer`` has no ``PartialEq``) cannot be reproduced in Python; here the comparison is
     by identity. Index errors are not caught: where the Rust would panic, this raises IndexError.
@@ -1541,9 +1487,7 @@ def article_backward(net, x, y, learning_rate):
         if layer is not net.layers[0]:  # erratum 4: in Rust this line does not compile
             # Erratum 5: the layer list indexed by a NEURON COUNT; the input of the layer below
             # was known from the forward pass, nothing needs recomputing.
-            layer_inputs = _article_layer_forward(
-                net.layers[len(layer.neurons) - 1], layer_inputs
-            )
+            layer_inputs = _article_layer_forward(net.layers[len(layer.neurons) - 1], layer_inputs)
 
 
 def article_gradients(net, X, Y, learning_rate=1e-3):
@@ -1567,6 +1511,4 @@ def article_gradients(net, X, Y, learning_rate=1e-3):
                     dW[i][j] += (W0[i][j] - W1[i][j]) / learning_rate
                 db[i] += (b0[i] - b1[i]) / learning_rate
     n = len(rows)
-    return [
-        ([[v / n for v in row] for row in dW], [v / n for v in db]) for dW, db in total
-    ]
+    return [([[v / n for v in row] for row in dW], [v / n for v in db]) for dW, db in total]

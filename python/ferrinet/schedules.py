@@ -202,10 +202,7 @@ class CosineAnnealingLR(_Schedule):
 
     def lr_at(self, lr0, epoch):
         eta_min = self.eta_min
-        return (
-            eta_min
-            + (lr0 - eta_min) * (1.0 + math.cos(math.pi * epoch / self.T_max)) / 2.0
-        )
+        return eta_min + (lr0 - eta_min) * (1.0 + math.cos(math.pi * epoch / self.T_max)) / 2.0
 
 
 @dataclass(frozen=True)
@@ -264,9 +261,7 @@ class _PlateauState:
 
     def end_epoch(self, epoch, monitored_loss):
         s = self.schedule
-        if isinstance(monitored_loss, bool) or not isinstance(
-            monitored_loss, numbers.Real
-        ):
+        if isinstance(monitored_loss, bool) or not isinstance(monitored_loss, numbers.Real):
             raise TypeError(
                 f"ReduceLROnPlateau needs the monitored loss, a number; got {monitored_loss!r}"
             )
@@ -293,8 +288,7 @@ class _PlateauState:
 
 
 SCHEDULES = {
-    cls.name: cls
-    for cls in (Constant, StepLR, ExponentialLR, CosineAnnealingLR, ReduceLROnPlateau)
+    cls.name: cls for cls in (Constant, StepLR, ExponentialLR, CosineAnnealingLR, ReduceLROnPlateau)
 }
 
 # every schedule's every field, for the flat to_dict the Rust binding reads

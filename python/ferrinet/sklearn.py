@@ -142,10 +142,10 @@ except ImportError as _err:  # pragma: no cover - exercised in a subprocess by t
     raise ImportError(f"{_INSTALL_HINT} ({_err})") from _err
 
 from . import optim as _optim
+from . import training as _training
 from ._core import ACTIVATIONS as _FERRINET_ACTIVATIONS
 from ._core import DivergenceError
 from .network import NeuralNetwork
-from . import training as _training
 from .training import _plain, check_epoch_options
 
 __all__ = ["MLPClassifier", "MLPRegressor", "expected_failed_checks"]
@@ -171,6 +171,7 @@ def expected_failed_checks(estimator):
     if getattr(estimator, "dtype", "float64") in ("float32", np.float32):
         failures["check_sample_weight_equivalence_on_dense_data"] = _FLOAT32_SAMPLE_WEIGHT_REASON
     return failures
+
 
 # scikit-learn's hidden activations and ferrinet's: name given -> ferrinet name.
 _HIDDEN = {name: name for name in _FERRINET_ACTIVATIONS if name != "softmax"}
@@ -238,7 +239,9 @@ def _activations(value, n_hidden):
     if isinstance(value, str):
         names = [value] * n_hidden
         if value not in _HIDDEN:
-            raise ValueError(f"activation must be one of {valid} (or a list of them); got {value!r}")
+            raise ValueError(
+                f"activation must be one of {valid} (or a list of them); got {value!r}"
+            )
     else:
         if not isinstance(value, (list, tuple)):
             raise TypeError(
@@ -325,14 +328,18 @@ class _BaseMLP(BaseEstimator):
         p.alpha = _real("alpha", self.alpha, low=0.0)
         if isinstance(self.batch_size, str):
             if self.batch_size != "auto":
-                raise ValueError(f"batch_size must be 'auto' or an integer >= 1, got {self.batch_size!r}")
+                raise ValueError(
+                    f"batch_size must be 'auto' or an integer >= 1, got {self.batch_size!r}"
+                )
             p.batch_size = "auto"
         else:
             p.batch_size = _int("batch_size", self.batch_size, 1)
         p.learning_rate = _choice(
             "learning_rate", self.learning_rate, ("constant", "invscaling", "adaptive")
         )
-        p.learning_rate_init = _real("learning_rate_init", self.learning_rate_init, low=0.0, low_open=True)
+        p.learning_rate_init = _real(
+            "learning_rate_init", self.learning_rate_init, low=0.0, low_open=True
+        )
         p.power_t = _real("power_t", self.power_t, low=0.0)
         p.max_iter = _int("max_iter", self.max_iter, 1)
         p.shuffle = _bool("shuffle", self.shuffle)
@@ -701,7 +708,11 @@ class _BaseMLP(BaseEstimator):
             raise TypeError(
                 "validation_data must be a pair (X_val, y_val) or a triple (X_val, y_val, "
                 f"sample_weight_val), got {type(validation_data).__name__}"
-                + (f" of length {len(validation_data)}" if hasattr(validation_data, "__len__") else "")
+                + (
+                    f" of length {len(validation_data)}"
+                    if hasattr(validation_data, "__len__")
+                    else ""
+                )
             )
         Xv, yv = validation_data[0], validation_data[1]
         wv = validation_data[2] if len(validation_data) == 3 else None
@@ -929,9 +940,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         if yv.ndim == 2 and yv.shape[1] == 1:
             yv = yv.ravel()
         if yv.shape[0] != n:
-            raise ValueError(
-                f"validation_data: X_val has {n} samples but y_val has {yv.shape[0]}"
-            )
+            raise ValueError(f"validation_data: X_val has {n} samples but y_val has {yv.shape[0]}")
         unknown = np.setdiff1d(unique_labels(yv), self.classes_)
         if len(unknown):
             raise ValueError(

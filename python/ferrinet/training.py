@@ -252,7 +252,11 @@ def accuracy(loss, predictions, Y, sample_weight=None):
         correct = []
         for p, t in zip(P, Y):
             pred = max(range(len(p)), key=p.__getitem__)
-            true = max(range(len(t)), key=list(t).__getitem__) if isinstance(t, (list, tuple)) else int(t)
+            true = (
+                max(range(len(t)), key=list(t).__getitem__)
+                if isinstance(t, (list, tuple))
+                else int(t)
+            )
             correct.append(1.0 if pred == true else 0.0)
     else:
         correct = []
@@ -419,8 +423,7 @@ class EarlyStopping:
         if any(hasattr(value, name) for name in valid):
             return cls(**{name: getattr(value, name) for name in valid if hasattr(value, name)})
         raise TypeError(
-            "early_stopping must be None, True, a dict or an EarlyStopping object, got "
-            f"{value!r}"
+            f"early_stopping must be None, True, a dict or an EarlyStopping object, got {value!r}"
         )
 
 
@@ -568,7 +571,7 @@ class FitMixin:
             seed = secrets.randbits(64)
         # setattr: an assignment here would declare `training_state` a plain attribute of
         # every FitMixin, which ferrinet.NeuralNetwork's read-only property could not override
-        setattr(self, "training_state", reference.TrainingState(seed, optimizer, self.n_parameters))
+        self.training_state = reference.TrainingState(seed, optimizer, self.n_parameters)
 
     # ----- evaluate
     def evaluate(self: Any, X, Y, sample_weight=None):
@@ -709,7 +712,11 @@ class FitMixin:
             opt = make_optimizer(
                 "adam" if optimizer is None else optimizer, learning_rate, **optimizer_options
             )
-            if continuing and run_optimizer is not None and opt.to_dict() != run_optimizer.to_dict():
+            if (
+                continuing
+                and run_optimizer is not None
+                and opt.to_dict() != run_optimizer.to_dict()
+            ):
                 raise ValueError(
                     f"warm_start=True continues the training run started with {run_optimizer!r}, "
                     f"got {opt!r}; leave optimizer out, or pass warm_start=False (or call "
@@ -759,7 +766,11 @@ class FitMixin:
                 raise TypeError(
                     "validation_data must be a pair (X_val, Y_val) or a triple (X_val, Y_val, "
                     f"sample_weight_val), got {type(validation_data).__name__}"
-                    + (f" of length {len(validation_data)}" if hasattr(validation_data, "__len__") else "")
+                    + (
+                        f" of length {len(validation_data)}"
+                        if hasattr(validation_data, "__len__")
+                        else ""
+                    )
                 )
             val = tuple(validation_data) + ((None,) if len(validation_data) == 2 else ())
             _batch_length(val[0], "validation_data X")
@@ -782,8 +793,11 @@ class FitMixin:
                 if stopping.monitor not in available:
                     raise ValueError(
                         f"early_stopping: cannot monitor {stopping.monitor!r}"
-                        + ("" if val is not None or not stopping.monitor.startswith("val_")
-                           else " without validation data")
+                        + (
+                            ""
+                            if val is not None or not stopping.monitor.startswith("val_")
+                            else " without validation data"
+                        )
                         + f"; available: {', '.join(available)}"
                     )
                 monitor = stopping.monitor
@@ -863,7 +877,9 @@ class FitMixin:
                 if classifier:
                     logs["accuracy"] = accuracy(self.loss, self.predict(X_tr), Y_tr, w_tr)
                 if val is not None:
-                    logs["val_loss"] = float(self.compute_loss(val[0], val[1], sample_weight=val[2]))
+                    logs["val_loss"] = float(
+                        self.compute_loss(val[0], val[1], sample_weight=val[2])
+                    )
                     if classifier:
                         logs["val_accuracy"] = accuracy(
                             self.loss, self.predict(val[0]), val[1], val[2]
