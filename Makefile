@@ -1,6 +1,7 @@
 # The two commands of the README:
 #   make demo   sets up a fresh clone (virtualenv, dependencies, release build) and runs the demo
 #   make test   sets up the same way and runs every test (cargo test + pytest)
+#   make lint   rustfmt, clippy -D warnings, ruff check and ruff format --check (CI runs it first)
 # Everything is installed from the project's own files into .venv; nothing global is needed
 # beyond Python 3.9+ and a Rust toolchain.
 
@@ -9,7 +10,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.deps-installed
 
-.PHONY: demo test setup build bench clean
+.PHONY: demo test lint setup build bench clean
 
 demo: build
 	$(PY) -m ferrinet.demo
@@ -17,6 +18,14 @@ demo: build
 test: build
 	cargo test -p ferrinet-core --release
 	FERRINET_REQUIRE_EXTRAS=1 $(PY) -m pytest -q
+
+# Formatting and lint, Rust and Python; CI runs it before the tests (.ci/run), and so does the
+# pre-commit hook (.pre-commit-config.yaml). Any warning fails it.
+lint: $(STAMP)
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets -- -D warnings
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
 bench: build
 	env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE $(PY) benches/bench_sgd.py
