@@ -13,6 +13,9 @@
 //! delta          dL/dz of a layer             (n, n_outputs)
 //! dW, db, dx     gradients of the mean loss L w.r.t. W, b, x
 //! ```
+//!
+//! Comments that cite "erratum N" mean point N of `docs/article-errata.md`: what the blog post
+//! this crate starts from (`docs/article.md`) got wrong, and where this code fixes it.
 
 pub mod activation;
 pub mod error;
