@@ -41,7 +41,8 @@ try:  # inside the ferrinet package: optimizer names and arguments (pure Python,
 except ImportError:  # reference.py loaded as a lone file: pass optimizer objects
     _make_optimizer = None  # type: ignore[assignment]
 
-try:  # fit / evaluate: orchestration shared with the Rust network (no maths of its own)
+try:  # fit / evaluate: orchestration shared with the Rust network (no maths of its own);
+    # training.py imports nothing from here: the imports run one way
     from .training import FitMixin as _FitMixin
 except ImportError:  # reference.py loaded as a lone file: no fit
 
@@ -1126,6 +1127,13 @@ class NeuralNetwork(_FitMixin):
     def reset_training(self):
         """Forget the training state (generator, optimizer buffers, epoch, lr); keep the weights."""
         self.training_state = None
+
+    def _start_run(self, optimizer, seed):
+        """Start a training run without training (``fit``'s hook): a new ``TrainingState`` with
+        this optimizer and seed (None: a random one)."""
+        if seed is None:
+            seed = secrets.randbits(64)
+        self.training_state = TrainingState(seed, optimizer, self.n_parameters)
 
     def sample_weights(self, Y, sample_weight=None, class_weight=None):
         """The weight w_k of each sample, ``sample_weight[k] * class_weight[class of k]``, as

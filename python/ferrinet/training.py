@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import math
 import numbers
-import secrets
 import sys
 import time
 from dataclasses import dataclass, fields
@@ -563,15 +562,10 @@ class FitMixin:
 
     # ----- hooks
     def _start_run(self: Any, optimizer, seed):
-        """Start a training run (optimizer state, generator) without training: the reference's
-        ``TrainingState``. ``ferrinet.NeuralNetwork`` overrides this."""
-        from . import reference
-
-        if seed is None:
-            seed = secrets.randbits(64)
-        # setattr: an assignment here would declare `training_state` a plain attribute of
-        # every FitMixin, which ferrinet.NeuralNetwork's read-only property could not override
-        self.training_state = reference.TrainingState(seed, optimizer, self.n_parameters)
+        """Start a training run (optimizer state, generator; ``seed`` None: a random one)
+        without training. Each network defines it: ``ferrinet.NeuralNetwork`` in the core, the
+        reference with its ``TrainingState``."""
+        raise NotImplementedError(f"{type(self).__name__} does not define _start_run")
 
     # ----- evaluate
     def evaluate(self: Any, X, Y, sample_weight=None):
@@ -668,259 +662,402 @@ class FitMixin:
         training state) unchanged. KeyboardInterrupt stops training between two batches and
         propagates; the network is consistent (weights and state of the last completed batch).
         """
-        # ---- check everything; nothing changes before the line "everything checked"
-        epochs = _int(epochs, "epochs", 1)
-        verbose = _plain(verbose)
-        if verbose is True or verbose is False:
-            verbose = int(verbose)
-        if verbose not in (0, 1, 2):
-            raise ValueError(f"verbose must be 0, 1 or 2, got {verbose!r}")
-        if on_divergence not in ("raise", "stop"):
-            raise ValueError(f"on_divergence must be 'raise' or 'stop', got {on_divergence!r}")
-        warm_start = _flag(warm_start, "warm_start")
-        if callable(callbacks):
-            callbacks = [callbacks]
-        elif callbacks is None:
-            callbacks = []
-        else:
-            try:
-                callbacks = list(callbacks)
-            except TypeError:
-                raise TypeError(
-                    f"callbacks must be a list of callables cb(epoch, logs), got {callbacks!r}"
-                ) from None
-        for cb in callbacks:
-            if not callable(cb):
-                raise TypeError(f"callbacks must be callables cb(epoch, logs), got {cb!r}")
-
-        n_hidden = len(self.sizes) - 2
-        batch_size, shuffle, l2, rates, clip_norm = check_epoch_options(
-            n_hidden, batch_size, shuffle, l2, dropout, clip_norm
+        plan = _plan_fit(
+            self,
+            X,
+            Y,
+            epochs=epochs,
+            batch_size=batch_size,
+            optimizer=optimizer,
+            learning_rate=learning_rate,
+            shuffle=shuffle,
+            seed=seed,
+            validation_data=validation_data,
+            validation_split=validation_split,
+            early_stopping=early_stopping,
+            callbacks=callbacks,
+            verbose=verbose,
+            l2=l2,
+            dropout=dropout,
+            clip_norm=clip_norm,
+            schedule=schedule,
+            sample_weight=sample_weight,
+            class_weight=class_weight,
+            warm_start=warm_start,
+            on_divergence=on_divergence,
+            optimizer_options=optimizer_options,
         )
-
-        run = self.training_state
-        continuing = warm_start and run is not None
-        run_optimizer = getattr(run, "optimizer", None) if continuing else None
-        if optimizer is None and learning_rate is None and not optimizer_options and continuing:
-            if run_optimizer is None:
-                raise ValueError(
-                    "warm_start=True: the current training run's optimizer is unknown here; "
-                    "pass optimizer= (the one the run was started with)"
-                )
-            opt = run_optimizer
-        else:
-            opt = make_optimizer(
-                "adam" if optimizer is None else optimizer, learning_rate, **optimizer_options
-            )
-            if (
-                continuing
-                and run_optimizer is not None
-                and opt.to_dict() != run_optimizer.to_dict()
-            ):
-                raise ValueError(
-                    f"warm_start=True continues the training run started with {run_optimizer!r}, "
-                    f"got {opt!r}; leave optimizer out, or pass warm_start=False (or call "
-                    "reset_training()) to start a new run"
-                )
-        if seed is _DEFAULT_SEED:
-            seed = run.seed if continuing else 0
-        else:
-            seed = _seed(seed)
-            if continuing and seed is not None and seed != run.seed:
-                raise ValueError(
-                    f"warm_start=True continues the training run started with seed={run.seed}, "
-                    f"got seed={seed}; leave seed out, or pass warm_start=False (or call "
-                    "reset_training()) to start a new run"
-                )
-
-        n = _batch_length(X, "X")
-        n_y = _length(Y)
-        if n_y is not None and n_y != n:
-            raise ValueError(f"Y: expected targets for {n} samples (the rows of X), got {n_y}")
-        if sample_weight is not None:
-            n_w = _length(sample_weight)
-            if n_w != n:
-                raise ValueError(
-                    f"sample_weight: expected {n} weights (one per sample of X), got "
-                    f"{'a scalar' if n_w is None else n_w}"
-                )
-        split = _real(validation_split, "validation_split", low=0.0, high=1.0, high_open=True)
-        if split > 0.0 and validation_data is not None:
-            raise ValueError("give validation_data or validation_split, not both")
-        X_tr, Y_tr, w_tr = X, Y, sample_weight
-        val = None
-        if split > 0.0:
-            n_tr = int(n * (1.0 - split))
-            if n_tr < 1 or n_tr >= n:
-                raise ValueError(
-                    f"validation_split={split} of {n} samples leaves {n_tr} to train on and "
-                    f"{n - n_tr} to validate; both need at least one"
-                )
-            X_tr, Y_tr = X[:n_tr], Y[:n_tr]
-            val = (X[n_tr:], Y[n_tr:], None)
-            if sample_weight is not None:
-                w_tr = sample_weight[:n_tr]
-                val = (X[n_tr:], Y[n_tr:], sample_weight[n_tr:])
-        elif validation_data is not None:
-            if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
-                raise TypeError(
-                    "validation_data must be a pair (X_val, Y_val) or a triple (X_val, Y_val, "
-                    f"sample_weight_val), got {type(validation_data).__name__}"
-                    + (
-                        f" of length {len(validation_data)}"
-                        if hasattr(validation_data, "__len__")
-                        else ""
-                    )
-                )
-            val = tuple(validation_data) + ((None,) if len(validation_data) == 2 else ())
-            _batch_length(val[0], "validation_data X")
-        weights = self.sample_weights(Y_tr, w_tr, class_weight)
-        if weights is not None and _sum(float(v) for v in weights) == 0.0:
-            raise ValueError("the sample weights sum to 0; nothing to learn from")
-        # the data themselves, checked by the network (shapes, values, targets)
-        self.compute_loss(X_tr, Y_tr, sample_weight=weights)
-        if val is not None:
-            self.compute_loss(val[0], val[1], sample_weight=val[2])
-
-        classifier = self.loss in _CLASSIFIER_LOSSES
-        available = ["loss"] + (["accuracy"] if classifier else [])
-        if val is not None:
-            available += ["val_loss"] + (["val_accuracy"] if classifier else [])
-        stopping = EarlyStopping.make(early_stopping)
-        monitor = "val_loss" if val is not None else "loss"
-        if stopping is not None:
-            if stopping.monitor is not None:
-                if stopping.monitor not in available:
-                    raise ValueError(
-                        f"early_stopping: cannot monitor {stopping.monitor!r}"
-                        + (
-                            ""
-                            if val is not None or not stopping.monitor.startswith("val_")
-                            else " without validation data"
-                        )
-                        + f"; available: {', '.join(available)}"
-                    )
-                monitor = stopping.monitor
-
-        record = getattr(self, "_fit_record", None)
-        if not continuing or record is None or record.run is not run:
-            record = None
-        if schedule is None:
-            sched, sched_state = (record.schedule, record.state) if record else (None, None)
-        else:
-            sched = _schedules.make_schedule(schedule)
-            if record is not None and record.schedule == sched:
-                sched_state = record.state
-            else:
-                lr0 = self.learning_rate if continuing else opt.to_dict()["lr"]
-                sched_state = sched.start(lr0)
-                record = None
-
         # ---- everything checked: from here on the model changes
-        if not continuing:
-            self.reset_training()
-            self._start_run(opt, seed)
-            run = self.training_state
-        if record is None:
-            record = _FitRecord(run, sched, sched_state)
-        self._fit_record = record
+        record = _start_or_continue(self, plan)
+        return _run_epochs(self, plan, record)
 
-        history = History(monitor, _mode(monitor))
-        stopper = _Stopper(stopping, monitor) if stopping is not None else None
-        plateau_monitor = "val_loss" if val is not None else "loss"
-        progress = _Progress(verbose, epochs)
-        snapshot = None
+
+# --------------------------------------------------------------------------------------------
+# fit, phase by phase: plan (checks everything and changes nothing; may raise), start or
+# continue the training run, one epoch at a time, finish
+# --------------------------------------------------------------------------------------------
+@dataclass
+class _FitPlan:
+    """Everything ``fit`` checked and decided before it changes anything."""
+
+    epochs: int
+    verbose: int
+    on_divergence: str
+    callbacks: list
+    # train_epoch's options, checked and normalised (dropout: one rate per hidden layer)
+    batch_size: int
+    shuffle: bool
+    l2: float
+    dropout: list
+    clip_norm: Any
+    # the training run: continue the current one, or start one with this optimizer and seed
+    continuing: bool
+    optimizer: Any
+    seed: Any
+    # the data: the training part (sample_weight as given, and the weights train_epoch gets,
+    # class_weight applied) and the validation triple (X_val, Y_val, w_val) or None
+    X: Any
+    Y: Any
+    sample_weight: Any
+    weights: Any
+    val: Any
+    classifier: bool
+    stopping: Any  # an EarlyStopping or None
+    monitor: str  # what early stopping (and History.best_epoch) watches
+    record: Any  # the _FitRecord a warm start continues, or None for a new one
+    schedule: Any
+    schedule_state: Any
+
+
+def _plan_fit(net, X, Y, *, optimizer_options, **options):
+    """Phase 1 of ``fit``: every option and the data checked, in the order of the signature;
+    returns a ``_FitPlan``. Raises ValueError / TypeError; changes nothing."""
+    o = options
+    epochs, verbose, on_divergence, warm_start, callbacks = _check_run_options(
+        o["epochs"], o["verbose"], o["on_divergence"], o["warm_start"], o["callbacks"]
+    )
+    n_hidden = len(net.sizes) - 2
+    batch_size, shuffle, l2, rates, clip_norm = check_epoch_options(
+        n_hidden, o["batch_size"], o["shuffle"], o["l2"], o["dropout"], o["clip_norm"]
+    )
+    run = net.training_state
+    continuing = warm_start and run is not None
+    current = run if continuing else None
+    opt = _plan_optimizer(current, o["optimizer"], o["learning_rate"], optimizer_options)
+    seed = _plan_seed(current, o["seed"])
+    X_tr, Y_tr, w_tr, val = _plan_data(
+        X, Y, o["sample_weight"], o["validation_split"], o["validation_data"]
+    )
+    weights = net.sample_weights(Y_tr, w_tr, o["class_weight"])
+    if weights is not None and _sum(float(v) for v in weights) == 0.0:
+        raise ValueError("the sample weights sum to 0; nothing to learn from")
+    # the data themselves, checked by the network (shapes, values, targets)
+    net.compute_loss(X_tr, Y_tr, sample_weight=weights)
+    if val is not None:
+        net.compute_loss(val[0], val[1], sample_weight=val[2])
+    classifier = net.loss in _CLASSIFIER_LOSSES
+    stopping, monitor = _plan_monitor(o["early_stopping"], val is not None, classifier)
+    record, schedule, schedule_state = _plan_schedule(net, current, o["schedule"], opt)
+    return _FitPlan(
+        epochs=epochs,
+        verbose=verbose,
+        on_divergence=on_divergence,
+        callbacks=callbacks,
+        batch_size=batch_size,
+        shuffle=shuffle,
+        l2=l2,
+        dropout=rates,
+        clip_norm=clip_norm,
+        continuing=continuing,
+        optimizer=opt,
+        seed=seed,
+        X=X_tr,
+        Y=Y_tr,
+        sample_weight=w_tr,
+        weights=weights,
+        val=val,
+        classifier=classifier,
+        stopping=stopping,
+        monitor=monitor,
+        record=record,
+        schedule=schedule,
+        schedule_state=schedule_state,
+    )
+
+
+def _check_run_options(epochs, verbose, on_divergence, warm_start, callbacks):
+    """fit's own options -> (epochs, verbose 0/1/2, on_divergence, warm_start, [callables])."""
+    epochs = _int(epochs, "epochs", 1)
+    verbose = _plain(verbose)
+    if verbose is True or verbose is False:
+        verbose = int(verbose)
+    if verbose not in (0, 1, 2):
+        raise ValueError(f"verbose must be 0, 1 or 2, got {verbose!r}")
+    if on_divergence not in ("raise", "stop"):
+        raise ValueError(f"on_divergence must be 'raise' or 'stop', got {on_divergence!r}")
+    warm_start = _flag(warm_start, "warm_start")
+    if callable(callbacks):
+        callbacks = [callbacks]
+    elif callbacks is None:
+        callbacks = []
+    else:
         try:
-            for _ in range(epochs):
-                epoch = self.training_state.epoch
-                if record.state is not None and record.state.lr != self.learning_rate:
-                    self.set_learning_rate(record.state.lr)
-                lr = self.learning_rate
-                if not self._guards_divergence:
-                    snapshot = self.get_weights()
-                started = time.perf_counter()
-                try:
-                    loss = self.train_epoch(
-                        X_tr,
-                        Y_tr,
-                        batch_size=batch_size,
-                        optimizer=opt,
-                        shuffle=shuffle,
-                        seed=None,
-                        l2=l2,
-                        dropout=rates,
-                        clip_norm=clip_norm,
-                        sample_weight=weights,
-                    )
-                    if not math.isfinite(loss):
-                        if snapshot is not None:
-                            self.set_weights(snapshot)
-                        raise DivergenceError(
-                            f"the epoch loss is {loss}; the weights are those before the epoch"
-                        )
-                except FloatingPointError as err:
-                    history.stopped_reason = "nonfinite"
-                    if on_divergence == "stop":
-                        progress.message(
-                            f"stopped: training diverged in epoch {epoch} (lr {lr:.3g})"
-                        )
-                        break
-                    error = DivergenceError(
-                        f"fit: {err} [epoch {epoch}, learning rate {lr:.6g}]. The network "
-                        "keeps the weights of its last finite step; try a smaller "
-                        "learning_rate or clip_norm=..., or pass on_divergence='stop' to get "
-                        "the history instead of this error."
-                    )
-                    error.history = history  # type: ignore[attr-defined]
-                    raise error from err
-                logs = {"loss": float(loss)}
-                if classifier:
-                    logs["accuracy"] = accuracy(self.loss, self.predict(X_tr), Y_tr, w_tr)
-                if val is not None:
-                    logs["val_loss"] = float(
-                        self.compute_loss(val[0], val[1], sample_weight=val[2])
-                    )
-                    if classifier:
-                        logs["val_accuracy"] = accuracy(
-                            self.loss, self.predict(val[0]), val[1], val[2]
-                        )
-                logs["lr"] = lr
-                history._append(epoch, lr, logs)
-                seconds = time.perf_counter() - started
+            callbacks = list(callbacks)
+        except TypeError:
+            raise TypeError(
+                f"callbacks must be a list of callables cb(epoch, logs), got {callbacks!r}"
+            ) from None
+    for cb in callbacks:
+        if not callable(cb):
+            raise TypeError(f"callbacks must be callables cb(epoch, logs), got {cb!r}")
+    return epochs, verbose, on_divergence, warm_start, callbacks
 
-                stop_early = False
-                if stopper is not None:
-                    stop_early = stopper.update(logs[monitor], self.get_weights)
-                    if stopper.wait == 0 and stopper.best is not None:
-                        history._best = history.epochs_completed - 1
-                stop_callback = False
-                for cb in callbacks:
-                    if cb(epoch, dict(logs)) is True:
-                        stop_callback = True
-                if record.state is not None:
-                    record.state.end_epoch(record.epoch, logs[plateau_monitor])
-                    record.epoch += 1
-                progress.update(epoch, logs, seconds)
-                if stop_early:
-                    assert stopper is not None  # only a stopper stops early
-                    history.stopped_reason = "early_stopping"
-                    if stopper.best_weights is not None:
-                        self.set_weights(stopper.best_weights)
-                        history.restored_best_weights = True
-                    best = history.best_epoch
-                    progress.message(
-                        f"early stopping after epoch {epoch}: {monitor} has not improved for "
-                        f"{stopper.wait} epochs; best {monitor} {stopper.best:.6g} in epoch "
-                        f"{history.epoch[best] if best is not None else '?'}"
-                        + (" (weights restored)" if history.restored_best_weights else "")
-                    )
-                    break
-                if stop_callback:
-                    history.stopped_reason = "callback"
-                    progress.message(f"stopped by a callback after epoch {epoch}")
-                    break
-            else:
-                history.stopped_reason = "completed"
-        finally:
-            progress.close()
-        return history
+
+def _plan_optimizer(run, optimizer, learning_rate, optimizer_options):
+    """The optimizer of this fit. ``run``: the training run a warm start continues, or None."""
+    run_optimizer = getattr(run, "optimizer", None) if run is not None else None
+    if optimizer is None and learning_rate is None and not optimizer_options and run is not None:
+        if run_optimizer is None:
+            raise ValueError(
+                "warm_start=True: the current training run's optimizer is unknown here; "
+                "pass optimizer= (the one the run was started with)"
+            )
+        return run_optimizer
+    opt = make_optimizer(
+        "adam" if optimizer is None else optimizer, learning_rate, **optimizer_options
+    )
+    if run is not None and run_optimizer is not None and opt.to_dict() != run_optimizer.to_dict():
+        raise ValueError(
+            f"warm_start=True continues the training run started with {run_optimizer!r}, "
+            f"got {opt!r}; leave optimizer out, or pass warm_start=False (or call "
+            "reset_training()) to start a new run"
+        )
+    return opt
+
+
+def _plan_seed(run, seed):
+    """The seed of a new run (None: random); on a warm start (``run`` not None) the run's."""
+    if seed is _DEFAULT_SEED:
+        return run.seed if run is not None else 0
+    seed = _seed(seed)
+    if run is not None and seed is not None and seed != run.seed:
+        raise ValueError(
+            f"warm_start=True continues the training run started with seed={run.seed}, "
+            f"got seed={seed}; leave seed out, or pass warm_start=False (or call "
+            "reset_training()) to start a new run"
+        )
+    return seed
+
+
+def _plan_data(X, Y, sample_weight, validation_split, validation_data):
+    """(X, Y, sample_weight) checked for lengths and split -> (X_tr, Y_tr, w_tr, val), val
+    None or (X_val, Y_val, w_val)."""
+    n = _batch_length(X, "X")
+    n_y = _length(Y)
+    if n_y is not None and n_y != n:
+        raise ValueError(f"Y: expected targets for {n} samples (the rows of X), got {n_y}")
+    if sample_weight is not None:
+        n_w = _length(sample_weight)
+        if n_w != n:
+            raise ValueError(
+                f"sample_weight: expected {n} weights (one per sample of X), got "
+                f"{'a scalar' if n_w is None else n_w}"
+            )
+    split = _real(validation_split, "validation_split", low=0.0, high=1.0, high_open=True)
+    if split > 0.0 and validation_data is not None:
+        raise ValueError("give validation_data or validation_split, not both")
+    if split > 0.0:
+        n_tr = int(n * (1.0 - split))
+        if n_tr < 1 or n_tr >= n:
+            raise ValueError(
+                f"validation_split={split} of {n} samples leaves {n_tr} to train on and "
+                f"{n - n_tr} to validate; both need at least one"
+            )
+        if sample_weight is None:
+            return X[:n_tr], Y[:n_tr], None, (X[n_tr:], Y[n_tr:], None)
+        val = (X[n_tr:], Y[n_tr:], sample_weight[n_tr:])
+        return X[:n_tr], Y[:n_tr], sample_weight[:n_tr], val
+    if validation_data is None:
+        return X, Y, sample_weight, None
+    if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
+        raise TypeError(
+            "validation_data must be a pair (X_val, Y_val) or a triple (X_val, Y_val, "
+            f"sample_weight_val), got {type(validation_data).__name__}"
+            + (f" of length {len(validation_data)}" if hasattr(validation_data, "__len__") else "")
+        )
+    val = tuple(validation_data) + ((None,) if len(validation_data) == 2 else ())
+    _batch_length(val[0], "validation_data X")
+    return X, Y, sample_weight, val
+
+
+def _plan_monitor(early_stopping, has_validation, classifier):
+    """-> (EarlyStopping or None, the monitored quantity)."""
+    available = ["loss"] + (["accuracy"] if classifier else [])
+    if has_validation:
+        available += ["val_loss"] + (["val_accuracy"] if classifier else [])
+    stopping = EarlyStopping.make(early_stopping)
+    monitor = "val_loss" if has_validation else "loss"
+    if stopping is None or stopping.monitor is None:
+        return stopping, monitor
+    if stopping.monitor not in available:
+        raise ValueError(
+            f"early_stopping: cannot monitor {stopping.monitor!r}"
+            + (
+                ""
+                if has_validation or not stopping.monitor.startswith("val_")
+                else " without validation data"
+            )
+            + f"; available: {', '.join(available)}"
+        )
+    return stopping, stopping.monitor
+
+
+def _plan_schedule(net, run, schedule, opt):
+    """-> (the _FitRecord to continue or None, schedule, its running state). ``run``: the
+    training run a warm start continues, or None. A schedule equal to the running one continues
+    it; another one starts at its epoch 0."""
+    record = getattr(net, "_fit_record", None)
+    if run is None or record is None or record.run is not run:
+        record = None
+    if schedule is None:  # the running schedule continues (if any)
+        if record is None:
+            return None, None, None
+        return record, record.schedule, record.state
+    sched = _schedules.make_schedule(schedule)
+    if record is not None and record.schedule == sched:
+        return record, sched, record.state
+    lr0 = net.learning_rate if run is not None else opt.to_dict()["lr"]
+    return None, sched, sched.start(lr0)
+
+
+def _start_or_continue(net, plan):
+    """Phase 2: a new training run (``reset_training()``, then the optimizer state and the
+    generator) unless a warm start continues one; returns the ``_FitRecord`` of this fit."""
+    if not plan.continuing:
+        net.reset_training()
+        net._start_run(plan.optimizer, plan.seed)
+    record = plan.record
+    if record is None:
+        record = _FitRecord(net.training_state, plan.schedule, plan.schedule_state)
+    net._fit_record = record
+    return record
+
+
+def _run_epochs(net, plan, record):
+    """Phases 3 and 4: the epochs, then the history with the reason training stopped."""
+    history = History(plan.monitor, _mode(plan.monitor))
+    stopper = _Stopper(plan.stopping, plan.monitor) if plan.stopping is not None else None
+    progress = _Progress(plan.verbose, plan.epochs)
+    try:
+        for _ in range(plan.epochs):
+            if _fit_epoch(net, plan, record, history, stopper, progress):
+                break
+        else:
+            history.stopped_reason = "completed"
+    finally:
+        progress.close()
+    return history
+
+
+def _fit_epoch(net, plan, record, history, stopper, progress):
+    """One epoch of ``fit``: the schedule's lr, ``train_epoch``, the logs, early stopping,
+    callbacks, the schedule's step. True when training stops after it (``history`` says why)."""
+    epoch = net.training_state.epoch
+    if record.state is not None and record.state.lr != net.learning_rate:
+        net.set_learning_rate(record.state.lr)
+    lr = net.learning_rate
+    started = time.perf_counter()
+    loss = _train_epoch_guarded(net, plan, history, progress, epoch, lr)
+    if loss is None:  # diverged, on_divergence="stop"
+        return True
+    logs = {"loss": float(loss)}
+    if plan.classifier:
+        logs["accuracy"] = accuracy(net.loss, net.predict(plan.X), plan.Y, plan.sample_weight)
+    val = plan.val
+    if val is not None:
+        logs["val_loss"] = float(net.compute_loss(val[0], val[1], sample_weight=val[2]))
+        if plan.classifier:
+            logs["val_accuracy"] = accuracy(net.loss, net.predict(val[0]), val[1], val[2])
+    logs["lr"] = lr
+    history._append(epoch, lr, logs)
+    seconds = time.perf_counter() - started
+    return _end_epoch(net, plan, record, history, stopper, progress, epoch, logs, seconds)
+
+
+def _train_epoch_guarded(net, plan, history, progress, epoch, lr):
+    """``train_epoch`` with fit's divergence rules: the epoch loss, or None when training
+    diverged and ``on_divergence="stop"``; DivergenceError (with ``.history``) otherwise. The
+    weights are those of the last finite step (the core keeps them; else the epoch's start)."""
+    snapshot = None if net._guards_divergence else net.get_weights()
+    try:
+        loss = net.train_epoch(
+            plan.X,
+            plan.Y,
+            batch_size=plan.batch_size,
+            optimizer=plan.optimizer,
+            shuffle=plan.shuffle,
+            seed=None,
+            l2=plan.l2,
+            dropout=plan.dropout,
+            clip_norm=plan.clip_norm,
+            sample_weight=plan.weights,
+        )
+        if not math.isfinite(loss):
+            if snapshot is not None:
+                net.set_weights(snapshot)
+            raise DivergenceError(
+                f"the epoch loss is {loss}; the weights are those before the epoch"
+            )
+    except FloatingPointError as err:
+        history.stopped_reason = "nonfinite"
+        if plan.on_divergence == "stop":
+            progress.message(f"stopped: training diverged in epoch {epoch} (lr {lr:.3g})")
+            return None
+        error = DivergenceError(
+            f"fit: {err} [epoch {epoch}, learning rate {lr:.6g}]. The network "
+            "keeps the weights of its last finite step; try a smaller "
+            "learning_rate or clip_norm=..., or pass on_divergence='stop' to get "
+            "the history instead of this error."
+        )
+        error.history = history  # type: ignore[attr-defined]
+        raise error from err
+    return loss
+
+
+def _end_epoch(net, plan, record, history, stopper, progress, epoch, logs, seconds):
+    """After an epoch's logs: early stopping, callbacks, the schedule's step, progress. True
+    when training stops here (``history.stopped_reason`` set)."""
+    stop_early = False
+    if stopper is not None:
+        stop_early = stopper.update(logs[plan.monitor], net.get_weights)
+        if stopper.wait == 0 and stopper.best is not None:
+            history._best = history.epochs_completed - 1
+    stop_callback = False
+    for cb in plan.callbacks:
+        if cb(epoch, dict(logs)) is True:
+            stop_callback = True
+    if record.state is not None:
+        plateau_monitor = "val_loss" if plan.val is not None else "loss"
+        record.state.end_epoch(record.epoch, logs[plateau_monitor])
+        record.epoch += 1
+    progress.update(epoch, logs, seconds)
+    if stop_early:
+        assert stopper is not None  # only a stopper stops early
+        history.stopped_reason = "early_stopping"
+        if stopper.best_weights is not None:
+            net.set_weights(stopper.best_weights)
+            history.restored_best_weights = True
+        best = history.best_epoch
+        monitor = plan.monitor
+        progress.message(
+            f"early stopping after epoch {epoch}: {monitor} has not improved for "
+            f"{stopper.wait} epochs; best {monitor} {stopper.best:.6g} in epoch "
+            f"{history.epoch[best] if best is not None else '?'}"
+            + (" (weights restored)" if history.restored_best_weights else "")
+        )
+        return True
+    if stop_callback:
+        history.stopped_reason = "callback"
+        progress.message(f"stopped by a callback after epoch {epoch}")
+        return True
+    return False
