@@ -269,12 +269,50 @@ def gradcheck(
     Returns a ``GradcheckReport``; ``report.passed()`` says whether max error <= ``tol``, and
     ``print(report)`` shows the worst entry of every layer's weights and biases and the kinks.
     """
+    # ---- plan: check everything (the network is never modified)
     if not (eps > 0.0 and np.isfinite(eps)):
         raise ValueError(f"eps must be a positive finite number, got {eps!r}")
     if not tol > 0.0:
         raise ValueError(f"tol must be positive, got {tol!r}")
     if floor is not None and not floor >= 0.0:
         raise ValueError(f"floor must be >= 0 or None, got {floor!r}")
+    analytic, weights = _analytic_and_weights(net, X, Y, gradients)
+    if detect_kinks is None:
+        detect_kinks = any(name in _KINK_ACTIVATIONS for name in net.activations)
+
+    # ---- measure: the loss at the weights, then around every parameter
+    probe = net.copy()
+
+    def loss_at() -> float:
+        probe.set_weights(weights)
+        return float(probe.compute_loss(X, Y))
+
+    loss = loss_at()  # at the unchanged weights
+    if floor is None:
+        floor = default_floor(loss, eps, tol)
+    differences = _finite_differences(weights, loss_at, loss, eps, detect_kinks)
+
+    # ---- compare, and report
+    entries, rel_errors, at_kink, kinks = _compare_gradients(analytic, differences, floor, tol)
+    return GradcheckReport(
+        entries=entries,
+        max_rel_error=max((entry.max_rel_error for entry in entries), default=0.0),
+        tol=tol,
+        eps=eps,
+        floor=floor,
+        analytic=analytic,
+        numeric=differences[0],
+        rel_errors=rel_errors,
+        loss=loss,
+        kinks=kinks,
+        kinks_checked=bool(detect_kinks),
+        at_kink=at_kink,
+    )
+
+
+def _analytic_and_weights(net, X, Y, gradients):
+    """gradcheck's analytic gradients (of ``gradients`` or the network) and the network's
+    weights, as float64 arrays; ValueError when their layers or shapes differ."""
     if gradients is not None:
         raw = gradients(net, X, Y)
     else:
@@ -288,70 +326,72 @@ def gradcheck(
             raise ValueError(
                 f"layer {index}: gradients of shapes {dW.shape}, {db.shape}; weights {W.shape}, {b.shape}"
             )
-    if detect_kinks is None:
-        detect_kinks = any(name in _KINK_ACTIVATIONS for name in net.activations)
+    return analytic, weights
 
-    probe = net.copy()
 
-    def loss_at() -> float:
-        probe.set_weights(weights)
-        return float(probe.compute_loss(X, Y))
-
-    loss = loss_at()  # at the unchanged weights
-    if floor is None:
-        floor = default_floor(loss, eps, tol)
-    # the roundoff budget of the smoothness test, r above (512 ulps of S)
+def _finite_differences(weights, loss_at, loss, eps, detect_kinks):
+    """Per parameter: the central difference, the one-sided slopes, whether the loss is smooth
+    there, and how much the one-sided slopes change between eps and 4 eps (their curvature).
+    -> five lists (numeric, lefts, rights, rough, bends), each with one (W, b) pair per layer.
+    ``weights`` are changed in place one entry at a time and set back."""
+    # the roundoff budget of the smoothness test, r in gradcheck's doc (512 ulps of S)
     scale = max(1.0, abs(loss)) if np.isfinite(loss) else 1.0
     smooth_budget = 32.0 * _ROUNDOFF_ULPS * _DBL_EPSILON * scale
-
-    # per parameter: the central difference, the one-sided slopes, whether the loss is smooth
-    # there, and how much the one-sided slopes change between eps and 4 eps (their curvature)
-    numeric: list[tuple[np.ndarray, ...]] = []
-    lefts: list[tuple[np.ndarray, ...]] = []
-    rights: list[tuple[np.ndarray, ...]] = []
-    rough: list[tuple[np.ndarray, ...]] = []
-    bends: list[tuple[np.ndarray, ...]] = []
+    tables: tuple[list[tuple[np.ndarray, ...]], ...] = ([], [], [], [], [])
     for W, b in weights:
         pairs: tuple[list[np.ndarray], ...] = ([], [], [], [], [])
         for P in (W, b):
             N, left, right, bend = (np.zeros_like(P) for _ in range(4))
             not_smooth = np.zeros(P.shape, dtype=bool)
             for idx in np.ndindex(P.shape):
-                original = P[idx]
-                P[idx] = original + eps
-                loss_plus = loss_at()
-                P[idx] = original - eps
-                loss_minus = loss_at()
-                N[idx] = (loss_plus - loss_minus) / (2.0 * eps)
-                left[idx] = (loss - loss_minus) / eps
-                right[idx] = (loss_plus - loss) / eps
-                if detect_kinks:
-                    P[idx] = original + _KINK_STEP * eps
-                    loss_plus4 = loss_at()
-                    P[idx] = original - _KINK_STEP * eps
-                    loss_minus4 = loss_at()
-                    miss = max(
-                        abs(loss_plus4 + 15.0 * loss - 10.0 * loss_plus - 6.0 * loss_minus),
-                        abs(loss_minus4 + 15.0 * loss - 10.0 * loss_minus - 6.0 * loss_plus),
-                    )
-                    not_smooth[idx] = miss > smooth_budget
-                    # slope(h) = slope(0) +- h L''/2: the error of the slope at eps is a third
-                    # of its change from eps to 4 eps
-                    left4 = (loss - loss_minus4) / (_KINK_STEP * eps)
-                    right4 = (loss_plus4 - loss) / (_KINK_STEP * eps)
-                    bend[idx] = max(abs(left4 - left[idx]), abs(right4 - right[idx])) / (
-                        _KINK_STEP - 1.0
-                    )
-                P[idx] = original
+                N[idx], left[idx], right[idx], not_smooth[idx], bend[idx] = _around(
+                    P, idx, loss_at, loss, eps, detect_kinks, smooth_budget
+                )
             for column, array in zip(pairs, (N, left, right, not_smooth, bend)):
                 column.append(array)
-        for table, column in zip((numeric, lefts, rights, rough, bends), pairs):
+        for table, column in zip(tables, pairs):
             table.append(tuple(column))
+    return tables
 
+
+def _around(P, idx, loss_at, loss, eps, detect_kinks, smooth_budget):
+    """The losses around parameter ``P[idx]`` -> (central difference, left slope, right slope,
+    not smooth, bend); ``P[idx]`` is set back."""
+    original = P[idx]
+    P[idx] = original + eps
+    loss_plus = loss_at()
+    P[idx] = original - eps
+    loss_minus = loss_at()
+    numeric = (loss_plus - loss_minus) / (2.0 * eps)
+    left = (loss - loss_minus) / eps
+    right = (loss_plus - loss) / eps
+    not_smooth, bend = False, 0.0
+    if detect_kinks:
+        P[idx] = original + _KINK_STEP * eps
+        loss_plus4 = loss_at()
+        P[idx] = original - _KINK_STEP * eps
+        loss_minus4 = loss_at()
+        miss = max(
+            abs(loss_plus4 + 15.0 * loss - 10.0 * loss_plus - 6.0 * loss_minus),
+            abs(loss_minus4 + 15.0 * loss - 10.0 * loss_minus - 6.0 * loss_plus),
+        )
+        not_smooth = miss > smooth_budget
+        # slope(h) = slope(0) +- h L''/2: the error of the slope at eps is a third of its
+        # change from eps to 4 eps
+        left4 = (loss - loss_minus4) / (_KINK_STEP * eps)
+        right4 = (loss_plus4 - loss) / (_KINK_STEP * eps)
+        bend = max(abs(left4 - left), abs(right4 - right)) / (_KINK_STEP - 1.0)
+    P[idx] = original
+    return numeric, left, right, not_smooth, bend
+
+
+def _compare_gradients(analytic, differences, floor, tol):
+    """The relative error of every parameter and its kinks -> (entries: the worst counted
+    entry of each layer's weights and biases, rel_errors, at_kink, kinks)."""
+    numeric, lefts, rights, rough, bends = differences
     entries, rel_errors, at_kink, kinks = [], [], [], []
-    overall = 0.0
     with np.errstate(all="ignore"):
-        for index in range(len(weights)):
+        for index in range(len(analytic)):
             rel_pair, kink_pair = [], []
             for k, param in enumerate(("weight", "bias")):
                 A, N = analytic[index][k], numeric[index][k]
@@ -396,23 +436,9 @@ def gradcheck(
                         numeric=float(N[idx]),
                     )
                 )
-                overall = max(overall, float(rel[idx]))
             rel_errors.append(tuple(rel_pair))
             at_kink.append(tuple(kink_pair))
-    return GradcheckReport(
-        entries=entries,
-        max_rel_error=overall,
-        tol=tol,
-        eps=eps,
-        floor=floor,
-        analytic=analytic,
-        numeric=numeric,
-        rel_errors=rel_errors,
-        loss=loss,
-        kinks=kinks,
-        kinks_checked=bool(detect_kinks),
-        at_kink=at_kink,
-    )
+    return entries, rel_errors, at_kink, kinks
 
 
 # --------------------------------------------------------------------------------------------
@@ -565,6 +591,46 @@ def check_parity(
     difference; above 1e-12 in magnitude the measure is purely relative. A bit difference is any
     difference of the float64 bit patterns (so 0.0 vs -0.0 counts as one, with rel diff 0).
     """
+    # ---- plan: the reference with the same weights, the samples (the network is not modified)
+    ref = _reference_twin(net)
+    trained = net.copy()
+    X, targets = _parity_samples(net.loss, X, Y)
+    n = X.shape[0]
+
+    # ---- the steps, compared one by one
+    tracker = _ParityTracker(rtol, rtol_first_step)
+    tracker.compare_weights(0, trained, ref)
+    net_losses: list[float] = []
+    ref_losses: list[float] = []
+    for step in range(1, steps + 1):
+        k = (step - 1) % n
+        y_net = targets[k]
+        y_ref = y_net if isinstance(y_net, int) else y_net.tolist()
+        loss_net = float(trained.backward(X[k].copy(), y_net, learning_rate))
+        loss_ref = float(ref.backward(X[k].tolist(), y_ref, learning_rate))
+        net_losses.append(loss_net)
+        ref_losses.append(loss_ref)
+        tracker.compare(step, "loss", None, loss_net, loss_ref, ())
+        tracker.compare_weights(step, trained, ref)
+
+    # ---- report
+    return ParityReport(
+        steps=steps,
+        learning_rate=learning_rate,
+        rtol=rtol,
+        rtol_first_step=rtol_first_step,
+        first_bit_difference=tracker.first_bits,
+        first_failure=tracker.first_fail,
+        max_rel_diff=tracker.max_rel,
+        max_rel_diff_after_step1=tracker.max_rel_step1,
+        net_losses=net_losses,
+        reference_losses=ref_losses,
+    )
+
+
+def _reference_twin(net):
+    """``ferrinet.reference.NeuralNetwork`` with the sizes, activations, loss and weights of
+    ``net``."""
     # imported here, lazily: checks.py must load even before the package is complete
     from . import reference
 
@@ -575,19 +641,28 @@ def check_parity(
     ref.set_weights(
         [(np.asarray(W).tolist(), np.asarray(b).tolist()) for W, b in net.get_weights()]
     )
-    trained = net.copy()
-    X, targets = _parity_samples(net.loss, X, Y)
-    n = X.shape[0]
+    return ref
 
-    first_bits: ParityDifference | None = None
-    first_fail: ParityDifference | None = None
-    max_rel = 0.0
-    max_rel_step1 = 0.0
-    net_losses: list[float] = []
-    ref_losses: list[float] = []
 
-    def compare(step, quantity, layer, a, b, index_names):
-        nonlocal first_bits, first_fail, max_rel, max_rel_step1
+class _ParityTracker:
+    """check_parity's running comparison: the first bit difference, the first difference over
+    the tolerance of its step, the largest relative differences (overall and at step 1)."""
+
+    def __init__(self, rtol: float, rtol_first_step: float):
+        self.rtol = rtol
+        self.rtol_first_step = rtol_first_step
+        self.first_bits: ParityDifference | None = None
+        self.first_fail: ParityDifference | None = None
+        self.max_rel = 0.0
+        self.max_rel_step1 = 0.0
+
+    def compare_weights(self, step, trained, ref):
+        pairs = zip(_as_arrays(trained.get_weights()), _as_arrays(ref.get_weights()))
+        for layer, ((Wn, bn), (Wr, br)) in enumerate(pairs):
+            self.compare(step, "weight", layer, Wn, Wr, ("neuron", "input"))
+            self.compare(step, "bias", layer, bn, br, ("neuron",))
+
+    def compare(self, step, quantity, layer, a, b, index_names):
         a = np.asarray(a, dtype=np.float64)
         b = np.asarray(b, dtype=np.float64)
         if a.shape != b.shape:
@@ -597,9 +672,9 @@ def check_parity(
         rel = _rel_diff(a, b)
         if rel.size:
             worst = float(rel.max())
-            max_rel = max(max_rel, worst)
+            self.max_rel = max(self.max_rel, worst)
             if step == 1:
-                max_rel_step1 = max(max_rel_step1, worst)
+                self.max_rel_step1 = max(self.max_rel_step1, worst)
 
         def difference(mask):
             flat = int(np.flatnonzero(mask.ravel())[0])
@@ -616,39 +691,8 @@ def check_parity(
                 rel_diff=float(rel[idx]),
             )
 
-        if first_bits is None and _bits_differ(a, b).any():
-            first_bits = difference(np.atleast_1d(_bits_differ(a, b)))
-        tol = rtol_first_step if step <= 1 else rtol
-        if first_fail is None and (rel > tol).any():
-            first_fail = difference(np.atleast_1d(rel > tol))
-
-    def compare_weights(step):
-        pairs = zip(_as_arrays(trained.get_weights()), _as_arrays(ref.get_weights()))
-        for layer, ((Wn, bn), (Wr, br)) in enumerate(pairs):
-            compare(step, "weight", layer, Wn, Wr, ("neuron", "input"))
-            compare(step, "bias", layer, bn, br, ("neuron",))
-
-    compare_weights(0)
-    for step in range(1, steps + 1):
-        k = (step - 1) % n
-        y_net = targets[k]
-        y_ref = y_net if isinstance(y_net, int) else y_net.tolist()
-        loss_net = float(trained.backward(X[k].copy(), y_net, learning_rate))
-        loss_ref = float(ref.backward(X[k].tolist(), y_ref, learning_rate))
-        net_losses.append(loss_net)
-        ref_losses.append(loss_ref)
-        compare(step, "loss", None, loss_net, loss_ref, ())
-        compare_weights(step)
-
-    return ParityReport(
-        steps=steps,
-        learning_rate=learning_rate,
-        rtol=rtol,
-        rtol_first_step=rtol_first_step,
-        first_bit_difference=first_bits,
-        first_failure=first_fail,
-        max_rel_diff=max_rel,
-        max_rel_diff_after_step1=max_rel_step1,
-        net_losses=net_losses,
-        reference_losses=ref_losses,
-    )
+        if self.first_bits is None and _bits_differ(a, b).any():
+            self.first_bits = difference(np.atleast_1d(_bits_differ(a, b)))
+        tol = self.rtol_first_step if step <= 1 else self.rtol
+        if self.first_fail is None and (rel > tol).any():
+            self.first_fail = difference(np.atleast_1d(rel > tol))

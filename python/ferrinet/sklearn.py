@@ -113,7 +113,8 @@ from __future__ import annotations
 
 import numbers
 import warnings
-from typing import List, Optional, Union
+from dataclasses import dataclass
+from typing import Any, List, Optional, Union
 
 import numpy as np
 
@@ -268,6 +269,20 @@ def _dtype(value):
     if name not in ("float64", "float32"):
         raise ValueError(f"dtype must be 'float64' or 'float32', got {value!r}")
     return name
+
+
+@dataclass
+class _Epochs:
+    """What every epoch of ``_BaseMLP._fit`` uses (``sample_idx``: the running permutation,
+    shuffled again each epoch as scikit-learn does)."""
+
+    X: Any
+    T: Any
+    weights: Any
+    batch_size: int
+    parts: list  # (start, stop, l2): the whole batches, then the last smaller one
+    c: float  # _scale(): the loss's unit, scikit-learn's
+    sample_idx: Any
 
 
 class _Params:
@@ -465,7 +480,7 @@ class _BaseMLP(BaseEstimator):
     def _class_weight_factors(self, y_labels, incremental):
         return None
 
-    # ----- fit
+    # ----- fit, in phases: check, start or continue, one epoch at a time, finish
     def _fit(self, X, y, sample_weight=None, incremental=False, validation_data=None):
         p = self._check_params(incremental)
         first_pass = not hasattr(self, "network_") or (not p.warm_start and not incremental)
@@ -476,21 +491,8 @@ class _BaseMLP(BaseEstimator):
         if validation_data is not None:
             val = self._validate_validation_data(validation_data, n_outputs)
 
-        self._random_state = check_random_state(self.random_state)
-        if first_pass:
-            self._initialize(p, X.shape[1], n_outputs, out_activation, loss)
-        else:
-            self._check_architecture(p, n_outputs)
-        net = self.network_
-        if not incremental or not hasattr(self, "_opt"):
-            # scikit-learn builds a new optimizer for every fit (also with warm_start) and
-            # keeps it across partial_fit calls (a partial_fit after fit continues fit's)
-            net.reset_training()
-            self._lr = p.learning_rate_init
-            self._opt = self._optimizer(p)
-
-        early_stopping = p.early_stopping
-        if early_stopping and val is None:
+        self._start_or_continue(p, first_pass, incremental, X, n_outputs, out_activation, loss)
+        if p.early_stopping and val is None:
             val, X, y_labels, T, weights = self._split(p, X, y_labels, T, weights)
         if val is not None:
             if self.validation_scores_ is None:
@@ -498,7 +500,52 @@ class _BaseMLP(BaseEstimator):
                 self.best_validation_score_ = -np.inf
             if self.validation_loss_curve_ is None:
                 self.validation_loss_curve_ = []
+        epochs = self._plan_epochs(p, X, T, weights)
+        if self.network_.training_state is None:
+            # a new optimizer run: moments and step count at zero, the dropout generator seeded
+            self.network_._start_run(self._opt, self._run_seed)
+            if self._lr != p.learning_rate_init:
+                # partial_fit restarting a run (e.g. after unpickling): keep the lr reached
+                self._set_lr(p, self._lr)
 
+        try:
+            self.n_iter_ = 0
+            for _ in range(p.max_iter):
+                if self._fit_epoch(p, epochs, val, incremental):
+                    break
+        except KeyboardInterrupt:
+            warnings.warn("Training interrupted by user.", stacklevel=3)
+        except DivergenceError as err:
+            self._store_weights()
+            raise ValueError(
+                "Solver produced non-finite parameter weights (ferrinet refused the step; "
+                f"the network keeps the last finite weights): {err}. The input data may contain "
+                "large values and need to be preprocessed, or learning_rate_init is too large."
+            ) from err
+
+        if p.early_stopping:
+            self.network_.set_weights(self._best_weights)
+        self._store_weights()
+        return self
+
+    def _start_or_continue(self, p, first_pass, incremental, X, n_outputs, out_activation, loss):
+        """A new network (first pass) or the current one checked, and a new optimizer run
+        unless partial_fit continues one."""
+        self._random_state = check_random_state(self.random_state)
+        if first_pass:
+            self._initialize(p, X.shape[1], n_outputs, out_activation, loss)
+        else:
+            self._check_architecture(p, n_outputs)
+        if not incremental or not hasattr(self, "_opt"):
+            # scikit-learn builds a new optimizer for every fit (also with warm_start) and
+            # keeps it across partial_fit calls (a partial_fit after fit continues fit's)
+            self.network_.reset_training()
+            self._lr = p.learning_rate_init
+            self._opt = self._optimizer(p)
+
+    def _plan_epochs(self, p, X, T, weights):
+        """What every epoch uses: the batch size, the arrays (in the network's dtype,
+        C-contiguous, read in place), the weights and the L2 penalty of each part."""
         n = X.shape[0]
         if p.batch_size == "auto":
             batch_size = min(200, n)
@@ -507,11 +554,9 @@ class _BaseMLP(BaseEstimator):
                 warnings.warn(
                     "Got `batch_size` less than 1 or larger than sample size. It is going to "
                     "be clipped",
-                    stacklevel=3,
+                    stacklevel=4,
                 )
             batch_size = int(np.clip(p.batch_size, 1, n))
-
-        # the same arrays every epoch: in the network's dtype, C-contiguous (read in place)
         X = np.ascontiguousarray(X, dtype=p.dtype)
         if T.dtype.kind == "f":
             T = np.ascontiguousarray(T, dtype=p.dtype)
@@ -529,91 +574,73 @@ class _BaseMLP(BaseEstimator):
         parts = [(0, n_full, p.alpha / (c * batch_size * w_mean))]
         if n_full < n:  # scikit-learn divides the last, smaller batch's penalty by its size
             parts.append((n_full, n, p.alpha / (c * (n - n_full) * w_mean)))
-        sample_idx = np.arange(n, dtype=int)
-        if net.training_state is None:
-            # a new optimizer run: moments and step count at zero, the dropout generator seeded
-            net._start_run(self._opt, self._run_seed)
-            if self._lr != p.learning_rate_init:
-                # partial_fit restarting a run (e.g. after unpickling): keep the lr reached
-                self._set_lr(p, self._lr)
+        return _Epochs(X, T, weights, batch_size, parts, c, np.arange(n, dtype=int))
 
-        try:
-            self.n_iter_ = 0
-            for _ in range(p.max_iter):
-                if p.shuffle:
-                    sample_idx = _sk_shuffle(sample_idx, random_state=self._random_state)
-                    Xe, Te = X[sample_idx], T[sample_idx]
-                    we = None if weights is None else weights[sample_idx]
-                else:
-                    Xe, Te, we = X, T, weights
-                total = 0.0
-                for start, stop, l2 in parts:
-                    epoch_loss = net.train_epoch(
-                        Xe[start:stop],
-                        Te[start:stop],
-                        batch_size=batch_size,
-                        optimizer=self._opt,
-                        shuffle=False,
-                        seed=None,  # the run is started above; this continues it
-                        l2=l2,
-                        dropout=p.rates,
-                        sample_weight=None if we is None else we[start:stop],
-                    )
-                    total += epoch_loss * (stop - start)
-                self.n_iter_ += 1
-                self.loss_ = c * total / n
-                self.t_ += n
-                self.loss_curve_.append(self.loss_)
-                if p.verbose:
-                    print("Iteration %d, loss = %.8f" % (self.n_iter_, self.loss_))
-                if val is not None:
-                    self._validate_epoch(val, c, p.verbose)
-                self._update_no_improvement_count(early_stopping, p.tol)
-                if p.solver == "sgd" and p.learning_rate == "invscaling":
-                    self._set_lr(p, p.learning_rate_init / (self.t_ + 1) ** p.power_t)
-                if self._no_improvement_count > p.n_iter_no_change:
-                    if early_stopping:
-                        msg = (
-                            "Validation score did not improve more than tol=%f for %d "
-                            "consecutive epochs." % (p.tol, p.n_iter_no_change)
-                        )
-                    else:
-                        msg = (
-                            "Training loss did not improve more than tol=%f for %d "
-                            "consecutive epochs." % (p.tol, p.n_iter_no_change)
-                        )
-                    if p.solver == "sgd" and p.learning_rate == "adaptive" and self._lr > 1e-6:
-                        self._set_lr(p, self._lr / 5.0)
-                        self._no_improvement_count = 0
-                        if p.verbose:
-                            print(msg + " Setting learning rate to %f" % self._lr)
-                    else:
-                        if p.verbose:
-                            print(msg + " Stopping.")
-                        break
-                if incremental:
-                    break
-                if self.n_iter_ == p.max_iter:
-                    warnings.warn(
-                        "Stochastic Optimizer: Maximum iterations (%d) reached and the "
-                        "optimization hasn't converged yet." % p.max_iter,
-                        ConvergenceWarning,
-                        stacklevel=3,
-                    )
-        except KeyboardInterrupt:
-            warnings.warn("Training interrupted by user.", stacklevel=3)
-        except DivergenceError as err:
-            self._store_weights()
-            raise ValueError(
-                "Solver produced non-finite parameter weights (ferrinet refused the step; "
-                f"the network keeps the last finite weights): {err}. The input data may contain "
-                "large values and need to be preprocessed, or learning_rate_init is too large."
-            ) from err
+    def _fit_epoch(self, p, e, val, incremental):
+        """One epoch (scikit-learn's iteration): True when training stops after it."""
+        if p.shuffle:
+            e.sample_idx = _sk_shuffle(e.sample_idx, random_state=self._random_state)
+            Xe, Te = e.X[e.sample_idx], e.T[e.sample_idx]
+            we = None if e.weights is None else e.weights[e.sample_idx]
+        else:
+            Xe, Te, we = e.X, e.T, e.weights
+        total = 0.0
+        for start, stop, l2 in e.parts:
+            epoch_loss = self.network_.train_epoch(
+                Xe[start:stop],
+                Te[start:stop],
+                batch_size=e.batch_size,
+                optimizer=self._opt,
+                shuffle=False,
+                seed=None,  # the run is started before the first epoch; this continues it
+                l2=l2,
+                dropout=p.rates,
+                sample_weight=None if we is None else we[start:stop],
+            )
+            total += epoch_loss * (stop - start)
+        n = e.X.shape[0]
+        self.n_iter_ += 1
+        self.loss_ = e.c * total / n
+        self.t_ += n
+        self.loss_curve_.append(self.loss_)
+        if p.verbose:
+            print("Iteration %d, loss = %.8f" % (self.n_iter_, self.loss_))
+        if val is not None:
+            self._validate_epoch(val, e.c, p.verbose)
+        self._update_no_improvement_count(p.early_stopping, p.tol)
+        if p.solver == "sgd" and p.learning_rate == "invscaling":
+            self._set_lr(p, p.learning_rate_init / (self.t_ + 1) ** p.power_t)
+        if self._no_improvement_count > p.n_iter_no_change and self._no_improvement(p):
+            return True
+        if incremental:
+            return True
+        if self.n_iter_ == p.max_iter:
+            warnings.warn(
+                "Stochastic Optimizer: Maximum iterations (%d) reached and the "
+                "optimization hasn't converged yet." % p.max_iter,
+                ConvergenceWarning,
+                stacklevel=4,
+            )
+        return False
 
-        if early_stopping:
-            net.set_weights(self._best_weights)
-        self._store_weights()
-        return self
+    def _no_improvement(self, p):
+        """n_iter_no_change epochs without improvement: the adaptive lr drops (False: go on),
+        or training stops (True)."""
+        what = "Validation score" if p.early_stopping else "Training loss"
+        msg = "%s did not improve more than tol=%f for %d consecutive epochs." % (
+            what,
+            p.tol,
+            p.n_iter_no_change,
+        )
+        if p.solver == "sgd" and p.learning_rate == "adaptive" and self._lr > 1e-6:
+            self._set_lr(p, self._lr / 5.0)
+            self._no_improvement_count = 0
+            if p.verbose:
+                print(msg + " Setting learning rate to %f" % self._lr)
+            return False
+        if p.verbose:
+            print(msg + " Stopping.")
+        return True
 
     def _set_lr(self, p, lr):
         """Set the current learning rate (scikit-learn's units) in the running optimizer."""
