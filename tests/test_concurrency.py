@@ -19,6 +19,7 @@ import time
 
 import numpy as np
 import pytest
+from conftest import count_while
 from ferrinet import NeuralNetwork
 
 
@@ -27,40 +28,14 @@ def _mnist_like(n, seed=0):
     return rng.random((n, 784)), rng.integers(0, 10, size=n)
 
 
-def _count_while(work):
-    """Runs a pure-Python counting loop in a thread while `work()` runs in this thread.
-    Returns (counts per second during work, seconds work took)."""
-    stop = threading.Event()
-    started = threading.Event()
-    result = {}
-
-    def counter():
-        n = 0
-        started.set()
-        t0 = time.perf_counter()
-        while not stop.is_set():
-            n += 1
-        result["rate"] = n / (time.perf_counter() - t0)
-
-    th = threading.Thread(target=counter)
-    th.start()
-    started.wait()
-    t0 = time.perf_counter()
-    work()
-    elapsed = time.perf_counter() - t0
-    stop.set()
-    th.join()
-    return result["rate"], elapsed
-
-
 def test_train_releases_the_gil():
     net = NeuralNetwork([784, 64, 10], loss="cross_entropy", seed=0)
     X, y = _mnist_like(1000)
     net.train(X[:10], y[:10], 1, 0.01)  # warm up
 
-    alone, _ = _count_while(lambda: time.sleep(0.5))  # sleep releases the GIL: the loop alone
+    alone, _ = count_while(lambda: time.sleep(0.5))  # sleep releases the GIL: the loop alone
     losses = []
-    during, took = _count_while(lambda: losses.append(net.train(X, y, 24, 0.01)))
+    during, took = count_while(lambda: losses.append(net.train(X, y, 24, 0.01)))
     assert took > 0.3, f"train took only {took:.3f} s: too short to measure the GIL release"
     assert len(losses[0]) == 24 and all(math.isfinite(v) for v in losses[0])
     # Held GIL => the counter would get only the slices between 20 ms chunks (~0%).

@@ -1,34 +1,17 @@
 """Tests for ferrinet.datasets (synthetic generators, bundled data, helpers)."""
 
 import ast
-import importlib.util
 import math
 import pathlib
 
 import numpy as np
 import pytest
+from conftest import load_modules
 
 _DATASETS_PY = pathlib.Path(__file__).resolve().parents[1] / "python" / "ferrinet" / "datasets.py"
 
 
-def _load_datasets():
-    """``ferrinet.datasets`` if the package imports, else the file loaded on its own.
-
-    The package ``__init__`` needs the compiled Rust extension; datasets.py
-    does not, so its tests can run before the extension is built.
-    """
-    try:
-        from ferrinet import datasets as module
-
-        return module
-    except ImportError:
-        spec = importlib.util.spec_from_file_location("_ferrinet_datasets_standalone", _DATASETS_PY)
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        return module
-
-
-ds = _load_datasets()
+(ds,) = load_modules("datasets")
 
 
 def _same(a, b):
@@ -40,15 +23,31 @@ def _same(a, b):
 # ---------------------------------------------------------------------------
 
 
-def test_module_imports_only_stdlib_and_numpy():
-    tree = ast.parse(_DATASETS_PY.read_text(encoding="utf-8"))
-    imported = set()
+def _imports(path):
+    """(top-level modules imported, relative imports as names) of a source file."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    imported, relative = set(), set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             imported.update(alias.name.split(".")[0] for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
-            assert node.level == 0, "datasets.py must not import from the rest of ferrinet"
-            imported.add(node.module.split(".")[0])
+            if node.level:
+                relative.update(
+                    [node.module] if node.module else [alias.name for alias in node.names]
+                )
+            else:
+                imported.add(node.module.split(".")[0])
+    return imported, relative
+
+
+def test_module_imports_only_stdlib_and_numpy():
+    # from the rest of ferrinet, datasets.py takes only the argument checks of _validate.py,
+    # which import nothing but the standard library: no Rust extension, no network
+    imported, relative = _imports(_DATASETS_PY)
+    assert relative <= {"_validate"}, "datasets.py must not import from the rest of ferrinet"
+    validate_imported, validate_relative = _imports(_DATASETS_PY.parent / "_validate.py")
+    assert not validate_relative, "_validate.py must not import from the rest of ferrinet"
+    assert validate_imported <= {"__future__", "math", "numbers", "typing"}
     allowed = {
         "__future__",
         "csv",
@@ -245,7 +244,7 @@ def test_blobs_seeding_and_default():
 def test_blobs_validation():
     with pytest.raises(ValueError, match=r"cluster_std must be a number or have shape \(3,\)"):
         ds.blobs(centers=3, cluster_std=[1.0, 2.0])
-    with pytest.raises(ValueError, match="cluster_std must be >= 0"):
+    with pytest.raises(ValueError, match=r"cluster_std must be a finite number in \[0, inf\)"):
         ds.blobs(cluster_std=-1.0)
     with pytest.raises(ValueError, match="center_box must satisfy low < high"):
         ds.blobs(center_box=(1.0, 1.0))
@@ -269,7 +268,7 @@ def test_generators_validate_common_arguments(make):
 
 @pytest.mark.parametrize("make", [ds.moons, ds.circles, ds.spirals, ds.sine])
 def test_generators_reject_negative_noise(make):
-    with pytest.raises(ValueError, match="noise must be >= 0"):
+    with pytest.raises(ValueError, match=r"noise must be a finite number in \[0, inf\)"):
         make(noise=-0.1)
 
 
@@ -629,7 +628,7 @@ def test_batches_validation_is_eager():
     X, y = _ids(10)
     with pytest.raises(ValueError, match="batch_size must be an integer >= 1, got 0"):
         ds.batches(X, y, 0)
-    with pytest.raises(TypeError, match="batch_size must be an integer, got 2.5"):
+    with pytest.raises(TypeError, match="batch_size must be an integer >= 1, got 2.5"):
         ds.batches(X, y, 2.5)
     with pytest.raises(ValueError, match=r"len\(X\)=10 and len\(Y\)=8"):
         ds.batches(X, y[:8], 2)

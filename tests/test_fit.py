@@ -20,6 +20,7 @@ import time
 import ferrinet
 import numpy as np
 import pytest
+from conftest import blobs3, count_while
 from ferrinet import (
     DivergenceError,
     EarlyStopping,
@@ -35,14 +36,6 @@ from ferrinet import (
 # ----------------------------------------------------------------------------------------------
 # helpers
 # ----------------------------------------------------------------------------------------------
-def blobs3(n=120, seed=0):
-    """3 well separated Gaussian classes in 4-D."""
-    rng = np.random.default_rng(seed)
-    y = rng.integers(0, 3, size=n)
-    centers = np.array([[2.0, 0, 0, 1], [-2.0, 1, 0, 0], [0.0, -2, 1, 0]])
-    return centers[y] + 0.7 * rng.normal(size=(n, 4)), y
-
-
 def regression(n=64, seed=0):
     rng = np.random.default_rng(seed)
     X = rng.normal(size=(n, 4))
@@ -87,7 +80,7 @@ OPTIMIZERS = [
 
 @pytest.mark.parametrize("opt", OPTIMIZERS, ids=lambda o: f"{o.name}")
 def test_fit_equals_repeated_train_epoch(opt):
-    X, y = blobs3()
+    X, y = blobs3(120)
     w = np.linspace(0.5, 1.5, len(y))
     kwargs = dict(
         batch_size=16,
@@ -118,7 +111,7 @@ def test_fit_equals_repeated_train_epoch(opt):
     ids=["step", "cosine", "plateau+validation"],
 )
 def test_warm_start_equals_one_long_fit(schedule, validation):
-    X, y = blobs3()
+    X, y = blobs3(120)
     kwargs = dict(
         optimizer="adam",
         learning_rate=0.02,
@@ -145,7 +138,7 @@ def test_warm_start_equals_one_long_fit(schedule, validation):
 
 def test_warm_start_leaving_out_the_arguments_continues_the_run():
     """warm_start=True with optimizer, seed and schedule left out: the run's own."""
-    X, y = blobs3()
+    X, y = blobs3(120)
     long, parts = classifier(), classifier()
     sched = schedules.ExponentialLR(gamma=0.8)
     long.fit(
@@ -160,7 +153,7 @@ def test_warm_start_leaving_out_the_arguments_continues_the_run():
 
 
 def test_warm_start_false_starts_a_new_run():
-    X, y = blobs3()
+    X, y = blobs3(120)
     a = classifier()
     a.fit(X, y, epochs=2, seed=5, verbose=0)
     start = a.get_weights()
@@ -173,7 +166,7 @@ def test_warm_start_false_starts_a_new_run():
 
 
 def test_warm_start_refuses_another_optimizer_or_seed():
-    X, y = blobs3()
+    X, y = blobs3(120)
     net = classifier()
     net.fit(X, y, epochs=1, optimizer="sgd", learning_rate=0.1, seed=2, verbose=0)
     before = (net.get_weights(), net._training_info())
@@ -189,7 +182,7 @@ def test_warm_start_refuses_another_optimizer_or_seed():
 # train_epoch: the run it starts and continues
 # ----------------------------------------------------------------------------------------------
 def test_train_epoch_starts_and_continues_a_run():
-    X, y = blobs3()
+    X, y = blobs3(120)
     net = classifier()
     assert net.training_state is None and net.learning_rate is None
     net.train_epoch(X, y, optimizer="adam", learning_rate=0.01, seed=4)
@@ -214,7 +207,7 @@ def test_train_epoch_starts_and_continues_a_run():
 
 def test_train_epoch_refused_data_leave_no_run():
     """A run started by a call whose data Rust refuses is undone: the model is unchanged."""
-    X, y = blobs3()
+    X, y = blobs3(120)
     net = classifier()
     w0 = net.get_weights()
     with pytest.raises(ValueError):
@@ -224,7 +217,7 @@ def test_train_epoch_refused_data_leave_no_run():
 
 
 def test_class_weight_is_sample_weight():
-    X, y = blobs3()
+    X, y = blobs3(120)
     table = {0: 3.0, 2: 0.5}
     a, b = classifier(), classifier()
     la = a.train_epoch(X, y, class_weight=table, sample_weight=np.full(len(y), 2.0))
@@ -286,7 +279,7 @@ def test_early_stopping_restores_the_best_weights():
 
 
 def test_early_stopping_patience_min_delta_and_accuracy_monitor():
-    X, y = blobs3()
+    X, y = blobs3(120)
     # min_delta larger than any change: only the first epoch improves
     net = classifier()
     kept = []
@@ -329,7 +322,7 @@ def test_early_stopping_patience_min_delta_and_accuracy_monitor():
 
 
 def test_callbacks_can_stop_and_see_the_logs():
-    X, y = blobs3()
+    X, y = blobs3(120)
     calls = []
 
     def recorder(epoch, logs):
@@ -382,7 +375,7 @@ def test_validation_split_uses_the_last_fraction():
 
 
 def test_evaluate():
-    X, y = blobs3()
+    X, y = blobs3(120)
     net = classifier()
     net.fit(X, y, epochs=5, verbose=0, learning_rate=0.01)
     result = net.evaluate(X, y)
@@ -542,7 +535,7 @@ def test_divergence_stop_returns_the_history():
 
 
 def test_keyboard_interrupt_propagates_and_closes_the_bar(no_tqdm, capsys):
-    X, y = blobs3()
+    X, y = blobs3(120)
     net = classifier()
 
     def interrupt(epoch, logs):
@@ -627,13 +620,13 @@ def test_ctrl_c_stops_fit_quickly():
 # output
 # ----------------------------------------------------------------------------------------------
 def test_verbose_0_is_silent(capsys):
-    X, y = blobs3()
+    X, y = blobs3(120)
     classifier().fit(X, y, epochs=3, verbose=0, validation_split=0.2)
     assert capsys.readouterr() == ("", "")
 
 
 def test_verbose_1_draws_one_line_bar_on_stderr(no_tqdm, capsys):
-    X, y = blobs3()
+    X, y = blobs3(120)
     classifier().fit(X, y, epochs=3, verbose=1, validation_split=0.2)
     out, err = capsys.readouterr()
     assert out == ""
@@ -660,7 +653,7 @@ def test_verbose_1_uses_tqdm_when_installed(monkeypatch, capsys):
             events.append(("close",))
 
     monkeypatch.setattr(training, "_tqdm_class", lambda: FakeTqdm)
-    X, y = blobs3()
+    X, y = blobs3(120)
     classifier().fit(X, y, epochs=2, verbose=1, validation_split=0.2)
     assert events == [("init", 2)] + [("postfix", ["loss", "val_loss"]), ("update", 1)] * 2 + [
         ("close",)
@@ -668,7 +661,7 @@ def test_verbose_1_uses_tqdm_when_installed(monkeypatch, capsys):
 
 
 def test_verbose_2_prints_a_line_per_epoch(capsys):
-    X, y = blobs3()
+    X, y = blobs3(120)
     h = classifier().fit(X, y, epochs=3, verbose=2, validation_split=0.2)
     out, err = capsys.readouterr()
     lines = out.splitlines()
@@ -680,7 +673,7 @@ def test_verbose_2_prints_a_line_per_epoch(capsys):
 
 
 def test_history_repr_and_dict():
-    X, y = blobs3()
+    X, y = blobs3(120)
     h = classifier().fit(X, y, epochs=4, verbose=0, validation_split=0.25)
     assert isinstance(h, History) and len(h) == 4
     text = repr(h)
@@ -711,29 +704,6 @@ def test_float32_fit_learns_and_copy_keeps_dtype():
 # ----------------------------------------------------------------------------------------------
 # threads
 # ----------------------------------------------------------------------------------------------
-def _count_while(work):
-    """A pure-Python counting loop in a thread while work() runs here: (counts/s, seconds)."""
-    stop, started, result = threading.Event(), threading.Event(), {}
-
-    def counter():
-        n = 0
-        started.set()
-        t0 = time.perf_counter()
-        while not stop.is_set():
-            n += 1
-        result["rate"] = n / (time.perf_counter() - t0)
-
-    th = threading.Thread(target=counter)
-    th.start()
-    started.wait()
-    t0 = time.perf_counter()
-    work()
-    elapsed = time.perf_counter() - t0
-    stop.set()
-    th.join()
-    return result["rate"], elapsed
-
-
 def big_problem(n=4000, seed=0):
     rng = np.random.default_rng(seed)
     return rng.normal(size=(n, 64)), rng.integers(0, 10, size=n)
@@ -743,9 +713,9 @@ def test_fit_releases_the_gil():
     X, y = big_problem()
     net = NeuralNetwork([64, 128, 10], loss="cross_entropy", seed=0)
     net.fit(X[:100], y[:100], epochs=1, verbose=0)  # warm up
-    alone, _ = _count_while(lambda: time.sleep(0.4))
+    alone, _ = count_while(lambda: time.sleep(0.4))
     histories = []
-    during, took = _count_while(
+    during, took = count_while(
         lambda: histories.append(net.fit(X, y, epochs=6, batch_size=32, verbose=0))
     )
     assert took > 0.2, f"fit took only {took:.3f} s: too short to measure the GIL release"

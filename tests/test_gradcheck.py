@@ -16,9 +16,9 @@ import math
 import ferrinet
 import numpy as np
 import pytest
+from conftest import HIDDEN, np_activation
 from ferrinet import checks, reference
 
-HIDDEN = ["identity", "relu", "leaky_relu", "sigmoid", "tanh"]
 # (loss, output activation, kind of targets)
 LOSS_CASES = [
     ("mse", "identity", "rows"),
@@ -72,23 +72,6 @@ def random_case(case, zero_biases=False):
 # ----------------------------------------------------------------------------------------------
 # An independent backward pass in numpy (docs/maths.md), with the article's mistakes as options
 # ----------------------------------------------------------------------------------------------
-def np_activation(name, z):
-    if name == "identity":
-        return z
-    if name == "relu":
-        return np.where(z > 0, z, 0.0)
-    if name == "leaky_relu":
-        return np.where(z > 0, z, 0.01 * z)
-    if name == "sigmoid":
-        return 1.0 / (1.0 + np.exp(-z))
-    if name == "tanh":
-        return np.tanh(z)
-    if name == "softmax":
-        e = np.exp(z - z.max(axis=1, keepdims=True))
-        return e / e.sum(axis=1, keepdims=True)
-    raise AssertionError(name)
-
-
 def np_derivative(name, z, a):
     return {
         "identity": lambda: np.ones_like(z),

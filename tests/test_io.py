@@ -32,10 +32,10 @@ import zlib
 import ferrinet
 import numpy as np
 import pytest
+from conftest import HIDDEN, blobs3, same_weights
 from ferrinet import ModelFormatError, NeuralNetwork, optim, schedules
 from ferrinet import io as fio
 
-HIDDEN = ["identity", "relu", "leaky_relu", "sigmoid", "tanh"]
 # (loss, output activation)
 HEADS = [
     ("mse", "identity"),
@@ -56,23 +56,9 @@ def make(sizes, hidden="relu", head=("mse", "identity"), dtype="float64", seed=0
     )
 
 
-def blobs3(n=60, seed=0):
-    rng = np.random.default_rng(seed)
-    y = rng.integers(0, 3, size=n)
-    centers = np.array([[2.0, 0, 0, 1], [-2.0, 1, 0, 0], [0.0, -2, 1, 0]])
-    return centers[y] + 0.7 * rng.normal(size=(n, 4)), y
-
-
 def classifier(dtype="float64", seed=1):
     return NeuralNetwork(
         [4, 16, 8, 3], activation="tanh", loss="cross_entropy", seed=seed, dtype=dtype
-    )
-
-
-def same_weights(a, b):
-    return all(
-        np.array_equal(wa, wb) and np.array_equal(ba, bb) and wa.dtype == wb.dtype
-        for (wa, ba), (wb, bb) in zip(a.get_weights(), b.get_weights())
     )
 
 
@@ -194,7 +180,7 @@ def test_to_bytes_is_the_same_in_another_process():
 
 
 def test_the_file_lays_out_what_the_docs_say():
-    X, y = blobs3()
+    X, y = blobs3(60)
     net = classifier()
     net.fit(
         X,
@@ -308,7 +294,7 @@ def test_pytorch_sees_only_the_linear_tensors_of_a_trained_network(tmp_path):
     pytest.importorskip("torch")
     from safetensors.torch import load_file
 
-    X, y = blobs3()
+    X, y = blobs3(60)
     net = classifier()
     net.fit(
         X, y, epochs=2, batch_size=16, optimizer="rmsprop", momentum=0.5, centered=True, verbose=0
@@ -336,7 +322,7 @@ TRAIN = dict(batch_size=8, shuffle=True, dropout=[0.3, 0.1], l2=1e-3, clip_norm=
 )
 @pytest.mark.parametrize("via", ["bytes", "file"])
 def test_train_epoch_after_a_load_continues_bit_for_bit(tmp_path, dtype, opt, via):
-    X, y = blobs3()
+    X, y = blobs3(60)
     whole, part = classifier(dtype), classifier(dtype)
     expected = [whole.train_epoch(X, y, optimizer=opt, **TRAIN) for _ in range(5)]
     losses = [part.train_epoch(X, y, optimizer=opt, **TRAIN) for _ in range(2)]
@@ -418,7 +404,7 @@ def test_fit_warm_start_after_a_load_equals_one_long_fit(schedule, validation):
     ids=lambda o: o.name,
 )
 def test_the_optimizer_object_is_rebuilt(opt):
-    X, y = blobs3()
+    X, y = blobs3(60)
     net = classifier()
     net.train_epoch(X, y, optimizer=opt, batch_size=16)
     loaded = ferrinet.from_bytes(net.to_bytes())
@@ -437,7 +423,7 @@ class HalvingSchedule(schedules.Constant):
 
 
 def test_a_schedule_a_file_cannot_keep_makes_warm_start_say_so():
-    X, y = blobs3()
+    X, y = blobs3(60)
     net = classifier()
     net.fit(
         X, y, epochs=2, optimizer="sgd", learning_rate=0.1, schedule=HalvingSchedule(), verbose=0
@@ -460,7 +446,7 @@ def test_a_schedule_a_file_cannot_keep_makes_warm_start_say_so():
 
 
 def test_training_false_keeps_weights_only(tmp_path):
-    X, y = blobs3()
+    X, y = blobs3(60)
     net = classifier()
     net.fit(X, y, epochs=1, verbose=0)
     data = net.to_bytes(training=False)

@@ -23,9 +23,9 @@ import pytest
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 
+from conftest import HIDDEN  # noqa: E402
 from ferrinet.onnx import DEFAULT_OPSET, MIN_OPSET, to_onnx  # noqa: E402
 
-HIDDEN = ["identity", "relu", "leaky_relu", "sigmoid", "tanh"]
 # (loss, output activation): every output activation mse takes, and the two logit losses.
 HEADS = [
     ("mse", "identity"),

@@ -25,9 +25,9 @@ import functools
 import ferrinet
 import numpy as np
 import pytest
+from conftest import HIDDEN
 from ferrinet import checks, reference
 
-HIDDEN = ["identity", "relu", "leaky_relu", "sigmoid", "tanh"]
 # (loss, output activation, kind of targets)
 OUTPUTS = [("mse", name, "rows") for name in HIDDEN] + [
     ("binary_cross_entropy", "sigmoid", "rows"),

@@ -9,27 +9,13 @@ import copy
 import pickle
 
 import ferrinet
-import numpy as np
 import pytest
+from conftest import blobs3, same_weights
 from ferrinet import NeuralNetwork, optim, schedules
-
-
-def blobs3(n=60, seed=0):
-    rng = np.random.default_rng(seed)
-    y = rng.integers(0, 3, size=n)
-    centers = np.array([[2.0, 0, 0, 1], [-2.0, 1, 0, 0], [0.0, -2, 1, 0]])
-    return centers[y] + 0.7 * rng.normal(size=(n, 4)), y
 
 
 def classifier(dtype="float64", cls=NeuralNetwork, **kwargs):
     return cls([4, 12, 3], activation="relu", loss="cross_entropy", seed=3, dtype=dtype, **kwargs)
-
-
-def same_weights(a, b):
-    return all(
-        np.array_equal(wa, wb) and np.array_equal(ba, bb) and wa.dtype == wb.dtype
-        for (wa, ba), (wb, bb) in zip(a.get_weights(), b.get_weights())
-    )
 
 
 EPOCH = dict(batch_size=8, dropout=0.2, seed=4)
@@ -47,7 +33,7 @@ COPIES = {
 @pytest.mark.parametrize("how", list(COPIES))
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 def test_a_copy_is_the_same_network_and_continues_training_identically(how, dtype):
-    X, y = blobs3()
+    X, y = blobs3(60)
     net = classifier(dtype)
     net.n_threads = 3
     opt = optim.Adam(lr=0.01)
@@ -66,7 +52,7 @@ def test_a_copy_is_the_same_network_and_continues_training_identically(how, dtyp
 
 
 def test_copies_are_independent():
-    X, y = blobs3()
+    X, y = blobs3(60)
     net = classifier()
     net.train_epoch(X, y, optimizer="sgd", learning_rate=0.1, **EPOCH)
     before = net.to_bytes()
@@ -119,7 +105,7 @@ class Tagged(NeuralNetwork):
 
 @pytest.mark.parametrize("how", ["pickle", "copy", "deepcopy"])
 def test_a_subclass_round_trips_as_itself_with_its_attributes(how):
-    X, y = blobs3()
+    X, y = blobs3(60)
     net = Tagged([4, 6, 3], "first", loss="cross_entropy", seed=5, dtype="float32")
     net.train_epoch(X, y, optimizer="adam", **EPOCH)
     net.notes["trained"] = True

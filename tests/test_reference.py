@@ -6,42 +6,22 @@ Nothing here needs the Rust extension: when ``ferrinet`` cannot be imported (not
 """
 
 import ast
-import importlib
 import math
 import pathlib
 import subprocess
 import sys
-import types
 
 import numpy as np
 import pytest
+from conftest import HIDDEN, load_modules, np_activation
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 PACKAGE_DIR = ROOT / "python" / "ferrinet"
 
 
-def _load_modules():
-    """ferrinet.reference and ferrinet.checks of this checkout: through the installed package
-    when it is this checkout (maturin develop), else as a stand-in package over the files."""
-    try:
-        from ferrinet import checks, reference
-
-        if pathlib.Path(reference.__file__).resolve() == PACKAGE_DIR / "reference.py":
-            return reference, checks
-    except ImportError:
-        pass
-    name = "_ferrinet_pure"
-    if name not in sys.modules:
-        package = types.ModuleType(name)
-        package.__path__ = [str(PACKAGE_DIR)]
-        sys.modules[name] = package
-    return importlib.import_module(f"{name}.reference"), importlib.import_module(f"{name}.checks")
-
-
-reference, checks = _load_modules()
+reference, checks = load_modules("reference", "checks")
 NeuralNetwork = reference.NeuralNetwork
 
-HIDDEN = ["identity", "relu", "leaky_relu", "sigmoid", "tanh"]
 OUTPUT_AND_LOSS = [(name, "mse") for name in HIDDEN] + [
     ("sigmoid", "binary_cross_entropy"),
     ("softmax", "cross_entropy"),
@@ -51,23 +31,6 @@ OUTPUT_AND_LOSS = [(name, "mse") for name in HIDDEN] + [
 # ----------------------------------------------------------------------------------------------
 # The same maths, written independently with numpy
 # ----------------------------------------------------------------------------------------------
-def np_activation(name, z):
-    if name == "identity":
-        return z
-    if name == "relu":
-        return np.where(z > 0, z, 0.0)
-    if name == "leaky_relu":
-        return np.where(z > 0, z, 0.01 * z)
-    if name == "sigmoid":
-        return 1.0 / (1.0 + np.exp(-z))
-    if name == "tanh":
-        return np.tanh(z)
-    if name == "softmax":
-        e = np.exp(z - z.max(axis=1, keepdims=True))
-        return e / e.sum(axis=1, keepdims=True)
-    raise AssertionError(name)
-
-
 def np_forward(net, X):
     """-> (z, a) of the output layer."""
     a = np.asarray(X, dtype=float)

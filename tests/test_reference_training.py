@@ -5,41 +5,18 @@ objective against finite differences, and train_epoch against the pieces it is m
 Pure Python: nothing here needs the Rust extension. Every test is small (< 2 s).
 """
 
-import importlib
 import math
 import pathlib
-import sys
-import types
 
 import numpy as np
 import pytest
+from conftest import load_modules
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 PACKAGE_DIR = ROOT / "python" / "ferrinet"
 
 
-def _load_modules():
-    """reference, optim and schedules of this checkout, from ONE package (the reference's
-    make_optimizer must see the same optimizer classes as the tests)."""
-    try:
-        from ferrinet import optim, reference, schedules
-
-        if pathlib.Path(reference.__file__).resolve() == PACKAGE_DIR / "reference.py":
-            return reference, optim, schedules
-    except ImportError:
-        pass
-    name = "_ferrinet_pure"
-    if name not in sys.modules:
-        package = types.ModuleType(name)
-        package.__path__ = [str(PACKAGE_DIR)]
-        sys.modules[name] = package
-    return tuple(
-        importlib.import_module(f"{name}.{module}")
-        for module in ("reference", "optim", "schedules")
-    )
-
-
-reference, optim, schedules = _load_modules()
+reference, optim, schedules = load_modules("reference", "optim", "schedules")
 NeuralNetwork = reference.NeuralNetwork
 SplitMix64 = reference.SplitMix64
 

@@ -13,10 +13,10 @@ terms.
 import ferrinet
 import numpy as np
 import pytest
+from conftest import HIDDEN
 from ferrinet import reference
 from ferrinet.inspect import LayerTrace, NeuronTrace, Trace, trace
 
-HIDDEN = ["identity", "relu", "leaky_relu", "sigmoid", "tanh"]
 HEADS = [
     ("mse", "identity"),
     ("mse", "relu"),

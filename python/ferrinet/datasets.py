@@ -1,8 +1,9 @@
 """Small data sets and data-handling helpers for ferrinet.
 
 Everything here returns plain NumPy arrays and depends only on the Python
-standard library and NumPy (this module imports nothing else from ferrinet,
-so it can be used on its own). Nothing is ever downloaded: the two real data
+standard library and NumPy (from the rest of ferrinet it imports only the
+argument checks of ``ferrinet._validate``, which are pure Python, so it can be
+used without the Rust extension). Nothing is ever downloaded: the two real data
 sets are files shipped inside the package, in ``ferrinet/data/`` (see the
 README there for sources, licence and attribution).
 
@@ -46,6 +47,8 @@ from pathlib import Path
 from typing import Iterator, Optional, Tuple, Union
 
 import numpy as np
+
+from . import _validate
 
 __all__ = [
     "xor",
@@ -91,39 +94,6 @@ SeedLike = Union[int, np.random.Generator]
 # ---------------------------------------------------------------------------
 
 
-def _describe(value) -> str:
-    """Short 'what was given' text for error messages."""
-    text = repr(value)
-    if len(text) > 60:
-        text = text[:57] + "..."
-    return f"{text} (type {type(value).__name__})"
-
-
-def _check_int(name: str, value, minimum: Optional[int] = None) -> int:
-    """Return ``value`` as a Python int, or raise TypeError/ValueError."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an integer, got {_describe(value)}")
-    value = int(value)
-    if minimum is not None and value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value}")
-    return value
-
-
-def _check_float(name: str, value, minimum: Optional[float] = None, strict: bool = False) -> float:
-    """Return ``value`` as a finite Python float (>= or > ``minimum``)."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {_describe(value)}")
-    value = float(value)
-    if not math.isfinite(value):
-        raise ValueError(f"{name} must be finite, got {value}")
-    if minimum is not None:
-        if strict and not value > minimum:
-            raise ValueError(f"{name} must be > {minimum}, got {value}")
-        if not strict and value < minimum:
-            raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    return value
-
-
 def _rng(seed: SeedLike) -> np.random.Generator:
     """``default_rng(seed)`` for a non-negative int seed, or the Generator itself."""
     if isinstance(seed, np.random.Generator):
@@ -131,7 +101,7 @@ def _rng(seed: SeedLike) -> np.random.Generator:
     if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, numbers.Integral):
         raise TypeError(
             "seed must be a non-negative integer or a numpy.random.Generator, "
-            f"got {_describe(seed)}"
+            f"got {_validate.describe(seed)}"
         )
     if seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {int(seed)}")
@@ -144,7 +114,7 @@ def _as_samples(name: str, value) -> np.ndarray:
     if arr.ndim == 0:
         raise ValueError(
             f"{name} must be an array with samples along the first axis, "
-            f"got a scalar {_describe(value)}"
+            f"got a scalar {_validate.describe(value)}"
         )
     return arr
 
@@ -197,8 +167,8 @@ def sine(n: int = 200, noise: float = 0.0, seed: SeedLike = 0) -> Tuple[np.ndarr
     X : float64 array, shape (n, 1), values in [-pi, pi]
     y : float64 array, shape (n, 1)
     """
-    n = _check_int("n", n, 1)
-    noise = _check_float("noise", noise, 0.0)
+    n = _validate.integer(n, "n", 1)
+    noise = _validate.real(noise, "noise", 0.0)
     rng = _rng(seed)
     X = rng.uniform(-np.pi, np.pi, size=(n, 1))
     y = np.sin(X)
@@ -223,8 +193,8 @@ def moons(n: int = 200, noise: float = 0.1, seed: SeedLike = 0) -> Tuple[np.ndar
     X : float64 array, shape (n, 2)
     y : int64 array, shape (n,), values in {0, 1}
     """
-    n = _check_int("n", n, 2)
-    noise = _check_float("noise", noise, 0.0)
+    n = _validate.integer(n, "n", 2)
+    noise = _validate.real(noise, "noise", 0.0)
     rng = _rng(seed)
     n_outer = n // 2
     n_inner = n - n_outer
@@ -262,9 +232,9 @@ def circles(
     X : float64 array, shape (n, 2)
     y : int64 array, shape (n,), values in {0, 1} (1 = inner circle)
     """
-    n = _check_int("n", n, 2)
-    noise = _check_float("noise", noise, 0.0)
-    factor = _check_float("factor", factor)
+    n = _validate.integer(n, "n", 2)
+    noise = _validate.real(noise, "noise", 0.0)
+    factor = _validate.real(factor, "factor")
     if not 0.0 < factor < 1.0:
         raise ValueError(f"factor must be strictly between 0 and 1, got {factor}")
     rng = _rng(seed)
@@ -303,9 +273,9 @@ def spirals(
     X : float64 array, shape (n, 2), every row of Euclidean norm <= 1
     y : int64 array, shape (n,), values in {0, ..., classes - 1}
     """
-    classes = _check_int("classes", classes, 2)
-    n = _check_int("n", n, classes)
-    noise = _check_float("noise", noise, 0.0)
+    classes = _validate.integer(classes, "classes", 2)
+    n = _validate.integer(n, "n", classes)
+    noise = _validate.real(noise, "noise", 0.0)
     rng = _rng(seed)
     parts_X, parts_y = [], []
     for k, m in enumerate(_split_evenly(n, classes)):
@@ -353,10 +323,10 @@ def blobs(
     y : int64 array, shape (n,), the cluster index of each point
     """
     if isinstance(centers, (bool, np.bool_)):
-        raise TypeError(f"centers must be an int or an array, got {_describe(centers)}")
+        raise TypeError(f"centers must be an int or an array, got {_validate.describe(centers)}")
     if isinstance(centers, numbers.Integral):
-        k = _check_int("centers", centers, 1)
-        d = 2 if n_features is None else _check_int("n_features", n_features, 1)
+        k = _validate.integer(centers, "centers", 1)
+        d = 2 if n_features is None else _validate.integer(n_features, "n_features", 1)
         center_array = None
     else:
         try:
@@ -364,7 +334,7 @@ def blobs(
         except (TypeError, ValueError):
             raise TypeError(
                 "centers must be an int or an array of shape (k, n_features), "
-                f"got {_describe(centers)}"
+                f"got {_validate.describe(centers)}"
             ) from None
         if center_array.ndim != 2 or center_array.shape[0] < 1 or center_array.shape[1] < 1:
             raise ValueError(
@@ -374,22 +344,22 @@ def blobs(
         if not np.all(np.isfinite(center_array)):
             raise ValueError("centers must contain only finite values")
         k, d = center_array.shape
-        if n_features is not None and _check_int("n_features", n_features, 1) != d:
+        if n_features is not None and _validate.integer(n_features, "n_features", 1) != d:
             raise ValueError(
                 f"n_features={n_features} does not match centers of shape "
                 f"{center_array.shape} (expected n_features={d})"
             )
-    n = _check_int("n", n, k)
+    n = _validate.integer(n, "n", k)
 
     if isinstance(cluster_std, numbers.Real) and not isinstance(cluster_std, (bool, np.bool_)):
-        stds = np.full(k, _check_float("cluster_std", cluster_std, 0.0))
+        stds = np.full(k, _validate.real(cluster_std, "cluster_std", 0.0))
     else:
         try:
             stds = np.asarray(cluster_std, dtype=np.float64)
         except (TypeError, ValueError):
             raise TypeError(
                 f"cluster_std must be a number or a sequence of {k} numbers, "
-                f"got {_describe(cluster_std)}"
+                f"got {_validate.describe(cluster_std)}"
             ) from None
         if stds.shape != (k,):
             raise ValueError(
@@ -403,10 +373,10 @@ def blobs(
         low, high = center_box
     except (TypeError, ValueError):
         raise TypeError(
-            f"center_box must be a pair (low, high), got {_describe(center_box)}"
+            f"center_box must be a pair (low, high), got {_validate.describe(center_box)}"
         ) from None
-    low = _check_float("center_box[0]", low)
-    high = _check_float("center_box[1]", high)
+    low = _validate.real(low, "center_box[0]")
+    high = _validate.real(high, "center_box[1]")
     if not low < high:
         raise ValueError(f"center_box must satisfy low < high, got ({low}, {high})")
 
@@ -495,7 +465,7 @@ def digits(return_images: bool = False) -> Tuple[np.ndarray, np.ndarray]:
     y : int64 array, shape (1797,), the digit 0..9
     """
     if not isinstance(return_images, (bool, np.bool_)):
-        raise TypeError(f"return_images must be a bool, got {_describe(return_images)}")
+        raise TypeError(f"return_images must be a bool, got {_validate.describe(return_images)}")
     table = _load_digits_raw()
     X = table[:, :-1].astype(np.float64)
     y = table[:, -1].copy()
@@ -531,7 +501,7 @@ def _n_test_from(test_size, n: int) -> int:
     """Number of test samples for a fractional or absolute ``test_size``."""
     if isinstance(test_size, (bool, np.bool_)) or not isinstance(test_size, numbers.Real):
         raise TypeError(
-            f"test_size must be a float in (0, 1) or an int count, got {_describe(test_size)}"
+            f"test_size must be a float in (0, 1) or an int count, got {_validate.describe(test_size)}"
         )
     if isinstance(test_size, numbers.Integral):
         count = int(test_size)
@@ -675,7 +645,9 @@ def _as_matrix(name: str, value) -> np.ndarray:
     try:
         arr = np.asarray(value, dtype=np.float64)
     except (TypeError, ValueError):
-        raise TypeError(f"{name} must be a numeric array, got {_describe(value)}") from None
+        raise TypeError(
+            f"{name} must be a numeric array, got {_validate.describe(value)}"
+        ) from None
     if arr.ndim != 2:
         raise ValueError(
             f"{name} must be 2-D with shape (n_samples, n_features), got shape {arr.shape}"
@@ -815,7 +787,7 @@ def one_hot(y, n_classes: Optional[int] = None) -> np.ndarray:
             raise ValueError("cannot infer n_classes from an empty y; pass n_classes")
         n_classes = int(labels.max()) + 1
     else:
-        n_classes = _check_int("n_classes", n_classes, 1)
+        n_classes = _validate.integer(n_classes, "n_classes", 1)
         if labels.size and labels.max() >= n_classes:
             raise ValueError(
                 f"labels must be < n_classes={n_classes}, got label {int(labels.max())}"
@@ -852,9 +824,9 @@ def batches(
             f"X and Y must have the same number of samples (rows), got "
             f"len(X)={len(X)} and len(Y)={len(Y)}"
         )
-    batch_size = _check_int("batch_size", batch_size, 1)
+    batch_size = _validate.integer(batch_size, "batch_size", 1)
     if not isinstance(shuffle, (bool, np.bool_)):
-        raise TypeError(f"shuffle must be a bool, got {_describe(shuffle)}")
+        raise TypeError(f"shuffle must be a bool, got {_validate.describe(shuffle)}")
     order = _rng(seed).permutation(len(X)) if shuffle else None
     return _iterate_batches(X, Y, batch_size, order)
 

@@ -19,8 +19,9 @@ import numpy as np
 
 from . import _core
 from . import io as _io
+from ._validate import seed as _seed
 from .optim import make_optimizer
-from .training import FitMixin, _batch_length, _seed, check_epoch_options
+from .training import FitMixin, _batch_length, check_epoch_options
 
 
 @dataclass(frozen=True)

@@ -13,54 +13,26 @@ taken (from 1), and every buffer (b, v, ga, m, vmax) starts at 0.0 when training
 
 from __future__ import annotations
 
-import math
-import numbers
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any, ClassVar, Dict
 
-from . import _registry
+from . import _registry, _validate
 
 __all__ = ["OPTIMIZERS", "SGD", "Adam", "AdamW", "RMSprop", "make_optimizer"]
 
 
 # --------------------------------------------------------------------------------------------
-# Argument checks: TypeError for the wrong kind of value, ValueError for a value out of range;
-# both say what was expected and what was given.
+# Argument checks (ferrinet._validate); ``owner`` is the class name the message starts with
 # --------------------------------------------------------------------------------------------
-def _real(owner, name, value):
-    """A real number (int or float, not bool) as a float."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{owner}: {name} must be a real number, got {value!r}")
-    value = float(value)
-    if not math.isfinite(value):
-        raise ValueError(f"{owner}: {name} must be finite, got {value}")
-    return value
-
-
 def _in_range(owner, name, value, low, high, low_open=False, high_open=False):
-    """A finite real in the interval written as e.g. [0, 1) (``high=None``: no upper bound)."""
-    value = _real(owner, name, value)
-    too_low = value <= low if low_open else value < low
-    too_high = high is not None and (value >= high if high_open else value > high)
-    if too_low or too_high:
-        interval = (
-            ("(" if low_open else "[")
-            + f"{low:g}, "
-            + ("inf)" if high is None else f"{high:g}" + (")" if high_open else "]"))
-        )
-        raise ValueError(f"{owner}: {name} must be in {interval}, got {value!r}")
-    return value
+    """A finite real in the interval from ``low`` to ``high`` (None: no upper bound)."""
+    return _validate.real(
+        value, f"{owner}: {name}", low, high, low_open=low_open, high_open=high_open
+    )
 
 
 def _flag(owner, name, value):
-    """A bool (numpy's bool too)."""
-    if not isinstance(value, bool):
-        if getattr(getattr(value, "dtype", None), "kind", None) == "b" and not getattr(
-            value, "shape", ()
-        ):
-            return bool(value)
-        raise TypeError(f"{owner}: {name} must be True or False, got {value!r}")
-    return value
+    return _validate.flag(value, f"{owner}: {name}")
 
 
 def _set(obj, name, value):

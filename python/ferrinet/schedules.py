@@ -23,7 +23,7 @@ import numbers
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any, ClassVar, Dict
 
-from . import _registry
+from . import _registry, _validate
 
 __all__ = [
     "SCHEDULES",
@@ -37,38 +37,16 @@ __all__ = [
 
 
 # --------------------------------------------------------------------------------------------
-# Argument checks (TypeError: wrong kind of value; ValueError: out of range)
+# Argument checks (ferrinet._validate); ``owner`` is the class name the message starts with
 # --------------------------------------------------------------------------------------------
-def _real(owner, name, value):
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{owner}: {name} must be a real number, got {value!r}")
-    value = float(value)
-    if not math.isfinite(value):
-        raise ValueError(f"{owner}: {name} must be finite, got {value}")
-    return value
+def _real(owner, name, value, low=None, high=None, low_open=False, high_open=False):
+    return _validate.real(
+        value, f"{owner}: {name}", low, high, low_open=low_open, high_open=high_open
+    )
 
 
 def _integer(owner, name, value, low):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{owner}: {name} must be an integer, got {value!r}")
-    value = int(value)
-    if value < low:
-        raise ValueError(f"{owner}: {name} must be >= {low}, got {value}")
-    return value
-
-
-def _at_least_zero(owner, name, value):
-    value = _real(owner, name, value)
-    if value < 0.0:
-        raise ValueError(f"{owner}: {name} must be >= 0, got {value!r}")
-    return value
-
-
-def _gamma(owner, value):
-    value = _real(owner, "gamma", value)
-    if not 0.0 < value <= 1.0:
-        raise ValueError(f"{owner}: gamma must be in (0, 1], got {value!r}")
-    return value
+    return _validate.integer(value, f"{owner}: {name}", low)
 
 
 def _set(obj, name, value):
@@ -157,7 +135,7 @@ class StepLR(_Schedule):
 
     def __post_init__(self):
         _set(self, "step_size", _integer("StepLR", "step_size", self.step_size, 1))
-        _set(self, "gamma", _gamma("StepLR", self.gamma))
+        _set(self, "gamma", _real("StepLR", "gamma", self.gamma, 0.0, 1.0, low_open=True))
 
     def lr_at(self, lr0, epoch):
         return lr0 * math.pow(self.gamma, math.floor(epoch / self.step_size))
@@ -172,7 +150,7 @@ class ExponentialLR(_Schedule):
     name = "exponential"
 
     def __post_init__(self):
-        _set(self, "gamma", _gamma("ExponentialLR", self.gamma))
+        _set(self, "gamma", _real("ExponentialLR", "gamma", self.gamma, 0.0, 1.0, low_open=True))
 
     def lr_at(self, lr0, epoch):
         return lr0 * math.pow(self.gamma, epoch)
@@ -197,7 +175,7 @@ class CosineAnnealingLR(_Schedule):
         _set(
             self,
             "eta_min",
-            _at_least_zero("CosineAnnealingLR", "eta_min", self.eta_min),
+            _real("CosineAnnealingLR", "eta_min", self.eta_min, low=0.0),
         )
 
     def lr_at(self, lr0, epoch):
@@ -232,17 +210,11 @@ class ReduceLROnPlateau(_Schedule):
 
     def __post_init__(self):
         owner = "ReduceLROnPlateau"
-        factor = _real(owner, "factor", self.factor)
-        if not 0.0 < factor < 1.0:
-            raise ValueError(f"{owner}: factor must be in (0, 1), got {factor!r}")
-        _set(self, "factor", factor)
+        _set(self, "factor", _real(owner, "factor", self.factor, 0.0, 1.0, True, True))
         _set(self, "patience", _integer(owner, "patience", self.patience, 0))
-        threshold = _real(owner, "threshold", self.threshold)
-        if not 0.0 <= threshold < 1.0:
-            raise ValueError(f"{owner}: threshold must be in [0, 1), got {threshold!r}")
-        _set(self, "threshold", threshold)
+        _set(self, "threshold", _real(owner, "threshold", self.threshold, 0.0, 1.0, False, True))
         _set(self, "cooldown", _integer(owner, "cooldown", self.cooldown, 0))
-        _set(self, "min_lr", _at_least_zero(owner, "min_lr", self.min_lr))
+        _set(self, "min_lr", _real(owner, "min_lr", self.min_lr, low=0.0))
 
     def start(self, lr0):
         return _PlateauState(self, _start_lr("ReduceLROnPlateau", lr0))

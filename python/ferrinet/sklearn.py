@@ -142,12 +142,13 @@ try:
 except ImportError as _err:  # pragma: no cover - exercised in a subprocess by the tests
     raise ImportError(f"{_INSTALL_HINT} ({_err})") from _err
 
+from . import _validate
 from . import optim as _optim
-from . import training as _training
 from ._core import ACTIVATIONS as _FERRINET_ACTIVATIONS
 from ._core import DivergenceError
+from ._validate import plain as _plain
 from .network import NeuralNetwork
-from .training import _plain, check_epoch_options
+from .training import check_epoch_options
 
 __all__ = ["MLPClassifier", "MLPRegressor", "expected_failed_checks"]
 
@@ -184,38 +185,8 @@ _OUT_NAMES = {"softmax": "softmax", "sigmoid": "logistic", "identity": "identity
 # --------------------------------------------------------------------------------------------
 # Checks of hyper-parameters (at fit time, never in __init__, as scikit-learn requires):
 # TypeError for the wrong kind of value, ValueError for a value out of range, both saying what
-# was expected and what was given.
+# was expected and what was given (ferrinet._validate).
 # --------------------------------------------------------------------------------------------
-def _int(name, value, low):
-    return _training._int(value, name, low)
-
-
-def _real(name, value, low=None, high=None, low_open=False, high_open=False):
-    value = _plain(value)
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {value!r}")
-    value = float(value)
-    bad = not np.isfinite(value)
-    if low is not None:
-        bad = bad or (value <= low if low_open else value < low)
-    if high is not None:
-        bad = bad or (value >= high if high_open else value > high)
-    if bad:
-        interval = _training._interval(low, low_open, high, high_open)
-        raise ValueError(f"{name} must be a finite number in {interval}, got {value!r}")
-    return value
-
-
-def _bool(name, value):
-    return _training._flag(value, name)
-
-
-def _choice(name, value, options):
-    if not isinstance(value, str) or value not in options:
-        raise ValueError(f"{name} must be one of {', '.join(map(repr, options))}; got {value!r}")
-    return value
-
-
 def _hidden_sizes(value):
     if isinstance(value, (str, bytes)):
         raise TypeError(f"hidden_layer_sizes must be an int or a sequence of ints, got {value!r}")
@@ -339,8 +310,8 @@ class _BaseMLP(BaseEstimator):
                 "stochastic mini-batch solvers only); use solver='adam' or solver='sgd', or "
                 "sklearn.neural_network for L-BFGS"
             )
-        p.solver = _choice("solver", solver, ("adam", "sgd"))
-        p.alpha = _real("alpha", self.alpha, low=0.0)
+        p.solver = _validate.choice(solver, "solver", ("adam", "sgd"))
+        p.alpha = _validate.l2_penalty(self.alpha, "alpha")
         if isinstance(self.batch_size, str):
             if self.batch_size != "auto":
                 raise ValueError(
@@ -348,37 +319,41 @@ class _BaseMLP(BaseEstimator):
                 )
             p.batch_size = "auto"
         else:
-            p.batch_size = _int("batch_size", self.batch_size, 1)
-        p.learning_rate = _choice(
-            "learning_rate", self.learning_rate, ("constant", "invscaling", "adaptive")
+            p.batch_size = _validate.integer(self.batch_size, "batch_size", 1)
+        p.learning_rate = _validate.choice(
+            self.learning_rate, "learning_rate", ("constant", "invscaling", "adaptive")
         )
-        p.learning_rate_init = _real(
-            "learning_rate_init", self.learning_rate_init, low=0.0, low_open=True
+        p.learning_rate_init = _validate.real(
+            self.learning_rate_init, "learning_rate_init", low=0.0, low_open=True
         )
-        p.power_t = _real("power_t", self.power_t, low=0.0)
-        p.max_iter = _int("max_iter", self.max_iter, 1)
-        p.shuffle = _bool("shuffle", self.shuffle)
-        p.tol = _real("tol", self.tol, low=0.0)
+        p.power_t = _validate.real(self.power_t, "power_t", low=0.0)
+        p.max_iter = _validate.integer(self.max_iter, "max_iter", 1)
+        p.shuffle = _validate.flag(self.shuffle, "shuffle")
+        p.tol = _validate.real(self.tol, "tol", low=0.0)
         verbose = _plain(self.verbose)
         if not isinstance(verbose, numbers.Integral):
             raise TypeError(f"verbose must be a bool or an int, got {verbose!r}")
         p.verbose = int(verbose)
-        p.warm_start = _bool("warm_start", self.warm_start)
-        p.momentum = _real("momentum", self.momentum, low=0.0, high=1.0, high_open=True)
-        p.nesterov = _bool("nesterovs_momentum", self.nesterovs_momentum)
-        p.early_stopping = _bool("early_stopping", self.early_stopping)
-        p.validation_fraction = _real(
-            "validation_fraction", self.validation_fraction, low=0.0, high=1.0, high_open=True
+        p.warm_start = _validate.flag(self.warm_start, "warm_start")
+        p.momentum = _validate.real(self.momentum, "momentum", low=0.0, high=1.0, high_open=True)
+        p.nesterov = _validate.flag(self.nesterovs_momentum, "nesterovs_momentum")
+        p.early_stopping = _validate.flag(self.early_stopping, "early_stopping")
+        p.validation_fraction = _validate.real(
+            self.validation_fraction, "validation_fraction", low=0.0, high=1.0, high_open=True
         )
-        p.beta_1 = _real("beta_1", self.beta_1, low=0.0, high=1.0, high_open=True)
-        p.beta_2 = _real("beta_2", self.beta_2, low=0.0, high=1.0, high_open=True)
-        p.epsilon = _real("epsilon", self.epsilon, low=0.0, low_open=True)
+        p.beta_1 = _validate.real(self.beta_1, "beta_1", low=0.0, high=1.0, high_open=True)
+        p.beta_2 = _validate.real(self.beta_2, "beta_2", low=0.0, high=1.0, high_open=True)
+        p.epsilon = _validate.real(self.epsilon, "epsilon", low=0.0, low_open=True)
         n_iter_no_change = _plain(self.n_iter_no_change)
         if isinstance(n_iter_no_change, float) and n_iter_no_change == np.inf:
             p.n_iter_no_change = np.inf
         else:
-            p.n_iter_no_change = _int("n_iter_no_change (or np.inf)", n_iter_no_change, 1)
-        _int("max_fun", self.max_fun, 1)  # an L-BFGS option: accepted, checked, ignored
+            p.n_iter_no_change = _validate.integer(
+                n_iter_no_change, "n_iter_no_change (or np.inf)", 1
+            )
+        _validate.integer(
+            self.max_fun, "max_fun", 1
+        )  # an L-BFGS option: accepted, checked, ignored
         n_hidden = len(p.hidden)
         p.rates = check_epoch_options(n_hidden, 1, True, 0.0, self.dropout, None)[3]
         p.dtype = _dtype(self.dtype)
@@ -1006,7 +981,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
                     f"class_weight has label {label!r}, which is not a class; classes_ = "
                     f"{self.classes_.tolist()}"
                 )
-            weight = _real(f"class_weight[{label!r}]", weight, low=0.0)
+            weight = _validate.real(weight, f"class_weight[{label!r}]", low=0.0)
             factors[y_labels == label] = weight
         return factors
 
@@ -1144,7 +1119,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
                 "loss='poisson' is not supported by ferrinet.sklearn (it needs an exponential "
                 "output, which ferrinet does not have); use loss='squared_error'"
             )
-        _choice("loss", self.loss, ("squared_error",))
+        _validate.choice(self.loss, "loss", ("squared_error",))
         return super()._check_params(incremental)
 
     def _validate_input(self, X, y, incremental, reset):

@@ -20,13 +20,18 @@ are numpy arrays), so the pure-Python reference can use the mixin too.
 from __future__ import annotations
 
 import math
-import numbers
 import sys
 import time
 from dataclasses import dataclass, fields
 from typing import Any
 
+from . import _validate
 from . import schedules as _schedules
+from ._validate import flag as _flag
+from ._validate import integer as _int
+from ._validate import plain as _plain
+from ._validate import real as _real
+from ._validate import seed as _seed
 from .optim import make_optimizer
 
 try:  # the extension's exception class, when the extension is there
@@ -64,76 +69,9 @@ _DEFAULT_SEED = _DefaultInt(0)
 
 
 # --------------------------------------------------------------------------------------------
-# Checks of options: TypeError for the wrong kind of value, ValueError for a value out of
-# range; both say what was expected and what was given.
+# Checks of options (ferrinet._validate): TypeError for the wrong kind of value, ValueError for
+# a value out of range; both say what was expected and what was given.
 # --------------------------------------------------------------------------------------------
-def _plain(value):
-    """A numpy scalar as a Python number; anything else unchanged."""
-    if hasattr(value, "item") and getattr(value, "shape", None) == ():
-        return value.item()
-    return value
-
-
-def _is_int(value):
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
-
-
-def _int(value, what, low):
-    value = _plain(value)
-    if not _is_int(value):
-        raise TypeError(f"{what} must be an integer >= {low}, got {value!r}")
-    value = int(value)
-    if value < low:
-        raise ValueError(f"{what} must be an integer >= {low}, got {value}")
-    return value
-
-
-def _real(value, what, low=None, low_open=False, high=None, high_open=False):
-    """A finite real number (not a bool) as a float, optionally in an interval."""
-    value = _plain(value)
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{what} must be a real number, got {value!r}")
-    value = float(value)
-    if not math.isfinite(value):
-        raise ValueError(f"{what} must be finite, got {value}")
-    too_low = low is not None and (value <= low if low_open else value < low)
-    too_high = high is not None and (value >= high if high_open else value > high)
-    if too_low or too_high:
-        interval = _interval(low, low_open, high, high_open)
-        raise ValueError(f"{what} must be in {interval}, got {value!r}")
-    return value
-
-
-def _interval(low, low_open, high, high_open):
-    """The interval as a message writes it: ``[0, 1)``, ``(0, inf)``."""
-    return (
-        ("(" if low_open else "[")
-        + ("-inf" if low is None else f"{low:g}")
-        + ", "
-        + ("inf)" if high is None else f"{high:g}" + (")" if high_open else "]"))
-    )
-
-
-def _flag(value, what):
-    value = _plain(value)
-    if not isinstance(value, bool):
-        raise TypeError(f"{what} must be True or False, got {value!r}")
-    return value
-
-
-def _seed(value):
-    """None (a random seed) or an integer in [0, 2**64)."""
-    if value is None:
-        return None
-    value = _plain(value)
-    if not _is_int(value):
-        raise TypeError(f"seed must be an integer in [0, 2**64) or None, got {value!r}")
-    value = int(value)
-    if not 0 <= value < 2**64:
-        raise ValueError(f"seed must be in [0, 2**64), got {value}")
-    return value
-
-
 def check_epoch_options(n_hidden, batch_size, shuffle, l2, dropout, clip_norm):
     """The options of ``train_epoch`` checked and normalised:
     -> (batch_size int, shuffle bool, l2 float, rates [p per hidden layer], clip_norm or None).
@@ -142,7 +80,7 @@ def check_epoch_options(n_hidden, batch_size, shuffle, l2, dropout, clip_norm):
     layer, each in [0, 1). ``clip_norm``: None or a real > 0."""
     batch_size = _int(batch_size, "batch_size", 1)
     shuffle = _flag(shuffle, "shuffle")
-    l2 = _real(l2, "l2", low=0.0)
+    l2 = _validate.l2_penalty(l2)
     if dropout is None:
         rates = [0.0] * n_hidden
     else:
@@ -155,11 +93,10 @@ def check_epoch_options(n_hidden, batch_size, shuffle, l2, dropout, clip_norm):
                     f"{len(dropout)} rates {list(dropout)!r}"
                 )
             rates = [
-                _real(p, f"dropout[{i}]", low=0.0, high=1.0, high_open=True)
-                for i, p in enumerate(dropout)
+                _real(p, f"dropout[{i}]", 0.0, 1.0, high_open=True) for i, p in enumerate(dropout)
             ]
         else:
-            p = _real(dropout, "dropout", low=0.0, high=1.0, high_open=True)
+            p = _real(dropout, "dropout", 0.0, 1.0, high_open=True)
             rates = [p] * n_hidden
     if clip_norm is not None:
         clip_norm = _real(clip_norm, "clip_norm", low=0.0, low_open=True)
@@ -863,7 +800,7 @@ def _plan_data(X, Y, sample_weight, validation_split, validation_data):
                 f"sample_weight: expected {n} weights (one per sample of X), got "
                 f"{'a scalar' if n_w is None else n_w}"
             )
-    split = _real(validation_split, "validation_split", low=0.0, high=1.0, high_open=True)
+    split = _real(validation_split, "validation_split", 0.0, 1.0, high_open=True)
     if split > 0.0 and validation_data is not None:
         raise ValueError("give validation_data or validation_split, not both")
     if split > 0.0:
