@@ -159,6 +159,42 @@ def _build(sizes, hidden, output_activation, loss, weights, dtype):
     return net
 
 
+def _network_and_classes(net, classes):
+    """to_sklearn's network: ``net`` itself, or a fitted ferrinet.sklearn estimator's network
+    (and its ``classes_`` when ``classes`` is None). TypeError for anything else."""
+    if _is_ferrinet_estimator(net):
+        if not hasattr(net, "network_"):
+            raise _not_fitted(
+                f"this {type(net).__name__} is not fitted yet; call fit before to_sklearn"
+            )
+        if classes is None and hasattr(net, "classes_"):
+            classes = net.classes_
+        net = net.network_
+    if not isinstance(net, NeuralNetwork):
+        raise TypeError(
+            f"to_sklearn expects a ferrinet.NeuralNetwork or a fitted ferrinet.sklearn "
+            f"estimator, got {type(net).__module__}.{type(net).__name__}"
+        )
+    return net, classes
+
+
+def _sklearn_hidden_activation(net):
+    """scikit-learn's name of the one activation of ``net``'s hidden layers ("relu", its
+    default, without hidden layers); ValueError when scikit-learn cannot represent them."""
+    hidden = net.activations[:-1]
+    if len(set(hidden)) > 1:
+        raise ValueError(
+            f"scikit-learn's MLPs have one hidden activation for every layer; this network has "
+            f"{hidden}"
+        )
+    if hidden and hidden[0] not in _TO_SKLEARN:
+        raise ValueError(
+            f"scikit-learn has no hidden activation {hidden[0]!r}; it has identity, logistic "
+            "(sigmoid), tanh and relu"
+        )
+    return _TO_SKLEARN[hidden[0]] if hidden else "relu"
+
+
 def to_sklearn(net, classes=None):
     """A fitted scikit-learn MLP computing what ``net`` computes (the inverse of
     ``from_sklearn``); for prediction (``predict``, ``predict_proba``, ``score``), not for
@@ -186,32 +222,9 @@ def to_sklearn(net, classes=None):
             "to_sklearn needs scikit-learn >= 1.6: pip install ferrinet[sklearn]"
         ) from err
 
-    if _is_ferrinet_estimator(net):
-        if not hasattr(net, "network_"):
-            raise _not_fitted(
-                f"this {type(net).__name__} is not fitted yet; call fit before to_sklearn"
-            )
-        if classes is None and hasattr(net, "classes_"):
-            classes = net.classes_
-        net = net.network_
-    if not isinstance(net, NeuralNetwork):
-        raise TypeError(
-            f"to_sklearn expects a ferrinet.NeuralNetwork or a fitted ferrinet.sklearn "
-            f"estimator, got {type(net).__module__}.{type(net).__name__}"
-        )
-    hidden = net.activations[:-1]
+    net, classes = _network_and_classes(net, classes)
+    activation = _sklearn_hidden_activation(net)
     out = net.activations[-1]
-    if len(set(hidden)) > 1:
-        raise ValueError(
-            f"scikit-learn's MLPs have one hidden activation for every layer; this network has "
-            f"{hidden}"
-        )
-    if hidden and hidden[0] not in _TO_SKLEARN:
-        raise ValueError(
-            f"scikit-learn has no hidden activation {hidden[0]!r}; it has identity, logistic "
-            "(sigmoid), tanh and relu"
-        )
-    activation = _TO_SKLEARN[hidden[0]] if hidden else "relu"
     weights = net.get_weights()
     m = net.sizes[-1]
     pairing = (out, net.loss)

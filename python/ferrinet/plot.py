@@ -599,6 +599,7 @@ def plot_decision_boundary(
     numbers, ValueError for points that are not 2-D, labels of the wrong length or unknown to
     the model, or more than 20 classes.
     """
+    # ---- check everything before drawing
     axes = _check_ax(ax)
     target = _check_path(path)
     dpi = _check_dpi(dpi)
@@ -609,6 +610,50 @@ def plot_decision_boundary(
         raise ValueError(f"padding must be finite and >= 0, got {padding!r}")
     if title is not None and not isinstance(title, str):
         raise TypeError(f"title must be a str or None, got {_describe(title)}")
+    points = _as_points(X)
+    predict, classes = _classifier(net)
+    labels = None if y is None else _as_labels(y, "y", points.shape[0])
+
+    # ---- the model on the grid and on the points
+    gx, gy, grid = _grid(points, padding, resolution)
+    grid_labels = predict(grid)
+    point_predictions = predict(points)
+    classes = _plotted_classes(classes, grid_labels, point_predictions, labels)
+    n_colors = max(len(classes), 1)
+    cell_class = _class_index(grid_labels, classes, "the model's predictions")
+    region = np.asarray(region_colors(n_colors))[cell_class].reshape(resolution, resolution, 3)
+
+    # ---- draw
+    if axes is None:
+        fig = _new_figure((6.4, 5.2), dpi)
+        axes = fig.add_subplot(1, 1, 1)
+    else:
+        fig = _root_figure(axes)
+    dx = (gx[1] - gx[0]) / 2.0
+    dy = (gy[1] - gy[0]) / 2.0
+    extent = (gx[0] - dx, gx[-1] + dx, gy[0] - dy, gy[-1] + dy)
+    axes.imshow(region, origin="lower", extent=extent, interpolation="nearest", aspect="auto")
+    legend: List[Any] = [
+        Patch(
+            facecolor=region_colors(n_colors)[k],
+            edgecolor=class_colors(n_colors)[k],
+            label=f"class {_label_text(c)}",
+        )
+        for k, c in enumerate(classes)
+    ]
+    accuracy_text = _draw_points(axes, points, labels, point_predictions, classes, legend)
+    axes.set_xlim(extent[0], extent[1])
+    axes.set_ylim(extent[2], extent[3])
+    axes.set_xlabel("x[0]")
+    axes.set_ylabel("x[1]")
+    axes.legend(handles=legend, loc="best", fontsize="small", framealpha=0.8)
+    axes.set_title(title if title is not None else f"Decision boundary{accuracy_text}")
+    _save(fig, target, dpi)
+    return fig
+
+
+def _as_points(X: Any) -> np.ndarray:
+    """plot_decision_boundary's points: finite floats of shape (n, 2), n >= 1."""
     try:
         points = np.asarray(X, dtype=np.float64)
     except (TypeError, ValueError) as error:
@@ -620,19 +665,24 @@ def plot_decision_boundary(
         )
     if not np.all(np.isfinite(points)):
         raise ValueError("X must be finite (it has NaN or infinite values)")
-    predict, classes = _classifier(net)
-    labels = None if y is None else _as_labels(y, "y", points.shape[0])
+    return points
 
-    # the grid: `resolution` cell centres per axis spanning the padded range of X
+
+def _grid(points: np.ndarray, padding: float, resolution: int):
+    """The grid: ``resolution`` cell centres per axis spanning the padded range of the points
+    -> (centres along x, along y, the grid's points (resolution**2, 2), row by row)."""
     low, high = points.min(axis=0), points.max(axis=0)
     span = np.where(high > low, high - low, 1.0)
     low, high = low - padding * span, high + padding * span
     gx = np.linspace(low[0], high[0], resolution)
     gy = np.linspace(low[1], high[1], resolution)
     grid = np.column_stack([np.tile(gx, resolution), np.repeat(gy, resolution)])
-    grid_labels = predict(grid)
-    point_predictions = predict(points)
+    return gx, gy, grid
 
+
+def _plotted_classes(classes, grid_labels, point_predictions, labels):
+    """The classes to colour: the model's own (``classes_``), else every label seen; at most
+    ``_MAX_CLASSES``."""
     if classes is None:
         seen = [grid_labels, point_predictions] + ([] if labels is None else [labels])
         try:
@@ -646,74 +696,50 @@ def plot_decision_boundary(
         raise ValueError(
             f"plot_decision_boundary colours at most {_MAX_CLASSES} classes, got {len(classes)}"
         )
+    return classes
+
+
+def _draw_points(axes, points, labels, point_predictions, classes, legend) -> str:
+    """The points over the regions, coloured by their true class (grey without labels), the
+    misclassified ones crossed (added to ``legend``). Returns the accuracy text of the title."""
     n_colors = max(len(classes), 1)
-    cell_class = _class_index(grid_labels, classes, "the model's predictions")
-    region = np.asarray(region_colors(n_colors))[cell_class].reshape(resolution, resolution, 3)
-
-    if axes is None:
-        fig = _new_figure((6.4, 5.2), dpi)
-        axes = fig.add_subplot(1, 1, 1)
-    else:
-        fig = _root_figure(axes)
-    dx = (gx[1] - gx[0]) / 2.0
-    dy = (gy[1] - gy[0]) / 2.0
-    extent = (gx[0] - dx, gx[-1] + dx, gy[0] - dy, gy[-1] + dy)
-    axes.imshow(region, origin="lower", extent=extent, interpolation="nearest", aspect="auto")
-
     palette = class_colors(n_colors)
     size = 24.0 if len(points) <= 500 else 10.0
-    legend: List[Any] = [
-        Patch(
-            facecolor=region_colors(n_colors)[k],
-            edgecolor=palette[k],
-            label=f"class {_label_text(c)}",
-        )
-        for k, c in enumerate(classes)
-    ]
     if labels is None:
         axes.scatter(
             points[:, 0], points[:, 1], s=size, c="0.3", edgecolors="white", linewidths=0.5
         )
-        accuracy_text = ""
-    else:
-        true_class = _class_index(labels, classes, "y")
+        return ""
+    true_class = _class_index(labels, classes, "y")
+    axes.scatter(
+        points[:, 0],
+        points[:, 1],
+        s=size,
+        c=np.asarray(palette)[true_class],
+        edgecolors="black",
+        linewidths=0.5,
+    )
+    wrong = np.asarray(point_predictions != labels, dtype=bool)
+    if np.any(wrong):
         axes.scatter(
-            points[:, 0],
-            points[:, 1],
-            s=size,
-            c=np.asarray(palette)[true_class],
-            edgecolors="black",
-            linewidths=0.5,
+            points[wrong, 0],
+            points[wrong, 1],
+            s=size * 1.6,
+            marker="x",
+            c="black",
+            linewidths=1.2,
         )
-        wrong = np.asarray(point_predictions != labels, dtype=bool)
-        if np.any(wrong):
-            axes.scatter(
-                points[wrong, 0],
-                points[wrong, 1],
-                s=size * 1.6,
+        legend.append(
+            Line2D(
+                [],
+                [],
+                color="black",
                 marker="x",
-                c="black",
-                linewidths=1.2,
+                linestyle="",
+                label=f"misclassified ({int(wrong.sum())})",
             )
-            legend.append(
-                Line2D(
-                    [],
-                    [],
-                    color="black",
-                    marker="x",
-                    linestyle="",
-                    label=f"misclassified ({int(wrong.sum())})",
-                )
-            )
-        accuracy_text = f": {1.0 - wrong.mean():.1%} of {len(points)} points right"
-    axes.set_xlim(extent[0], extent[1])
-    axes.set_ylim(extent[2], extent[3])
-    axes.set_xlabel("x[0]")
-    axes.set_ylabel("x[1]")
-    axes.legend(handles=legend, loc="best", fontsize="small", framealpha=0.8)
-    axes.set_title(title if title is not None else f"Decision boundary{accuracy_text}")
-    _save(fig, target, dpi)
-    return fig
+        )
+    return f": {1.0 - wrong.mean():.1%} of {len(points)} points right"
 
 
 # --------------------------------------------------------------------------------------------
@@ -747,6 +773,48 @@ def _as_images(images: Any) -> np.ndarray:
     if not np.all(np.isfinite(array)):
         raise ValueError("images must be finite (they have NaN or infinite pixels)")
     return array
+
+
+def _caption_and_frame(canvas, x0, y0, side, true, pred, k, mistake) -> None:
+    """Image ``k``'s caption (true and predicted class) above it and its frame (red when the
+    prediction is wrong), in the inch units of the digits canvas."""
+    parts = []
+    if true is not None:
+        parts.append(f"true {_label_text(true[k])}")
+    if pred is not None:
+        parts.append(f"pred {_label_text(pred[k])}")
+    if parts:
+        canvas.text(
+            x0 + side / 2.0,
+            y0 - 0.03,
+            "\n".join(parts),
+            ha="center",
+            va="bottom",
+            fontsize=8,
+            color="red" if mistake else "black",
+            fontweight="bold" if mistake else "normal",
+        )
+    canvas.add_patch(
+        Rectangle(
+            (x0, y0),
+            side,
+            side,
+            fill=False,
+            edgecolor="red" if mistake else "0.8",
+            linewidth=2.5 if mistake else 0.5,
+        )
+    )
+
+
+def _digits_title(n: int, total: int, wrong: Optional[np.ndarray]) -> str:
+    """plot_digits' default title: how many images are shown, and how many are wrong."""
+    title = f"{n} images" if n == total else f"the first {n} of {total} images"
+    if wrong is not None:
+        n_wrong = int(wrong[:n].sum())
+        title += f": {n_wrong} wrong prediction{'s' if n_wrong != 1 else ''}"
+        if n_wrong:
+            title += " (in red)"
+    return title
 
 
 def plot_digits(
@@ -840,40 +908,10 @@ def plot_digits(
             extent=(x0, x0 + side, y0 + side, y0),
             aspect="auto",
         )
-        parts = []
-        if true is not None:
-            parts.append(f"true {_label_text(true[k])}")
-        if pred is not None:
-            parts.append(f"pred {_label_text(pred[k])}")
         mistake = wrong is not None and bool(wrong[k])
-        if parts:
-            canvas.text(
-                x0 + side / 2.0,
-                y0 - 0.03,
-                "\n".join(parts),
-                ha="center",
-                va="bottom",
-                fontsize=8,
-                color="red" if mistake else "black",
-                fontweight="bold" if mistake else "normal",
-            )
-        canvas.add_patch(
-            Rectangle(
-                (x0, y0),
-                side,
-                side,
-                fill=False,
-                edgecolor="red" if mistake else "0.8",
-                linewidth=2.5 if mistake else 0.5,
-            )
-        )
+        _caption_and_frame(canvas, x0, y0, side, true, pred, k, mistake)
     if title is None:
-        title = f"{n} images" if n == total else f"the first {n} of {total} images"
-        if wrong is not None:
-            n_wrong = int(wrong[:n].sum())
-            title += f": {n_wrong} wrong prediction{'s' if n_wrong != 1 else ''}"
-            if n_wrong:
-                title += " (in red)"
+        title = _digits_title(n, total, wrong)
     fig.suptitle(title, fontsize=10, y=1.0 - 0.12 / height, va="top")
     _save(fig, target, dpi)
     return fig
