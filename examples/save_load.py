@@ -23,6 +23,7 @@ import pickle
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any, Dict
 
 import ferrinet
 import numpy as np
@@ -44,7 +45,7 @@ def main(out: Path) -> None:
         X, y, test_size=0.25, seed=0, stratify=True
     )
     X_train, X_test = X_train / 16.0, X_test / 16.0
-    options = dict(batch_size=32, learning_rate=1e-3, verbose=0)
+    options: Dict[str, Any] = dict(batch_size=32, learning_rate=1e-3, verbose=0)
 
     net = new_network()
     first = net.fit(X_train, y_train, epochs=10, **options)

@@ -13,7 +13,7 @@ Rust-backed ``ferrinet.NeuralNetwork`` (numpy arrays in and out) or ``ferrinet.r
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 
@@ -189,9 +189,9 @@ def default_floor(loss: float, eps: float = 1e-6, tol: float = 1e-6) -> float:
 
 
 def gradcheck(
-    net,
-    X,
-    Y,
+    net: Any,
+    X: Any,
+    Y: Any,
     eps: float = 1e-6,
     gradients: Callable | None = None,
     floor: float | None = None,
@@ -565,9 +565,9 @@ def _parity_samples(loss: str, X, Y):
 
 
 def check_parity(
-    net,
-    X,
-    Y,
+    net: Any,
+    X: Any,
+    Y: Any,
     steps: int = 100,
     learning_rate: float = 0.1,
     rtol: float = 1e-9,

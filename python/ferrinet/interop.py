@@ -28,6 +28,7 @@ scikit-learn >= 1.6, ``pip install ferrinet[sklearn]``).
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import numpy as np
 
@@ -72,7 +73,7 @@ def _is_sklearn_mlp(model):
     return mod is not None and isinstance(model, (mod.MLPClassifier, mod.MLPRegressor))
 
 
-def from_sklearn(model, dtype=None) -> NeuralNetwork:
+def from_sklearn(model: Any, dtype: Any = None) -> NeuralNetwork:
     """A ``ferrinet.NeuralNetwork`` with the weights of a fitted scikit-learn MLP.
 
     ``model``: a fitted ``sklearn.neural_network.MLPClassifier`` or ``MLPRegressor`` (any
@@ -195,7 +196,7 @@ def _sklearn_hidden_activation(net):
     return _TO_SKLEARN[hidden[0]] if hidden else "relu"
 
 
-def to_sklearn(net, classes=None):
+def to_sklearn(net: Any, classes: Any = None) -> Any:
     """A fitted scikit-learn MLP computing what ``net`` computes (the inverse of
     ``from_sklearn``); for prediction (``predict``, ``predict_proba``, ``score``), not for
     continuing training (no optimizer state is carried over).

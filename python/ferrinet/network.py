@@ -12,8 +12,9 @@ docs/saving.md), which pickle and `copy.deepcopy` use too.
 from __future__ import annotations
 
 import numbers
+import os
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Sequence, Union
 
 import numpy as np
 
@@ -51,6 +52,10 @@ class Layer:
     @property
     def neurons(self) -> List[Neuron]:
         return [Neuron(row.copy(), float(b)) for row, b in zip(self.weights, self.biases)]
+
+
+#: A file path: a str or an os.PathLike.
+PathLike = Union[str, "os.PathLike[str]"]
 
 
 class TrainingRun:
@@ -153,7 +158,7 @@ class NeuralNetwork(FitMixin, _core.NeuralNetwork):
         python = _io.encode_python_state(self) if training else None
         return self._to_safetensors(training, python)
 
-    def save(self, path, *, training: bool = True) -> None:
+    def save(self, path: PathLike, *, training: bool = True) -> None:
         """Writes ``to_bytes(training=training)`` to ``path`` (a str or os.PathLike),
         atomically: a temporary file in the same directory is written, fsynced and renamed over
         ``path``, so an error or a crash mid-save leaves any old file untouched (an error also
@@ -166,7 +171,7 @@ class NeuralNetwork(FitMixin, _core.NeuralNetwork):
         _io.write_atomic(path, self.to_bytes(training=training))
 
     @classmethod
-    def from_bytes(cls, data) -> "NeuralNetwork":
+    def from_bytes(cls, data: Any) -> "NeuralNetwork":
         """The network held by ``data`` (bytes, bytearray or memoryview, as ``to_bytes``
         returns), as an instance of ``cls``: architecture, dtype, weights, ``n_threads``, and
         the training run when there is one, so that ``train_epoch`` and
@@ -183,7 +188,7 @@ class NeuralNetwork(FitMixin, _core.NeuralNetwork):
         return net
 
     @classmethod
-    def load(cls, path) -> "NeuralNetwork":
+    def load(cls, path: PathLike) -> "NeuralNetwork":
         """The network saved at ``path`` (a str or os.PathLike) by ``save``, as an instance of
         ``cls`` (see ``from_bytes``). OSError when the file cannot be read."""
         return cls.from_bytes(_io.read_file(path))
@@ -246,14 +251,14 @@ class NeuralNetwork(FitMixin, _core.NeuralNetwork):
 
         return summary(self)
 
-    def trace(self, x, y):
+    def trace(self, x: Any, y: Any) -> Any:
         """For one sample, every layer's input, z, a, delta and gradients, per neuron, computed
         by the Rust core (``ferrinet.inspect.trace``): the backward pass made visible."""
         from .inspect import trace
 
         return trace(self, x, y)
 
-    def to_onnx(self, path=None, **options):
+    def to_onnx(self, path: Optional[PathLike] = None, **options: Any) -> Any:
         """Export to ONNX (``ferrinet.onnx.to_onnx``; needs ``pip install ferrinet[onnx]``):
         returns the ``onnx.ModelProto`` and writes it atomically to ``path`` if given."""
         from .onnx import to_onnx
@@ -305,19 +310,19 @@ class NeuralNetwork(FitMixin, _core.NeuralNetwork):
     # ----- training
     def train_epoch(
         self,
-        X,
-        Y,
-        batch_size=32,
-        optimizer=None,
-        learning_rate=None,
-        shuffle=True,
-        seed=0,
-        l2=0.0,
-        dropout=None,
-        clip_norm=None,
-        sample_weight=None,
-        class_weight=None,
-        **optimizer_options,
+        X: Any,
+        Y: Any,
+        batch_size: int = 32,
+        optimizer: Any = None,
+        learning_rate: Optional[float] = None,
+        shuffle: bool = True,
+        seed: Optional[int] = 0,
+        l2: float = 0.0,
+        dropout: Union[float, Sequence[float], None] = None,
+        clip_norm: Optional[float] = None,
+        sample_weight: Any = None,
+        class_weight: Any = None,
+        **optimizer_options: Any,
     ) -> float:
         """One epoch of mini-batch training, run in Rust with the GIL released (docs/maths.md,
         "Training with mini-batches"); returns the epoch loss ``(sum over batches of L_b * n_b)
@@ -399,7 +404,14 @@ class NeuralNetwork(FitMixin, _core.NeuralNetwork):
                 self.reset_training()
             raise
 
-    def sample_weights(self, Y, sample_weight=None, class_weight=None, *, n=None):
+    def sample_weights(
+        self,
+        Y: Any,
+        sample_weight: Any = None,
+        class_weight: Any = None,
+        *,
+        n: Optional[int] = None,
+    ) -> Any:
         """The weight of each sample, ``sample_weight[k] * class_weight[class of k]``, as
         ``train_epoch`` uses them (a float64 array), or None when neither is given.
 

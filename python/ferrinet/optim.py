@@ -14,7 +14,7 @@ taken (from 1), and every buffer (b, v, ga, m, vmax) starts at 0.0 when training
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from typing import TYPE_CHECKING, Any, ClassVar, Dict
+from typing import TYPE_CHECKING, Any, ClassVar, Dict, List, Optional
 
 from . import _registry, _validate
 
@@ -87,11 +87,11 @@ class _Optimizer:
     name = ""
 
     @classmethod
-    def options(cls):
+    def options(cls) -> List[str]:
         """The argument names, in order (the dataclass fields)."""
         return [f.name for f in fields(cls)]
 
-    def to_dict(self):
+    def to_dict(self) -> Dict[str, Any]:
         """A plain flat dict: ``name`` and every field of every optimizer (unused ones 0 / False);
         ``betas`` is given as ``beta1`` and ``beta2``."""
         flat = {"name": self.name, **_FLAT_DEFAULTS}
@@ -252,7 +252,7 @@ class AdamW(_Optimizer):
 OPTIMIZERS = {cls.name: cls for cls in (SGD, RMSprop, Adam, AdamW)}
 
 
-def make_optimizer(optimizer, learning_rate=None, **options):
+def make_optimizer(optimizer: Any, learning_rate: Optional[float] = None, **options: Any) -> Any:
     """An optimizer object from a name or an object.
 
     ``optimizer``: a name (case-insensitive: "sgd", "rmsprop", "adam", "adamw"), built with

@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 import numbers
 from dataclasses import dataclass, fields
-from typing import TYPE_CHECKING, Any, ClassVar, Dict
+from typing import TYPE_CHECKING, Any, ClassVar, Dict, List
 
 from . import _registry, _validate
 
@@ -67,18 +67,18 @@ class _Schedule:
     name = ""
 
     @classmethod
-    def options(cls):
+    def options(cls) -> List[str]:
         return [f.name for f in fields(cls)]
 
-    def lr_at(self, lr0, epoch):
+    def lr_at(self, lr0: float, epoch: int) -> float:
         """The closed form: the lr of epoch ``epoch`` (not for ReduceLROnPlateau)."""
         raise NotImplementedError
 
-    def start(self, lr0):
+    def start(self, lr0: float) -> Any:
         """The running state of this schedule for a training run starting at ``lr0``."""
         return _ClosedFormState(self, _start_lr(type(self).__name__, lr0))
 
-    def to_dict(self):
+    def to_dict(self) -> Dict[str, Any]:
         """A plain flat dict: ``name`` and every schedule's every field (unused ones 0)."""
         flat = {"name": self.name, **_FLAT_DEFAULTS}
         flat.update({f.name: getattr(self, f.name) for f in fields(self)})
@@ -117,7 +117,7 @@ class Constant(_Schedule):
 
     name = "constant"
 
-    def lr_at(self, lr0, epoch):
+    def lr_at(self, lr0: float, epoch: int) -> float:
         return lr0
 
 
@@ -137,7 +137,7 @@ class StepLR(_Schedule):
         _set(self, "step_size", _integer("StepLR", "step_size", self.step_size, 1))
         _set(self, "gamma", _real("StepLR", "gamma", self.gamma, 0.0, 1.0, low_open=True))
 
-    def lr_at(self, lr0, epoch):
+    def lr_at(self, lr0: float, epoch: int) -> float:
         return lr0 * math.pow(self.gamma, math.floor(epoch / self.step_size))
 
 
@@ -152,7 +152,7 @@ class ExponentialLR(_Schedule):
     def __post_init__(self):
         _set(self, "gamma", _real("ExponentialLR", "gamma", self.gamma, 0.0, 1.0, low_open=True))
 
-    def lr_at(self, lr0, epoch):
+    def lr_at(self, lr0: float, epoch: int) -> float:
         return lr0 * math.pow(self.gamma, epoch)
 
 
@@ -178,7 +178,7 @@ class CosineAnnealingLR(_Schedule):
             _real("CosineAnnealingLR", "eta_min", self.eta_min, low=0.0),
         )
 
-    def lr_at(self, lr0, epoch):
+    def lr_at(self, lr0: float, epoch: int) -> float:
         eta_min = self.eta_min
         return eta_min + (lr0 - eta_min) * (1.0 + math.cos(math.pi * epoch / self.T_max)) / 2.0
 
@@ -216,7 +216,7 @@ class ReduceLROnPlateau(_Schedule):
         _set(self, "cooldown", _integer(owner, "cooldown", self.cooldown, 0))
         _set(self, "min_lr", _real(owner, "min_lr", self.min_lr, low=0.0))
 
-    def start(self, lr0):
+    def start(self, lr0: float) -> Any:
         return _PlateauState(self, _start_lr("ReduceLROnPlateau", lr0))
 
 
@@ -277,7 +277,7 @@ _FLAT_DEFAULTS = {
 }
 
 
-def make_schedule(schedule=None, **options):
+def make_schedule(schedule: Any = None, **options: Any) -> Any:
     """A schedule object from a name or an object.
 
     ``schedule``: None (constant), a name ("constant", "step", "exponential", "cosine",

@@ -23,7 +23,7 @@ import math
 import sys
 import time
 from dataclasses import dataclass, fields
-from typing import Any
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 from . import _validate
 from . import schedules as _schedules
@@ -52,6 +52,9 @@ __all__ = [
     "check_epoch_options",
 ]
 
+#: A callback of ``fit``: ``cb(epoch, logs)``; True stops training after that epoch.
+Callback = Callable[[int, Dict[str, float]], Any]
+
 #: Why ``fit`` ended: every epoch ran, early stopping, a callback returned True, divergence.
 STOPPED_REASONS = ("completed", "early_stopping", "callback", "nonfinite")
 
@@ -72,7 +75,14 @@ _DEFAULT_SEED = _DefaultInt(0)
 # Checks of options (ferrinet._validate): TypeError for the wrong kind of value, ValueError for
 # a value out of range; both say what was expected and what was given.
 # --------------------------------------------------------------------------------------------
-def check_epoch_options(n_hidden, batch_size, shuffle, l2, dropout, clip_norm):
+def check_epoch_options(
+    n_hidden: int,
+    batch_size: Any,
+    shuffle: Any,
+    l2: Any,
+    dropout: Any,
+    clip_norm: Any,
+) -> Tuple[int, bool, float, List[float], Optional[float]]:
     """The options of ``train_epoch`` checked and normalised:
     -> (batch_size int, shuffle bool, l2 float, rates [p per hidden layer], clip_norm or None).
 
@@ -149,7 +159,7 @@ def _sum(values):
 # --------------------------------------------------------------------------------------------
 # Accuracy
 # --------------------------------------------------------------------------------------------
-def accuracy(loss, predictions, Y, sample_weight=None):
+def accuracy(loss: str, predictions: Any, Y: Any, sample_weight: Any = None) -> Optional[float]:
     """The fraction of correct predictions (weighted by ``sample_weight`` when given), or None
     when the loss has no classes (mse).
 
@@ -225,20 +235,20 @@ class History:
     any epoch) and ``restored_best_weights`` (early stopping set the best epoch's weights back).
     """
 
-    def __init__(self, monitor="loss", mode="min"):
-        self.loss = []
-        self.val_loss = []
-        self.metrics = {}
-        self.lr = []
-        self.epoch = []
-        self.stopped_reason = None
+    def __init__(self, monitor: str = "loss", mode: str = "min") -> None:
+        self.loss: List[float] = []
+        self.val_loss: List[float] = []
+        self.metrics: Dict[str, List[float]] = {}
+        self.lr: List[float] = []
+        self.epoch: List[int] = []
+        self.stopped_reason: Optional[str] = None
         self.monitor = monitor
         self._mode = mode
         self.restored_best_weights = False
-        self._best = None
+        self._best: Optional[int] = None
 
     @property
-    def epochs_completed(self):
+    def epochs_completed(self) -> int:
         return len(self.loss)
 
     def _values(self, name):
@@ -249,7 +259,7 @@ class History:
         return self.metrics.get(name, [])
 
     @property
-    def best_epoch(self):
+    def best_epoch(self) -> Optional[int]:
         if self._best is not None:  # early stopping's own best (min_delta counts)
             return self._best
         values = self._values(self.monitor)
@@ -261,7 +271,7 @@ class History:
                 best = i
         return best
 
-    def as_dict(self):
+    def as_dict(self) -> Dict[str, List[float]]:
         """Every per-epoch list by name (Keras's ``history.history``)."""
         out = {"loss": list(self.loss)}
         if self.val_loss:
@@ -318,7 +328,7 @@ class EarlyStopping:
     ``fit(early_stopping=True)`` uses these defaults; a dict gives some of them.
     """
 
-    monitor: object = None
+    monitor: Optional[str] = None
     patience: int = 10
     min_delta: float = 0.0
     restore_best_weights: bool = True
@@ -339,7 +349,7 @@ class EarlyStopping:
         )
 
     @classmethod
-    def make(cls, value):
+    def make(cls, value: Any) -> Optional[EarlyStopping]:
         """None / False (off), True (defaults), a dict of options, an ``EarlyStopping``, or any
         object with some of its attributes."""
         if value is None or value is False:
@@ -505,13 +515,15 @@ class FitMixin:
         raise NotImplementedError(f"{type(self).__name__} does not define _start_run")
 
     # ----- evaluate
-    def evaluate(self: Any, X, Y, sample_weight=None):
+    def evaluate(self: Any, X: Any, Y: Any, sample_weight: Any = None) -> Dict[str, Any]:
         """``{"loss": ..., "accuracy": ...}`` on (X, Y): the mean loss (weighted by
         ``sample_weight`` when given; no dropout, no L2) and, for classifiers, the accuracy
         (``ferrinet.training.accuracy``: argmax for cross_entropy, p >= 0.5 for
         binary_cross_entropy). The model is unchanged."""
         _batch_length(X, "X")
-        result = {"loss": float(self.compute_loss(X, Y, sample_weight=sample_weight))}
+        result: Dict[str, Any] = {
+            "loss": float(self.compute_loss(X, Y, sample_weight=sample_weight))
+        }
         if self.loss in _CLASSIFIER_LOSSES:
             result["accuracy"] = accuracy(self.loss, self.predict(X), Y, sample_weight)
         return result
@@ -519,28 +531,28 @@ class FitMixin:
     # ----- fit
     def fit(
         self: Any,
-        X,
-        Y,
-        epochs=100,
-        batch_size=32,
-        optimizer=None,
-        learning_rate=None,
-        shuffle=True,
-        seed=_DEFAULT_SEED,
-        validation_data=None,
-        validation_split=0.0,
-        early_stopping=None,
-        callbacks=(),
-        verbose=1,
-        l2=0.0,
-        dropout=None,
-        clip_norm=None,
-        schedule=None,
-        sample_weight=None,
-        class_weight=None,
-        warm_start=False,
-        on_divergence="raise",
-        **optimizer_options,
+        X: Any,
+        Y: Any,
+        epochs: int = 100,
+        batch_size: int = 32,
+        optimizer: Any = None,
+        learning_rate: Optional[float] = None,
+        shuffle: bool = True,
+        seed: Optional[int] = _DEFAULT_SEED,
+        validation_data: Optional[Sequence[Any]] = None,
+        validation_split: float = 0.0,
+        early_stopping: Any = None,
+        callbacks: Union[Callback, Iterable[Callback], None] = (),
+        verbose: int = 1,
+        l2: float = 0.0,
+        dropout: Union[float, Sequence[float], None] = None,
+        clip_norm: Optional[float] = None,
+        schedule: Any = None,
+        sample_weight: Any = None,
+        class_weight: Any = None,
+        warm_start: bool = False,
+        on_divergence: str = "raise",
+        **optimizer_options: Any,
     ) -> History:
         """Train for ``epochs`` epochs of mini-batches; returns a ``History``.
 
@@ -907,7 +919,7 @@ def _fit_epoch(net, plan, record, history, stopper, progress):
     loss = _train_epoch_guarded(net, plan, history, progress, epoch, lr)
     if loss is None:  # diverged, on_divergence="stop"
         return True
-    logs = {"loss": float(loss)}
+    logs: Dict[str, Any] = {"loss": float(loss)}
     if plan.classifier:
         logs["accuracy"] = accuracy(net.loss, net.predict(plan.X), plan.Y, plan.sample_weight)
     val = plan.val
