@@ -7,15 +7,10 @@ modules are loaded straight from python/ferrinet/).
 
 import dataclasses
 import math
-import pathlib
 
 import numpy as np
 import pytest
 from conftest import load_modules
-
-ROOT = pathlib.Path(__file__).resolve().parents[1]
-PACKAGE_DIR = ROOT / "python" / "ferrinet"
-
 
 optim, schedules = load_modules("optim", "schedules")
 

@@ -7,17 +7,12 @@ Nothing here needs the Rust extension: when ``ferrinet`` cannot be imported (not
 
 import ast
 import math
-import pathlib
 import subprocess
 import sys
 
 import numpy as np
 import pytest
-from conftest import HIDDEN, load_modules, np_activation
-
-ROOT = pathlib.Path(__file__).resolve().parents[1]
-PACKAGE_DIR = ROOT / "python" / "ferrinet"
-
+from conftest import HIDDEN, PACKAGE_DIR, load_modules, np_activation
 
 reference, checks = load_modules("reference", "checks")
 NeuralNetwork = reference.NeuralNetwork

@@ -6,15 +6,10 @@ Pure Python: nothing here needs the Rust extension. Every test is small (< 2 s).
 """
 
 import math
-import pathlib
 
 import numpy as np
 import pytest
 from conftest import load_modules
-
-ROOT = pathlib.Path(__file__).resolve().parents[1]
-PACKAGE_DIR = ROOT / "python" / "ferrinet"
-
 
 reference, optim, schedules = load_modules("reference", "optim", "schedules")
 NeuralNetwork = reference.NeuralNetwork
