@@ -31,7 +31,7 @@ same steps, (b), (c), (c') and (d) must end with ferrinet's weights (and epoch l
 1e-9 relative in float64 (RTOL), 1e-5 in float32 (RTOL_F32); the script stops with exit status 1
 if they do not. None is expected to agree bit for bit: ferrinet sums dot products over 8
 interleaved lanes, takes a large first layer's steps in blocks of 32 samples
-(rust/ferrinet-core/src/sgd_block.rs), and NumPy's BLAS sums in its own order, so a few ulps of
+(rust/ferrinet-core/src/per_sample/sgd_block.rs), and NumPy's BLAS sums in its own order, so a few ulps of
 difference are expected.
 
 Timing: ``time.perf_counter`` around one run of S steps, starting from the same weights every

@@ -38,7 +38,7 @@ fn shapes<T: Real>(name: &str) {
     time(&format!("fused update + gemv 128x784 {name}"), reps, || {
         sgd_rank1_gemv(&mut w, &mut b, black_box(&delta), &x_prev, lr, &x, &mut z)
     });
-    // The three products of one block of `train` (src/sgd_block.rs); divide by m for the
+    // The three products of one block of `train` (src/per_sample/sgd_block.rs); divide by m for the
     // cost per step.
     for m in [16, 32, 64] {
         let xb = vec![T::from_f64(0.5); m * n_in];

@@ -21,12 +21,9 @@ pub enum Activation {
 pub const LEAKY_SLOPE: f64 = 0.01;
 
 impl Activation {
-    pub const NAMES: &'static str =
-        "'identity' (alias 'linear'), 'relu', 'leaky_relu', 'sigmoid', 'tanh', 'softmax'";
-
-    /// Every activation, in the order of `NAMES` (for the unit tests that go through all).
-    #[cfg(test)]
-    pub(crate) const ALL: [Activation; 6] = [
+    /// Every activation, in the order error messages and the binding's `ACTIVATIONS` list
+    /// them: the one list of activations (`from_name` and `names` go through it).
+    pub const ALL: [Activation; 6] = [
         Activation::Identity,
         Activation::Relu,
         Activation::LeakyRelu,
@@ -35,21 +32,44 @@ impl Activation {
         Activation::Softmax,
     ];
 
-    pub fn from_name(name: &str) -> Result<Self> {
-        Ok(match name {
-            "identity" | "linear" => Activation::Identity,
-            "relu" => Activation::Relu,
-            "leaky_relu" => Activation::LeakyRelu,
-            "sigmoid" => Activation::Sigmoid,
-            "tanh" => Activation::Tanh,
-            "softmax" => Activation::Softmax,
-            _ => {
-                return value_error!(
-                    "unknown activation {name:?}: expected one of {}",
-                    Self::NAMES
-                )
+    /// Other names `from_name` accepts, with the activation each stands for.
+    pub const ALIASES: [(&'static str, Activation); 1] = [("linear", Activation::Identity)];
+
+    /// Every name `from_name` accepts, each alias right after the name it stands for.
+    pub fn names() -> Vec<&'static str> {
+        let mut names = Vec::new();
+        for act in Self::ALL {
+            names.push(act.name());
+            let aliases = Self::ALIASES.iter().filter(|(_, a)| *a == act);
+            names.extend(aliases.map(|(alias, _)| *alias));
+        }
+        names
+    }
+
+    /// The accepted names for an error message: 'identity' (alias 'linear'), 'relu', ...
+    fn names_text() -> String {
+        let quoted = Self::ALL.map(|act| {
+            let mut text = format!("'{}'", act.name());
+            for (alias, _) in Self::ALIASES.iter().filter(|(_, a)| *a == act) {
+                text += &format!(" (alias '{alias}')");
             }
-        })
+            text
+        });
+        quoted.join(", ")
+    }
+
+    pub fn from_name(name: &str) -> Result<Self> {
+        let alias = Self::ALIASES.iter().find(|(alias, _)| *alias == name);
+        match Self::ALL.into_iter().find(|act| act.name() == name) {
+            Some(act) => Ok(act),
+            None => match alias {
+                Some(&(_, act)) => Ok(act),
+                None => value_error!(
+                    "unknown activation {name:?}: expected one of {}",
+                    Self::names_text()
+                ),
+            },
+        }
     }
 
     pub fn name(self) -> &'static str {
@@ -180,6 +200,31 @@ pub fn softmax<T: Real>(z: &[T], a: &mut [T]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The names the error message lists are those `from_name` takes (the text of the
+    /// hand-written list this replaced, which the Python tests also match).
+    #[test]
+    fn every_listed_name_parses_back() {
+        assert_eq!(
+            Activation::names_text(),
+            "'identity' (alias 'linear'), 'relu', 'leaky_relu', 'sigmoid', 'tanh', 'softmax'"
+        );
+        let names = Activation::names();
+        assert_eq!(
+            names.len(),
+            Activation::ALL.len() + Activation::ALIASES.len()
+        );
+        for name in names {
+            assert_eq!(
+                Activation::from_name(name).unwrap().name(),
+                match name {
+                    "linear" => "identity",
+                    other => other,
+                }
+            );
+        }
+        assert!(Activation::from_name("gelu").is_err());
+    }
 
     #[test]
     fn derivatives_match_central_differences() {

@@ -691,8 +691,9 @@ fn parse_architecture(text: &str) -> Result<CheckedArchitecture> {
     })
 }
 
-/// Builds the network (and training run) of a parsed file, all checks first.
-fn build<T: Real>(p: &Parsed<'_>) -> Result<ModelFile<T>> {
+/// Each layer's (weights, biases) entry of a parsed file, checked: no tensor but those of the
+/// architecture, each with its dtype and shape.
+fn locate_tensors<'p, T: Real>(p: &'p Parsed<'_>) -> Result<Vec<(&'p Entry, &'p Entry)>> {
     let sizes = &p.arch.sizes;
     let n_layers = sizes.len() - 1;
     let dtype = dtype_of::<T>();
@@ -765,6 +766,14 @@ fn build<T: Real>(p: &Parsed<'_>) -> Result<ModelFile<T>> {
         let b = find(&b_name, &[n_out])?;
         places.push((w, b));
     }
+    Ok(places)
+}
+
+/// Builds the network (and training run) of a parsed file, all checks first.
+fn build<T: Real>(p: &Parsed<'_>) -> Result<ModelFile<T>> {
+    let sizes = &p.arch.sizes;
+    let n_layers = sizes.len() - 1;
+    let places = locate_tensors::<T>(p)?;
     // Every tensor is where it should be and of the right size: read the values.
     let mut layers = Vec::with_capacity(n_layers);
     for (l, (w, b)) in places.into_iter().enumerate() {

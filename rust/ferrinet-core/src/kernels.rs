@@ -234,6 +234,9 @@ dispatch!(
 /// the same; but W is read and written once per sample instead of read, read and written. A
 /// block of rows whose s are all zero (ReLU units that were off) is not rewritten: w + 0 x is w
 /// (up to the sign of a zero weight).
+// long-function: the hot per-sample kernel; its row blocks and its row and lane tails are one
+// body, compiled once per (type, FMA) with its accumulators in registers: left whole so that
+// splitting it cannot change the hot loop.
 #[inline(always)]
 fn sgd_rank1_gemv_impl<T: Real, const FMA: bool>(
     w: &mut [T],
@@ -1038,6 +1041,46 @@ mod tests {
         let z64 = naive_forward(&x, n, &w, &b);
         for (a, e) in z32.iter().zip(&z64) {
             assert!((*a as f64 - e).abs() < 1e-5 * (1.0 + e.abs()));
+        }
+    }
+
+    /// The deferred first-layer update fused into the next forward pass (`sgd_rank1_gemv`) gives the
+    /// bits of the update followed by the forward pass (`sgd_rank1` then `gemv_bias`), for shapes
+    /// with and without row and lane tails, in f64 and f32, with some rows' steps zero (ReLU units
+    /// that were off: their block is not rewritten).
+    #[test]
+    fn the_fused_update_and_forward_equal_the_two_passes() {
+        fn check<T: Real>(rng: &mut SplitMix64, n_in: usize, n_out: usize) {
+            let draw = |rng: &mut SplitMix64, n: usize| -> Vec<T> {
+                (0..n)
+                    .map(|_| T::from_f64(rng.uniform() * 2.0 - 1.0))
+                    .collect()
+            };
+            let w = draw(rng, n_in * n_out);
+            let b = draw(rng, n_out);
+            let (x_prev, x) = (draw(rng, n_in), draw(rng, n_in));
+            let mut delta = draw(rng, n_out);
+            // Rows 0..4 all off (a block that skips its update), then every third row off.
+            for (i, d) in delta.iter_mut().enumerate() {
+                if i < 4 || i % 3 == 0 {
+                    *d = T::ZERO;
+                }
+            }
+            let lr = T::from_f64(0.3);
+            let (mut w1, mut b1, mut z1) = (w.clone(), b.clone(), vec![T::ZERO; n_out]);
+            sgd_rank1(&mut w1, &mut b1, &delta, &x_prev, lr, None);
+            gemv_bias(&w1, &x, &b1, &mut z1);
+            let (mut w2, mut b2, mut z2) = (w, b, vec![T::ZERO; n_out]);
+            sgd_rank1_gemv(&mut w2, &mut b2, &delta, &x_prev, lr, &x, &mut z2);
+            let f = |v: &[T]| v.iter().map(|x| x.to_f64().to_bits()).collect::<Vec<_>>();
+            assert_eq!(f(&w1), f(&w2), "weights, {n_out}x{n_in}");
+            assert_eq!(f(&b1), f(&b2), "biases, {n_out}x{n_in}");
+            assert_eq!(f(&z1), f(&z2), "z, {n_out}x{n_in}");
+        }
+        let mut rng = SplitMix64::new(7);
+        for &(n_in, n_out) in &[(784, 128), (8, 4), (13, 7), (1, 1), (2, 9), (35, 10)] {
+            check::<f64>(&mut rng, n_in, n_out);
+            check::<f32>(&mut rng, n_in, n_out);
         }
     }
 }

@@ -17,37 +17,70 @@
 //! Comments that cite "erratum N" mean point N of `docs/article-errata.md`: what the blog post
 //! this crate starts from (`docs/article.md`) got wrong, and where this code fixes it.
 
-pub mod activation;
-pub mod error;
-pub mod float;
-pub mod io;
+// The modules, and which part of `NeuralNetwork` each holds (every `impl NeuralNetwork` block
+// sits in the module of its concern):
+//
+//   neuron.rs layer.rs network.rs   the article's vocabulary; network.rs: the struct, `new`,
+//                                   `predict`, the cached forward and backward, `backprop`,
+//                                   `backward` (one SGD step), and `sgd_batch` (fused step)
+//   activation.rs loss.rs           each function beside its derivative
+//   batch.rs                        `Batch` and the input checks (`batch`, `check_inputs`, ...)
+//   predict.rs                      `predict_with` / `predict_rows_with`: blocks of rows, threads
+//   per_sample.rs (+ sgd_block.rs)  `train`, `train_steps*`: the article's per-sample loop
+//   training.rs optimizer.rs        `train_epoch*`: mini-batch epochs with an optimizer
+//   guard.rs                        divergence guards of the training loops (snapshot, replay)
+//   row_split.rs team.rs            threads: a batch split by rows; a team kept awake per call
+//   kernels.rs matrix.rs float.rs   the loops under `Layer`, row-major buffers, f32 / f64
+//   memory.rs                       the machine's memory, to refuse a network that cannot fit
+//   io.rs trace.rs                  `save` / `load` (safetensors); `trace` (one sample, every value)
+//   rng.rs error.rs                 SplitMix64 (seeded initialisation), the one error type
+//
+// Modules are private: the public API is the `pub use` list below. The kernels are public only
+// with the `internals` feature, for the example that times them (examples/per_sample.rs).
+
+mod activation;
+mod batch;
+mod error;
+mod float;
+mod guard;
+mod io;
+#[cfg(feature = "internals")]
 pub mod kernels;
-pub mod layer;
-pub mod loss;
-pub mod matrix;
-pub mod network;
-pub mod neuron;
-pub mod optimizer;
-pub mod rng;
-pub mod sgd_block;
+#[cfg(not(feature = "internals"))]
+mod kernels;
+mod layer;
+mod loss;
+mod matrix;
+mod memory;
+mod network;
+mod neuron;
+mod optimizer;
+mod per_sample;
+mod predict;
+mod rng;
+mod row_split;
 mod team;
-pub mod trace;
-pub mod training;
+mod trace;
+mod training;
 
 pub use activation::Activation;
+pub use batch::{check_learning_rate, Batch};
 pub use error::{Error, Result};
 pub use float::{first_non_finite, Real};
-pub use io::{read_model, write_model, LoadedModel, ModelFile};
+pub use io::{
+    read_model, tensor_names, write_model, LoadedModel, ModelFile, FORMAT_NAME, FORMAT_VERSION,
+    MAX_HEADER_BYTES, MAX_LAYERS, MAX_PYTHON_BYTES, MAX_THREADS,
+};
 pub use kernels::{cpu_kernels, Threads};
 pub use layer::{Layer, LayerGradient};
 pub use loss::{Loss, Targets};
 pub use matrix::{MatRef, Matrix};
-pub use network::{
-    check_learning_rate, Batch, NeuralNetwork, PredictScratch, TrainProgress, PREDICT_BLOCK,
-};
+pub use network::NeuralNetwork;
 pub use neuron::Neuron;
 pub use optimizer::{Optimizer, OptimizerConfig, TensorState};
+pub use per_sample::sgd_block::TRAIN_BLOCK;
+pub use per_sample::TrainProgress;
+pub use predict::{PredictScratch, PREDICT_BLOCK};
 pub use rng::SplitMix64;
-pub use sgd_block::TRAIN_BLOCK;
 pub use trace::{LayerTrace, Trace};
-pub use training::{EpochOptions, TrainingState};
+pub use training::{shuffle, EpochOptions, TrainingState};

@@ -59,15 +59,26 @@ impl<'a, T: Real> Targets<'a, T> {
 }
 
 impl Loss {
-    pub const NAMES: &'static str = "'mse', 'binary_cross_entropy', 'cross_entropy'";
+    /// Every loss, in the order error messages and the binding's `LOSSES` list them: the one
+    /// list of losses (`from_name` and `names` go through it).
+    pub const ALL: [Loss; 3] = [Loss::Mse, Loss::BinaryCrossEntropy, Loss::CrossEntropy];
+
+    /// Every name `from_name` accepts.
+    pub fn names() -> Vec<&'static str> {
+        Self::ALL.iter().map(|loss| loss.name()).collect()
+    }
 
     pub fn from_name(name: &str) -> Result<Self> {
-        Ok(match name {
-            "mse" => Loss::Mse,
-            "binary_cross_entropy" => Loss::BinaryCrossEntropy,
-            "cross_entropy" => Loss::CrossEntropy,
-            _ => return value_error!("unknown loss {name:?}: expected one of {}", Self::NAMES),
-        })
+        match Self::ALL.into_iter().find(|loss| loss.name() == name) {
+            Some(loss) => Ok(loss),
+            None => {
+                let quoted: Vec<String> = Self::names().iter().map(|n| format!("'{n}'")).collect();
+                value_error!(
+                    "unknown loss {name:?}: expected one of {}",
+                    quoted.join(", ")
+                )
+            }
+        }
     }
 
     pub fn name(self) -> &'static str {

@@ -423,7 +423,9 @@ impl Optimizer {
         }
     }
 
-    /// The update of `step` on buffers sized by `size_buffers`.
+    /// The update of `step` on buffers sized by `size_buffers`: one function per optimizer,
+    /// each the formula of docs/maths.md ("Optimizers") and of `_sgd`, `_rmsprop`, `_adam` in
+    /// python/ferrinet/reference.py.
     fn step_buffers<T: Real>(
         &self,
         params: &mut [T],
@@ -432,8 +434,6 @@ impl Optimizer {
         t: u64,
         lr: f64,
     ) {
-        let lr_t = T::from_f64(lr);
-        let one = T::ONE;
         match *self {
             Optimizer::Sgd {
                 momentum,
@@ -442,23 +442,8 @@ impl Optimizer {
                 weight_decay,
                 ..
             } => {
-                let (wd, mu) = (T::from_f64(weight_decay), T::from_f64(momentum));
-                let keep = one - T::from_f64(dampening);
-                if momentum == 0.0 {
-                    // Plain SGD (with coupled weight decay), vectorised; same operations.
-                    crate::kernels::sgd_update(params, grads, lr_t, wd);
-                    return;
-                }
-                for (k, (p, g)) in params.iter_mut().zip(grads.iter_mut()).enumerate() {
-                    let mut g_k = *g;
-                    if weight_decay != 0.0 {
-                        g_k += wd * *p;
-                    }
-                    let b = &mut state.m[k];
-                    *b = if t == 1 { g_k } else { mu * *b + keep * g_k };
-                    g_k = if nesterov { g_k + mu * *b } else { *b };
-                    *p -= lr_t * g_k;
-                }
+                let options = (momentum, dampening, nesterov, weight_decay);
+                sgd_step(params, grads, state.m, (t, lr), options);
             }
             Optimizer::RmsProp {
                 alpha,
@@ -468,35 +453,8 @@ impl Optimizer {
                 centered,
                 ..
             } => {
-                let (a, wd, mu, eps) = (
-                    T::from_f64(alpha),
-                    T::from_f64(weight_decay),
-                    T::from_f64(momentum),
-                    T::from_f64(eps),
-                );
-                let one_minus_a = one - a;
-                for (k, (p, g)) in params.iter_mut().zip(grads.iter_mut()).enumerate() {
-                    let mut g_k = *g;
-                    if weight_decay != 0.0 {
-                        g_k += wd * *p;
-                    }
-                    let v = &mut state.v[k];
-                    *v = a * *v + one_minus_a * (g_k * g_k);
-                    let avg = if centered {
-                        let ga = &mut state.ga[k];
-                        *ga = a * *ga + one_minus_a * g_k;
-                        (*v - *ga * *ga).sqrt() + eps
-                    } else {
-                        v.sqrt() + eps
-                    };
-                    if momentum > 0.0 {
-                        let b = &mut state.m[k];
-                        *b = mu * *b + g_k / avg;
-                        *p -= lr_t * *b;
-                    } else {
-                        *p -= lr_t * (g_k / avg);
-                    }
-                }
+                let options = (alpha, eps, weight_decay, momentum, centered);
+                rmsprop_step(params, grads, state, lr, options);
             }
             Optimizer::Adam {
                 beta1,
@@ -507,34 +465,118 @@ impl Optimizer {
                 decoupled,
                 ..
             } => {
-                let (b1, b2, eps, wd) = (
-                    T::from_f64(beta1),
-                    T::from_f64(beta2),
-                    T::from_f64(eps),
-                    T::from_f64(weight_decay),
-                );
-                let (one_minus_b1, one_minus_b2) = (one - b1, one - b2);
-                let tf = T::from_f64(t as f64);
-                let bc1 = one - b1.powf(tf);
-                let bc2 = one - b2.powf(tf);
-                let decay = one - lr_t * wd;
-                let step = crate::kernels::AdamStep {
-                    beta1: b1,
-                    one_minus_beta1: one_minus_b1,
-                    beta2: b2,
-                    one_minus_beta2: one_minus_b2,
-                    step_size: lr_t / bc1,
-                    inv_sqrt_correction2: one / bc2.sqrt(),
-                    eps,
-                    weight_decay: wd,
-                    decay,
-                    decoupled,
-                };
-                let vmax = amsgrad.then_some(state.vmax);
-                crate::kernels::adam_update(params, grads, state.m, state.v, vmax, step);
+                let options = (beta1, beta2, eps, weight_decay, amsgrad, decoupled);
+                adam_step(params, grads, state, (t, lr), options);
             }
         }
     }
+}
+
+/// SGD, docs/maths.md ("Optimizers", SGD): b is the momentum buffer (empty without momentum).
+fn sgd_step<T: Real>(
+    params: &mut [T],
+    grads: &mut [T],
+    b: &mut [T],
+    (t, lr): (u64, f64),
+    (momentum, dampening, nesterov, weight_decay): (f64, f64, bool, f64),
+) {
+    let lr_t = T::from_f64(lr);
+    let (wd, mu) = (T::from_f64(weight_decay), T::from_f64(momentum));
+    let keep = T::ONE - T::from_f64(dampening);
+    if momentum == 0.0 {
+        // Plain SGD (with coupled weight decay), vectorised; same operations.
+        crate::kernels::sgd_update(params, grads, lr_t, wd);
+        return;
+    }
+    for (k, (p, g)) in params.iter_mut().zip(grads.iter_mut()).enumerate() {
+        let mut g_k = *g;
+        if weight_decay != 0.0 {
+            g_k += wd * *p;
+        }
+        let b = &mut b[k];
+        *b = if t == 1 { g_k } else { mu * *b + keep * g_k };
+        g_k = if nesterov { g_k + mu * *b } else { *b };
+        *p -= lr_t * g_k;
+    }
+}
+
+/// RMSprop, docs/maths.md ("Optimizers", RMSprop): v the running mean of g^2, ga that of g
+/// (centered), m the momentum buffer b.
+fn rmsprop_step<T: Real>(
+    params: &mut [T],
+    grads: &mut [T],
+    state: Buffers<T>,
+    lr: f64,
+    (alpha, eps, weight_decay, momentum, centered): (f64, f64, f64, f64, bool),
+) {
+    let lr_t = T::from_f64(lr);
+    let (a, wd, mu, eps) = (
+        T::from_f64(alpha),
+        T::from_f64(weight_decay),
+        T::from_f64(momentum),
+        T::from_f64(eps),
+    );
+    let one_minus_a = T::ONE - a;
+    for (k, (p, g)) in params.iter_mut().zip(grads.iter_mut()).enumerate() {
+        let mut g_k = *g;
+        if weight_decay != 0.0 {
+            g_k += wd * *p;
+        }
+        let v = &mut state.v[k];
+        *v = a * *v + one_minus_a * (g_k * g_k);
+        let avg = if centered {
+            let ga = &mut state.ga[k];
+            *ga = a * *ga + one_minus_a * g_k;
+            (*v - *ga * *ga).sqrt() + eps
+        } else {
+            v.sqrt() + eps
+        };
+        if momentum > 0.0 {
+            let b = &mut state.m[k];
+            *b = mu * *b + g_k / avg;
+            *p -= lr_t * *b;
+        } else {
+            *p -= lr_t * (g_k / avg);
+        }
+    }
+}
+
+/// Adam and AdamW (`decoupled`), docs/maths.md ("Optimizers", Adam): the per-step constants
+/// here, the per-element update in the vectorised `kernels::adam_update`.
+fn adam_step<T: Real>(
+    params: &mut [T],
+    grads: &mut [T],
+    state: Buffers<T>,
+    (t, lr): (u64, f64),
+    (beta1, beta2, eps, weight_decay, amsgrad, decoupled): (f64, f64, f64, f64, bool, bool),
+) {
+    let lr_t = T::from_f64(lr);
+    let one = T::ONE;
+    let (b1, b2, eps, wd) = (
+        T::from_f64(beta1),
+        T::from_f64(beta2),
+        T::from_f64(eps),
+        T::from_f64(weight_decay),
+    );
+    let (one_minus_b1, one_minus_b2) = (one - b1, one - b2);
+    let tf = T::from_f64(t as f64);
+    let bc1 = one - b1.powf(tf);
+    let bc2 = one - b2.powf(tf);
+    let decay = one - lr_t * wd;
+    let step = crate::kernels::AdamStep {
+        beta1: b1,
+        one_minus_beta1: one_minus_b1,
+        beta2: b2,
+        one_minus_beta2: one_minus_b2,
+        step_size: lr_t / bc1,
+        inv_sqrt_correction2: one / bc2.sqrt(),
+        eps,
+        weight_decay: wd,
+        decay,
+        decoupled,
+    };
+    let vmax = amsgrad.then_some(state.vmax);
+    crate::kernels::adam_update(params, grads, state.m, state.v, vmax, step);
 }
 
 #[cfg(test)]

@@ -17,10 +17,11 @@
 //! The network is only read: `trace` takes `&self`.
 
 use crate::activation::Activation;
+use crate::batch::Batch;
 use crate::error::{value_error, Result};
 use crate::float::Real;
 use crate::kernels::Threads;
-use crate::layer::LayerGradient;
+use crate::layer::{Layer, LayerGradient};
 use crate::loss::Targets;
 use crate::matrix::{MatRef, Matrix};
 use crate::network::NeuralNetwork;
@@ -74,20 +75,7 @@ impl<T: Real> NeuralNetwork<T> {
     /// dW, db and dx. The inputs and target are checked as `batch` checks them; the network
     /// is not changed.
     pub fn trace(&self, x: &[T], t: Targets<'_, T>) -> Result<Trace<T>> {
-        let n_in = self.n_inputs();
-        if x.len() != n_in {
-            return value_error!(
-                "trace follows one sample of {n_in} inputs, got {} values",
-                x.len()
-            );
-        }
-        if t.len() != 1 {
-            return value_error!(
-                "trace follows one sample: expected the target of 1 sample, got {}",
-                t.len()
-            );
-        }
-        let batch = self.batch(MatRef::new(x, 1, n_in)?, t)?;
+        let batch = self.trace_sample(x, t)?;
         let (x, t) = (batch.inputs(), batch.targets());
         let threads = Threads(self.n_threads());
         let layers = self.layers();
@@ -149,29 +137,60 @@ impl<T: Real> NeuralNetwork<T> {
 
         let m = layers[last].n_outputs();
         let target = (0..m).map(|i| t.get(0, i)).collect();
-        let mut traces = Vec::with_capacity(n_layers);
-        for (l, layer) in layers.iter().enumerate() {
-            let input = if l == 0 { x } else { a[l - 1].view() };
-            let grad = std::mem::take(&mut grads[l]);
-            traces.push(LayerTrace {
-                activation: layer.activation(),
-                n_inputs: layer.n_inputs(),
-                n_outputs: layer.n_outputs(),
-                weights: layer.weights().to_vec(),
-                biases: layer.biases().to_vec(),
-                input: input.as_slice().to_vec(),
-                z: z[l].as_slice().to_vec(),
-                a: a[l].as_slice().to_vec(),
-                delta: delta[l].as_slice().to_vec(),
-                grad_weights: grad.weights,
-                grad_biases: grad.biases,
-                grad_input: dxs[l].as_slice().to_vec(),
-            });
-        }
+        let traces = layer_traces(layers, x, (&z, &a, &delta, &dxs), grads);
         Ok(Trace {
             loss: loss_value,
             target,
             layers: traces,
         })
     }
+
+    /// The one-sample batch of `trace`, checked as `batch` checks it.
+    fn trace_sample<'a>(&self, x: &'a [T], t: Targets<'a, T>) -> Result<Batch<'a, T>> {
+        let n_in = self.n_inputs();
+        if x.len() != n_in {
+            return value_error!(
+                "trace follows one sample of {n_in} inputs, got {} values",
+                x.len()
+            );
+        }
+        if t.len() != 1 {
+            return value_error!(
+                "trace follows one sample: expected the target of 1 sample, got {}",
+                t.len()
+            );
+        }
+        self.batch(MatRef::new(x, 1, n_in)?, t)
+    }
+}
+
+/// Every layer's record of a traced sample, from the forward pass's (z, a), the deltas and
+/// the dx of the backward pass, and the gradients (taken).
+#[allow(clippy::type_complexity)]
+fn layer_traces<T: Real>(
+    layers: &[Layer<T>],
+    x: MatRef<T>,
+    (z, a, delta, dxs): (&[Matrix<T>], &[Matrix<T>], &[Matrix<T>], &[Matrix<T>]),
+    mut grads: Vec<LayerGradient<T>>,
+) -> Vec<LayerTrace<T>> {
+    let mut traces = Vec::with_capacity(layers.len());
+    for (l, layer) in layers.iter().enumerate() {
+        let input = if l == 0 { x } else { a[l - 1].view() };
+        let grad = std::mem::take(&mut grads[l]);
+        traces.push(LayerTrace {
+            activation: layer.activation(),
+            n_inputs: layer.n_inputs(),
+            n_outputs: layer.n_outputs(),
+            weights: layer.weights().to_vec(),
+            biases: layer.biases().to_vec(),
+            input: input.as_slice().to_vec(),
+            z: z[l].as_slice().to_vec(),
+            a: a[l].as_slice().to_vec(),
+            delta: delta[l].as_slice().to_vec(),
+            grad_weights: grad.weights,
+            grad_biases: grad.biases,
+            grad_input: dxs[l].as_slice().to_vec(),
+        });
+    }
+    traces
 }

@@ -2,11 +2,12 @@
 //! backward pass (with L2), clipping and an optimizer step. docs/maths.md, second part, is the
 //! contract; `ferrinet.reference` follows it too.
 
+use crate::batch::{check_finite_rows, non_finite_at, Batch};
 use crate::error::{value_error, Error, Result};
 use crate::float::{first_non_finite, Real};
 use crate::loss::Targets;
 use crate::matrix::MatRef;
-use crate::network::{check_finite_rows, non_finite_at, Batch, Dropout, NeuralNetwork};
+use crate::network::{Dropout, NeuralNetwork};
 use crate::optimizer::{Optimizer, TensorState};
 use crate::rng::SplitMix64;
 use crate::team::{map_parts, with_team};
@@ -172,6 +173,10 @@ impl<T: Real> NeuralNetwork<T> {
     /// `train_epoch` that asks `stop` before every batch after the first; when it answers
     /// true the epoch ends there with `Error::Interrupted`, the network and `state` holding the
     /// batches done so far (the epoch is not counted).
+    ///
+    /// Phases: `check_epoch` (may refuse, changes nothing), the order of the samples, then
+    /// under the divergence guard (guard.rs) one `minibatch` and one `minibatch_step` per
+    /// batch, and last the state of the run is kept (or put back when the call was refused).
     pub fn train_epoch_until(
         &mut self,
         batch: &Batch<T>,
@@ -179,13 +184,7 @@ impl<T: Real> NeuralNetwork<T> {
         state: &mut TrainingState<T>,
         stop: &mut dyn FnMut() -> bool,
     ) -> Result<f64> {
-        options.check(self.layers.len())?;
-        if state.tensors.len() != self.layers.len() {
-            return value_error!("this training state belongs to a network of another depth");
-        }
-        // Validate the batch against this network before anything is drawn (the inputs of
-        // an `epoch_batch` are checked below, one mini-batch at a time).
-        self.check_signature(batch)?;
+        self.check_epoch(batch, options, state)?;
         let n = batch.len();
         let mut order: Vec<usize> = (0..n).collect();
         let rng_before = state.rng.clone();
@@ -193,83 +192,21 @@ impl<T: Real> NeuralNetwork<T> {
             shuffle(&mut order, &mut state.rng);
         }
         let bs = options.batch_size.min(n);
-        let n_batches = n.div_ceil(bs);
-        let dropout_on = options.dropout.iter().any(|&p| p > 0.0);
-        // Plain SGD takes its update inside the weight-gradient products (`sgd_batch`), on
-        // batches whose rows are not split between threads.
-        let plain_sgd = matches!(
-            state.optimizer,
-            Optimizer::Sgd { momentum, weight_decay, .. } if momentum == 0.0 && weight_decay == 0.0
-        ) && options.l2 == 0.0
-            && options.clip_norm.is_none();
-        let (mut xb, mut tb, mut cb, mut wb) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let fused = fuses_sgd(options, &state.optimizer);
+        let mut buffers = Gathered::default();
         let mut run = (state.clone(), 0.0f64);
         let epoch = state.epochs;
         // With several threads, helpers stay awake for the epoch's parallel sections (team.rs).
         let threads = self.n_threads();
         let result = with_team(threads, || {
-            self.guarded(&mut run, n_batches, |net, (st, total), b| {
+            self.guarded(&mut run, n.div_ceil(bs), |net, (st, total), b| {
                 if b > 0 && stop() {
                     return Err(Error::Interrupted);
                 }
-                let (start, end) = (b * bs, ((b + 1) * bs).min(n));
-                // An unchecked batch (`epoch_batch`) is checked row by row as it is gathered,
-                // while each row is in cache. An error names the row in the caller's x; the
-                // epoch's guard puts the network and the state back as they were.
-                let mut sub = if options.shuffle {
-                    let rows = &order[start..end];
-                    let (sub, bad) =
-                        gather(threads, batch, rows, (&mut xb, &mut tb, &mut cb, &mut wb));
-                    if let Some(pos) = bad {
-                        non_finite_at(sub.x, pos, |k| rows[k])?;
-                    }
-                    sub
-                } else {
-                    let sub = batch.rows_range(start, end);
-                    if sub.x_unchecked {
-                        check_finite_rows(sub.x, |k| start + k)?;
-                    }
-                    sub
-                };
-                sub.x_unchecked = false;
-                // A refused batch must not have drawn its masks: keep the generator to put back.
-                let rng_before = st.rng.clone();
-                let dropout = dropout_on.then(|| Dropout {
-                    rates: &options.dropout,
-                    rng: &mut st.rng,
-                });
-                let fused = plain_sgd && !net.splits(sub.len(), dropout.is_some());
-                let loss = if fused {
-                    net.sgd_batch(&sub, dropout, st.learning_rate)?
-                } else {
-                    net.backprop(&sub, options.l2, dropout)?
-                };
-                if !loss.is_finite() {
-                    st.rng = rng_before;
-                    return Err(Error::NonFinite(format!(
-                        "training diverged in epoch {epoch}, batch {b}: the loss is {loss}; the \
-                     weights are those of the last batch that kept them finite (try a smaller \
-                     learning rate)"
-                    )));
-                }
-                st.steps += 1;
-                if !fused {
-                    if let Some(max_norm) = options.clip_norm {
-                        net.clip_gradients(max_norm);
-                    }
-                    let (t, lr, opt) = (st.steps, st.learning_rate, st.optimizer);
-                    for ((layer, grad), (w_state, b_state)) in net
-                        .layers
-                        .iter_mut()
-                        .zip(net.work.grads.iter_mut())
-                        .zip(st.tensors.iter_mut())
-                    {
-                        let (w, bias) = layer.parameters_mut();
-                        opt.step_threads(w, &mut grad.weights, w_state, t, lr, threads);
-                        opt.step(bias, &mut grad.biases, b_state, t, lr);
-                    }
-                }
-                *total += loss * (end - start) as f64;
+                let rows = (b * bs, ((b + 1) * bs).min(n));
+                let sub = minibatch(batch, &order, options.shuffle, rows, threads, &mut buffers)?;
+                let loss = net.minibatch_step(&sub, options, fused, st, (epoch, b))?;
+                *total += loss * (rows.1 - rows.0) as f64;
                 Ok(())
             })
         });
@@ -282,6 +219,79 @@ impl<T: Real> NeuralNetwork<T> {
         result?;
         state.epochs += 1;
         Ok(total / n as f64)
+    }
+
+    /// Everything `train_epoch` checks before it changes anything.
+    fn check_epoch(
+        &self,
+        batch: &Batch<T>,
+        options: &EpochOptions,
+        state: &TrainingState<T>,
+    ) -> Result<()> {
+        options.check(self.layers.len())?;
+        if state.tensors.len() != self.layers.len() {
+            return value_error!("this training state belongs to a network of another depth");
+        }
+        // Validate the batch against this network before anything is drawn (the inputs of
+        // an `epoch_batch` are checked one mini-batch at a time, by `minibatch`).
+        self.check_signature(batch)
+    }
+
+    /// One step of the epoch on the mini-batch `sub` (batch `b` of epoch `epoch`): forward,
+    /// backward and the optimizer's update, or the fused plain-SGD step when `fused`. Returns
+    /// the batch's objective before the update; a non-finite one changes nothing.
+    fn minibatch_step(
+        &mut self,
+        sub: &Batch<T>,
+        options: &EpochOptions,
+        fused: bool,
+        st: &mut TrainingState<T>,
+        (epoch, b): (usize, usize),
+    ) -> Result<f64> {
+        // A refused batch must not have drawn its masks: keep the generator to put back.
+        let rng_before = st.rng.clone();
+        let dropout = options.dropout.iter().any(|&p| p > 0.0).then(|| Dropout {
+            rates: &options.dropout,
+            rng: &mut st.rng,
+        });
+        let fused = fused && !self.splits(sub.len(), dropout.is_some());
+        let loss = if fused {
+            self.sgd_batch(sub, dropout, st.learning_rate)?
+        } else {
+            self.backprop(sub, options.l2, dropout)?
+        };
+        if !loss.is_finite() {
+            st.rng = rng_before;
+            return Err(Error::NonFinite(format!(
+                "training diverged in epoch {epoch}, batch {b}: the loss is {loss}; the \
+                 weights are those of the last batch that kept them finite (try a smaller \
+                 learning rate)"
+            )));
+        }
+        st.steps += 1;
+        if !fused {
+            if let Some(max_norm) = options.clip_norm {
+                self.clip_gradients(max_norm);
+            }
+            self.apply_optimizer(st);
+        }
+        Ok(loss)
+    }
+
+    /// The optimizer's update of every layer from the gradients in the workspace.
+    fn apply_optimizer(&mut self, st: &mut TrainingState<T>) {
+        let threads = self.n_threads();
+        let (t, lr, opt) = (st.steps, st.learning_rate, st.optimizer);
+        for ((layer, grad), (w_state, b_state)) in self
+            .layers
+            .iter_mut()
+            .zip(self.work.grads.iter_mut())
+            .zip(st.tensors.iter_mut())
+        {
+            let (w, bias) = layer.parameters_mut();
+            opt.step_threads(w, &mut grad.weights, w_state, t, lr, threads);
+            opt.step(bias, &mut grad.biases, b_state, t, lr);
+        }
     }
 
     /// Scales every gradient by max_norm / (norm + 1e-6) when that is below 1.
@@ -301,6 +311,51 @@ impl<T: Real> NeuralNetwork<T> {
             }
         }
     }
+}
+
+/// Whether the epoch's steps are plain SGD, which takes its update inside the weight-gradient
+/// products (`sgd_batch`) on batches whose rows are not split between threads.
+fn fuses_sgd(options: &EpochOptions, optimizer: &Optimizer) -> bool {
+    matches!(
+        optimizer,
+        Optimizer::Sgd { momentum, weight_decay, .. } if *momentum == 0.0 && *weight_decay == 0.0
+    ) && options.l2 == 0.0
+        && options.clip_norm.is_none()
+}
+
+/// The buffers a shuffled epoch gathers its mini-batches into (x, dense targets, classes,
+/// sample weights), reused from batch to batch.
+type Gathered<T> = (Vec<T>, Vec<T>, Vec<usize>, Vec<T>);
+
+/// Rows `start..end` of the epoch's `order` as a checked mini-batch: gathered into `buffers`
+/// when shuffled, else a view of the batch. An unchecked batch (`epoch_batch`) is checked row
+/// by row as it is gathered, while each row is in cache; an error names the row in the
+/// caller's x (the epoch's guard then puts the network and the state back as they were).
+fn minibatch<'b, T: Real>(
+    batch: &Batch<'b, T>,
+    order: &[usize],
+    shuffled: bool,
+    (start, end): (usize, usize),
+    threads: usize,
+    buffers: &'b mut Gathered<T>,
+) -> Result<Batch<'b, T>> {
+    let mut sub = if shuffled {
+        let rows = &order[start..end];
+        let (xb, tb, cb, wb) = buffers;
+        let (sub, bad) = gather(threads, batch, rows, (xb, tb, cb, wb));
+        if let Some(pos) = bad {
+            non_finite_at(sub.x, pos, |k| rows[k])?;
+        }
+        sub
+    } else {
+        let sub = batch.rows_range(start, end);
+        if sub.x_unchecked {
+            check_finite_rows(sub.x, |k| start + k)?;
+        }
+        sub
+    };
+    sub.x_unchecked = false;
+    Ok(sub)
 }
 
 /// Copies the rows `index` of a batch into reused buffers and returns a batch over them; for

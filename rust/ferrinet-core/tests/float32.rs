@@ -265,7 +265,7 @@ fn training_agrees_with_f64() {
     eprintln!("f32 vs f64 training, worst relative differences: train, train_epoch {worst:?}");
 }
 
-/// Per-sample `train` on a first layer taken in blocks (160 x 110 weights: src/sgd_block.rs),
+/// Per-sample `train` on a first layer taken in blocks (160 x 110 weights: src/per_sample/sgd_block.rs),
 /// 3 epochs of 45 samples, in f32 and f64 from the same start. Measured worst: 4e-7 of the
 /// largest parameter, 5e-8 relative in an epoch loss; asked to 5e-6 and 1e-6 (about 10x).
 #[test]

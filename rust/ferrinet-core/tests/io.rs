@@ -12,11 +12,11 @@ use std::cell::Cell;
 use std::collections::BTreeMap;
 
 use common::{int_in, random_case, HEADS, HIDDEN};
-use ferrinet_core::io::{tensor_names, MAX_HEADER_BYTES, MAX_LAYERS};
 use ferrinet_core::{
     read_model, write_model, Activation, EpochOptions, Error, LoadedModel, Loss, MatRef, ModelFile,
     NeuralNetwork, Optimizer, Real, SplitMix64, Targets, TrainingState,
 };
+use ferrinet_core::{tensor_names, MAX_HEADER_BYTES, MAX_LAYERS};
 use safetensors::{Dtype, View};
 use serde_json::{json, Value};
 
@@ -1082,5 +1082,64 @@ fn tensor_names_match_the_module_indices() {
         let (w, b) = tensor_names(l);
         assert_eq!(w, format!("{}.weight", 2 * l));
         assert_eq!(b, format!("{}.bias", 2 * l));
+    }
+}
+
+/// Files written by ferrinet at commit 14a4727 (tests/fixtures/saved_14a4727: a 3-4-2 tanh /
+/// cross_entropy network, seed 7, two epochs of two batches, saved with its training run)
+/// still load, with the optimizer record they were saved with. tests/test_saved_files.py
+/// continues their training in Python and checks the bits.
+#[test]
+fn files_saved_by_an_earlier_version_still_load() {
+    let dir = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../tests/fixtures/saved_14a4727"
+    );
+    let cases = [
+        (
+            "adam",
+            Optimizer::Adam {
+                lr: 0.01,
+                beta1: 0.9,
+                beta2: 0.999,
+                eps: 1e-8,
+                weight_decay: 0.001,
+                amsgrad: true,
+                decoupled: false,
+            },
+        ),
+        (
+            "sgd",
+            Optimizer::Sgd {
+                lr: 0.05,
+                momentum: 0.9,
+                dampening: 0.0,
+                nesterov: true,
+                weight_decay: 0.0,
+            },
+        ),
+        (
+            "rmsprop",
+            Optimizer::RmsProp {
+                lr: 0.01,
+                alpha: 0.99,
+                eps: 1e-8,
+                weight_decay: 0.0,
+                momentum: 0.5,
+                centered: true,
+            },
+        ),
+    ];
+    for (name, expected) in cases {
+        let bytes = std::fs::read(format!("{dir}/{name}.safetensors")).unwrap();
+        let LoadedModel::F64(file) = read_model(&bytes).unwrap() else {
+            panic!("{name}: saved as float64")
+        };
+        assert_eq!(file.network.sizes(), [3, 4, 2], "{name}");
+        assert_eq!(file.seed, Some(7), "{name}");
+        let training = file.training.expect("saved with its training run");
+        assert_eq!(*training.optimizer(), expected, "{name}");
+        assert_eq!(training.steps(), 4, "{name}");
+        assert_eq!(training.epochs(), 2, "{name}");
     }
 }

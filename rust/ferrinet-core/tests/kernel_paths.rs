@@ -160,47 +160,6 @@ fn zero_threads_are_refused() {
     assert_eq!(net.n_threads(), 1);
 }
 
-/// The deferred first-layer update fused into the next forward pass (`sgd_rank1_gemv`) gives the
-/// bits of the update followed by the forward pass (`sgd_rank1` then `gemv_bias`), for shapes
-/// with and without row and lane tails, in f64 and f32, with some rows' steps zero (ReLU units
-/// that were off: their block is not rewritten).
-#[test]
-fn the_fused_update_and_forward_equal_the_two_passes() {
-    use ferrinet_core::kernels::{gemv_bias, sgd_rank1, sgd_rank1_gemv};
-    fn check<T: ferrinet_core::Real>(rng: &mut SplitMix64, n_in: usize, n_out: usize) {
-        let draw = |rng: &mut SplitMix64, n: usize| -> Vec<T> {
-            (0..n)
-                .map(|_| T::from_f64(rng.uniform() * 2.0 - 1.0))
-                .collect()
-        };
-        let w = draw(rng, n_in * n_out);
-        let b = draw(rng, n_out);
-        let (x_prev, x) = (draw(rng, n_in), draw(rng, n_in));
-        let mut delta = draw(rng, n_out);
-        // Rows 0..4 all off (a block that skips its update), then every third row off.
-        for (i, d) in delta.iter_mut().enumerate() {
-            if i < 4 || i % 3 == 0 {
-                *d = T::ZERO;
-            }
-        }
-        let lr = T::from_f64(0.3);
-        let (mut w1, mut b1, mut z1) = (w.clone(), b.clone(), vec![T::ZERO; n_out]);
-        sgd_rank1(&mut w1, &mut b1, &delta, &x_prev, lr, None);
-        gemv_bias(&w1, &x, &b1, &mut z1);
-        let (mut w2, mut b2, mut z2) = (w, b, vec![T::ZERO; n_out]);
-        sgd_rank1_gemv(&mut w2, &mut b2, &delta, &x_prev, lr, &x, &mut z2);
-        let f = |v: &[T]| v.iter().map(|x| x.to_f64().to_bits()).collect::<Vec<_>>();
-        assert_eq!(f(&w1), f(&w2), "weights, {n_out}x{n_in}");
-        assert_eq!(f(&b1), f(&b2), "biases, {n_out}x{n_in}");
-        assert_eq!(f(&z1), f(&z2), "z, {n_out}x{n_in}");
-    }
-    let mut rng = SplitMix64::new(7);
-    for &(n_in, n_out) in &[(784, 128), (8, 4), (13, 7), (1, 1), (2, 9), (35, 10)] {
-        check::<f64>(&mut rng, n_in, n_out);
-        check::<f32>(&mut rng, n_in, n_out);
-    }
-}
-
 /// A batch split across threads keeps each row's share of the mean: with sample weights (the
 /// first share's all zero, so a share's own sum of weights would be 0) and without, for each
 /// loss, the gradients and the loss with 2 and 3 threads agree with one thread to `KERNEL_REL`,

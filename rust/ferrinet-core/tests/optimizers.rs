@@ -11,7 +11,7 @@
 
 mod common;
 
-use ferrinet_core::optimizer::TensorState;
+use ferrinet_core::TensorState;
 use ferrinet_core::{Error, Optimizer, SplitMix64, TrainingState};
 
 const STEPS: u64 = 100;

@@ -1,4 +1,4 @@
-//! `train` on a first layer large enough to be taken in blocks of samples (src/sgd_block.rs).
+//! `train` on a first layer large enough to be taken in blocks of samples (src/per_sample/sgd_block.rs).
 //! It must take the same steps as the one-sample-at-a-time kernels, to a stated tolerance. It
 //! must give the same bits however a run is split into calls, as long as each call's length
 //! is a multiple of `TRAIN_BLOCK`. And divergence must be handled as in the per-sample loop.

@@ -14,7 +14,7 @@ use common::{
     assert_close, assert_close_scaled, bits, flat_params, int_in, param_bits, random_case,
     random_vec, Data, Head, OwnedTargets, HEADS,
 };
-use ferrinet_core::training::shuffle;
+use ferrinet_core::shuffle;
 use ferrinet_core::{
     Activation, Batch, EpochOptions, Error, Loss, MatRef, NeuralNetwork, Optimizer, SplitMix64,
     TrainingState,

@@ -256,7 +256,7 @@ const SINE_LR: f64 = 0.02;
 /// turn, and a one-sample batch of weight 0 has loss 0 and gradient 0. Found failing: the fused
 /// per-sample step (`sgd_sample`) drops the weights, so zero-weight samples are trained on and
 /// `train` on a weighted batch equals `train` on the unweighted one. Refusing weighted batches
-/// in `train` would be a fix too. Reported; un-ignore once src/network.rs does one or the other.
+/// in `train` would be a fix too. Reported; un-ignore once src/per_sample.rs does one or the other.
 #[test]
 fn train_respects_sample_weights_like_the_backward_loop() {
     let mut rng = SplitMix64::new(45);

@@ -24,19 +24,9 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
         "ModelFormatError",
         m.py().get_type::<errors::ModelFormatError>(),
     )?;
-    m.add(
-        "ACTIVATIONS",
-        [
-            "identity",
-            "linear",
-            "relu",
-            "leaky_relu",
-            "sigmoid",
-            "tanh",
-            "softmax",
-        ],
-    )?;
-    m.add("LOSSES", ["mse", "binary_cross_entropy", "cross_entropy"])?;
+    // The names the constructor accepts, from the core's own lists (each alias after its name).
+    m.add("ACTIVATIONS", ferrinet_core::Activation::names())?;
+    m.add("LOSSES", ferrinet_core::Loss::names())?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     // Which per-sample kernels this CPU runs ("avx2+fma" or "baseline"), for benchmarks.
     m.add("KERNELS", ferrinet_core::cpu_kernels())?;

@@ -8,8 +8,8 @@ use std::time::Instant;
 
 use ferrinet_core::{
     check_learning_rate, read_model, write_model, Activation, EpochOptions, LoadedModel, Loss,
-    MatRef, Matrix, ModelFile, NeuralNetwork, Optimizer, PredictScratch, Targets, TrainProgress,
-    TrainingState, PREDICT_BLOCK,
+    MatRef, Matrix, ModelFile, NeuralNetwork, Optimizer, OptimizerConfig, PredictScratch, Targets,
+    TrainProgress, TrainingState, PREDICT_BLOCK,
 };
 use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
@@ -892,54 +892,13 @@ fn parse_dtype(py: Python<'_>, dtype: Option<&Bound<'_, PyAny>>) -> PyResult<&'s
     }
 }
 
-/// The flat dict of `ferrinet.optim` objects' `to_dict()` -> the core's optimizer.
+/// The flat dict of `ferrinet.optim` objects' `to_dict()` -> the core's optimizer: serde
+/// reads it into the core's record (`OptimizerConfig`), whose `to_optimizer` checks it.
 fn parse_optimizer(d: &Bound<'_, PyDict>) -> PyResult<Optimizer> {
-    let get = |key: &str| -> PyResult<f64> {
-        d.get_item(key)?
-            .ok_or_else(|| PyValueError::new_err(format!("optimizer dict lacks {key:?}")))?
-            .extract::<f64>()
-    };
-    let flag = |key: &str| -> PyResult<bool> {
-        Ok(match d.get_item(key)? {
-            Some(v) => v.is_truthy()?,
-            None => false,
-        })
-    };
-    let name: String = d
-        .get_item("name")?
-        .ok_or_else(|| PyValueError::new_err("optimizer dict lacks \"name\""))?
-        .extract()?;
-    let opt = match name.as_str() {
-        "sgd" => Optimizer::Sgd {
-            lr: get("lr")?,
-            momentum: get("momentum")?,
-            dampening: get("dampening")?,
-            nesterov: flag("nesterov")?,
-            weight_decay: get("weight_decay")?,
-        },
-        "rmsprop" => Optimizer::RmsProp {
-            lr: get("lr")?,
-            alpha: get("alpha")?,
-            eps: get("eps")?,
-            weight_decay: get("weight_decay")?,
-            momentum: get("momentum")?,
-            centered: flag("centered")?,
-        },
-        "adam" | "adamw" => Optimizer::Adam {
-            lr: get("lr")?,
-            beta1: get("beta1")?,
-            beta2: get("beta2")?,
-            eps: get("eps")?,
-            weight_decay: get("weight_decay")?,
-            amsgrad: flag("amsgrad")?,
-            decoupled: name == "adamw",
-        },
-        other => {
-            return Err(PyValueError::new_err(format!(
-                "unknown optimizer {other:?}: expected 'sgd', 'rmsprop', 'adam' or 'adamw'"
-            )))
-        }
-    };
-    opt.check().py()?;
-    Ok(opt)
+    let config: OptimizerConfig = pythonize::depythonize(d.as_any()).map_err(|e| {
+        PyValueError::new_err(format!(
+            "the optimizer dict is not an optimizer record (ferrinet.optim's to_dict()): {e}"
+        ))
+    })?;
+    config.to_optimizer().py()
 }

@@ -5,7 +5,6 @@ use ferrinet_core::Optimizer;
 use parking_lot::Mutex;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use pyo3::types::PyDict;
 
 use crate::network::PyNeuralNetwork;
 
@@ -32,24 +31,11 @@ impl LoadedCapsule {
     }
 }
 
-/// The optimizer as the flat dict of `ferrinet.optim` objects' `to_dict()`.
+/// The optimizer as the flat dict of `ferrinet.optim` objects' `to_dict()`: the serde form
+/// of the core's record (`OptimizerConfig`), as saved files hold it.
 pub fn optimizer_config_dict<'py>(
     py: Python<'py>,
     optimizer: &Optimizer,
-) -> PyResult<Bound<'py, PyDict>> {
-    let c = optimizer.config();
-    let d = PyDict::new(py);
-    d.set_item("name", c.name)?;
-    d.set_item("lr", c.lr)?;
-    d.set_item("momentum", c.momentum)?;
-    d.set_item("dampening", c.dampening)?;
-    d.set_item("nesterov", c.nesterov)?;
-    d.set_item("weight_decay", c.weight_decay)?;
-    d.set_item("alpha", c.alpha)?;
-    d.set_item("eps", c.eps)?;
-    d.set_item("centered", c.centered)?;
-    d.set_item("beta1", c.beta1)?;
-    d.set_item("beta2", c.beta2)?;
-    d.set_item("amsgrad", c.amsgrad)?;
-    Ok(d)
+) -> PyResult<Bound<'py, PyAny>> {
+    Ok(pythonize::pythonize(py, &optimizer.config())?)
 }
