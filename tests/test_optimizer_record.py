@@ -86,7 +86,7 @@ def test_the_binding_hands_back_the_record_it_was_given(optimizer):
         (lambda d: d.pop("lr"), "missing field `lr`"),
         (lambda d: d.update(extra=1.0), "unknown field `extra`"),
         (lambda d: d.update(name="lbfgs"), "unknown optimizer"),
-        (lambda d: d.update(lr="fast"), "expected f64"),
+        (lambda d: d.update(lr="fast"), "must be real number, not str"),
         (lambda d: d.update(lr=-1.0), "lr must be a finite number > 0"),
     ],
 )

@@ -239,7 +239,8 @@ impl<T: Real> NeuralNetwork<T> {
         Ok(())
     }
 
-    /// The network's output for a batch (n, n_inputs) -> (n, n_outputs).
+    /// The network's output for a batch (n, n_inputs) -> (n, n_outputs): every layer's
+    /// `Layer::forward` in turn, `PREDICT_BLOCK` rows at a time (predict.rs).
     pub fn predict(&self, x: MatRef<T>) -> Result<Matrix<T>> {
         let mut scratch = PredictScratch::default();
         self.predict_with(x, &mut scratch)?;
