@@ -1,18 +1,24 @@
 # The two commands of the README:
-#   make demo   sets up a fresh clone (virtualenv, dependencies, release build) and runs the demo
-#   make test   sets up the same way and runs every test (cargo test + pytest)
+#   make demo   sets up a fresh clone with only what the demo needs (virtualenv, NumPy, matplotlib,
+#               maturin: requirements-demo.txt), builds the extension and runs the demo
+#   make test   installs the rest on top (requirements-dev.txt), makes the release build and runs
+#               every test (cargo test + pytest, which also runs the notebook and builds the docs)
 #   make lint   rustfmt, clippy -D warnings, ruff check and ruff format --check (CI runs it first)
+#   make docs   the HTML site (MkDocs) into site/
+#   make test-pythons  one abi3 wheel, installed and smoke-tested in every CPython 3.9-3.13 found
 # Everything is installed from the project's own files into .venv; nothing global is needed
 # beyond Python 3.9+ and a Rust toolchain.
 
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
-STAMP  := $(VENV)/.deps-installed
+# Two stamps: the demo's few packages, then the test suite's on top of them.
+DEMO_STAMP := $(VENV)/.deps-demo
+STAMP      := $(VENV)/.deps-installed
 
-.PHONY: demo test lint setup build bench clean
+.PHONY: demo test lint setup build build-demo bench docs test-pythons clean
 
-demo: build
+demo: build-demo
 	$(PY) -m ferrinet.demo
 
 test: build
@@ -32,15 +38,33 @@ bench: build
 
 setup: $(STAMP)
 
-$(STAMP): requirements-dev.txt
-	$(PYTHON) -m venv $(VENV)
+$(DEMO_STAMP): requirements-demo.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet -r requirements-demo.txt
+	touch $(DEMO_STAMP)
+
+$(STAMP): requirements-dev.txt $(DEMO_STAMP)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements-dev.txt
 	touch $(STAMP)
 
 # Always rebuilt: cargo and maturin are incremental, so an up-to-date build takes seconds.
+# The tests and the benchmarks use the release profile (thin LTO, one codegen unit: the fastest
+# code, and the slowest build); the demo uses the `demo` profile (Cargo.toml), which compiles
+# in a fraction of the time and runs the demo's small networks about as fast.
 build: $(STAMP)
 	$(VENV)/bin/maturin develop --release --quiet
 
+build-demo: $(DEMO_STAMP)
+	$(VENV)/bin/maturin develop --profile demo --quiet
+
+# The site (mkdocs.yml) into site/: README, docs/*.md, the tutorial notebook, the API reference.
+docs: build
+	$(VENV)/bin/mkdocs build --strict
+
+# One wheel (abi3: every CPython >= 3.9), a fresh venv per CPython found, a smoke test in each.
+test-pythons: $(STAMP)
+	$(PY) tools/test_pythons.py
+
 clean:
-	rm -rf $(VENV) target
+	rm -rf $(VENV) target site

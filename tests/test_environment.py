@@ -22,6 +22,14 @@ EXTRAS = {
     "onnxruntime": "running exported graphs",
     "matplotlib": "ferrinet.plot, the demo's pictures",
     "mypy": "stubtest and mypy on the package and examples",
+    "tqdm": "fit(verbose=1)'s bar, tests/test_display.py",
+    "ipywidgets": "tqdm's notebook bar, tests/test_display.py",
+    "nbclient": "running docs/tutorial.ipynb, tests/test_notebook.py",
+    "ipykernel": "the kernel the notebook runs in",
+    "mkdocs": "make docs, tests/test_docs.py",
+    "material": "the docs site's theme (mkdocs-material)",
+    "mkdocstrings_handlers": "the API reference (mkdocstrings[python])",
+    "mkdocs_jupyter": "the notebook as a docs page",
 }
 
 

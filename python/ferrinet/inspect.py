@@ -39,6 +39,29 @@ def summary(net: Any) -> str:
 
     Works with ``ferrinet.NeuralNetwork`` and ``ferrinet.reference.NeuralNetwork`` (float64).
     """
+    title, header, rows, right_flags, footer = _summary_parts(net)
+    right = {c for c, flag in enumerate(right_flags) if flag}  # right-aligned columns
+    widths = [max(len(r[c]) for r in rows + [header]) for c in range(len(header))]
+
+    def line(cells) -> str:
+        return "  ".join(
+            cell.rjust(w) if c in right else cell.ljust(w)
+            for c, (cell, w) in enumerate(zip(cells, widths))
+        ).rstrip()
+
+    width = sum(widths) + 2 * (len(widths) - 1)
+    out = [title, "=" * width, line(header), "-" * width]
+    out += [line(r) for r in rows]
+    out += ["=" * width] + footer
+    return "\n".join(out)
+
+
+_Row = Tuple[str, str, str, str, str, str, str]
+
+
+def _summary_parts(net: Any) -> Tuple[str, _Row, List[_Row], List[bool], List[str]]:
+    """What ``summary`` shows, as data (also rendered as HTML by ``_repr_html_``): the title,
+    the header, one row per layer, which columns are numbers (right-aligned), the totals."""
     try:
         sizes = [int(s) for s in net.sizes]
         activations = [str(a) for a in net.activations]
@@ -49,7 +72,7 @@ def summary(net: Any) -> str:
             f"{type(net).__module__}.{type(net).__qualname__}"
         ) from None
     dtype = np.dtype(getattr(net, "dtype", "float64"))
-    rows = []
+    rows: List[_Row] = []
     for l, (n_in, n_out, act) in enumerate(zip(sizes[:-1], sizes[1:], activations)):
         rows.append(
             (
@@ -65,28 +88,16 @@ def summary(net: Any) -> str:
     n_weights = sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
     n_biases = sum(sizes[1:])
     total = n_weights + n_biases
-    header = ("layer", "type", "activation", "input -> output", "weights", "biases", "params")
-    right = {0, 5, 6}  # right-aligned columns
-    widths = [max(len(r[c]) for r in rows + [header]) for c in range(len(header))]
-
-    def line(cells) -> str:
-        return "  ".join(
-            cell.rjust(w) if c in right else cell.ljust(w)
-            for c, (cell, w) in enumerate(zip(cells, widths))
-        ).rstrip()
-
-    width = sum(widths) + 2 * (len(widths) - 1)
+    header: _Row = ("layer", "type", "activation", "input -> output", "weights", "biases", "params")
+    right = [True, False, False, False, False, True, True]
     n_bytes = total * dtype.itemsize
-    out = [repr(net), "=" * width, line(header), "-" * width]
-    out += [line(r) for r in rows]
-    out += [
-        "=" * width,
+    footer = [
         f"total params: {total:,} (weights {n_weights:,}, biases {n_biases:,})",
         f"dtype: {dtype.name} ({dtype.itemsize} bytes per value)",
         f"parameter memory: {n_bytes:,} bytes{_human(n_bytes)}",
         f"loss: {loss}",
     ]
-    return "\n".join(out)
+    return repr(net), header, rows, right, footer
 
 
 def _human(n_bytes: int) -> str:
@@ -241,6 +252,12 @@ class Trace:
                 out.append("    " + "  ".join(cells))
             out.append(f"    dL/dx = W^T delta = {vec(lt.grad_input)}")
         return "\n".join(out)
+
+    def _repr_html_(self) -> str:
+        """Jupyter's rich display: one table per layer, a row per neuron."""
+        from ._html import trace_html
+
+        return trace_html(self)
 
 
 def _formatter():

@@ -243,6 +243,12 @@ class NeuralNetwork(FitMixin, _core.NeuralNetwork):
             f"{dtype})"
         )
 
+    def _repr_html_(self) -> str:
+        """Jupyter's rich display: the ``summary()`` table as HTML."""
+        from ._html import network_html
+
+        return network_html(self)
+
     # ----- inspection and export (the functions live in ferrinet.inspect / ferrinet.onnx)
     def summary(self) -> str:
         """A table of the layers: shapes, activations, parameter counts, dtype, loss, memory

@@ -19,6 +19,7 @@ are numpy arrays), so the pure-Python reference can use the mixin too.
 
 from __future__ import annotations
 
+import importlib.util
 import math
 import sys
 import time
@@ -311,6 +312,12 @@ class History:
                 )
         return f"History({', '.join(parts)})"
 
+    def _repr_html_(self):
+        """Jupyter's rich display: a table of the epochs and a small inline SVG loss curve."""
+        from ._html import history_html
+
+        return history_html(self)
+
 
 @dataclass(frozen=True)
 class EarlyStopping:
@@ -407,12 +414,27 @@ def _mode(monitor):
 # --------------------------------------------------------------------------------------------
 # Progress output
 # --------------------------------------------------------------------------------------------
+def _in_notebook():
+    """True inside a Jupyter kernel: IPython is running and its shell is the kernel's
+    (ZMQInteractiveShell), not a terminal IPython, where a widget could not be shown."""
+    ipython = sys.modules.get("IPython")  # never imported here: only if the user runs it
+    get = getattr(ipython, "get_ipython", None)
+    shell = get() if get is not None else None
+    return shell is not None and type(shell).__name__ == "ZMQInteractiveShell"
+
+
 def _tqdm_class():
-    """tqdm's class when tqdm is installed (it is optional), else None."""
+    """tqdm's class when tqdm is installed (it is optional), else None: in a notebook, its
+    widget bar (tqdm.notebook, which needs ipywidgets), elsewhere the plain text bar."""
     try:
         from tqdm import tqdm  # type: ignore[import-untyped]
     except ImportError:
         return None
+    # Without ipywidgets the widget bar cannot be drawn; the text bar still works in a notebook.
+    if _in_notebook() and importlib.util.find_spec("ipywidgets") is not None:
+        from tqdm.notebook import tqdm as notebook_tqdm  # type: ignore[import-untyped]
+
+        return notebook_tqdm
     return tqdm
 
 
