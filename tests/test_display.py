@@ -55,9 +55,9 @@ def test_history_html_has_a_table_and_an_svg_curve_of_every_epoch():
     header = re.findall(r"<th[^>]*>(.*?)</th>", rows[0])
     assert header == ["epoch", "loss", "val_loss", "accuracy", "val_accuracy", "lr"]
     first = re.findall(r"<td[^>]*>(.*?)</td>", rows[1])
-    assert first[0].startswith("1") and float(first[1]) == pytest.approx(history.loss[0], rel=1e-5)
+    assert first[0].startswith("1") and float(first[1]) == pytest.approx(history.loss[0], rel=1e-3)
     last = re.findall(r"<td[^>]*>(.*?)</td>", rows[-1])
-    assert last[0].startswith("30") and float(last[1]) == pytest.approx(history.loss[-1], rel=1e-5)
+    assert last[0].startswith("30") and float(last[1]) == pytest.approx(history.loss[-1], rel=1e-3)
     assert "30 epochs" in html and "completed" in html
     assert html.count("<circle") == 1  # the best epoch
 

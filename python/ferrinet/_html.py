@@ -133,7 +133,7 @@ def history_html(history: Any) -> str:
             continue
         mark = " *" if i == best else ""
         cells = [f"{history.epoch[i] + 1}{mark}" if i < len(history.epoch) else str(i + 1)]
-        cells += [_num(col[i]) if i < len(col) else "" for col in columns]
+        cells += [_num(col[i], 4) if i < len(col) else "" for col in columns]
         cells.append(_num(history.lr[i], 3) if i < len(history.lr) else "")
         rows.append(cells)
     summary = f"History: {n} epoch{'s' if n != 1 else ''}, stopped: {history.stopped_reason}"
