@@ -59,11 +59,10 @@ print(f"gradcheck: {report.max_rel_error:.2e}")
 
 # the scikit-learn wrapper, where scikit-learn installs for this Python
 if importlib.util.find_spec("sklearn") is not None:
+    from ferrinet.sklearn import MLPClassifier
     from sklearn.model_selection import cross_val_score
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
-
-    from ferrinet.sklearn import MLPClassifier
 
     Xi, yi = datasets.iris()
     model = make_pipeline(
