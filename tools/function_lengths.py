@@ -165,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--check", type=int, metavar="N", help="fail on functions over N code lines")
     args = ap.parse_args(argv)
     py, rs = collect()
-    for title, funcs in (("python/ferrinet", py), ("rust/", rs)):
+    for title, funcs in (("python/ferrinet", py), ("rust/", rs)) if args.top > 0 else ():
         print(f"{title}: the {args.top} longest functions (code lines)")
         for f in funcs[: args.top]:
             note = f"  [long-function: {f.reason}]" if f.reason else ""
