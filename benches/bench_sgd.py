@@ -1,17 +1,18 @@
 #!/usr/bin/env python3
-"""Per-sample SGD: ferrinet against a Python loop, NumPy and the pure-Python reference.
+"""Per-sample SGD: ferrinet against a Python loop, NumPy, the pure-Python reference and C.
 
 Run with ``make bench`` (or ``python benches/bench_sgd.py [--quick]`` after a release build).
 
-Four cases, relu hidden layers, trained one sample at a time (the article's loop):
+Five cases, relu hidden layers, trained one sample at a time (the article's loop):
 
     2-8-1               float64  mse            the article's XOR-sized network
+    2-8-1 float32       float32  mse            the same in float32
     1-32-32-1           float64  mse            a small regression network
     784-128-10          float64  cross_entropy  an MNIST-sized classifier (softmax output)
     784-128-10 float32  float32  cross_entropy  the same classifier in float32 (the speed issue's
                                                 float32 per-sample target)
 
-on synthetic, seeded data, by four implementations of the same maths (docs/maths.md):
+on synthetic, seeded data, by six implementations of the same maths (docs/maths.md):
 
     (a) ferrinet  ``net.train(X, Y, epochs, lr)``: the whole loop in Rust
     (b) ferrinet  ``net.backward(x, y, lr)`` called from a Python ``for`` loop
@@ -22,6 +23,10 @@ on synthetic, seeded data, by four implementations of the same maths (docs/maths
     (d) reference ``ferrinet.reference``, pure Python lists; timed on a few steps and
                   reported per step. It computes in float64 only, so the float32 case skips it
                   (in the answer check and in the timing)
+    (e) yardstick ``yardstick.c``: a plain per-sample SGD loop in C (fused backward + update,
+                  one pass over each W per sample), built with gcc -O3 -march=native -ffast-math
+                  and called through ctypes on the same NumPy arrays (``yardstick.py``)
+    (f) ferrinet  ``net.gradients(x, y)`` per call from a Python loop (no update)
 
 The float32 case hands ferrinet and NumPy float32 data (X cast once, class targets int64), so
 ferrinet reads it without a copy and NumPy computes in float32 throughout.
@@ -36,8 +41,15 @@ difference are expected.
 
 Timing: ``time.perf_counter`` around one run of S steps, starting from the same weights every
 time (setting the weights is not timed); S is chosen so that one run takes about ``--seconds``
-(at least one step); after one untimed warm-up run, ``--repeats`` runs give the median, min and
-max of microseconds per step. The ratio column is (median of the row) / (median of (a)).
+(at least one step); after one untimed warm-up run per row, ``--repeats`` rounds (7), each
+timing every row once, give the median, min and max of microseconds per step. The ratio column
+is (median of the row) / (median of (a)).
+
+Targets (issue #15), judged against the C yardstick timed in the same round: ``train`` per sample
+/ yardstick <= 1.1 (2-8-1 and 784-128-10, both dtypes); ``backward`` per call, 784-128-10,
+<= 1.1 x yardstick + 1 µs; ``backward`` per call, 2-8-1, <= 0.5 µs. Verdict: the median over the
+rounds of the per-round value meets the target (with >= 7 rounds); the rounds that met it on
+their own are counted beside it.
 """
 
 from __future__ import annotations
@@ -58,6 +70,11 @@ from ferrinet import reference
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from matmul_rate import matmul_gflops  # noqa: E402
+from yardstick import FLAGS as YARDSTICK_FLAGS  # noqa: E402
+from yardstick import Yardstick, YardstickUnavailable  # noqa: E402
+from yardstick import build as build_yardstick  # noqa: E402
+
+YARDSTICK_LIBS: dict = {}  # {dtype: ctypes library}, built by main()
 
 RTOL = 1e-9  # the agreement the answer check demands in float64
 # ... and in float32: the implementations sum in different orders (8 lanes, blocks of 32 steps,
@@ -122,6 +139,7 @@ class Case:
 
 CASES = [
     Case("2-8-1", [2, 8, 1], "mse", 0.05, 256),
+    Case("2-8-1 float32", [2, 8, 1], "mse", 0.05, 256, dtype="float32"),
     Case("1-32-32-1", [1, 32, 32, 1], "mse", 0.005, 256),
     Case("784-128-10", [784, 128, 10], "cross_entropy", 0.01, 64),
     Case("784-128-10 float32", [784, 128, 10], "cross_entropy", 0.01, 64, dtype="float32"),
@@ -295,6 +313,45 @@ def setup_reference(case, weights, X, Y, steps):
     return run, result
 
 
+def setup_yardstick(case, weights, X, Y, steps):
+    """(e) the C loop of yardstick.c on the same NumPy weights and samples (ctypes)."""
+    model = Yardstick(YARDSTICK_LIBS[case.dtype], case.sizes, weights, case.loss, case.dtype)
+    m, epochs = _plan(steps, len(X))
+    Xs, Ys = X[:m], Y[:m]
+    losses: List[float] = []
+
+    def run():
+        losses[:] = model.train(Xs, Ys, epochs, case.learning_rate)
+
+    return run, lambda: (model.get_weights(), list(losses))
+
+
+def setup_gradients(case, weights, X, Y, steps):
+    """(f) ``net.gradients(x, y)`` on one sample per call, from a Python loop; the weights do
+    not change. Its result, for the answer check: the first sample's gradients applied as one
+    SGD step to the starting weights, and that sample's loss, to compare with one step of (a)
+    (so the check runs it for 1 step)."""
+    net = case.network()
+    net.set_weights(weights)
+    m, epochs = _plan(steps, len(X))
+    lr = case.learning_rate
+
+    def run():
+        for _ in range(epochs):
+            for k in range(m):
+                net.gradients(X[k], Y[k])
+
+    def result():
+        grads = net.gradients(X[0], Y[0])
+        stepped = [
+            (W - W.dtype.type(lr) * dW, b - b.dtype.type(lr) * db)
+            for (W, b), (dW, db) in zip(net.get_weights(), grads)
+        ]
+        return stepped, [float(net.compute_loss(X[:1], Y[:1]))]
+
+    return run, result
+
+
 @dataclass(frozen=True)
 class Impl:
     key: str
@@ -308,6 +365,8 @@ IMPLS = [
     Impl("numpy", "(c) NumPy per-sample SGD", setup_numpy),
     Impl("numpy-out", "(c') the same, preallocated (out=)", setup_numpy_preallocated),
     Impl("reference", "(d) ferrinet.reference, pure Python", setup_reference),
+    Impl("yardstick", "(e) C yardstick (yardstick.c), per sample", setup_yardstick),
+    Impl("gradients", "(f) ferrinet net.gradients, per call", setup_gradients),
 ]
 
 
@@ -410,9 +469,111 @@ def choose_steps(impl, case, weights, X, Y, seconds: float, probe: int) -> int:
     return (target // n) * n if target >= n else target
 
 
-def bench_impl(impl, case, weights, X, Y, steps, repeats) -> List[float]:
-    time_once(impl, case, weights, X, Y, steps)  # warm-up, not counted
-    return [time_once(impl, case, weights, X, Y, steps) / steps * 1e6 for _ in range(repeats)]
+def bench_interleaved(plans, case, weights, X, Y, repeats) -> List[Optional[List[float]]]:
+    """µs per step of every (impl, steps) in `plans` (None where steps is 0: not run): one
+    untimed warm-up each, then `repeats` rounds, each timing every implementation once, in
+    order, so that a change in the machine's load hits all of them alike; times[i][r] is the
+    i-th implementation's run in round r (the per-round ratios pair them)."""
+    for impl, steps in plans:
+        if steps:
+            time_once(impl, case, weights, X, Y, steps)
+    times: List[Optional[List[float]]] = [[] if steps else None for _, steps in plans]
+    for _ in range(repeats):
+        for (impl, steps), row in zip(plans, times):
+            if row is not None:
+                row.append(time_once(impl, case, weights, X, Y, steps) / steps * 1e6)
+    return times
+
+
+# --------------------------------------------------------------------------------------------
+# Targets (issue #15), judged per round against the C yardstick measured in the same round
+# --------------------------------------------------------------------------------------------
+MIN_ROUNDS = 7  # the verdict rule: the median of >= 7 per-round values meets the target
+
+
+@dataclass
+class Target:
+    """One target: `rounds` holds the per-round value (a ratio of two rows' times in the same
+    round, or a time), compared with `limit` (at most). The verdict is the median of the
+    per-round values; `met` counts the rounds that met it on their own."""
+
+    what: str
+    measure: str  # how the per-round value is formed, printed beside it
+    limit: float
+    unit: str  # "x" (a ratio) or " µs"
+    rounds: List[float]
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.rounds)
+
+    @property
+    def met(self) -> int:
+        return sum(r <= self.limit for r in self.rounds)
+
+    @property
+    def passed(self) -> bool:
+        return self.median <= self.limit
+
+    def line(self) -> str:
+        n = len(self.rounds)
+        verdict = "PASS" if self.passed else f"MISS (needs {self.median / self.limit:.2f}x better)"
+        if n < MIN_ROUNDS:
+            verdict += f" (only {n} rounds: not a verdict)"
+        value = f"{self.median:.3f}{self.unit}"
+        return (
+            f"  {self.what:<34} {self.measure:<30} {value:>10} {f'{self.met}/{n}':>6}  "
+            f"target <= {self.limit:g}{self.unit}  {verdict}"
+        )
+
+
+def case_targets(case, times_by_key) -> List[Target]:
+    """The #15 targets that apply to this case, from its per-round µs per step."""
+    yard, train, backward = (times_by_key.get(k) for k in ("yardstick", "train", "backward"))
+    if yard is None or train is None or backward is None:
+        return []
+    label = f"{case.network_name} {case.dtype}"
+    if case.sizes == [2, 8, 1]:
+        return [
+            Target(
+                f"train/sample {label}",
+                "train / yardstick",
+                1.1,
+                "x",
+                [t / y for t, y in zip(train, yard)],
+            ),
+            Target(f"backward/call {label}", "backward µs per call", 0.5, " µs", list(backward)),
+        ]
+    if case.sizes == [784, 128, 10]:
+        return [
+            Target(
+                f"train/sample {label}",
+                "train / yardstick",
+                1.1,
+                "x",
+                [t / y for t, y in zip(train, yard)],
+            ),
+            Target(
+                f"backward/call {label}",
+                "(backward - 1 µs) / yardstick",
+                1.1,
+                "x",
+                [(b - 1.0) / y for b, y in zip(backward, yard)],
+            ),
+        ]
+    return []
+
+
+def print_targets(targets: List[Target]) -> None:
+    print(
+        "\ntargets (issue #15): the median over the rounds of the per-round value (each round "
+        "times every\nimplementation once, one after the other), and in how many rounds that "
+        f"value met the target; the verdict needs >= {MIN_ROUNDS} rounds"
+    )
+    print(f"  {'what':<34} {'per-round value':<30} {'median':>10} {'met':>6}")
+    for t in targets:
+        print(t.line())
+    print(f"  {sum(t.passed for t in targets)} of {len(targets)} targets met")
 
 
 # --------------------------------------------------------------------------------------------
@@ -564,7 +725,10 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="a smoke run of a few seconds")
     parser.add_argument(
-        "--repeats", type=int, default=None, help="timed runs per row (5; quick: 3)"
+        "--repeats",
+        type=int,
+        default=None,
+        help=f"timed rounds, each timing every row once ({MIN_ROUNDS}; quick: 3)",
     )
     parser.add_argument(
         "--seconds",
@@ -573,17 +737,25 @@ def main(argv=None) -> int:
         help="about how long one timed run lasts (0.2 s; quick: 0.01 s)",
     )
     args = parser.parse_args(argv)
-    repeats = args.repeats or (3 if args.quick else 5)
+    repeats = args.repeats or (3 if args.quick else MIN_ROUNDS)
     seconds = args.seconds or (0.01 if args.quick else 0.2)
     if repeats < 1 or seconds <= 0:
         parser.error("--repeats and --seconds must be positive")
 
     print_machine()
+    try:
+        YARDSTICK_LIBS.update(build_yardstick())
+    except YardstickUnavailable as exc:
+        print(f"\nERROR: {exc}")
+        return 1
+    print(f"  yardstick    benches/yardstick.c built with {' '.join(YARDSTICK_FLAGS)}")
     print(
-        f"\nper-sample SGD, µs per step: median [min, max] of {repeats} runs of about {seconds:g} s each"
+        f"\nper-sample SGD, µs per step: median [min, max] of {repeats} interleaved rounds "
+        f"(one run of about {seconds:g} s per row and round)"
     )
     all_ok = True
     summary = []
+    targets: List[Target] = []
     started = time.perf_counter()
     for case in CASES:
         X, Y = case.data(seed=0)
@@ -598,19 +770,22 @@ def main(argv=None) -> int:
         ref_steps = (2 if args.quick else 8) if big else (32 if args.quick else case.n_samples)
 
         def steps_for(impl, ref_steps=ref_steps, n_samples=case.n_samples):
+            if impl.key == "gradients":
+                return 1  # one call's gradients, applied as a step (see setup_gradients)
             return ref_steps if impl.key == "reference" else n_samples
 
         all_ok &= check_case(case, weights, X, Y, steps_for)
 
-        rows = []
+        plans = []
         for impl in IMPLS:
             if not runs_on(impl, case):
-                rows.append((impl, 0, None))
+                plans.append((impl, 0))
                 continue
             probe = 1 if impl.key == "reference" else min(case.n_samples, 16)
-            steps = choose_steps(impl, case, weights, X, Y, seconds, probe)
-            times = bench_impl(impl, case, weights, X, Y, steps, repeats)
-            rows.append((impl, steps, times))
+            plans.append((impl, choose_steps(impl, case, weights, X, Y, seconds, probe)))
+        all_times = bench_interleaved(plans, case, weights, X, Y, repeats)
+        rows = [(impl, steps, times) for (impl, steps), times in zip(plans, all_times)]
+        targets += case_targets(case, {impl.key: times for impl, _, times in rows})
         base = statistics.median(rows[0][2])
         print(
             f"  {'implementation':<40} {'steps/run':>9}  {'median':>10}  {'min':>10}  {'max':>10}  {'vs (a)':>9}"
@@ -632,6 +807,7 @@ def main(argv=None) -> int:
         "slower than ferrinet).\n  *: fewer steps than one epoch, reported per step."
     )
     print_summary(summary)
+    print_targets(targets)
     print_arithmetic(summary)
     print(f"\ntotal {time.perf_counter() - started:.1f} s")
     if not all_ok:
