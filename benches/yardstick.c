@@ -53,13 +53,15 @@ static double step(int n_layers, const int *sizes, REAL **W, REAL **b, const REA
              * of dependent adds that the vectorized loop runs at the adder's latency (gcc keeps
              * one vector accumulator even with -ffast-math); ferrinet's kernels keep 8 lanes */
             enum { LANES = 128 / sizeof(REAL) };
-            REAL part[LANES] = {0};
-            int k = 0;
-            for (; k + LANES <= n_in; k += LANES)
-                for (int u = 0; u < LANES; u++) part[u] += w[k + u] * a[k + u];
             REAL s = 0;
+            int k = 0;
+            if (n_in >= LANES) { /* a short row (2-8-1) would only pay for zeroing and adding */
+                REAL part[LANES] = {0};
+                for (; k + LANES <= n_in; k += LANES)
+                    for (int u = 0; u < LANES; u++) part[u] += w[k + u] * a[k + u];
+                for (int u = 0; u < LANES; u++) s += part[u];
+            }
             for (; k < n_in; k++) s += w[k] * a[k];
-            for (int u = 0; u < LANES; u++) s += part[u];
             zl[j] = s + b[l][j];
         }
         if (l < n_layers - 1)
