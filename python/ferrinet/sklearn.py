@@ -132,12 +132,14 @@ try:
     from sklearn.preprocessing import LabelBinarizer
     from sklearn.utils import check_random_state, column_or_1d
     from sklearn.utils import shuffle as _sk_shuffle
+    from sklearn.utils.metaestimators import available_if
     from sklearn.utils.multiclass import (
         _check_partial_fit_first_call,
         check_classification_targets,
         type_of_target,
         unique_labels,
     )
+    from sklearn.utils.optimize import _check_optimize_result
     from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 except ImportError as _err:  # pragma: no cover - exercised in a subprocess by the tests
     raise ImportError(f"{_INSTALL_HINT} ({_err})") from _err
@@ -233,12 +235,14 @@ def _activations(value, n_hidden):
 
 
 def _dtype(value):
+    if value is None:
+        return None  # follow the input, as scikit-learn
     try:
         name = np.dtype(value).name
     except TypeError:
         name = None
     if name not in ("float64", "float32"):
-        raise ValueError(f"dtype must be 'float64' or 'float32', got {value!r}")
+        raise ValueError(f"dtype must be None, 'float64' or 'float32', got {value!r}")
     return name
 
 
@@ -281,7 +285,77 @@ class _Params:
     epsilon: float
     n_iter_no_change: float
     rates: List[float]
-    dtype: str
+    dtype: Optional[str]  # None: follow the input
+    max_fun: int
+
+
+def xlogy(x, y):
+    """x * log(y), 0 where x == 0 (scipy.special.xlogy; scipy comes with scikit-learn)."""
+    from scipy.special import xlogy as _xlogy
+
+    return _xlogy(x, y)
+
+
+_NON_FINITE = (
+    "Solver produced non-finite parameter weights. The input data may contain large values "
+    "and need to be preprocessed."
+)  # scikit-learn's words, which code matches on
+
+#: Shuffled epochs gather at most this many bytes of X at a time (whole batches; _fit_epoch).
+_GATHER_BYTES = 1 << 24
+
+
+def _scipy_below_1_15():
+    # scipy 1.15 deprecated L-BFGS-B's iprint (scikit-learn passes it only before that)
+    import scipy
+
+    version = tuple(int(v) for v in scipy.__version__.split(".")[:2] if v.isdigit())
+    return version < (1, 15)
+
+
+class _FlatParameters:
+    """scikit-learn's packing of an MLP's parameters into one float64 vector (its ``_pack``):
+    ``coefs_[0].ravel(), ..., coefs_[L-1].ravel(), intercepts_[0], ..., intercepts_[L-1]``
+    with ``coefs_[i]`` of shape (n_in, n_out), i.e. ferrinet's W_i (n_out, n_in) transposed."""
+
+    def __init__(self, sizes):
+        self.shapes = list(zip(sizes[:-1], sizes[1:]))
+        ends = np.cumsum([a * b for a, b in self.shapes] + [b for _, b in self.shapes])
+        self.bounds = list(zip(np.r_[0, ends[:-1]], ends))
+
+    def pack(self, coefs, intercepts):
+        parts = [np.asarray(c, dtype=np.float64).ravel() for c in coefs]
+        return np.concatenate(parts + [np.asarray(b, dtype=np.float64) for b in intercepts])
+
+    def pack_gradients(self, grads):
+        """ferrinet's ``[(dW (n_out, n_in), db)]`` -> the flat vector (float64)."""
+        return self.pack([dW.T for dW, _ in grads], [db for _, db in grads])
+
+    def unpack(self, x):
+        """The flat vector -> ferrinet's ``[(W (n_out, n_in), b)]`` (views of x)."""
+        L = len(self.shapes)
+        out = []
+        for i, (n_in, n_out) in enumerate(self.shapes):
+            (s, e), (bs, be) = self.bounds[i], self.bounds[L + i]
+            out.append((x[s:e].reshape(n_in, n_out).T, x[bs:be]))
+        return out
+
+
+class _Optimizer:
+    """``_optimizer`` after a fit with a stochastic solver: what scikit-learn's
+    ``SGDOptimizer`` / ``AdamOptimizer`` expose and its code and tests read, as plain values
+    (the moments themselves live in ferrinet's core). ``learning_rate`` is scikit-learn's:
+    SGD's current rate (after ``invscaling`` / ``adaptive``), Adam's bias-corrected step size
+    ``learning_rate_init * sqrt(1 - beta_2^t) / (1 - beta_1^t)`` after ``t`` updates (the
+    number of mini-batch steps taken by this run; ``learning_rate_init`` before any)."""
+
+    def __init__(self, name, **values):
+        self.name = name
+        self.__dict__.update(values)
+
+    def __repr__(self):
+        items = ", ".join(f"{k}={v!r}" for k, v in self.__dict__.items() if k != "name")
+        return f"_Optimizer({self.name!r}, {items})"
 
 
 # --------------------------------------------------------------------------------------------
@@ -303,14 +377,7 @@ class _BaseMLP(BaseEstimator):
         p = _Params()
         p.hidden = _hidden_sizes(self.hidden_layer_sizes)
         p.activations = _activations(self.activation, len(p.hidden))
-        solver = self.solver
-        if solver == "lbfgs":
-            raise ValueError(
-                "solver='lbfgs' is not supported by ferrinet.sklearn (ferrinet trains with "
-                "stochastic mini-batch solvers only); use solver='adam' or solver='sgd', or "
-                "sklearn.neural_network for L-BFGS"
-            )
-        p.solver = _validate.choice(solver, "solver", ("adam", "sgd"))
+        p.solver = _validate.choice(self.solver, "solver", ("lbfgs", "sgd", "adam"))
         p.alpha = _validate.l2_penalty(self.alpha, "alpha")
         if isinstance(self.batch_size, str):
             if self.batch_size != "auto":
@@ -351,11 +418,14 @@ class _BaseMLP(BaseEstimator):
             p.n_iter_no_change = _validate.integer(
                 n_iter_no_change, "n_iter_no_change (or np.inf)", 1
             )
-        _validate.integer(
-            self.max_fun, "max_fun", 1
-        )  # an L-BFGS option: accepted, checked, ignored
+        p.max_fun = _validate.integer(self.max_fun, "max_fun", 1)  # L-BFGS's
         n_hidden = len(p.hidden)
         p.rates = check_epoch_options(n_hidden, 1, True, 0.0, self.dropout, None)[3]
+        if p.solver == "lbfgs" and any(r > 0.0 for r in p.rates):
+            raise ValueError(
+                f"dropout={self.dropout!r} cannot be used with solver='lbfgs': L-BFGS needs a "
+                "deterministic loss; use solver='adam' or 'sgd' with dropout"
+            )
         p.dtype = _dtype(self.dtype)
         if p.early_stopping and incremental:
             raise ValueError("partial_fit does not support early_stopping=True")
@@ -373,16 +443,11 @@ class _BaseMLP(BaseEstimator):
             name = None
         return 2.0 if name == "sigmoid" else 6.0
 
-    def _initialize(self, p, n_features, n_outputs, out_activation, loss):
-        """scikit-learn's ``_initialize``: the network, its weights drawn as scikit-learn
-        draws them (same random state, same order), and the bookkeeping."""
-        self.n_iter_ = 0
-        self.t_ = 0
-        self.n_outputs_ = n_outputs
-        units = [n_features] + p.hidden + [n_outputs]
+    def _new_network(self, p, units, out_activation, loss):
+        self.n_outputs_ = units[-1]
         self.n_layers_ = len(units)
         self.out_activation_ = _OUT_NAMES[out_activation]
-        net = NeuralNetwork(
+        return NeuralNetwork(
             units,
             activation=p.activations,
             output_activation=out_activation,
@@ -390,6 +455,14 @@ class _BaseMLP(BaseEstimator):
             seed=0,
             dtype=p.dtype,
         )
+
+    def _initialize(self, p, n_features, n_outputs, out_activation, loss):
+        """scikit-learn's ``_initialize``: the network, its weights drawn as scikit-learn
+        draws them (same random state, same order), and the bookkeeping."""
+        self.n_iter_ = 0
+        self.t_ = 0
+        units = [n_features] + p.hidden + [n_outputs]
+        net = self._new_network(p, units, out_activation, loss)
         rs = self._random_state
         weights = []
         for i, (fan_in, fan_out) in enumerate(zip(units[:-1], units[1:])):
@@ -398,30 +471,153 @@ class _BaseMLP(BaseEstimator):
             intercept = rs.uniform(-bound, bound, fan_out)
             weights.append((coef.T, intercept))
         net.set_weights(weights)
-        self.network_ = net
+        self._net = net
+        self._store_weights(in_place=False)
+        self._start_bookkeeping(p)
+
+    def _start_bookkeeping(self, p, keep=False):
+        """What ``_initialize`` sets besides the weights. ``keep``: only what is missing
+        (``coefs_`` given by hand before the first ``partial_fit`` / warm-start ``fit``, as in
+        scikit-learn's worked example)."""
+
+        def put(name, value):
+            if not keep or not hasattr(self, name):
+                setattr(self, name, value)
+
+        put("n_iter_", 0)
+        put("t_", 0)
         # the generator of dropout masks; drawn only when there is dropout, so that without
         # it the random state's stream is exactly scikit-learn's
-        self._run_seed = int(rs.randint(0, 2**31 - 1)) if any(r > 0 for r in p.rates) else 0
-        self._best_weights = net.get_weights()
+        self._run_seed = (
+            int(self._random_state.randint(0, 2**31 - 1)) if any(r > 0 for r in p.rates) else 0
+        )
+        self._best_weights = self._net.get_weights()
         self._lr = p.learning_rate_init
-        self.loss_curve_ = []
-        self._no_improvement_count = 0
-        self.validation_loss_curve_ = None
+        # loss_curve_ with lbfgs: ferrinet's addition (scikit-learn sets none), one value per
+        # L-BFGS iteration
+        put("loss_curve_", [])
+        put("_no_improvement_count", 0)
+        put("validation_loss_curve_", None)
+        if p.solver == "lbfgs":
+            return  # scikit-learn sets neither best_loss_ nor the validation scores
         if p.early_stopping:
-            self.validation_scores_ = []
-            self.best_validation_score_ = -np.inf
-            self.best_loss_ = None
+            put("validation_scores_", [])
+            put("best_validation_score_", -np.inf)
+            put("best_loss_", None)
         else:
-            self.best_loss_ = np.inf
-            self.validation_scores_ = None
-            self.best_validation_score_ = None
+            put("best_loss_", np.inf)
+            put("validation_scores_", None)
+            put("best_validation_score_", None)
+
+    def _adopt_coefs(self, p, n_features, n_outputs, out_activation, loss):
+        """A network built around ``coefs_`` / ``intercepts_`` set by hand on an estimator that
+        has none (scikit-learn lets ``partial_fit`` and warm-start ``fit`` start from them)."""
+        coefs, intercepts = self._checked_weight_lists()
+        units = [n_features] + p.hidden + [n_outputs]
+        given = [coefs[0].shape[0]] + [c.shape[1] for c in coefs] if coefs else []
+        if given != units or [b.shape for b in intercepts] != [(u,) for u in units[1:]]:
+            raise ValueError(
+                f"coefs_ / intercepts_ set by hand have shapes {[c.shape for c in coefs]} / "
+                f"{[b.shape for b in intercepts]}, but the data and hidden_layer_sizes describe "
+                f"layer sizes {units}"
+            )
+        self._net = self._new_network(p, units, out_activation, loss)
+        self._synced = None
+        self._push_weights()
+        self._start_bookkeeping(p, keep=True)
+
+    def _checked_weight_lists(self):
+        coefs, intercepts = self.coefs_, self.intercepts_
+        if not isinstance(coefs, (list, tuple)) or not isinstance(intercepts, (list, tuple)):
+            raise TypeError(
+                "coefs_ and intercepts_ must be lists of arrays (one per layer), got "
+                f"{type(coefs).__name__} and {type(intercepts).__name__}"
+            )
+        return [np.asarray(c) for c in coefs], [np.asarray(b) for b in intercepts]
+
+    def _push_weights(self):
+        """``coefs_`` / ``intercepts_`` -> the network, when they differ from what it holds.
+
+        scikit-learn's ``coefs_`` are the model: a user may assign them or edit them in place,
+        and the next ``predict``, ``partial_fit`` or warm-start ``fit`` uses them. The network
+        keeps its own copy, so every use compares the lists with a snapshot of what was last
+        exchanged with it (``_synced``) and sends them only when they changed: the comparison
+        reads the weights once (~60 us for 80,000 float32 weights), a send costs ~1 ms."""
+        net = self._net
+        values = list(self.coefs_) + list(self.intercepts_)
+        snap = self.__dict__.get("_synced")
+        if (
+            snap is not None
+            and len(values) == len(snap)
+            and all(
+                isinstance(v, np.ndarray) and v.shape == s.shape and np.array_equal(v, s)
+                for v, s in zip(values, snap)
+            )
+        ):
+            return
+        coefs, intercepts = self._checked_weight_lists()
+        want = [(a, b) for a, b in zip(net.sizes[:-1], net.sizes[1:])]
+        if [c.shape for c in coefs] != want or [b.shape for b in intercepts] != [
+            (b,) for _, b in want
+        ]:
+            raise ValueError(
+                f"coefs_ / intercepts_ have shapes {[c.shape for c in coefs]} / "
+                f"{[b.shape for b in intercepts]}; the fitted network needs {want} / "
+                f"{[(b,) for _, b in want]}"
+            )
+        for i, a in enumerate(coefs + intercepts):
+            if a.dtype.kind not in "iuf" or not np.all(np.isfinite(a)):
+                what = f"coefs_[{i}]" if i < len(coefs) else f"intercepts_[{i - len(coefs)}]"
+                raise ValueError(f"{what} must hold finite real numbers")
+        net.set_weights([(c.T, b) for c, b in zip(coefs, intercepts)])
+        self._synced = [np.array(v, copy=True) for v in coefs + intercepts]
+
+    def _store_weights(self, in_place=True):
+        """The network's weights -> ``coefs_`` (transposed: (n_in, n_out)) and
+        ``intercepts_``. ``in_place``: into the arrays already there when they fit (shape,
+        dtype, writeable), as scikit-learn's stochastic solvers update them; else new lists."""
+        w = self._net.get_weights()
+        coefs = [np.ascontiguousarray(W.T) for W, _ in w]
+        intercepts = [b for _, b in w]
+        old_c, old_b = self.__dict__.get("coefs_"), self.__dict__.get("intercepts_")
+        if (
+            in_place
+            and isinstance(old_c, list)
+            and isinstance(old_b, list)
+            and len(old_c) == len(coefs)
+            and len(old_b) == len(intercepts)
+        ):
+            for old, new in ((old_c, coefs), (old_b, intercepts)):
+                for i, a in enumerate(new):
+                    o = old[i]
+                    if (
+                        isinstance(o, np.ndarray)
+                        and o.shape == a.shape
+                        and o.dtype == a.dtype
+                        and o.flags.writeable
+                    ):
+                        np.copyto(o, a)
+                    else:
+                        old[i] = a
+        else:
+            self.coefs_, self.intercepts_ = coefs, intercepts
+        self._synced = [np.array(v, copy=True) for v in self.coefs_ + self.intercepts_]
+
+    @property
+    def network_(self):
+        """The fitted ``ferrinet.NeuralNetwork``, holding ``coefs_`` / ``intercepts_`` (sent
+        to it first if they were edited)."""
+        if "_net" not in self.__dict__:
+            raise AttributeError(f"This {type(self).__name__} instance is not fitted yet")
+        self._push_weights()
+        return self._net
 
     def _scale(self):
         """c of the module docstring: scikit-learn's objective = c * ferrinet's."""
         m = self.n_outputs_
         return {"softmax": 1.0, "logistic": float(m), "identity": m / 2.0}[self.out_activation_]
 
-    def _optimizer(self, p):
+    def _make_optimizer(self, p):
         c = self._scale()
         if p.solver == "sgd":
             return _optim.SGD(
@@ -431,8 +627,36 @@ class _BaseMLP(BaseEstimator):
             )
         return _optim.Adam(lr=p.learning_rate_init, betas=(p.beta_1, p.beta_2), eps=p.epsilon / c)
 
+    def _optimizer_view(self, p):
+        """``_optimizer`` as scikit-learn's code reads it after a fit (see ``_Optimizer``)."""
+        run = self._net.training_state
+        t = 0 if run is None else int(run.t)
+        if p.solver == "sgd":
+            return _Optimizer(
+                "sgd",
+                learning_rate_init=p.learning_rate_init,
+                learning_rate=float(self._lr),
+                lr_schedule=p.learning_rate,
+                momentum=p.momentum,
+                nesterov=p.nesterov,
+                power_t=p.power_t,
+                t=t,
+            )
+        lr = p.learning_rate_init
+        if t > 0:  # AdamOptimizer's step size after t updates (its bias corrections)
+            lr = lr * np.sqrt(1.0 - p.beta_2**t) / (1.0 - p.beta_1**t)
+        return _Optimizer(
+            "adam",
+            learning_rate_init=p.learning_rate_init,
+            learning_rate=float(lr),
+            beta_1=p.beta_1,
+            beta_2=p.beta_2,
+            epsilon=p.epsilon,
+            t=t,
+        )
+
     def _check_architecture(self, p, n_outputs):
-        net = self.network_
+        net = self._net
         want = [net.sizes[0]] + p.hidden + [n_outputs]
         if net.sizes != want or net.activations[:-1] != p.activations or net.dtype != p.dtype:
             raise ValueError(
@@ -440,6 +664,24 @@ class _BaseMLP(BaseEstimator):
                 f"{net!r}, but the parameters now describe sizes {want}, hidden activations "
                 f"{p.activations}, dtype {p.dtype!r}; set warm_start=False to start afresh"
             )
+
+    def _resolve_dtype(self, p, X, first_pass):
+        """What the network computes in: the ``dtype`` parameter when given; else, as
+        scikit-learn, the input's for a new network with the stochastic solvers (float32 X ->
+        float32 weights), float64 with lbfgs (scipy's L-BFGS-B works in float64 and
+        scikit-learn's lbfgs returns float64 weights), and the current network's when
+        continuing."""
+        if p.dtype is not None:
+            return p.dtype
+        if not first_pass:
+            if "_net" in self.__dict__:
+                return self._net.dtype
+            coefs = self.__dict__.get("coefs_")
+            first = np.asarray(coefs[0]) if isinstance(coefs, (list, tuple)) and coefs else None
+            return "float32" if first is not None and first.dtype == np.float32 else "float64"
+        if p.solver == "lbfgs":
+            return "float64"
+        return "float32" if X.dtype == np.float32 else "float64"
 
     # ----- sample weights
     def _weights(self, sample_weight, X, y_labels, incremental):
@@ -458,15 +700,24 @@ class _BaseMLP(BaseEstimator):
     # ----- fit, in phases: check, start or continue, one epoch at a time, finish
     def _fit(self, X, y, sample_weight=None, incremental=False, validation_data=None):
         p = self._check_params(incremental)
-        first_pass = not hasattr(self, "network_") or (not p.warm_start and not incremental)
+        first_pass = not hasattr(self, "coefs_") or (not p.warm_start and not incremental)
         X, y_labels, T = self._validate_input(X, y, incremental, reset=first_pass)
         weights = self._weights(sample_weight, X, y_labels, incremental)
         n_outputs, out_activation, loss = self._output_spec(T)
+        p.dtype = self._resolve_dtype(p, X, first_pass)
+        if p.solver == "lbfgs" and validation_data is not None:
+            raise ValueError(
+                "validation_data is scored after every epoch, and solver='lbfgs' has no "
+                "epochs; use solver='adam' or 'sgd', or score the fitted estimator"
+            )
         val = None
         if validation_data is not None:
             val = self._validate_validation_data(validation_data, n_outputs)
 
         self._start_or_continue(p, first_pass, incremental, X, n_outputs, out_activation, loss)
+        if p.solver == "lbfgs":
+            self._fit_lbfgs(p, X, T, weights)
+            return self
         if p.early_stopping and val is None:
             val, X, y_labels, T, weights = self._split(p, X, y_labels, T, weights)
         if val is not None:
@@ -476,9 +727,9 @@ class _BaseMLP(BaseEstimator):
             if self.validation_loss_curve_ is None:
                 self.validation_loss_curve_ = []
         epochs = self._plan_epochs(p, X, T, weights)
-        if self.network_.training_state is None:
+        if self._net.training_state is None:
             # a new optimizer run: moments and step count at zero, the dropout generator seeded
-            self.network_._start_run(self._opt, self._run_seed)
+            self._net._start_run(self._opt, self._run_seed)
             if self._lr != p.learning_rate_init:
                 # partial_fit restarting a run (e.g. after unpickling): keep the lr reached
                 self._set_lr(p, self._lr)
@@ -491,36 +742,174 @@ class _BaseMLP(BaseEstimator):
         except KeyboardInterrupt:
             warnings.warn("Training interrupted by user.", stacklevel=3)
         except DivergenceError as err:
-            self._store_weights()
-            raise ValueError(
-                "Solver produced non-finite parameter weights (ferrinet refused the step; "
-                f"the network keeps the last finite weights): {err}. The input data may contain "
-                "large values and need to be preprocessed, or learning_rate_init is too large."
-            ) from err
+            self._diverged(p, epochs, val, err)
 
         if p.early_stopping:
-            self.network_.set_weights(self._best_weights)
+            self._net.set_weights(self._best_weights)
         self._store_weights()
+        self._optimizer = self._optimizer_view(p)
         return self
 
+    def _diverged(self, p, e, val, err):
+        """A step would have made the loss or a weight non-finite (ferrinet refused it; the
+        network holds the last finite weights). With early stopping, as scikit-learn: the
+        epoch is recorded as non-finite, the best epoch's weights come back (the caller
+        restores them) and a ConvergenceWarning says so. Without: scikit-learn's ValueError,
+        the estimator keeping the last finite weights."""
+        self._store_weights()
+        self._optimizer = self._optimizer_view(p)
+        if not p.early_stopping:
+            raise ValueError(
+                f"{_NON_FINITE} (ferrinet refused the step at epoch {self.n_iter_ + 1}: {err}; "
+                "the estimator keeps the last finite weights; a smaller learning_rate_init may "
+                "also help)"
+            ) from err
+        self.n_iter_ += 1
+        self.t_ += e.X.shape[0]
+        self.loss_ = np.nan
+        self.loss_curve_.append(np.nan)
+        assert self.validation_scores_ is not None
+        self.validation_scores_.append(np.nan)
+        if self.validation_loss_curve_ is not None:
+            self.validation_loss_curve_.append(np.nan)
+        best = int(np.nanargmax(self.validation_scores_)) + 1 if self.n_iter_ > 1 else 0
+        warnings.warn(
+            f"{_NON_FINITE} (at iteration {self.n_iter_}: {err}). Training stopped there; the "
+            f"weights of the best validation score (iteration {best}) are kept.",
+            ConvergenceWarning,
+            stacklevel=4,
+        )
+
     def _start_or_continue(self, p, first_pass, incremental, X, n_outputs, out_activation, loss):
-        """A new network (first pass) or the current one checked, and a new optimizer run
-        unless partial_fit continues one."""
+        """A new network (first pass) or the current one checked (built around ``coefs_``
+        given by hand), ``coefs_`` sent to it, and a new optimizer run unless partial_fit
+        continues one."""
         self._random_state = check_random_state(self.random_state)
         if first_pass:
             self._initialize(p, X.shape[1], n_outputs, out_activation, loss)
+        elif "_net" not in self.__dict__:
+            self._adopt_coefs(p, X.shape[1], n_outputs, out_activation, loss)
         else:
             self._check_architecture(p, n_outputs)
-        if not incremental or not hasattr(self, "_opt"):
+            self._push_weights()
+        if p.solver == "lbfgs":
+            # no optimizer state: scikit-learn's lbfgs has none either
+            self._net.reset_training()
+            for name in ("_opt", "_optimizer"):
+                self.__dict__.pop(name, None)
+        elif not incremental or not hasattr(self, "_opt"):
             # scikit-learn builds a new optimizer for every fit (also with warm_start) and
             # keeps it across partial_fit calls (a partial_fit after fit continues fit's)
-            self.network_.reset_training()
+            self._net.reset_training()
             self._lr = p.learning_rate_init
-            self._opt = self._optimizer(p)
+            self._opt = self._make_optimizer(p)
+
+    # ----- L-BFGS
+    def _fit_lbfgs(self, p, X, T, weights):
+        """scikit-learn's ``_fit_lbfgs``: ``scipy.optimize.minimize(method='L-BFGS-B',
+        jac=True)`` over every parameter packed in one float64 vector, scikit-learn's packing
+        (``coefs_[0].ravel()``, ..., then ``intercepts_[0]``, ...; ``coefs_[i]`` is (n_in,
+        n_out)), on the full-batch objective
+
+            J(theta) = (1/S) sum_k w_k loss_k + alpha / (2 S) ||W||^2,   S = sum of w_k (= n)
+
+        = c * ferrinet's loss with ``l2 = alpha / (c S)`` (module docstring); its gradient is
+        c times ferrinet's. Options as scikit-learn's: ``maxiter=max_iter``, ``maxfun=max_fun``,
+        ``gtol=tol``, ``iprint`` from ``verbose`` (scipy < 1.15). ``n_iter_``, ``loss_`` and
+        the ConvergenceWarning are scikit-learn's (``_check_optimize_result``);
+        ``loss_curve_`` (ferrinet's addition) gets J after every iteration."""
+        import scipy.optimize
+
+        net = self._net
+        c = self._scale()
+        X = np.ascontiguousarray(X, dtype=net.dtype)
+        if T.dtype.kind == "f":
+            T = np.ascontiguousarray(T, dtype=net.dtype)
+        if weights is not None and not weights.sum() > 0.0:
+            raise ValueError(
+                "the sample weights (sample_weight times class_weight) of the training data "
+                "sum to 0; nothing to learn from"
+            )
+        total = float(X.shape[0] if weights is None else weights.sum())
+        l2 = p.alpha / (c * total)
+        flat = _FlatParameters(net.sizes)
+        x0 = flat.pack(self.coefs_, self.intercepts_)
+        last = {}
+
+        n_coefs = flat.bounds[len(flat.shapes) - 1][1]
+
+        def loss_and_grad(x):
+            if not np.all(np.isfinite(x)):
+                return np.inf, np.zeros_like(x)
+            net.set_weights(flat.unpack(x))
+            # the loss value as scikit-learn computes it (its clipped log-loss: L-BFGS-B's
+            # line search compares values, so saturated trial points must score the same),
+            # the gradient from ferrinet's backward pass
+            data = self._lbfgs_data_loss(net.predict(X), T, weights)
+            w = x[:n_coefs]
+            loss = data + 0.5 * p.alpha * float(np.dot(w, w)) / total
+            grads = net.gradients(X, T, l2=l2, sample_weight=weights)
+            last["x"], last["f"] = x.copy(), loss
+            return loss, c * flat.pack_gradients(grads)
+
+        curve = []
+
+        def callback(xk):
+            if "x" in last and np.array_equal(xk, last["x"]):
+                curve.append(float(last["f"]))
+            else:  # the iterate is not the last point evaluated (not seen with L-BFGS-B)
+                curve.append(float(loss_and_grad(xk)[0]))
+
+        iprint = 1 if p.verbose >= 1 else -1
+        extra = {"iprint": iprint} if _scipy_below_1_15() else {}
+        try:
+            res = scipy.optimize.minimize(
+                loss_and_grad,
+                x0,
+                method="L-BFGS-B",
+                jac=True,
+                callback=callback,
+                options={"maxfun": p.max_fun, "maxiter": p.max_iter, "gtol": p.tol, **extra},
+            )
+        except BaseException:
+            net.set_weights(flat.unpack(x0))  # a failed call leaves the weights as they were
+            raise
+        if not (np.all(np.isfinite(res.x)) and np.isfinite(res.fun)):
+            net.set_weights(flat.unpack(x0))
+            raise ValueError(
+                f"{_NON_FINITE} (L-BFGS-B ended at a non-finite point, loss {res.fun}; the "
+                "estimator keeps the weights it started from)"
+            )
+        self.n_iter_ = _check_optimize_result("lbfgs", res, p.max_iter)
+        self.loss_ = float(res.fun)
+        self.loss_curve_.extend(curve)
+        net.set_weights(flat.unpack(res.x))
+        # as scikit-learn's _unpack: new arrays in coefs_ / intercepts_
+        self._store_weights(in_place=False)
+
+    def _lbfgs_data_loss(self, out, T, weights):
+        """scikit-learn's data term (``sklearn/neural_network/_base.py``) from the network's
+        outputs: the log-loss with probabilities clipped to [eps, 1 - eps] (softmax: T holds
+        class indices; logistic: summed over the outputs), or half the squared error summed
+        over the outputs (scikit-learn averages it over outputs while its gradient sums them;
+        ferrinet keeps value and gradient consistent; the same for one output), each
+        averaged over the samples with their weights."""
+        out = np.asarray(out, dtype=np.float64)
+        if self.out_activation_ == "identity":
+            per_sample = 0.5 * np.sum((T - out) ** 2, axis=1)
+        else:
+            eps = np.finfo(out.dtype).eps
+            prob = np.clip(out, eps, 1 - eps)
+            if self.out_activation_ == "softmax":
+                per_sample = -np.log(prob[np.arange(len(T)), T])
+            else:
+                per_sample = -np.sum(xlogy(T, prob) + xlogy(1 - T, 1 - prob), axis=1)
+        return float(np.average(per_sample, weights=weights))
 
     def _plan_epochs(self, p, X, T, weights):
         """What every epoch uses: the batch size, the arrays (in the network's dtype,
-        C-contiguous, read in place), the weights and the L2 penalty of each part."""
+        C-contiguous, read in place: an np.memmap is not copied), the weights and the L2
+        penalty of each part."""
         n = X.shape[0]
         if p.batch_size == "auto":
             batch_size = min(200, n)
@@ -552,27 +941,40 @@ class _BaseMLP(BaseEstimator):
         return _Epochs(X, T, weights, batch_size, parts, c, np.arange(n, dtype=int))
 
     def _fit_epoch(self, p, e, val, incremental):
-        """One epoch (scikit-learn's iteration): True when training stops after it."""
+        """One epoch (scikit-learn's iteration): True when training stops after it.
+
+        Shuffled epochs gather their rows a few whole batches at a time (at most
+        ``_GATHER_BYTES`` of X per gather), not the whole of X: the same batches in the same
+        order, one ``train_epoch`` call per gather, and no copy of X (a memory map larger than
+        memory stays on disk)."""
         if p.shuffle:
             e.sample_idx = _sk_shuffle(e.sample_idx, random_state=self._random_state)
-            Xe, Te = e.X[e.sample_idx], e.T[e.sample_idx]
-            we = None if e.weights is None else e.weights[e.sample_idx]
-        else:
-            Xe, Te, we = e.X, e.T, e.weights
+        row_bytes = max(1, e.X.shape[1] * e.X.itemsize)
+        per_gather = max(1, _GATHER_BYTES // (row_bytes * e.batch_size)) * e.batch_size
         total = 0.0
         for start, stop, l2 in e.parts:
-            epoch_loss = self.network_.train_epoch(
-                Xe[start:stop],
-                Te[start:stop],
-                batch_size=e.batch_size,
-                optimizer=self._opt,
-                shuffle=False,
-                seed=None,  # the run is started before the first epoch; this continues it
-                l2=l2,
-                dropout=p.rates,
-                sample_weight=None if we is None else we[start:stop],
-            )
-            total += epoch_loss * (stop - start)
+            step = per_gather if p.shuffle else max(1, stop - start)
+            for a in range(start, stop, step):
+                b = min(a + step, stop)
+                if p.shuffle:
+                    rows = e.sample_idx[a:b]
+                    Xc, Tc = e.X[rows], e.T[rows]
+                    wc = None if e.weights is None else e.weights[rows]
+                else:
+                    Xc, Tc = e.X[a:b], e.T[a:b]
+                    wc = None if e.weights is None else e.weights[a:b]
+                epoch_loss = self._net.train_epoch(
+                    Xc,
+                    Tc,
+                    batch_size=e.batch_size,
+                    optimizer=self._opt,
+                    shuffle=False,
+                    seed=None,  # the run is started before the first epoch; this continues it
+                    l2=l2,
+                    dropout=p.rates,
+                    sample_weight=wc,
+                )
+                total += epoch_loss * (b - a)
         n = e.X.shape[0]
         self.n_iter_ += 1
         self.loss_ = e.c * total / n
@@ -620,13 +1022,8 @@ class _BaseMLP(BaseEstimator):
     def _set_lr(self, p, lr):
         """Set the current learning rate (scikit-learn's units) in the running optimizer."""
         self._lr = lr
-        if self.network_.training_state is not None:
-            self.network_.set_learning_rate(lr * self._scale() if p.solver == "sgd" else lr)
-
-    def _store_weights(self):
-        w = self.network_.get_weights()
-        self.coefs_ = [np.ascontiguousarray(W.T) for W, _ in w]
-        self.intercepts_ = [b for _, b in w]
+        if self._net.training_state is not None:
+            self._net.set_learning_rate(lr * self._scale() if p.solver == "sgd" else lr)
 
     def _split(self, p, X, y_labels, T, weights):
         """The early-stopping split: ``validation_fraction`` of the data, drawn with the
@@ -662,7 +1059,7 @@ class _BaseMLP(BaseEstimator):
 
     def _validate_epoch(self, val, c, verbose):
         Xv, yv, Tv, wv = val
-        out = self.network_.predict(Xv)
+        out = self._net.predict(Xv)
         if not np.all(np.isfinite(out)):
             score = np.nan
         else:
@@ -670,7 +1067,7 @@ class _BaseMLP(BaseEstimator):
         assert self.validation_scores_ is not None and self.validation_loss_curve_ is not None
         self.validation_scores_.append(score)
         self.validation_loss_curve_.append(
-            c * float(self.network_.compute_loss(Xv, Tv, sample_weight=wv))
+            c * float(self._net.compute_loss(Xv, Tv, sample_weight=wv))
         )
         if verbose:
             print("Validation score: %f" % score)
@@ -690,7 +1087,7 @@ class _BaseMLP(BaseEstimator):
                 self._no_improvement_count = 0
             if last > best:
                 self.best_validation_score_ = last
-                self._best_weights = self.network_.get_weights()
+                self._best_weights = self._net.get_weights()
         else:
             if scores:
                 # a validation set given without early stopping: recorded, not used to stop
@@ -730,11 +1127,22 @@ class _BaseMLP(BaseEstimator):
         forward pass gives them (float64 input to a float32 network: float64 results)."""
         check_is_fitted(self)
         X = validate_data(self, X, reset=False, dtype=(np.float64, np.float32))
-        out = self.network_.predict(X)
+        self._push_weights()
+        out = self._net.predict(X)
         return out.astype(np.result_type(X.dtype, out.dtype), copy=False)
 
+    def _check_solver(self):
+        """``partial_fit`` exists for the stochastic solvers only (scikit-learn's
+        ``available_if``: ``hasattr(est, 'partial_fit')`` is False with lbfgs)."""
+        if self.solver not in ("sgd", "adam"):
+            raise AttributeError(
+                "partial_fit is only available for stochastic optimizers. %s is not "
+                "stochastic." % self.solver
+            )
+        return True
+
     def __sklearn_is_fitted__(self):
-        return hasattr(self, "network_")
+        return "_net" in self.__dict__
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -864,7 +1272,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         max_fun=15000,
         dropout=None,
         class_weight=None,
-        dtype="float64",
+        dtype=None,
     ):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
@@ -994,6 +1402,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         docstring)."""
         return self._fit(X, y, sample_weight, incremental=False, validation_data=validation_data)
 
+    @available_if(lambda est: est._check_solver())
     def partial_fit(self, X, y, sample_weight=None, classes=None):
         """One epoch over (X, y), continuing the optimizer; ``classes`` (every label) is
         required on the first call, as scikit-learn."""
@@ -1084,7 +1493,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         n_iter_no_change=10,
         max_fun=15000,
         dropout=None,
-        dtype="float64",
+        dtype=None,
     ):
         self.loss = loss
         self.hidden_layer_sizes = hidden_layer_sizes
@@ -1167,6 +1576,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         ``(X_val, y_val, sample_weight_val)``, scored (R^2) after every epoch."""
         return self._fit(X, y, sample_weight, incremental=False, validation_data=validation_data)
 
+    @available_if(lambda est: est._check_solver())
     def partial_fit(self, X, y, sample_weight=None):
         """One epoch over (X, y), continuing the optimizer."""
         return self._fit(X, y, sample_weight, incremental=True)
