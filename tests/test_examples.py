@@ -29,6 +29,7 @@ NEEDS = {
     "pytorch_handoff.py": ["torch", "safetensors"],
     "onnx_export.py": ["onnx", "onnxruntime"],
     "plots.py": ["matplotlib"],
+    "larger_than_memory.py": ["sklearn"],
 }
 
 
