@@ -70,8 +70,7 @@ ESTIMATORS = [
         max_iter=100,
     ),
     MLPRegressor(dtype="float32", max_iter=100),
-    # L-BFGS (full batch, scipy's driver, no partial_fit); small, since scipy's L-BFGS-B costs
-    # ~10 ms per iteration at 600 parameters on the CI machine
+    # L-BFGS (full batch, scipy's driver, no partial_fit), kept small: every check fits
     MLPClassifier(solver="lbfgs", hidden_layer_sizes=(10,), max_iter=100),
     MLPRegressor(solver="lbfgs", hidden_layer_sizes=(10,), max_iter=100),
 ]
