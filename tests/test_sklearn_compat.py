@@ -546,3 +546,24 @@ def test_fit_reads_a_memmap_without_copying_it(tmp_path, shuffle, monkeypatch):
     ref = MLPClassifier(hidden_layer_sizes=(4,), max_iter=1, shuffle=shuffle, random_state=0)
     ref.fit(np.array(Xm), y)
     assert _max_weight_diff(clf, ref) == 0.0
+
+
+@no_convergence_warning
+def test_pickles_from_before_coefs_were_the_model_still_load():
+    import pickle
+
+    clf = MLPClassifier(hidden_layer_sizes=(4,), max_iter=3, random_state=0).fit(
+        X, TARGETS["binary"]
+    )
+    state = dict(clf.__getstate__())
+    # the layout of earlier versions: the network in "network_", no snapshot
+    state["network_"] = state.pop("_net")
+    del state["_synced"]
+    old = MLPClassifier.__new__(MLPClassifier)
+    old.__setstate__(state)
+    np.testing.assert_array_equal(old.predict_proba(X), clf.predict_proba(X))
+    twin = pickle.loads(pickle.dumps(clf))
+    np.testing.assert_array_equal(twin.predict_proba(X), clf.predict_proba(X))
+    twin.partial_fit(X, TARGETS["binary"])
+    clf.partial_fit(X, TARGETS["binary"])
+    assert _max_weight_diff(twin, clf) == 0.0

@@ -1171,6 +1171,13 @@ class _BaseMLP(BaseEstimator):
             )
         return True
 
+    def __setstate__(self, state):
+        # estimators pickled before coefs_ became the model held the network in "network_"
+        if "network_" in state and "_net" not in state:
+            state = dict(state)
+            state["_net"] = state.pop("network_")
+        super().__setstate__(state)
+
     def __sklearn_is_fitted__(self):
         return "_net" in self.__dict__
 
