@@ -44,7 +44,7 @@ import io
 import math
 import numbers
 from pathlib import Path
-from typing import Iterator, Optional, Tuple, Union
+from typing import Any, Iterator, Optional, Tuple, Union
 
 import numpy as np
 
@@ -87,6 +87,8 @@ _IRIS_FILE = "iris.csv"
 _DIGITS_N, _DIGITS_SIDE = 1797, 8
 
 SeedLike = Union[int, np.random.Generator]
+#: Anything ``numpy.asarray`` turns into an array of numbers (an ndarray, nested lists).
+ArrayLike = Any
 
 
 # ---------------------------------------------------------------------------
@@ -288,9 +290,9 @@ def spirals(
 
 def blobs(
     n: int = 200,
-    centers=3,
+    centers: Union[int, ArrayLike] = 3,
     n_features: Optional[int] = None,
-    cluster_std=1.0,
+    cluster_std: Union[float, ArrayLike] = 1.0,
     center_box: Tuple[float, float] = (-10.0, 10.0),
     seed: SeedLike = 0,
 ) -> Tuple[np.ndarray, np.ndarray]:
@@ -566,7 +568,13 @@ def _stratified_test_indices(
     return np.concatenate(chosen)
 
 
-def train_test_split(X, y, test_size=0.25, seed: SeedLike = 0, stratify=False):
+def train_test_split(
+    X: ArrayLike,
+    y: ArrayLike,
+    test_size: Union[float, int] = 0.25,
+    seed: SeedLike = 0,
+    stratify: bool = False,
+) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Split ``(X, y)`` into shuffled train and test parts.
 
     Parameters
@@ -680,7 +688,7 @@ class Standardizer:
         self.mean_: Optional[np.ndarray] = None
         self.scale_: Optional[np.ndarray] = None
 
-    def fit(self, X) -> "Standardizer":
+    def fit(self, X: ArrayLike) -> "Standardizer":
         """Learn mean_ and scale_ from X (shape (n_samples, n_features), n_samples >= 1)."""
         X = _as_matrix("X", X)
         if X.shape[0] < 1:
@@ -695,7 +703,7 @@ class Standardizer:
         self.mean_, self.scale_ = mean, scale
         return self
 
-    def transform(self, X) -> np.ndarray:
+    def transform(self, X: ArrayLike) -> np.ndarray:
         """Return ``(X - mean_) / scale_`` as a new float64 array of X's shape."""
         if self.mean_ is None or self.scale_ is None:
             raise RuntimeError("this Standardizer is not fitted yet; call fit(X_train) first")
@@ -707,11 +715,11 @@ class Standardizer:
             )
         return (X - self.mean_) / self.scale_
 
-    def fit_transform(self, X) -> np.ndarray:
+    def fit_transform(self, X: ArrayLike) -> np.ndarray:
         """``fit(X)`` then ``transform(X)``."""
         return self.fit(X).transform(X)
 
-    def inverse_transform(self, Z) -> np.ndarray:
+    def inverse_transform(self, Z: ArrayLike) -> np.ndarray:
         """Undo transform: ``Z * scale_ + mean_``."""
         if self.mean_ is None or self.scale_ is None:
             raise RuntimeError("this Standardizer is not fitted yet; call fit(X_train) first")
@@ -728,7 +736,9 @@ class Standardizer:
         return f"Standardizer({state})"
 
 
-def standardize(X_train, X_test=None):
+def standardize(
+    X_train: ArrayLike, X_test: Optional[ArrayLike] = None
+) -> Union[np.ndarray, Tuple[np.ndarray, np.ndarray]]:
     """Standardize features with statistics of the training set only.
 
     Fits a :class:`Standardizer` on ``X_train`` (column means and population
@@ -748,7 +758,7 @@ def standardize(X_train, X_test=None):
     return X_train_std, scaler.transform(X_test)
 
 
-def one_hot(y, n_classes: Optional[int] = None) -> np.ndarray:
+def one_hot(y: ArrayLike, n_classes: Optional[int] = None) -> np.ndarray:
     """One-hot encode integer class labels.
 
     Parameters
@@ -798,7 +808,7 @@ def one_hot(y, n_classes: Optional[int] = None) -> np.ndarray:
 
 
 def batches(
-    X, Y, batch_size: int, shuffle: bool = False, seed: SeedLike = 0
+    X: ArrayLike, Y: ArrayLike, batch_size: int, shuffle: bool = False, seed: SeedLike = 0
 ) -> Iterator[Tuple[np.ndarray, np.ndarray]]:
     """Iterate over mini-batches ``(X_batch, Y_batch)``.
 

@@ -139,7 +139,7 @@ from __future__ import annotations
 import numbers
 import warnings
 from dataclasses import dataclass
-from typing import Any, List, Optional, Union
+from typing import Any, Dict, List, Optional, Union
 
 import numpy as np
 
@@ -189,7 +189,7 @@ _FLOAT32_SAMPLE_WEIGHT_REASON = (
 )
 
 
-def expected_failed_checks(estimator):
+def expected_failed_checks(estimator: Any) -> Dict[str, str]:
     """The checks of ``sklearn.utils.estimator_checks`` that ``estimator`` is known to fail,
     ``{check name: reason}``, for ``parametrize_with_checks(..., expected_failed_checks=)``.
 
@@ -1438,7 +1438,9 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         return factors
 
     # ----- public API
-    def fit(self, X, y, sample_weight=None, validation_data=None):
+    def fit(
+        self, X: Any, y: Any, sample_weight: Any = None, validation_data: Any = None
+    ) -> "MLPClassifier":
         """Fit to (X, y); returns self.
 
         ``sample_weight``: one weight >= 0 per sample. ``validation_data``: ``(X_val, y_val)``
@@ -1447,7 +1449,9 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         return self._fit(X, y, sample_weight, incremental=False, validation_data=validation_data)
 
     @available_if(lambda est: est._check_solver())
-    def partial_fit(self, X, y, sample_weight=None, classes=None):
+    def partial_fit(
+        self, X: Any, y: Any, sample_weight: Any = None, classes: Any = None
+    ) -> "MLPClassifier":
         """One epoch over (X, y), continuing the optimizer; ``classes`` (every label) is
         required on the first call, as scikit-learn."""
         if _check_partial_fit_first_call(self, classes):
@@ -1463,11 +1467,11 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
             out = out.ravel()
         return self._label_binarizer.inverse_transform(out)
 
-    def predict(self, X):
+    def predict(self, X: Any) -> np.ndarray:
         """The predicted labels: argmax (multiclass), p > 0.5 (binary and each label)."""
         return self._labels(self._forward(X))
 
-    def predict_proba(self, X):
+    def predict_proba(self, X: Any) -> np.ndarray:
         """Class probabilities, columns in the order of ``classes_``; binary: ``[1 - p, p]``;
         multilabel: one probability per label."""
         out = self._forward(X)
@@ -1476,7 +1480,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
             return np.vstack([1 - p, p]).T
         return out
 
-    def predict_log_proba(self, X):
+    def predict_log_proba(self, X: Any) -> np.ndarray:
         """``log(predict_proba(X))``."""
         proba = self.predict_proba(X)
         return np.log(proba, out=proba)
@@ -1617,17 +1621,19 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
             out = out.ravel()
         return r2_score(y, out, sample_weight=sample_weight)
 
-    def fit(self, X, y, sample_weight=None, validation_data=None):
+    def fit(
+        self, X: Any, y: Any, sample_weight: Any = None, validation_data: Any = None
+    ) -> "MLPRegressor":
         """Fit to (X, y); returns self. ``validation_data``: ``(X_val, y_val)`` or
         ``(X_val, y_val, sample_weight_val)``, scored (R^2) after every epoch."""
         return self._fit(X, y, sample_weight, incremental=False, validation_data=validation_data)
 
     @available_if(lambda est: est._check_solver())
-    def partial_fit(self, X, y, sample_weight=None):
+    def partial_fit(self, X: Any, y: Any, sample_weight: Any = None) -> "MLPRegressor":
         """One epoch over (X, y), continuing the optimizer."""
         return self._fit(X, y, sample_weight, incremental=True)
 
-    def predict(self, X):
+    def predict(self, X: Any) -> np.ndarray:
         """The predictions, (n,) for one output, else (n, n_outputs)."""
         out = self._forward(X)
         if out.shape[1] == 1:
