@@ -55,6 +55,8 @@ def np_activation(name, z):
         return 1.0 / (1.0 + np.exp(-z))
     if name == "tanh":
         return np.tanh(z)
+    if name == "exp":
+        return np.exp(z)
     if name == "softmax":
         e = np.exp(z - z.max(axis=1, keepdims=True))
         return e / e.sum(axis=1, keepdims=True)

@@ -2,7 +2,7 @@
 
 ``gradcheck`` (python/ferrinet/checks.py) compares ``ferrinet.NeuralNetwork.gradients`` (Rust)
 with central differences of ``compute_loss`` (Rust too, but only the forward pass). It is run on
-240 random networks: depth 0-4 hidden layers, widths 1-8, 1-3 outputs (2-3 for cross_entropy),
+280 random networks: depth 0-4 hidden layers, widths 1-8, 1-3 outputs (2-3 for cross_entropy),
 batches of 1-4, every hidden activation x every loss / output pairing, at gradcheck's defaults
 (eps 1e-6, floor 3.55e-3 * max(1, |L|), tol 1e-6), in float64.
 
@@ -27,8 +27,9 @@ LOSS_CASES = [
     ("binary_cross_entropy", "sigmoid", "rows"),
     ("cross_entropy", "softmax", "indices"),
     ("cross_entropy", "softmax", "probabilities"),  # rows in [0, 1], not summing to 1
+    ("poisson", "exp", "rows"),  # counts >= 0, zeros included
 ]
-N_CASES = 240  # every (hidden, loss) pair 8 times: case % 5 and (case // 5) % 6
+N_CASES = 280  # every (hidden, loss) pair 8 times: case % 5 and (case // 5) % 7
 TOL = 1e-6
 
 
@@ -60,6 +61,8 @@ def random_case(case, zero_biases=False):
             Y = rng.normal(size=(n, m))
         elif loss == "binary_cross_entropy":
             Y = rng.uniform(size=(n, m))
+        elif loss == "poisson":
+            Y = rng.poisson(1.5, size=(n, m)).astype(float)
         elif kind == "indices":
             Y = rng.integers(0, m, size=n)
         else:
@@ -79,6 +82,7 @@ def np_derivative(name, z, a):
         "leaky_relu": lambda: np.where(z > 0, 1.0, 0.01),
         "sigmoid": lambda: a * (1.0 - a),
         "tanh": lambda: 1.0 - a * a,
+        "exp": lambda: a,
     }[name]()
 
 
@@ -111,7 +115,7 @@ def np_gradients(net, X, Y, update_before_propagating=0.0, mse_seed=None):
     if net.loss == "mse":
         c = 2.0 / (n * m) if mse_seed is None else mse_seed
         delta = c * (a - t) * np_derivative(net.activations[-1], z, a)
-    elif net.loss == "binary_cross_entropy":
+    elif net.loss in ("binary_cross_entropy", "poisson"):
         delta = (a - t) / (n * m)
     else:
         delta = (a * t.sum(axis=1, keepdims=True) - t) / n
@@ -178,7 +182,7 @@ def test_the_old_fixed_floor_failed_some_of_these_networks():
         net, X, Y = random_case(case)
         old = checks.gradcheck(net, X, Y, floor=1e-4, detect_kinks=False)
         old_failures += not old.passed()
-    assert old_failures >= 10  # measured: 36-37 of 240 (two versions of the core)
+    assert old_failures >= 10  # measured: 36-37 of 240 (two versions of the core); 36 of 280
 
 
 def test_confident_cross_entropy_noise_does_not_shrink_with_the_loss():
@@ -332,7 +336,7 @@ def _has_hidden_layer(case):
 def test_error_through_updated_weights_fails(case):
     """Erratum 3: each layer's weights are stepped (learning rate 0.5) before the error goes
     back through them. A network without a hidden layer sends no error back: there the
-    mistake changes nothing, and gradcheck must pass it (190 of the 240 cases have one)."""
+    mistake changes nothing, and gradcheck must pass it (222 of the 280 cases have one)."""
     net, X, Y = random_case(case)
 
     def updated_weights_for_the_error(net, X, Y):
@@ -364,7 +368,7 @@ def _mse_case(case):
     raise AssertionError(case)
 
 
-@pytest.mark.parametrize("case", [c for c in range(N_CASES) if (c // 5) % 6 < 3])
+@pytest.mark.parametrize("case", [c for c in range(N_CASES) if (c // 5) % len(LOSS_CASES) < 3])
 def test_mse_without_its_two_over_n_fails(case):
     net, X, Y = _mse_case(case)
     n, m = len(X), net.sizes[-1]

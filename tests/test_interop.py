@@ -133,6 +133,30 @@ def test_ferrinet_estimators_are_accepted():
     np.testing.assert_allclose(model.predict_proba(X), est.predict_proba(X), rtol=0, atol=1e-12)
 
 
+@pytest.mark.parametrize("activation", ["relu", "tanh"])
+def test_poisson_regressor_goes_both_ways(activation):
+    """MLPRegressor(loss="poisson") (exp output) <-> a ferrinet exp / poisson network."""
+    y = np.random.RandomState(1).poisson(np.exp(0.5 * X[:, 0]))
+    with warnings.catch_warnings(), threadpool_limits(limits=1):
+        warnings.simplefilter("ignore")
+        model = MLPRegressor(
+            loss="poisson",
+            hidden_layer_sizes=(7, 5),
+            activation=activation,
+            max_iter=30,
+            random_state=0,
+        ).fit(X, y)
+    assert model.out_activation_ == "exp"
+    net = from_sklearn(model)
+    assert (net.activations[-1], net.loss) == ("exp", "poisson")
+    out = net.predict(X)
+    np.testing.assert_allclose(out, model.predict(X).reshape(-1, 1), rtol=1e-12, atol=0)
+    back = to_sklearn(net)
+    assert type(back) is MLPRegressor and back.loss == "poisson"
+    assert back.out_activation_ == "exp"
+    np.testing.assert_array_equal(back.predict(X), model.predict(X))
+
+
 def test_errors():
     with pytest.raises(NotFittedError, match="not fitted"):
         from_sklearn(MLPClassifier())
@@ -142,12 +166,10 @@ def test_errors():
         from_sklearn(LogisticRegression().fit(X, TARGETS["binary"]))
     with pytest.raises(TypeError, match="expects a fitted"):
         from_sklearn("model")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        poisson = MLPRegressor(loss="poisson", hidden_layer_sizes=(4,), max_iter=5, random_state=0)
-        poisson.fit(X, np.abs(TARGETS["regression"]))
-    with pytest.raises(ValueError, match="out_activation_='exp'"):
-        from_sklearn(poisson)
+    unknown_output = _fit("regression")
+    unknown_output.out_activation_ = "softplus"
+    with pytest.raises(ValueError, match="out_activation_='softplus'"):
+        from_sklearn(unknown_output)
     broken = _fit("regression")
     broken.intercepts_ = broken.intercepts_[:-1]
     with pytest.raises(ValueError, match="inconsistent model"):

@@ -43,6 +43,7 @@ HEADS = [
     ("mse", "sigmoid"),
     ("binary_cross_entropy", "sigmoid"),
     ("cross_entropy", "softmax"),
+    ("poisson", "exp"),
 ]
 
 
@@ -242,7 +243,13 @@ def torch_model(path):
     nn = torch.nn
     with safe_open(str(path), framework="pt") as f:
         arch = json.loads(f.metadata()["architecture"])
+
+    class Exp(nn.Module):
+        def forward(self, x):
+            return torch.exp(x)
+
     make_act = {
+        "exp": Exp,
         "identity": nn.Identity,
         "relu": nn.ReLU,
         "leaky_relu": lambda: nn.LeakyReLU(0.01),
@@ -284,6 +291,10 @@ def test_pytorch_loads_the_file_and_computes_the_same(tmp_path, head, dtype, rto
         torch_loss = torch.nn.CrossEntropyLoss()(logits, t.long())
     elif head[0] == "binary_cross_entropy":
         torch_loss = torch.nn.BCEWithLogitsLoss()(logits, t)
+    elif head[0] == "poisson":
+        # PyTorch's Poisson NLL on the log-rate, plus the deviance's constant t ln t - t
+        constant = torch.mean(torch.special.xlogy(t, t) - t)
+        torch_loss = torch.nn.PoissonNLLLoss(log_input=True)(logits, t) + constant
     else:
         with torch.no_grad():
             torch_loss = torch.nn.MSELoss()(model(x), t)

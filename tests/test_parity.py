@@ -1,7 +1,7 @@
 """The Rust network against the pure-Python reference, on the same weights.
 
 Every hidden activation x every loss (mse with each output activation; binary_cross_entropy;
-cross_entropy with class indices and with probability rows): 40 combinations, each trained
+cross_entropy with class indices and with probability rows; poisson): 45 combinations, each trained
 1,000 per-sample SGD steps in lockstep by ``check_parity``, plus the batch methods (``predict``,
 ``forward``, ``compute_loss``, ``gradients``, a batch ``backward`` and ``train``).
 
@@ -34,7 +34,10 @@ OUTPUTS = [("mse", name, "rows") for name in HIDDEN] + [
     ("cross_entropy", "softmax", "indices"),
     ("cross_entropy", "softmax", "probabilities"),  # rows in [0, 1] that need not sum to 1
 ]
-COMBOS = [(hidden, *output) for hidden in HIDDEN for output in OUTPUTS]
+# poisson (counts, zeros included) after the others, so that their case numbers (and seeds) stay
+COMBOS = [(hidden, *output) for hidden in HIDDEN for output in OUTPUTS] + [
+    (hidden, "poisson", "exp", "rows") for hidden in HIDDEN
+]
 IDS = [f"{h}-{loss}-{out}-{kind}" for h, loss, out, kind in COMBOS]
 STEPS = 1000
 LEARNING_RATE = 0.02
@@ -67,6 +70,8 @@ def make_case(index):
         }[output]
     elif loss == "binary_cross_entropy":
         Y = rng.uniform(size=shape)
+    elif loss == "poisson":
+        Y = rng.poisson(1.5, size=shape).astype(float)
     elif kind == "indices":
         Y = rng.integers(0, m, size=N_SAMPLES)
     else:

@@ -21,6 +21,8 @@ OUTPUT_AND_LOSS = [(name, "mse") for name in HIDDEN] + [
     ("sigmoid", "binary_cross_entropy"),
     ("softmax", "cross_entropy"),
 ]
+# every pairing; random_case cycles through the seven above (its case numbers are pinned below)
+EVERY_OUTPUT_AND_LOSS = OUTPUT_AND_LOSS + [("exp", "poisson")]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -42,6 +44,10 @@ def np_loss(loss, z, a, t):
     if loss == "binary_cross_entropy":
         s = 1.0 / (1.0 + np.exp(-z))
         return np.mean(-(t * np.log(s) + (1 - t) * np.log(1 - s)))
+    # scikit-learn's half Poisson deviance: t log(t / exp(z)) - t + exp(z), 0 log 0 = 0
+    if loss == "poisson":
+        t_log_t = np.where(t > 0, t * np.log(np.where(t > 0, t, 1.0)), 0.0)
+        return np.mean(t_log_t - t * z - t + np.exp(z))
     # torch.nn.CrossEntropyLoss() with probability targets: -sum t log softmax(z), mean over rows
     mx = z.max(axis=1, keepdims=True)
     log_softmax = z - (mx + np.log(np.exp(z - mx).sum(axis=1, keepdims=True)))
@@ -77,7 +83,7 @@ def random_case(case):
 # Forward
 # ----------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("hidden", HIDDEN)
-@pytest.mark.parametrize("output,loss", OUTPUT_AND_LOSS)
+@pytest.mark.parametrize("output,loss", EVERY_OUTPUT_AND_LOSS)
 def test_forward_matches_numpy(hidden, output, loss):
     net = NeuralNetwork(
         [3, 5, 4, 3], activation=hidden, output_activation=output, loss=loss, seed=7
@@ -119,7 +125,7 @@ def test_sigmoid_and_softmax_are_stable():
 # ----------------------------------------------------------------------------------------------
 # Losses
 # ----------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("output,loss", OUTPUT_AND_LOSS)
+@pytest.mark.parametrize("output,loss", EVERY_OUTPUT_AND_LOSS)
 def test_loss_matches_numpy(output, loss):
     rng = np.random.default_rng(5)
     net = NeuralNetwork([3, 4, 3], activation="tanh", output_activation=output, loss=loss, seed=5)
@@ -129,6 +135,44 @@ def test_loss_matches_numpy(output, loss):
     assert net.compute_loss(X.tolist(), Y.tolist()) == pytest.approx(
         np_loss(loss, z, a, Y), rel=1e-13
     )
+
+
+def test_poisson_closed_form_and_targets():
+    """Half Poisson deviance: 0 where exp(z) = t, exp(z) alone where t = 0; targets >= 0."""
+    net = NeuralNetwork([1, 2], loss="poisson", seed=0)
+    assert net.activations == ["exp"]
+    net.set_weights([([[1.0], [-0.5]], [0.0, 0.25])])  # z = (1, -0.25) at x = 1
+    e = math.e
+    assert net.compute_loss([1.0], [e, 0.0]) == pytest.approx(math.exp(-0.25) / 2, rel=1e-15)
+    assert net.compute_loss([1.0], [e, math.exp(-0.25)]) == pytest.approx(0.0, abs=1e-15)
+    t = [2.0, 3.0]
+    expected = (
+        sum(tk * math.log(tk) - tk * z + math.exp(z) - tk for tk, z in zip(t, [1.0, -0.25])) / 2
+    )
+    assert net.compute_loss([1.0], t) == pytest.approx(expected, rel=1e-14)
+    # the seed is (exp(z) - t) / (n m): the exp's derivative cancels
+    ((dW, db),) = net.gradients([[1.0]], [t])
+    assert db == pytest.approx([(e - 2.0) / 2, (math.exp(-0.25) - 3.0) / 2], rel=1e-15)
+    assert reference.poisson_deviance(1e-300, 0.0) == 1.0
+    with pytest.raises(ValueError, match="not >= 0"):
+        net.compute_loss([1.0], [1.0, -0.5])
+    with pytest.raises(ValueError, match="requires output_activation 'exp'"):
+        NeuralNetwork([1, 2], output_activation="identity", loss="poisson")
+
+
+@pytest.mark.parametrize("case", range(10))
+def test_gradcheck_poisson_networks(case):
+    rng = np.random.default_rng(3000 + case)
+    hidden = HIDDEN[case % len(HIDDEN)]
+    m = int(rng.integers(1, 4))
+    sizes = [int(rng.integers(1, 4))] + [int(rng.integers(1, 5)) for _ in range(1 + case % 2)] + [m]
+    net = NeuralNetwork(sizes, activation=hidden, loss="poisson", seed=case)
+    net.set_weights([(W, rng.normal(scale=0.5, size=len(b))) for W, b in net.get_weights()])
+    n = int(rng.integers(1, 5))
+    X = rng.normal(size=(n, sizes[0]))
+    Y = rng.poisson(1.5, size=(n, m)).astype(float)  # counts, zeros included
+    report = checks.gradcheck(net, X, Y, eps=1e-5)
+    assert report.passed(1e-6), f"{net}\n{report}"
 
 
 def test_mse_closed_form():
@@ -423,11 +467,11 @@ def test_architecture_and_defaults():
         ({"activation": "softmax"}, "output"),
         (
             {"activation": "gelu"},
-            "valid: identity, leaky_relu, linear, relu, sigmoid, softmax, tanh",
+            "valid: exp, identity, leaky_relu, linear, relu, sigmoid, softmax, tanh",
         ),
         ({"activation": ["relu", "tanh"]}, "expected 1 hidden activations"),
         ({"output_activation": "softmax"}, "mse"),
-        ({"loss": "hinge"}, "valid: binary_cross_entropy, cross_entropy, mse"),
+        ({"loss": "hinge"}, "valid: binary_cross_entropy, cross_entropy, mse, poisson"),
         (
             {"loss": "binary_cross_entropy", "output_activation": "identity"},
             "requires output_activation 'sigmoid'",

@@ -42,6 +42,8 @@ def _data():
         "multilabel": np.c_[X[:, 0] > 0, X[:, 1] > 0, X[:, 2] > 0].astype(int),
         "regression": np.sin(X[:, 0]) + X[:, 1] ** 2,
         "regression2": np.c_[np.sin(X[:, 0]) + X[:, 1] ** 2, X[:, 2]],
+        # counts, for MLPRegressor(loss="poisson"): rate exp(0.5 x0 + 0.3 x1), zeros included
+        "poisson": rng.poisson(np.exp(0.5 * X[:, 0] + 0.3 * X[:, 1])).astype(float),
     }
     return X, targets
 
@@ -60,7 +62,9 @@ SGD = dict(
 
 
 def _pair(kind, **params):
-    if kind.startswith("regression"):
+    if kind == "poisson":
+        params = dict(params, loss="poisson")
+    if kind.startswith("regression") or kind == "poisson":
         return MLPRegressor(**params), SkMLPRegressor(**params)
     return MLPClassifier(**params), SkMLPClassifier(**params)
 
@@ -530,9 +534,36 @@ def test_zero_sample_weights_are_refused():
         MLPRegressor(max_iter=1).fit(X, TARGETS["regression"], sample_weight=-np.ones(150))
 
 
-def test_regressor_loss_poisson_is_refused():
-    with pytest.raises(ValueError, match="loss='poisson' is not supported"):
-        MLPRegressor(loss="poisson").fit(X, np.abs(TARGETS["regression"]))
+@no_convergence_warning
+def test_poisson_regressor_has_an_exp_output_and_refuses_negative_targets():
+    y = TARGETS["poisson"]
+    assert (y == 0).any() and y.max() > 3
+    reg = MLPRegressor(loss="poisson", hidden_layer_sizes=(8,), max_iter=30, random_state=0)
+    reg.fit(X, y)
+    assert reg.out_activation_ == "exp" and reg.network_.loss == "poisson"
+    pred = reg.predict(X)
+    assert pred.shape == (150,) and (pred > 0).all()
+    hidden = np.maximum(X @ reg.coefs_[0] + reg.intercepts_[0], 0.0)
+    z = (hidden @ reg.coefs_[1] + reg.intercepts_[1]).ravel()
+    np.testing.assert_allclose(pred, np.exp(z), rtol=1e-13, atol=0)
+    before = [c.copy() for c in reg.coefs_]
+    bad = y.copy()
+    bad[7] = -1.0
+    with pytest.raises(ValueError, match=r"loss='poisson' requires y >= 0.*-1\.0.*sample 7"):
+        reg.fit(X, bad)
+    with pytest.raises(ValueError, match="requires y >= 0"):
+        reg.partial_fit(X, bad)
+    for a, b in zip(reg.coefs_, before):  # the failed calls changed nothing
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(ValueError, match="validation_data's y_val >= 0"):
+        MLPRegressor(loss="poisson", max_iter=2).fit(X, y, validation_data=(X[:5], bad[5:10]))
+    with pytest.raises(ValueError, match="loss"):
+        MLPRegressor(loss="gamma").fit(X, y)
+    # warm start from squared error to poisson would keep an identity output: refused
+    warm = MLPRegressor(hidden_layer_sizes=(4,), max_iter=2, warm_start=True, random_state=0)
+    warm.fit(X, y)
+    with pytest.raises(ValueError, match="output is 'identity'.*'exp'"):
+        warm.set_params(loss="poisson").fit(X, y)
 
 
 def test_sparse_input_is_refused():

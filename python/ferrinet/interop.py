@@ -19,6 +19,7 @@ binary classifier          sigmoid, binary_ce   ``predict_proba(X)[:, 1:]`` (one
 multiclass classifier      softmax, cross_ent.  ``predict_proba(X)``
 multilabel classifier      sigmoid, binary_ce   ``predict_proba(X)``
 regressor (squared_error)  identity, mse        ``predict(X).reshape(n, -1)``
+regressor (poisson)        exp, poisson         ``predict(X).reshape(n, -1)``
 =========================  ===================  ===========================================
 
 Importing this module does not import scikit-learn; ``to_sklearn`` does (it needs
@@ -50,6 +51,7 @@ _OUTPUTS = {
     "softmax": ("softmax", "cross_entropy"),
     "logistic": ("sigmoid", "binary_cross_entropy"),
     "identity": ("identity", "mse"),
+    "exp": ("exp", "poisson"),
 }
 
 
@@ -78,13 +80,13 @@ def from_sklearn(model: Any, dtype: Any = None) -> NeuralNetwork:
 
     ``model``: a fitted ``sklearn.neural_network.MLPClassifier`` or ``MLPRegressor`` (any
     solver; ``activation`` identity / logistic / tanh / relu; binary, multiclass or multilabel
-    classification, or squared-error regression), or a fitted ``ferrinet.sklearn`` estimator
+    classification, or squared-error or Poisson regression), or a fitted ``ferrinet.sklearn`` estimator
     (whose ``network_`` is copied). ``dtype``: "float64" / "float32"; None keeps the dtype of
     ``coefs_``.
 
     Raises TypeError for anything else, ValueError (scikit-learn's ``NotFittedError``) for an
-    unfitted model, ValueError for what ferrinet cannot compute (``MLPRegressor(loss=
-    'poisson')``, whose output is exp) or inconsistent weights.
+    unfitted model, ValueError for what ferrinet cannot compute (an output activation it does
+    not have) or inconsistent weights.
     """
     if _is_ferrinet_estimator(model):
         if not hasattr(model, "network_"):
@@ -119,9 +121,8 @@ def from_sklearn(model: Any, dtype: Any = None) -> NeuralNetwork:
     out = model.out_activation_
     if out not in _OUTPUTS:
         raise ValueError(
-            f"unsupported output activation out_activation_={out!r} (e.g. MLPRegressor("
-            "loss='poisson') has an exp output); ferrinet computes softmax, logistic and "
-            "identity outputs"
+            f"unsupported output activation out_activation_={out!r}; ferrinet computes "
+            f"{', '.join(sorted(_OUTPUTS))} outputs"
         )
     coefs, intercepts = list(model.coefs_), list(model.intercepts_)
     if len(coefs) != len(intercepts) or not coefs:
@@ -205,7 +206,8 @@ def to_sklearn(net: Any, classes: Any = None) -> Any:
     network and ``classes_`` are used) whose hidden layers all have the same activation among
     identity / sigmoid / tanh / relu, with:
 
-    - identity output (mse): an ``MLPRegressor``;
+    - identity output (mse): an ``MLPRegressor``; exp output (poisson): an
+      ``MLPRegressor(loss="poisson")``;
     - softmax output (cross_entropy), m >= 3 outputs: a multiclass ``MLPClassifier``;
       m = 2: a binary one, the output layer rewritten as one logistic unit with weights
       ``W[1] - W[0]`` (``softmax(z)[1] = sigmoid(z1 - z0)``, equal to rounding);
@@ -229,11 +231,17 @@ def to_sklearn(net: Any, classes: Any = None) -> Any:
     weights = net.get_weights()
     m = net.sizes[-1]
     pairing = (out, net.loss)
-    if pairing == ("identity", "mse"):
-        model = MLPRegressor(hidden_layer_sizes=tuple(net.sizes[1:-1]), activation=activation)
-        out_activation, n_outputs, binarizer = "identity", m, None
+    if pairing in (("identity", "mse"), ("exp", "poisson")):
+        model = MLPRegressor(
+            loss="squared_error" if out == "identity" else "poisson",
+            hidden_layer_sizes=tuple(net.sizes[1:-1]),
+            activation=activation,
+        )
+        out_activation, n_outputs, binarizer = out, m, None
         if classes is not None:
-            raise ValueError("classes= is for classifiers; this network is a regressor (mse)")
+            raise ValueError(
+                f"classes= is for classifiers; this network is a regressor ({net.loss})"
+            )
     elif pairing in (("softmax", "cross_entropy"), ("sigmoid", "binary_cross_entropy")):
         model = MLPClassifier(hidden_layer_sizes=tuple(net.sizes[1:-1]), activation=activation)
         if out == "softmax" and m == 2:
@@ -260,7 +268,8 @@ def to_sklearn(net: Any, classes: Any = None) -> Any:
     else:
         raise ValueError(
             f"scikit-learn has no MLP with output activation {out!r} and loss {net.loss!r}; "
-            "it has identity + squared error, softmax + log-loss and logistic + log-loss"
+            "it has identity + squared error, exp + Poisson deviance, softmax + log-loss and "
+            "logistic + log-loss"
         )
     model.coefs_ = [np.ascontiguousarray(W.T) for W, _ in weights]
     model.intercepts_ = [b.copy() for _, b in weights]

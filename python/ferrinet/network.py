@@ -102,9 +102,11 @@ class NeuralNetwork(FitMixin, _core.NeuralNetwork):
         ``identity`` (alias ``linear``), ``relu``, ``leaky_relu``, ``sigmoid``, ``tanh``.
     output_activation : str or None
         Defaults to the loss's: ``identity`` for mse, ``sigmoid`` for binary_cross_entropy,
-        ``softmax`` for cross_entropy.
-    loss : {"mse", "binary_cross_entropy", "cross_entropy"}
-        Mean reductions as PyTorch's MSELoss, BCEWithLogitsLoss and CrossEntropyLoss.
+        ``softmax`` for cross_entropy, ``exp`` for poisson.
+    loss : {"mse", "binary_cross_entropy", "cross_entropy", "poisson"}
+        Mean reductions as PyTorch's MSELoss, BCEWithLogitsLoss and CrossEntropyLoss; poisson:
+        half the Poisson deviance from the log-rate z, ``exp(z) - t z + t ln t - t`` (targets
+        >= 0; scikit-learn's ``MLPRegressor(loss="poisson")``, docs/maths.md).
     seed : int or None, default 0
         Seeds the SplitMix64 generator that draws the initial weights (He-uniform for the relu
         family, Glorot-uniform otherwise; biases 0). ``None`` draws a random seed, readable

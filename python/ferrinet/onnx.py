@@ -228,6 +228,8 @@ def _build(onnx: Any, net: Any, dtype: np.dtype, opset: int, with_output_activat
             nodes.append(helper.make_node("Tanh", [z], [out], name=f"{prefix}.tanh"))
         elif act == "softmax":
             nodes.append(helper.make_node("Softmax", [z], [out], name=f"{prefix}.softmax", axis=-1))
+        elif act == "exp":
+            nodes.append(helper.make_node("Exp", [z], [out], name=f"{prefix}.exp"))
         elif act != "identity":  # pragma: no cover - the core knows no other activation
             raise ValueError(f"layer {l}: no ONNX export for activation {act!r}")
         current = out

@@ -181,6 +181,14 @@ def tanh_prime(z, a):
     return 1.0 - a * a
 
 
+def exp(z):
+    return math.exp(z)
+
+
+def exp_prime(z, a):
+    return a  # d/dz exp(z) = exp(z), the value of the forward pass
+
+
 def softmax(z_row):
     """Softmax of one row (output layer only): subtract the max, exponentiate, normalise."""
     mx = max(z_row)
@@ -198,6 +206,7 @@ ACTIVATIONS: Dict[str, Tuple[Callable[..., Any], Any]] = {
     "sigmoid": (sigmoid, sigmoid_prime),
     "tanh": (tanh, tanh_prime),
     "softmax": (softmax, None),
+    "exp": (exp, exp_prime),
 }
 _ALIASES = {"linear": "identity"}
 
@@ -292,15 +301,50 @@ def cross_entropy_delta(z, a, t, f_prime):
     return delta
 
 
+def poisson_deviance(z, t):
+    """One term of the half Poisson deviance from the log-rate z (exp output), t >= 0::
+
+        t ln(t / exp(z)) - t + exp(z)  =  (exp(z) - t) + t * (ln(t) - z)     for t > 0
+                                          exp(z)                               for t = 0
+
+    (0 ln 0 = 0). scikit-learn's ``MLPRegressor(loss="poisson")`` term (its ``poisson_loss``);
+    PyTorch's ``PoissonNLLLoss(log_input=True)`` is exp(z) - t z, the same minus the constant
+    t ln t - t. Written so that near the fit (z ~ ln t) no large t ln t and t z cancel.
+    """
+    e = math.exp(z)
+    if t > 0.0:
+        return (e - t) + t * (math.log(t) - z)
+    return e
+
+
+def poisson(z, a, t):
+    """Half Poisson deviance: mean over n*m of ``poisson_deviance(z, t)``."""
+    n, m = len(z), len(z[0])
+    total = 0.0
+    for k in range(n):
+        for i in range(m):
+            total += poisson_deviance(z[k][i], t[k][i])
+    return total / (n * m)
+
+
+def poisson_delta(z, a, t, f_prime):
+    """dL/dz = (1/(n*m)) * (exp(z) - t): the exp's derivative cancels (log link)."""
+    n, m = len(a), len(a[0])
+    c = 1.0 / (n * m)
+    return [[c * (a[k][i] - t[k][i]) for i in range(m)] for k in range(n)]
+
+
 LOSSES = {
     "mse": (mse, mse_delta),
     "binary_cross_entropy": (binary_cross_entropy, binary_cross_entropy_delta),
     "cross_entropy": (cross_entropy, cross_entropy_delta),
+    "poisson": (poisson, poisson_delta),
 }
 _DEFAULT_OUTPUT = {
     "mse": "identity",
     "binary_cross_entropy": "sigmoid",
     "cross_entropy": "softmax",
+    "poisson": "exp",
 }
 
 
@@ -359,6 +403,17 @@ def cross_entropy_weighted_delta(z, a, t, f_prime, w, S):
     return delta
 
 
+def poisson_per_sample(z, a, t):
+    """l_k = (sum over i of poisson_deviance(z, t)) / m."""
+    m = len(z[0])
+    return [_sum(poisson_deviance(z[k][i], t[k][i]) for i in range(m)) / m for k in range(len(z))]
+
+
+def poisson_weighted_delta(z, a, t, f_prime, w, S):
+    """dL/dz = c_k * (exp(z) - t), with c_k = w_k / (S m)."""
+    return binary_cross_entropy_weighted_delta(z, a, t, f_prime, w, S)
+
+
 WEIGHTED_LOSSES = {
     "mse": (mse_per_sample, mse_weighted_delta),
     "binary_cross_entropy": (
@@ -366,6 +421,7 @@ WEIGHTED_LOSSES = {
         binary_cross_entropy_weighted_delta,
     ),
     "cross_entropy": (cross_entropy_per_sample, cross_entropy_weighted_delta),
+    "poisson": (poisson_per_sample, poisson_weighted_delta),
 }
 
 
@@ -1313,6 +1369,8 @@ class NeuralNetwork(_FitMixin):
 
         if self._loss == "binary_cross_entropy":
             check = {"low": 0.0, "high": 1.0}
+        elif self._loss == "poisson":
+            check = {"low": 0.0, "high": math.inf, "finite": True}  # counts or rates
         else:
             check = {"finite": True}
         if single:
@@ -1369,6 +1427,8 @@ def _float_row(values, length, what, low=None, high=None, finite=False):
         if finite and not math.isfinite(v):
             raise ValueError(f"{what}: expected finite values, got {v}")
         if low is not None and not low <= v <= high:
+            if high == math.inf:
+                raise ValueError(f"{what}: value {v} is not >= {low}")
             raise ValueError(f"{what}: value {v} is not in [{low}, {high}]")
         row.append(v)
     return row
@@ -1423,7 +1483,11 @@ def _check_name(name, table, what):
 
 
 def _check_output_for_loss(output, loss):
-    required = {"binary_cross_entropy": "sigmoid", "cross_entropy": "softmax"}.get(loss)
+    required = {
+        "binary_cross_entropy": "sigmoid",
+        "cross_entropy": "softmax",
+        "poisson": "exp",
+    }.get(loss)
     if required is not None and output != required:
         raise ValueError(f"loss {loss!r} requires output_activation {required!r}, got {output!r}")
     if loss == "mse" and output == "softmax":

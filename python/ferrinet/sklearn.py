@@ -25,6 +25,7 @@ solvers take the gradient of (``sklearn/neural_network/_multilayer_perceptron.py
     loss_k = -sum_i y_ki log p_ki                         softmax output (multiclass)
            = -sum_i [y_ki log p_ki + (1-y_ki) log(1-p_ki)]  logistic outputs (binary, multilabel)
            = 1/2 sum_i (p_ki - y_ki)^2                      identity outputs (regression)
+           = sum_i [y_ki log(y_ki / p_ki) - y_ki + p_ki]    exp outputs (loss='poisson')
 
 (the sums run over the m = ``n_outputs_`` outputs). ferrinet's own objective
 (docs/maths.md) is ``L_B = (1/S_B) sum_k w_k l_k + (l2/2) ||W||^2`` with ``l_k`` the *mean*
@@ -32,7 +33,7 @@ over outputs for mse and binary_cross_entropy (PyTorch's reductions) and the sum
 cross_entropy. So ``J_B = c * L_B`` when
 
     c = 1 (softmax / cross_entropy),  c = m (logistic / binary_cross_entropy),
-    c = m / 2 (identity / mse),        and  l2 = alpha / (c * S_B).
+    c = m / 2 (identity / mse),        c = m (exp / poisson),   and  l2 = alpha / (c * S_B).
 
 This module trains ferrinet on L_B with that ``l2`` and rescales what the optimizer sees so
 that the steps are scikit-learn's: SGD runs with ``lr = c * learning_rate`` (then every SGD /
@@ -66,7 +67,8 @@ float32 network, ``coefs_`` and outputs (lbfgs: float64, as scikit-learn's).
 Differences from scikit-learn (also in docs/sklearn.md)
 -------------------------------------------------------
 - Sparse input is not supported (TypeError, as the estimator tags say).
-  ``MLPRegressor(loss='poisson')`` is not supported (ValueError): ferrinet has no exp output.
+- ``MLPRegressor(loss='poisson')`` refuses negative targets (ValueError); scikit-learn
+  documents ``y >= 0`` without checking it, and trains on a NaN loss.
 - ``partial_fit`` does not exist with ``solver='lbfgs'`` for the regressor either
   (scikit-learn's regressor forgets to call its ``_check_solver`` in ``available_if``, so its
   ``partial_fit`` runs a full L-BFGS fit).
@@ -206,7 +208,7 @@ def expected_failed_checks(estimator: Any) -> Dict[str, str]:
 _HIDDEN = {name: name for name in _FERRINET_ACTIVATIONS if name != "softmax"}
 _HIDDEN["logistic"] = "sigmoid"
 # ferrinet's output activation -> scikit-learn's out_activation_
-_OUT_NAMES = {"softmax": "softmax", "sigmoid": "logistic", "identity": "identity"}
+_OUT_NAMES = {"softmax": "softmax", "sigmoid": "logistic", "identity": "identity", "exp": "exp"}
 
 
 # --------------------------------------------------------------------------------------------
@@ -640,7 +642,8 @@ class _BaseMLP(BaseEstimator):
     def _scale(self):
         """c of the module docstring: scikit-learn's objective = c * ferrinet's."""
         m = self.n_outputs_
-        return {"softmax": 1.0, "logistic": float(m), "identity": m / 2.0}[self.out_activation_]
+        scales = {"softmax": 1.0, "logistic": float(m), "identity": m / 2.0, "exp": float(m)}
+        return scales[self.out_activation_]
 
     def _make_optimizer(self, p):
         c = self._scale()
@@ -680,8 +683,15 @@ class _BaseMLP(BaseEstimator):
             t=t,
         )
 
-    def _check_architecture(self, p, n_outputs):
+    def _check_architecture(self, p, n_outputs, out_activation=None):
         net = self._net
+        if out_activation is not None and net.activations[-1] != out_activation:
+            raise ValueError(
+                "warm_start=True / partial_fit continue the fitted network, whose output is "
+                f"{_OUT_NAMES[net.activations[-1]]!r}, but the parameters now ask for "
+                f"{_OUT_NAMES[out_activation]!r} (another loss?); set warm_start=False to start "
+                "afresh"
+            )
         want = [net.sizes[0]] + p.hidden + [n_outputs]
         if net.sizes != want or net.activations[:-1] != p.activations or net.dtype != p.dtype:
             raise ValueError(
@@ -815,7 +825,7 @@ class _BaseMLP(BaseEstimator):
         elif "_net" not in self.__dict__:
             self._adopt_coefs(p, X.shape[1], n_outputs, out_activation, loss)
         else:
-            self._check_architecture(p, n_outputs)
+            self._check_architecture(p, n_outputs, out_activation)
             self._push_weights()
         if p.solver == "lbfgs":
             # no optimizer state: scikit-learn's lbfgs has none either
@@ -920,13 +930,16 @@ class _BaseMLP(BaseEstimator):
     def _lbfgs_data_loss(self, out, T, weights):
         """scikit-learn's data term (``sklearn/neural_network/_base.py``) from the network's
         outputs: the log-loss with probabilities clipped to [eps, 1 - eps] (softmax: T holds
-        class indices; logistic: summed over the outputs), or half the squared error summed
+        class indices; logistic: summed over the outputs), half the Poisson deviance (exp
+        outputs, summed over them), or half the squared error summed
         over the outputs (scikit-learn averages it over outputs while its gradient sums them;
         ferrinet keeps value and gradient consistent; the same for one output), each
         averaged over the samples with their weights."""
         out = np.asarray(out, dtype=np.float64)
         if self.out_activation_ == "identity":
             per_sample = 0.5 * np.sum((T - out) ** 2, axis=1)
+        elif self.out_activation_ == "exp":  # half the Poisson deviance, summed over outputs
+            per_sample = np.sum(xlogy(T, T / out) - T + out, axis=1)
         else:
             eps = np.finfo(out.dtype).eps
             prob = np.clip(out, eps, 1 - eps)
@@ -1510,8 +1523,14 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
 
     Parameters are those of ``MLPClassifier`` (without ``class_weight``; with
     ``solver='lbfgs'``, the identity outputs' loss is summed over outputs for value and
-    gradient alike, see the module docstring), plus ``loss``:
-    only ``'squared_error'`` (``'poisson'`` raises ValueError: ferrinet has no exp output).
+    gradient alike, see the module docstring), plus ``loss``: ``'squared_error'`` (above) or
+    ``'poisson'``: exp outputs p = exp(z) (a log link) and half the Poisson deviance,
+    scikit-learn's::
+
+        J_B = (1/S_B) sum_k w_k sum_i [y_ki log(y_ki / p_ki) - y_ki + p_ki] + alpha / (2 S_B) ||W||^2
+
+    = ``m * [poisson + l2/2 ||W||^2]`` with ferrinet's loss ``poisson`` (mean over the m outputs)
+    and ``l2 = alpha / (m S_B)``; targets must be >= 0 (ValueError otherwise).
     Early stopping scores by R^2 (``r2_score``), as scikit-learn.
     """
 
@@ -1573,13 +1592,18 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         self.dtype = dtype
 
     def _check_params(self, incremental):
-        if self.loss == "poisson":
-            raise ValueError(
-                "loss='poisson' is not supported by ferrinet.sklearn (it needs an exponential "
-                "output, which ferrinet does not have); use loss='squared_error'"
-            )
-        _validate.choice(self.loss, "loss", ("squared_error",))
+        _validate.choice(self.loss, "loss", ("squared_error", "poisson"))
         return super()._check_params(incremental)
+
+    def _check_poisson_targets(self, T, what):
+        """loss='poisson' models counts or rates: a negative target is refused (scikit-learn
+        documents ``y >= 0`` but does not check it, and its loss is then NaN)."""
+        if self.loss == "poisson" and T.size and not T.min() >= 0.0:
+            k = int(np.argmin(T.min(axis=1)))
+            raise ValueError(
+                f"loss='poisson' requires {what} >= 0 (counts or rates); got {T.min()!r} "
+                f"(sample {k})"
+            )
 
     def _validate_input(self, X, y, incremental, reset):
         X, y = validate_data(
@@ -1596,9 +1620,12 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         T = np.asarray(y, dtype=np.float64)
         if T.ndim == 1:
             T = T.reshape(-1, 1)
+        self._check_poisson_targets(T, "y")
         return X, y, T
 
     def _output_spec(self, T):
+        if self.loss == "poisson":
+            return T.shape[1], "exp", "poisson"
         return T.shape[1], "identity", "mse"
 
     def _encode_validation_targets(self, yv, n, n_outputs):
@@ -1614,6 +1641,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
                 f"validation_data: expected y_val of shape ({n}, {n_outputs}) (or ({n},) "
                 f"for one output), got {yv.shape}"
             )
+        self._check_poisson_targets(Tv, "validation_data's y_val")
         return (yv.ravel() if n_outputs == 1 else yv), np.ascontiguousarray(Tv)
 
     def _score_outputs(self, out, y, sample_weight):

@@ -15,6 +15,8 @@ pub enum Activation {
     Tanh,
     /// Row-wise softmax; output layer only, its derivative is folded into cross-entropy.
     Softmax,
+    /// exp(z): the inverse of the log link, the output of loss `poisson` (f' = f = a).
+    Exp,
 }
 
 /// Slope of leaky_relu for z <= 0 (PyTorch's default `negative_slope`).
@@ -23,13 +25,14 @@ pub const LEAKY_SLOPE: f64 = 0.01;
 impl Activation {
     /// Every activation, in the order error messages and the binding's `ACTIVATIONS` list
     /// them: the one list of activations (`from_name` and `names` go through it).
-    pub const ALL: [Activation; 6] = [
+    pub const ALL: [Activation; 7] = [
         Activation::Identity,
         Activation::Relu,
         Activation::LeakyRelu,
         Activation::Sigmoid,
         Activation::Tanh,
         Activation::Softmax,
+        Activation::Exp,
     ];
 
     /// Other names `from_name` accepts, with the activation each stands for.
@@ -80,6 +83,7 @@ impl Activation {
             Activation::Sigmoid => "sigmoid",
             Activation::Tanh => "tanh",
             Activation::Softmax => "softmax",
+            Activation::Exp => "exp",
         }
     }
 
@@ -105,6 +109,7 @@ impl Activation {
             Activation::Sigmoid => sigmoid(z),
             Activation::Tanh => z.tanh(),
             Activation::Softmax => unreachable!("softmax is applied per row"),
+            Activation::Exp => z.exp(),
         }
     }
 
@@ -131,6 +136,8 @@ impl Activation {
             Activation::Sigmoid => a * (T::ONE - a),
             Activation::Tanh => T::ONE - a * a,
             Activation::Softmax => unreachable!("softmax derivative is folded into cross_entropy"),
+            // d/dz exp(z) = exp(z) = a, exactly the value of the forward pass.
+            Activation::Exp => a,
         }
     }
 
@@ -207,7 +214,8 @@ mod tests {
     fn every_listed_name_parses_back() {
         assert_eq!(
             Activation::names_text(),
-            "'identity' (alias 'linear'), 'relu', 'leaky_relu', 'sigmoid', 'tanh', 'softmax'"
+            "'identity' (alias 'linear'), 'relu', 'leaky_relu', 'sigmoid', 'tanh', 'softmax', \
+             'exp'"
         );
         let names = Activation::names();
         assert_eq!(

@@ -14,6 +14,10 @@ pub enum Loss {
     BinaryCrossEntropy,
     /// Softmax output, mean over the batch of -sum_c t_c log p_c (PyTorch `CrossEntropyLoss`).
     CrossEntropy,
+    /// Exp output, mean over batch and outputs of the half Poisson deviance from the log-rate z:
+    /// exp(z) - t z + (t ln t - t) (scikit-learn's `MLPRegressor(loss="poisson")`; PyTorch's
+    /// `PoissonNLLLoss(log_input=True)` without the constant t ln t - t). Targets t >= 0.
+    Poisson,
 }
 
 /// What a batch is trained towards: one row of m values per sample, or one class per sample.
@@ -61,7 +65,12 @@ impl<'a, T: Real> Targets<'a, T> {
 impl Loss {
     /// Every loss, in the order error messages and the binding's `LOSSES` list them: the one
     /// list of losses (`from_name` and `names` go through it).
-    pub const ALL: [Loss; 3] = [Loss::Mse, Loss::BinaryCrossEntropy, Loss::CrossEntropy];
+    pub const ALL: [Loss; 4] = [
+        Loss::Mse,
+        Loss::BinaryCrossEntropy,
+        Loss::CrossEntropy,
+        Loss::Poisson,
+    ];
 
     /// Every name `from_name` accepts.
     pub fn names() -> Vec<&'static str> {
@@ -86,6 +95,7 @@ impl Loss {
             Loss::Mse => "mse",
             Loss::BinaryCrossEntropy => "binary_cross_entropy",
             Loss::CrossEntropy => "cross_entropy",
+            Loss::Poisson => "poisson",
         }
     }
 
@@ -95,6 +105,7 @@ impl Loss {
             Loss::Mse => Activation::Identity,
             Loss::BinaryCrossEntropy => Activation::Sigmoid,
             Loss::CrossEntropy => Activation::Softmax,
+            Loss::Poisson => Activation::Exp,
         }
     }
 
@@ -111,6 +122,7 @@ impl Loss {
             Loss::Mse => return Ok(()),
             Loss::BinaryCrossEntropy => Activation::Sigmoid,
             Loss::CrossEntropy => Activation::Softmax,
+            Loss::Poisson => Activation::Exp,
         };
         if output != required {
             return value_error!(
@@ -158,7 +170,18 @@ impl Loss {
                         t.as_slice()[pos]
                     );
                 }
-                if self != Loss::Mse {
+                if self == Loss::Poisson {
+                    // Counts or rates: a negative target has no Poisson likelihood (its
+                    // t ln t would be NaN).
+                    if let Some(pos) = t.as_slice().iter().position(|v| !(*v >= T::ZERO)) {
+                        let (k, i) = (pos / m, pos % m);
+                        return value_error!(
+                            "loss 'poisson' needs targets >= 0 (counts or rates), got {} at \
+                             [{k}, {i}]",
+                            t.as_slice()[pos]
+                        );
+                    }
+                } else if self != Loss::Mse {
                     let outside = |v: &T| !(*v >= T::ZERO && *v <= T::ONE);
                     if let Some(pos) = t.as_slice().iter().position(outside) {
                         let (k, i) = (pos / m, pos % m);
@@ -272,6 +295,14 @@ impl Loss {
                     sum += (zi.max(T::ZERO) - zi * t.get(k, i)) + (-zi.abs()).exp().ln_1p();
                 }
             }
+            Loss::Poisson => {
+                // From z, never from a log of the output: exp(z) - t z + t ln t - t, arranged
+                // as (exp(z) - t) + t (ln t - z) so that near the fit (z ~ ln t) no large
+                // t ln t and t z cancel; 0 ln 0 = 0.
+                for (i, &zi) in z.row(k).iter().enumerate() {
+                    sum += poisson_deviance(zi, t.get(k, i));
+                }
+            }
             Loss::CrossEntropy => {
                 let zk = z.row(k);
                 let lse = log_sum_exp(zk);
@@ -331,12 +362,12 @@ impl Loss {
                 (Some(_), Some(s)) if s == T::ZERO => T::ZERO,
                 (Some(w), Some(s)) => match self {
                     Loss::Mse => (two * w[k]) / (s * mf),
-                    Loss::BinaryCrossEntropy => w[k] / (s * mf),
+                    Loss::BinaryCrossEntropy | Loss::Poisson => w[k] / (s * mf),
                     Loss::CrossEntropy => w[k] / s,
                 },
                 _ => match self {
                     Loss::Mse => two / (nf * mf),
-                    Loss::BinaryCrossEntropy => T::ONE / (nf * mf),
+                    Loss::BinaryCrossEntropy | Loss::Poisson => T::ONE / (nf * mf),
                     Loss::CrossEntropy => T::ONE / nf,
                 },
             }
@@ -351,8 +382,8 @@ impl Loss {
                         dk[i] = (c * (ak[i] - t.get(k, i))) * output.derivative(zk[i], ak[i]);
                     }
                 }
-                // d/dz of the logit form is sigmoid(z) - t.
-                Loss::BinaryCrossEntropy => {
+                // d/dz of the logit form is sigmoid(z) - t; of the log-rate form exp(z) - t.
+                Loss::BinaryCrossEntropy | Loss::Poisson => {
                     for i in 0..m {
                         dk[i] = c * (ak[i] - t.get(k, i));
                     }
@@ -369,6 +400,18 @@ impl Loss {
                 }
             }
         }
+    }
+}
+
+/// One element of the half Poisson deviance, from the log-rate z:
+/// `(exp(z) - t) + t * (ln(t) - z)` for t > 0, `exp(z)` for t = 0 (0 ln 0 = 0).
+#[inline]
+pub fn poisson_deviance<T: Real>(z: T, t: T) -> T {
+    let e = z.exp();
+    if t > T::ZERO {
+        (e - t) + t * (t.ln() - z)
+    } else {
+        e
     }
 }
 
@@ -412,6 +455,44 @@ mod tests {
         let target = Targets::Classes(&[1]);
         let l = Loss::CrossEntropy.value(one(&huge), one(&[1.0, 0.0, 0.0]), &target, None);
         assert_eq!(l, 1e4);
+    }
+
+    #[test]
+    fn poisson_is_the_half_deviance_and_zero_at_the_fit() {
+        // t ln t - t + exp(z) - t z, with 0 ln 0 = 0; at z = ln t it is 0.
+        let (z, t) = ([0.3, -1.2, 2.0], [2.0, 0.0, 2.0f64.exp()]);
+        let a: Vec<f64> = z.iter().map(|v: &f64| v.exp()).collect();
+        let l = Loss::Poisson.value(one(&z), one(&a), &Targets::Dense(one(&t)), None);
+        let by_hand = (2.0 * 2.0f64.ln() - 2.0 + 0.3f64.exp() - 2.0 * 0.3) + (-1.2f64).exp();
+        assert!(
+            (l - by_hand / 3.0).abs() < 1e-15,
+            "{l} vs {}",
+            by_hand / 3.0
+        );
+        assert!(poisson_deviance(2.0, 2.0f64.exp()).abs() < 1e-15);
+        // the seed is (exp(z) - t) / (n m)
+        let mut delta = Matrix::zeros(1, 3).unwrap();
+        let target = Targets::Dense(one(&t));
+        Loss::Poisson.seed(one(&z), one(&a), &target, None, Activation::Exp, &mut delta);
+        for i in 0..3 {
+            assert_eq!(delta.row(0)[i], (a[i] - t[i]) / 3.0);
+        }
+    }
+
+    #[test]
+    fn poisson_refuses_negative_targets() {
+        let t = [1.0, -0.5];
+        let err = Loss::Poisson
+            .check_targets(&Targets::Dense(one(&t)), 1, 2)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(">= 0") && err.contains("-0.5"), "{err}");
+        assert!(Loss::Poisson
+            .check_targets(&Targets::Dense(one(&[0.0, 3.0])), 1, 2)
+            .is_ok());
+        assert!(Loss::Poisson
+            .check_output_activation(Activation::Identity)
+            .is_err());
     }
 
     #[test]

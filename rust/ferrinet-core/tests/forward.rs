@@ -96,6 +96,16 @@ fn documented_loss(loss: Loss, z: &[f64], a: &[f64], t: &[f64], n: usize, m: usi
             }
             sum / (n * m) as f64
         }
+        Loss::Poisson => {
+            for (&zi, &ti) in z.iter().zip(t) {
+                sum += if ti > 0.0 {
+                    (zi.exp() - ti) + ti * (ti.ln() - zi)
+                } else {
+                    zi.exp()
+                };
+            }
+            sum / (n * m) as f64
+        }
         Loss::CrossEntropy => {
             for k in 0..n {
                 let zk = &z[k * m..(k + 1) * m];

@@ -288,6 +288,11 @@ fn cross_entropy_with_probability_rows_matches_finite_differences() {
     assert_head_passes(Head::CeProbs, 106);
 }
 
+#[test]
+fn poisson_matches_finite_differences() {
+    assert_head_passes(Head::Poisson, 120);
+}
+
 /// Networks whose hidden layers each draw their own activation (relu feeding sigmoid, tanh
 /// feeding leaky_relu, ...), with every head.
 #[test]

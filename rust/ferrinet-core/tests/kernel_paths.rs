@@ -176,6 +176,7 @@ fn split_batches_keep_the_whole_batch_mean() {
         (Loss::Mse, Some(Activation::Identity)),
         (Loss::BinaryCrossEntropy, None),
         (Loss::CrossEntropy, None),
+        (Loss::Poisson, None),
     ] {
         let t: Vec<f64> = match loss {
             Loss::Mse => random_vec(&mut rng, n * n_out, -1.0, 1.0),

@@ -80,7 +80,14 @@ fn blocked_train_takes_the_per_sample_steps() {
             let (net, data) = big_case(&mut rng, head, depth, 45);
             let batch = data.batch(&net);
             assert_eq!(net.train_granule(), TRAIN_BLOCK);
-            let (epochs, lr) = (3, [0.05, 0.01, 0.1][i % 3]);
+            // Poisson's steps grow with its output exp(z): at 0.05 these per-sample runs (z of a
+            // few units) are near-unstable and amplify the blocks' rounding (measured 5.1e-14
+            // of the largest parameter), so it takes the smallest of the three rates.
+            let lr = match head {
+                Head::Poisson => 0.01,
+                _ => [0.05, 0.01, 0.1][i % 3],
+            };
+            let epochs = 3;
             let mut blocked = net.clone();
             let losses = blocked.train(&batch, epochs, lr).unwrap();
             let (stepped, expected) = one_step_at_a_time(&net, &batch, epochs * data.n, lr);

@@ -60,6 +60,7 @@ fn valid_data(net: &NeuralNetwork) -> (OwnedX, common::OwnedTargets) {
         Loss::Mse => common::Head::MseIdentity,
         Loss::BinaryCrossEntropy => common::Head::Bce,
         Loss::CrossEntropy => common::Head::CeClasses,
+        Loss::Poisson => common::Head::Poisson,
     };
     (
         x,
@@ -190,11 +191,19 @@ fn targets_outside_their_range_are_refused() {
     }
     // mse takes any finite real.
     mse.batch(xs, dense(&[-1e300, 7.5], 1, 2)).unwrap();
+    // poisson: counts or rates, any finite real >= 0.
+    let mut poisson = net(Loss::Poisson, 2);
+    for bad in [-1.0, -1e-300, f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+        let t = [2.0, bad];
+        let msg = refused(&mut poisson, |n| n.batch(xs, dense(&t, 1, 2)));
+        assert!(msg.contains(">= 0") || msg.contains("finite"), "{msg}");
+    }
+    poisson.batch(xs, dense(&[0.0, 1e300], 1, 2)).unwrap();
 }
 
 #[test]
 fn learning_rates_that_are_not_finite_and_positive_are_refused() {
-    for loss in [Loss::Mse, Loss::BinaryCrossEntropy, Loss::CrossEntropy] {
+    for loss in Loss::ALL {
         let mut n = net(loss, 2);
         let (x, t) = valid_data(&n);
         for lr in [0.0, -0.0, -0.1, f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
@@ -269,12 +278,17 @@ fn an_output_activation_that_does_not_fit_the_loss_is_refused() {
         (Loss::CrossEntropy, Sigmoid),
         (Loss::CrossEntropy, Identity),
         (Loss::CrossEntropy, Tanh),
+        (Loss::CrossEntropy, Exp),
+        (Loss::Poisson, Identity),
+        (Loss::Poisson, Softmax),
+        (Loss::Poisson, Sigmoid),
+        (Loss::BinaryCrossEntropy, Exp),
     ] {
         let e = new_err(&[2, 3, 2], &[Relu], Some(output), loss);
         assert!(matches!(e, Error::Value(_)), "{loss:?} + {output:?}: {e:?}");
     }
     // mse takes any element-wise output activation.
-    for output in [Identity, Relu, LeakyRelu, Sigmoid, Tanh] {
+    for output in [Identity, Relu, LeakyRelu, Sigmoid, Tanh, Exp] {
         NeuralNetwork::<f64>::new(&[2, 3, 2], &[Relu], Some(output), Loss::Mse, 0).unwrap();
     }
 }

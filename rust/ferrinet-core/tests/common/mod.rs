@@ -26,15 +26,18 @@ pub enum Head {
     CeClasses,
     /// cross_entropy with rows of probabilities (some rows summing to 1, some not)
     CeProbs,
+    /// poisson (exp output) with counts and rates >= 0, zeros included
+    Poisson,
 }
 
-pub const HEADS: [Head; 6] = [
+pub const HEADS: [Head; 7] = [
     Head::MseIdentity,
     Head::MseTanh,
     Head::MseSigmoid,
     Head::Bce,
     Head::CeClasses,
     Head::CeProbs,
+    Head::Poisson,
 ];
 
 impl Head {
@@ -43,6 +46,7 @@ impl Head {
             Head::MseIdentity | Head::MseTanh | Head::MseSigmoid => Loss::Mse,
             Head::Bce => Loss::BinaryCrossEntropy,
             Head::CeClasses | Head::CeProbs => Loss::CrossEntropy,
+            Head::Poisson => Loss::Poisson,
         }
     }
 
@@ -52,6 +56,7 @@ impl Head {
             Head::MseTanh => Activation::Tanh,
             Head::MseSigmoid | Head::Bce => Activation::Sigmoid,
             Head::CeClasses | Head::CeProbs => Activation::Softmax,
+            Head::Poisson => Activation::Exp,
         }
     }
 }
@@ -157,6 +162,15 @@ pub fn random_targets(rng: &mut SplitMix64, head: Head, n: usize, m: usize) -> O
                     0 => 0.0,
                     1 => 1.0,
                     _ => rng.uniform(),
+                })
+                .collect(),
+        ),
+        Head::Poisson => dense(
+            (0..n * m)
+                .map(|_| match int_in(rng, 0, 2) {
+                    0 => 0.0,                        // exercises 0 ln 0 = 0
+                    1 => int_in(rng, 1, 5) as f64,   // counts
+                    _ => uniform_in(rng, 0.05, 3.0), // rates
                 })
                 .collect(),
         ),
