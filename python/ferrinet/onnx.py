@@ -178,6 +178,10 @@ def _check_path(path: Any) -> str:
     return target
 
 
+# ferrinet activations that are one ONNX operator of the same name, applied element-wise
+_ELEMENTWISE_OPS = {"relu": "Relu", "sigmoid": "Sigmoid", "tanh": "Tanh", "exp": "Exp"}
+
+
 def _build(onnx: Any, net: Any, dtype: np.dtype, opset: int, with_output_activation: bool):
     helper, numpy_helper = onnx.helper, onnx.numpy_helper
     elem = onnx.TensorProto.FLOAT if dtype == np.float32 else onnx.TensorProto.DOUBLE
@@ -203,8 +207,9 @@ def _build(onnx: Any, net: Any, dtype: np.dtype, opset: int, with_output_activat
                 "Gemm", [current, w_name, b_name], [z], name=f"{prefix}.gemm", transB=1
             )
         )
-        if act == "relu":
-            nodes.append(helper.make_node("Relu", [z], [out], name=f"{prefix}.relu"))
+        if act in _ELEMENTWISE_OPS:
+            op = _ELEMENTWISE_OPS[act]
+            nodes.append(helper.make_node(op, [z], [out], name=f"{prefix}.{act}"))
         elif act == "leaky_relu" and dtype == np.float32:
             nodes.append(
                 helper.make_node(
@@ -222,14 +227,8 @@ def _build(onnx: Any, net: Any, dtype: np.dtype, opset: int, with_output_activat
             nodes.append(
                 helper.make_node("Max", [z, scaled], [out], name=f"{prefix}.leaky_relu.max")
             )
-        elif act == "sigmoid":
-            nodes.append(helper.make_node("Sigmoid", [z], [out], name=f"{prefix}.sigmoid"))
-        elif act == "tanh":
-            nodes.append(helper.make_node("Tanh", [z], [out], name=f"{prefix}.tanh"))
         elif act == "softmax":
             nodes.append(helper.make_node("Softmax", [z], [out], name=f"{prefix}.softmax", axis=-1))
-        elif act == "exp":
-            nodes.append(helper.make_node("Exp", [z], [out], name=f"{prefix}.exp"))
         elif act != "identity":  # pragma: no cover - the core knows no other activation
             raise ValueError(f"layer {l}: no ONNX export for activation {act!r}")
         current = out

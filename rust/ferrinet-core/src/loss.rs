@@ -173,7 +173,7 @@ impl Loss {
                 if self == Loss::Poisson {
                     // Counts or rates: a negative target has no Poisson likelihood (its
                     // t ln t would be NaN).
-                    if let Some(pos) = t.as_slice().iter().position(|v| !(*v >= T::ZERO)) {
+                    if let Some(pos) = t.as_slice().iter().position(|v| *v < T::ZERO) {
                         let (k, i) = (pos / m, pos % m);
                         return value_error!(
                             "loss 'poisson' needs targets >= 0 (counts or rates), got {} at \
