@@ -148,6 +148,29 @@ impl<T: Real> NeuralNetwork<T> {
         self.with_weights(batch, weights)
     }
 
+    /// Targets (and weights) of n samples checked as `epoch_batch` checks them, for inputs
+    /// kept elsewhere (a sparse matrix, sparse.rs): x is an (n, 0) stand-in that the sparse
+    /// paths never read.
+    pub(crate) fn inputless_batch<'a>(
+        &self,
+        n: usize,
+        t: Targets<'a, T>,
+        weights: Option<&'a [T]>,
+    ) -> Result<Batch<'a, T>> {
+        self.loss.check_targets(&t, n, self.n_outputs())?;
+        let mut batch = Batch {
+            x: MatRef::new(&[], n, 0)?,
+            t,
+            weights: None,
+            checked_for: self.signature(),
+            x_unchecked: false,
+        };
+        if let Some(w) = weights {
+            batch = self.with_weights(batch, w)?;
+        }
+        Ok(batch)
+    }
+
     fn with_weights<'a>(&self, mut batch: Batch<'a, T>, weights: &'a [T]) -> Result<Batch<'a, T>> {
         let x = batch.x;
         if weights.len() != x.rows() {

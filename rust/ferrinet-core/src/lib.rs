@@ -32,6 +32,7 @@
 //   row_split.rs team.rs            threads: a batch split by rows; a team kept awake per call
 //   kernels.rs matrix.rs float.rs   the loops under `Layer`, row-major buffers, f32 / f64
 //   memory.rs                       the machine's memory, to refuse a network that cannot fit
+//   sparse.rs                       CSR inputs: the first layer over the nonzeros only
 //   io.rs trace.rs                  `save` / `load` (safetensors); `trace` (one sample, every value)
 //   rng.rs error.rs                 SplitMix64 (seeded initialisation), the one error type
 //
@@ -59,6 +60,7 @@ mod per_sample;
 mod predict;
 mod rng;
 mod row_split;
+mod sparse;
 mod team;
 mod trace;
 mod training;
@@ -82,5 +84,6 @@ pub use per_sample::sgd_block::TRAIN_BLOCK;
 pub use per_sample::TrainProgress;
 pub use predict::{PredictScratch, PREDICT_BLOCK};
 pub use rng::SplitMix64;
+pub use sparse::{CsrRef, SparseBatch};
 pub use trace::{LayerTrace, Trace};
 pub use training::{shuffle, EpochOptions, TrainingState};

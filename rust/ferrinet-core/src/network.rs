@@ -323,7 +323,7 @@ impl<T: Real> NeuralNetwork<T> {
     }
 
     /// (l2 / 2) * sum of squared weights (biases excluded).
-    fn l2_penalty(&self, l2: f64) -> f64 {
+    pub(crate) fn l2_penalty(&self, l2: f64) -> f64 {
         if l2 == 0.0 {
             return 0.0;
         }
@@ -457,7 +457,7 @@ pub(crate) fn backward_cached<T: Real>(
 
 /// The output layer's delta = dL/dz of the batch's mean loss (normalised by `norm`), from the
 /// last forward pass, into `work.delta[last]`: where the chain rule starts.
-fn seed_output_delta<T: Real>(
+pub(crate) fn seed_output_delta<T: Real>(
     layers: &[Layer<T>],
     loss: Loss,
     batch: &Batch<T>,
@@ -481,7 +481,7 @@ fn seed_output_delta<T: Real>(
 
 /// Turns the dx of layer l, left in `work.delta[l - 1]`, into the delta of the layer below:
 /// dx (through its dropout mask) * f'(z).
-fn delta_below<T: Real>(
+pub(crate) fn delta_below<T: Real>(
     layers: &[Layer<T>],
     work: &mut Workspace<T>,
     l: usize,
@@ -511,7 +511,7 @@ fn delta_below<T: Real>(
 
 /// The input of layer l in the last forward pass: x, the activation below, or the activation
 /// below after its dropout.
-fn layer_input<'w, T: Real>(
+pub(crate) fn layer_input<'w, T: Real>(
     x: MatRef<'w, T>,
     a: &'w [Matrix<T>],
     out: &'w [Matrix<T>],

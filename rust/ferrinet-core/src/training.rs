@@ -279,7 +279,7 @@ impl<T: Real> NeuralNetwork<T> {
     }
 
     /// The optimizer's update of every layer from the gradients in the workspace.
-    fn apply_optimizer(&mut self, st: &mut TrainingState<T>) {
+    pub(crate) fn apply_optimizer(&mut self, st: &mut TrainingState<T>) {
         let threads = self.n_threads();
         let (t, lr, opt) = (st.steps, st.learning_rate, st.optimizer);
         for ((layer, grad), (w_state, b_state)) in self
@@ -295,7 +295,7 @@ impl<T: Real> NeuralNetwork<T> {
     }
 
     /// Scales every gradient by max_norm / (norm + 1e-6) when that is below 1.
-    fn clip_gradients(&mut self, max_norm: f64) {
+    pub(crate) fn clip_gradients(&mut self, max_norm: f64) {
         let mut s = T::ZERO;
         for g in &self.work.grads {
             for &v in g.weights.iter().chain(&g.biases) {
