@@ -566,12 +566,6 @@ def test_poisson_regressor_has_an_exp_output_and_refuses_negative_targets():
         warm.set_params(loss="poisson").fit(X, y)
 
 
-def test_sparse_input_is_refused():
-    sparse = pytest.importorskip("scipy.sparse")
-    with pytest.raises(TypeError, match="dense data is required"):
-        MLPClassifier(max_iter=1).fit(sparse.csr_matrix(X), TARGETS["binary"])
-
-
 @no_convergence_warning
 def test_warm_start_with_another_architecture_is_refused():
     clf = MLPClassifier(hidden_layer_sizes=(4,), max_iter=2, random_state=0, warm_start=True)

@@ -20,6 +20,7 @@ import numpy as np
 
 from . import _core
 from . import io as _io
+from ._sparse import csr_parts, is_sparse
 from ._validate import seed as _seed
 from .optim import make_optimizer
 from .training import FitMixin, _batch_length, check_epoch_options
@@ -314,6 +315,31 @@ class NeuralNetwork(FitMixin, _core.NeuralNetwork):
         run = self.training_state
         assert run is not None
         run.optimizer = optimizer
+
+    # ----- sparse inputs (scipy.sparse CSR / CSC): routed to the core's sparse paths
+    def predict(self, X: Any) -> Any:
+        """Batch forward: (n, n_inputs) -> (n, n_outputs). ``X`` may also be a scipy.sparse
+        CSR / CSC matrix or array: the first layer then runs over its nonzeros only."""
+        if is_sparse(X):
+            return self._predict_csr(*csr_parts(X, self.dtype))
+        return super().predict(X)
+
+    def compute_loss(self, X: Any, Y: Any, l2: float = 0.0, sample_weight: Any = None) -> float:
+        """The mean loss (plus ``l2 / 2`` times the sum of squared weights); ``X`` dense or
+        scipy.sparse CSR / CSC."""
+        if is_sparse(X):
+            return self._compute_loss_csr(*csr_parts(X, self.dtype), Y, l2, sample_weight)
+        return super().compute_loss(X, Y, l2=l2, sample_weight=sample_weight)
+
+    def _train_epoch(self, X, Y, batch_size, shuffle, l2, dropout, clip_norm, sample_weight):
+        if is_sparse(X):
+            parts = csr_parts(X, self.dtype)
+            return self._train_epoch_csr(
+                *parts, Y, batch_size, shuffle, l2, dropout, clip_norm, sample_weight
+            )
+        return super()._train_epoch(
+            X, Y, batch_size, shuffle, l2, dropout, clip_norm, sample_weight
+        )
 
     # ----- training
     def train_epoch(

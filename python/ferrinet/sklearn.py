@@ -172,6 +172,7 @@ except ImportError as _err:  # pragma: no cover - exercised in a subprocess by t
     raise ImportError(f"{_INSTALL_HINT} ({_err})") from _err
 
 from . import _validate
+from ._sparse import is_sparse
 from . import optim as _optim
 from ._core import ACTIVATIONS as _FERRINET_ACTIVATIONS
 from ._core import DivergenceError
@@ -858,6 +859,8 @@ class _BaseMLP(BaseEstimator):
 
         net = self._net
         c = self._scale()
+        if is_sparse(X):  # the full-batch loss-and-gradient entry is dense only (see docs)
+            X = X.toarray()
         X = np.ascontiguousarray(X, dtype=net.dtype)
         if T.dtype.kind == "f":
             T = np.ascontiguousarray(T, dtype=net.dtype)
@@ -964,7 +967,11 @@ class _BaseMLP(BaseEstimator):
                     stacklevel=4,
                 )
             batch_size = int(np.clip(p.batch_size, 1, n))
-        X = np.ascontiguousarray(X, dtype=p.dtype)
+        if is_sparse(X):
+            # one CSR copy at most (CSC converted, dtype changed); the epochs read it in place
+            X = X.tocsr().astype(p.dtype, copy=False)
+        else:
+            X = np.ascontiguousarray(X, dtype=p.dtype)
         if T.dtype.kind == "f":
             T = np.ascontiguousarray(T, dtype=p.dtype)
         if weights is not None and not weights.sum() > 0.0:
@@ -992,7 +999,10 @@ class _BaseMLP(BaseEstimator):
         memory stays on disk)."""
         if p.shuffle:
             e.sample_idx = _sk_shuffle(e.sample_idx, random_state=self._random_state)
-        row_bytes = max(1, e.X.shape[1] * e.X.itemsize)
+        if is_sparse(e.X):  # a CSR row holds its nonzeros (value and column index)
+            row_bytes = max(1, (e.X.data.nbytes + e.X.indices.nbytes) // max(1, e.X.shape[0]))
+        else:
+            row_bytes = max(1, e.X.shape[1] * e.X.itemsize)
         per_gather = max(1, _GATHER_BYTES // (row_bytes * e.batch_size)) * e.batch_size
         total = 0.0
         for start, stop, l2 in e.parts:
@@ -1158,7 +1168,9 @@ class _BaseMLP(BaseEstimator):
             )
         Xv, yv = validation_data[0], validation_data[1]
         wv = validation_data[2] if len(validation_data) == 3 else None
-        Xv = validate_data(self, Xv, reset=False, dtype=(np.float64, np.float32))
+        Xv = validate_data(
+            self, Xv, reset=False, dtype=(np.float64, np.float32), accept_sparse=["csr", "csc"]
+        )
         yv_labels, Tv = self._encode_validation_targets(yv, Xv.shape[0], n_outputs)
         if wv is not None:
             wv = _check_sample_weight(wv, Xv, dtype=np.float64, ensure_non_negative=True)
@@ -1169,7 +1181,9 @@ class _BaseMLP(BaseEstimator):
         """The network's outputs, in ``result_type(X.dtype, network dtype)`` as scikit-learn's
         forward pass gives them (float64 input to a float32 network: float64 results)."""
         check_is_fitted(self)
-        X = validate_data(self, X, reset=False, dtype=(np.float64, np.float32))
+        X = validate_data(
+            self, X, reset=False, dtype=(np.float64, np.float32), accept_sparse=["csr", "csc"]
+        )
         self._push_weights()
         out = self._net.predict(X)
         return out.astype(np.result_type(X.dtype, out.dtype), copy=False)
@@ -1196,7 +1210,7 @@ class _BaseMLP(BaseEstimator):
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
-        tags.input_tags.sparse = False
+        tags.input_tags.sparse = True
         tags.input_tags.allow_nan = False
         return tags
 
@@ -1361,7 +1375,13 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     # ----- targets
     def _validate_input(self, X, y, incremental, reset):
         X, y = validate_data(
-            self, X, y, multi_output=True, dtype=(np.float64, np.float32), reset=reset
+            self,
+            X,
+            y,
+            multi_output=True,
+            dtype=(np.float64, np.float32),
+            accept_sparse=["csr", "csc"],
+            reset=reset,
         )
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
@@ -1613,6 +1633,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
             multi_output=True,
             y_numeric=True,
             dtype=(np.float64, np.float32),
+            accept_sparse=["csr", "csc"],
             reset=reset,
         )
         if y.ndim == 2 and y.shape[1] == 1:

@@ -8,6 +8,7 @@ mod errors;
 mod gil;
 mod network;
 mod saving;
+mod sparse;
 mod trace;
 
 use pyo3::prelude::*;

@@ -24,6 +24,7 @@ use crate::convert::{
 };
 use crate::errors::IntoPyResult;
 use crate::gil::{check_signals, Chunker, Shared, SignalWatch};
+use crate::sparse::CsrArgs;
 use crate::saving::{optimizer_config_dict, LoadedCapsule};
 
 /// Calls smaller than this many multiply-adds keep the GIL: releasing it costs more than they do.
@@ -32,7 +33,7 @@ const RELEASE_GIL_ABOVE: usize = 200_000;
 /// A network and the training state that lives with it (optimizer moments, rng, counters).
 pub struct Model<T> {
     pub(crate) net: NeuralNetwork<T>,
-    training: Option<TrainingState<T>>,
+    pub(crate) training: Option<TrainingState<T>>,
 }
 
 pub(crate) enum Inner {
@@ -554,6 +555,78 @@ impl PyNeuralNetwork {
             self.run_epoch(py, m, &x, &t, &args)
         })
     }
+    /// `predict` of a CSR matrix given as its parts (`ferrinet.network` prepares them:
+    /// int64 indptr, int32 indices, data in the network's dtype, canonical rows).
+    fn _predict_csr<'py>(
+        &self,
+        py: Python<'py>,
+        indptr: &Bound<'py, PyAny>,
+        indices: &Bound<'py, PyAny>,
+        data: &Bound<'py, PyAny>,
+        shape: (usize, usize),
+    ) -> PyResult<Bound<'py, PyAny>> {
+        with_model!(self, m => {
+            let out = crate::sparse::predict(py, m, &CsrArgs::new(indptr, indices, data, shape)?)?;
+            Ok(matrix_to_py(py, out).into_any())
+        })
+    }
+
+    /// `compute_loss` of a CSR matrix given as its parts.
+    #[pyo3(signature = (indptr, indices, data, shape, y, l2=0.0, sample_weight=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn _compute_loss_csr(
+        &self,
+        py: Python<'_>,
+        indptr: &Bound<'_, PyAny>,
+        indices: &Bound<'_, PyAny>,
+        data: &Bound<'_, PyAny>,
+        shape: (usize, usize),
+        y: &Bound<'_, PyAny>,
+        l2: f64,
+        sample_weight: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<f64> {
+        check_l2(l2)?;
+        with_model!(self, m => {
+            let x = CsrArgs::new(indptr, indices, data, shape)?;
+            let t = self.targets(y, false)?;
+            let w = self.sample_weights(sample_weight, shape.0)?;
+            crate::sparse::loss(py, m, &x, &t, w.as_deref(), l2)
+        })
+    }
+
+    /// `_train_epoch` of a CSR matrix given as its parts.
+    #[pyo3(signature = (indptr, indices, data, shape, y, batch_size, shuffle, l2, dropout, clip_norm, sample_weight))]
+    #[allow(clippy::too_many_arguments)]
+    fn _train_epoch_csr(
+        &self,
+        py: Python<'_>,
+        indptr: &Bound<'_, PyAny>,
+        indices: &Bound<'_, PyAny>,
+        data: &Bound<'_, PyAny>,
+        shape: (usize, usize),
+        y: &Bound<'_, PyAny>,
+        batch_size: usize,
+        shuffle: bool,
+        l2: f64,
+        dropout: Vec<f64>,
+        clip_norm: Option<f64>,
+        sample_weight: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<f64> {
+        let options = EpochOptions {
+            batch_size,
+            shuffle,
+            l2,
+            dropout,
+            clip_norm,
+        };
+        options.check(self.sizes.len() - 1).py()?;
+        with_model!(self, m => {
+            let x = CsrArgs::new(indptr, indices, data, shape)?;
+            let t = self.targets(y, false)?;
+            let w = self.sample_weights(sample_weight, shape.0)?;
+            crate::sparse::train_epoch(py, m, &x, &t, w.as_deref(), &options)
+        })
+    }
 }
 
 impl PyNeuralNetwork {
@@ -631,7 +704,7 @@ impl PyNeuralNetwork {
         y: &Bound<'py, PyAny>,
     ) -> PyResult<(Inputs<'py, T>, OwnedTargets<T>)> {
         let x = self.inputs::<T>(x, "x")?;
-        let t = self.targets::<T>(y, &x)?;
+        let t = self.targets::<T>(y, x.single)?;
         Ok((x, t))
     }
 
@@ -640,10 +713,10 @@ impl PyNeuralNetwork {
     ///   probabilities (a 1-D row for a sample, (n, m) for a batch);
     /// - mse / binary_cross_entropy: (m,) for a sample, (n, m) for a batch; with one output a
     ///   scalar for a sample and (n,) for a batch are accepted too.
-    fn targets<T: Float>(
+    pub(crate) fn targets<T: Float>(
         &self,
         obj: &Bound<'_, PyAny>,
-        x: &Inputs<'_, T>,
+        single: bool,
     ) -> PyResult<OwnedTargets<T>> {
         let m = self.n_outputs();
         let classes = self.loss == Loss::CrossEntropy;
@@ -653,10 +726,10 @@ impl PyNeuralNetwork {
         };
         // Class indices are read as float64 (exact for any index), everything else in T.
         let as_indices =
-            classes && ((x.single && ndim == Some(0)) || (!x.single && ndim == Some(1)));
+            classes && ((single && ndim == Some(0)) || (!single && ndim == Some(1)));
         if as_indices || (classes && ndim.is_none()) {
             let Array { data, shape } = to_f64_array(obj, "y")?;
-            match (x.single, &shape[..]) {
+            match (single, &shape[..]) {
                 (true, []) | (false, [_]) => {
                     return Ok(OwnedTargets::Classes(to_class_indices(&data, m)?))
                 }
@@ -669,13 +742,13 @@ impl PyNeuralNetwork {
             rows,
             cols: m,
         };
-        Ok(match (x.single, &shape[..]) {
+        Ok(match (single, &shape[..]) {
             (true, []) if m == 1 && !classes => dense(1),
             (true, [len]) if *len == m => dense(1),
             (false, [n]) if m == 1 && !classes => dense(*n),
             (false, [n, cols]) if *cols == m => dense(*n),
             _ => {
-                let expected = match (x.single, classes) {
+                let expected = match (single, classes) {
                     (true, true) => format!("a class index or a row of {m} probabilities"),
                     (false, true) => {
                         format!("class indices (n,) or rows of probabilities (n, {m})")
@@ -695,7 +768,7 @@ impl PyNeuralNetwork {
     }
 
     /// Optional per-sample weights: a 1-D array of n finite values >= 0 (checked by the core).
-    fn sample_weights<T: Float>(
+    pub(crate) fn sample_weights<T: Float>(
         &self,
         obj: Option<&Bound<'_, PyAny>>,
         n: usize,
