@@ -76,14 +76,26 @@ def make_data(path, n_train, n_test, n_features, density, n_classes, seed=0):
     X.data = rng.random(X.nnz)  # values in (0, 1)
     proj = rng.standard_normal((n_features, n_classes))
     y = np.asarray((X @ proj).argmax(axis=1)).ravel()
-    np.savez(path, data=X.data, indices=X.indices, indptr=X.indptr, shape=np.array(X.shape),
-             y=y, n_train=n_train)
+    np.savez(
+        path,
+        data=X.data,
+        indices=X.indices,
+        indptr=X.indptr,
+        shape=np.array(X.shape),
+        y=y,
+        n_train=n_train,
+    )
 
 
 def run(lib, path, epochs):
     env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
-    out = subprocess.run([sys.executable, "-c", CHILD, lib, path, str(epochs)], env=env,
-                         capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", CHILD, lib, path, str(epochs)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -98,14 +110,18 @@ def main():
         make_data(path, *shape, density=0.002, n_classes=10)
         results = {lib: run(lib, path, args.epochs) for lib in ("sklearn", "ferrinet")}
     sk, fe = results["sklearn"], results["ferrinet"]
-    print(f"{shape[0]:,} x {shape[2]:,} CSR, density 0.2 %, 10 classes, hidden (100,), Adam, "
-          f"{args.epochs} epochs, 1 thread each")
+    print(
+        f"{shape[0]:,} x {shape[2]:,} CSR, density 0.2 %, 10 classes, hidden (100,), Adam, "
+        f"{args.epochs} epochs, 1 thread each"
+    )
     for lib, r in results.items():
         # data + weights + Adam state (m and v: two more copies of the weights)
         reference = r["data_mb"] + 3 * r["weights_mb"]
-        print(f"  {lib:9s} fit {r['fit_s']:7.2f} s   test accuracy {r['accuracy']:.4f}   "
-              f"peak growth {r['growth_mb']:6.0f} MiB = {r['growth_mb'] / reference:.2f} x "
-              f"(data + weights + state = {reference:.0f} MiB)   final loss {r['loss']:.4f}")
+        print(
+            f"  {lib:9s} fit {r['fit_s']:7.2f} s   test accuracy {r['accuracy']:.4f}   "
+            f"peak growth {r['growth_mb']:6.0f} MiB = {r['growth_mb'] / reference:.2f} x "
+            f"(data + weights + state = {reference:.0f} MiB)   final loss {r['loss']:.4f}"
+        )
     print(f"  ferrinet / scikit-learn fit time: {fe['fit_s'] / sk['fit_s']:.3f}")
     print(json.dumps(results))
 

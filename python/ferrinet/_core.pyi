@@ -126,6 +126,38 @@ class NeuralNetwork:
     ) -> float:
         """One epoch of mini-batch training with the stored state, GIL released; the epoch loss.
         `dropout`: one rate per layer (output layer's 0.0) or empty. Raises DivergenceError."""
+    # Sparse (CSR) inputs as their parts: int64 indptr, int32 indices, data in the network's
+    # dtype, and (rows, cols); ferrinet.network prepares them from scipy.sparse matrices.
+    def _predict_csr(
+        self, indptr: _ArrayLike, indices: _ArrayLike, data: _ArrayLike, shape: Tuple[int, int]
+    ) -> Any:
+        """`predict` of a CSR matrix: the first layer over the nonzeros only."""
+    def _compute_loss_csr(
+        self,
+        indptr: _ArrayLike,
+        indices: _ArrayLike,
+        data: _ArrayLike,
+        shape: Tuple[int, int],
+        y: _ArrayLike,
+        l2: float = 0.0,
+        sample_weight: Optional[_ArrayLike] = None,
+    ) -> float:
+        """`compute_loss` of a CSR matrix."""
+    def _train_epoch_csr(
+        self,
+        indptr: _ArrayLike,
+        indices: _ArrayLike,
+        data: _ArrayLike,
+        shape: Tuple[int, int],
+        y: _ArrayLike,
+        batch_size: int,
+        shuffle: bool,
+        l2: float,
+        dropout: Sequence[float],
+        clip_norm: Optional[float],
+        sample_weight: Optional[_ArrayLike],
+    ) -> float:
+        """`_train_epoch` of a CSR matrix (the first layer over each mini-batch's nonzeros)."""
 
 def _trace(net: NeuralNetwork, x: _ArrayLike, y: _ArrayLike) -> Dict[str, Any]:
     """One sample's forward and backward pass with every intermediate (`ferrinet.inspect.trace`):

@@ -172,10 +172,10 @@ except ImportError as _err:  # pragma: no cover - exercised in a subprocess by t
     raise ImportError(f"{_INSTALL_HINT} ({_err})") from _err
 
 from . import _validate
-from ._sparse import is_sparse
 from . import optim as _optim
 from ._core import ACTIVATIONS as _FERRINET_ACTIVATIONS
 from ._core import DivergenceError
+from ._sparse import is_sparse
 from ._validate import plain as _plain
 from .network import NeuralNetwork
 from .training import check_epoch_options
@@ -197,11 +197,13 @@ def expected_failed_checks(estimator: Any) -> Dict[str, str]:
     ``{check name: reason}``, for ``parametrize_with_checks(..., expected_failed_checks=)``.
 
     With the default ``dtype=None`` or ``'float64'``: none. With ``dtype='float32'``:
-    ``check_sample_weight_equivalence_on_dense_data`` (float32 rounding, see the reason).
+    ``check_sample_weight_equivalence_on_dense_data`` and its ``_on_sparse_data`` twin
+    (float32 rounding, see the reason).
     """
     failures = {}
     if getattr(estimator, "dtype", "float64") in ("float32", np.float32):
         failures["check_sample_weight_equivalence_on_dense_data"] = _FLOAT32_SAMPLE_WEIGHT_REASON
+        failures["check_sample_weight_equivalence_on_sparse_data"] = _FLOAT32_SAMPLE_WEIGHT_REASON
     return failures
 
 

@@ -1,0 +1,152 @@
+"""Sparse inputs (scipy.sparse CSR / CSC): the first layer runs over the nonzeros, and every
+result equals the dense path's on the same data to rounding; bad sparse input is a ValueError
+or TypeError naming what is wrong, and leaves the model unchanged."""
+
+import ferrinet
+import numpy as np
+import pytest
+
+sp = pytest.importorskip("scipy.sparse")
+
+RNG = np.random.default_rng(0)
+N, D, K = 400, 120, 4
+X_SP = sp.random(N, D, density=0.05, format="csr", random_state=1)
+X_DENSE = X_SP.toarray()
+Y = (np.asarray(X_SP @ RNG.standard_normal((D, K))).argmax(axis=1)).astype(np.int64)
+
+# Measured: 1e-16 (float64) after 5 Adam epochs; the tolerances leave room for other CPUs'
+# summation (the sparse sums run in another order than the GEMM's), not for a wrong result.
+TOL = {"float64": 1e-12, "float32": 1e-5}
+
+
+def _max_diff(a, b):
+    return max(
+        max(np.abs(wa - wb).max(), np.abs(ba - bb).max())
+        for (wa, ba), (wb, bb) in zip(a.get_weights(), b.get_weights())
+    )
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("fmt", ["csr", "csc", "csr_array"])
+def test_fit_and_predict_equal_the_dense_path(dtype, fmt):
+    X = {"csr": X_SP, "csc": X_SP.tocsc(), "csr_array": sp.csr_array(X_SP)}[fmt]
+    a = ferrinet.NeuralNetwork([D, 32, 16, K], loss="cross_entropy", seed=1, dtype=dtype)
+    b = a.copy()
+    assert np.abs(a.predict(X) - b.predict(X_DENSE)).max() <= TOL[dtype]
+    opts = dict(epochs=5, batch_size=32, optimizer="adam", learning_rate=1e-2, verbose=0)
+    opts.update(dropout=0.1, l2=1e-4, clip_norm=5.0)
+    ha = a.fit(X, Y, **opts)
+    hb = b.fit(X_DENSE, Y, **opts)
+    assert _max_diff(a, b) <= TOL[dtype]
+    assert np.allclose(ha.loss, hb.loss, rtol=TOL[dtype], atol=0)
+    assert ha.loss[-1] < ha.loss[0]  # it learned something
+    assert np.abs(a.predict(X) - b.predict(X_DENSE)).max() <= TOL[dtype]
+    assert a.predict(X).dtype == np.dtype(dtype)
+    assert abs(a.compute_loss(X, Y) - b.compute_loss(X_DENSE, Y)) <= TOL[dtype]
+
+
+def test_threads_give_the_same_bits_and_sgd_matches_dense():
+    nets = []
+    for threads in (1, 3):
+        net = ferrinet.NeuralNetwork([D, 64, K], loss="cross_entropy", seed=2)
+        net.n_threads = threads
+        net.fit(X_SP, Y, epochs=3, batch_size=400, optimizer="sgd", learning_rate=0.1, verbose=0)
+        nets.append(net)
+    assert _max_diff(nets[0], nets[1]) == 0.0
+    assert np.array_equal(nets[0].predict(X_SP), nets[1].predict(X_SP))
+    dense = ferrinet.NeuralNetwork([D, 64, K], loss="cross_entropy", seed=2)
+    dense.fit(X_DENSE, Y, epochs=3, batch_size=400, optimizer="sgd", learning_rate=0.1, verbose=0)
+    assert _max_diff(nets[0], dense) <= 1e-12
+
+
+def test_train_epoch_with_sample_weights_and_mse():
+    T = RNG.standard_normal((N, 2))
+    w = RNG.random(N)
+    a = ferrinet.NeuralNetwork([D, 8, 2], activation="tanh", loss="mse", seed=3)
+    b = a.copy()
+    la = a.train_epoch(X_SP, T, batch_size=50, optimizer="rmsprop", seed=4, sample_weight=w)
+    lb = b.train_epoch(X_DENSE, T, batch_size=50, optimizer="rmsprop", seed=4, sample_weight=w)
+    assert abs(la - lb) <= 1e-12 and _max_diff(a, b) <= 1e-12
+
+
+def _csr(indptr, indices, data, shape):
+    m = sp.csr_matrix(shape)  # built without scipy's own checks, as a broken matrix arrives
+    m.indptr, m.indices, m.data = (np.asarray(indptr), np.asarray(indices), np.asarray(data))
+    return m
+
+
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        (lambda: _csr([0, 1, 2], [0, 0], [1.0, np.nan], (2, 3)), r"finite, got NaN at \[1, 0\]"),
+        (lambda: _csr([0, 2, 2], [1, 1], [1.0, 1.0], (2, 3)), "appears twice"),
+        (lambda: _csr([0, 1, 2], [0, 3], [1.0, 1.0], (2, 3)), "out of range"),
+        (lambda: _csr([0, 2, 1], [0, 1], [1.0, 1.0], (2, 3)), "end at the number of nonzeros"),
+        (lambda: _csr([0, 1], [0], [1.0], (2, 3)), "indptr of 3 entries"),
+        (lambda: _csr([0, -5, 1], [0], [1.0], (2, 3)), "decrease"),
+        (
+            lambda: _csr(np.array([0, 2**63, 1], dtype=np.uint64), [0], [1.0], (2, 3)),
+            "overflows int64",
+        ),
+        (lambda: sp.random(2, 5, density=0.5, format="csr"), "takes 3 inputs"),
+    ],
+)
+def test_bad_sparse_input_is_a_value_error_and_changes_nothing(bad, message):
+    net = ferrinet.NeuralNetwork([3, 4, 2], loss="cross_entropy", seed=0)
+    before = net.get_weights()
+    for call in (
+        lambda X: net.predict(X),
+        lambda X: net.compute_loss(X, [0, 1][: X.shape[0]]),
+        lambda X: net.train_epoch(X, [0, 1][: X.shape[0]], batch_size=1, seed=0),
+    ):
+        with pytest.raises(ValueError, match=message):
+            call(bad())
+    assert _max_diff(net, ferrinet.NeuralNetwork([3, 4, 2], loss="cross_entropy", seed=0)) == 0
+    assert all(np.array_equal(w, v) for (w, _), (v, _) in zip(before, net.get_weights()))
+    assert net.training_state is None
+
+
+def test_unsorted_indices_are_sorted_and_other_formats_refused():
+    X = _csr([0, 2, 3], [2, 0, 1], [1.0, 2.0, 3.0], (2, 3))
+    X.has_sorted_indices = False
+    net = ferrinet.NeuralNetwork([3, 4, 2], seed=0)
+    assert np.allclose(net.predict(X), net.predict(np.array([[2.0, 0, 1.0], [0, 3.0, 0]])))
+    assert list(X.indices) == [2, 0, 1]  # the caller's matrix is left as it was
+    with pytest.raises(TypeError, match="format 'coo' is not supported"):
+        net.predict(X.tocoo())
+    with pytest.raises(TypeError, match="real numbers"):
+        net.predict(sp.csr_matrix(np.array([[1j, 0, 0]])))
+
+
+def test_sklearn_estimators_on_sparse_equal_dense():
+    from ferrinet.sklearn import MLPClassifier, MLPRegressor
+
+    pytest.importorskip("sklearn")
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        for make, y in (
+            (lambda: MLPClassifier(hidden_layer_sizes=(16,), max_iter=5, random_state=0), Y),
+            (lambda: MLPRegressor(hidden_layer_sizes=(16,), max_iter=5, random_state=0), Y * 1.0),
+        ):
+            a, b = make().fit(X_SP, y), make().fit(X_DENSE, y)
+            for ca, cb in zip(a.coefs_, b.coefs_):
+                assert np.abs(ca - cb).max() <= 1e-12
+            pa, pb = a.predict(X_SP.tocsc()), b.predict(X_DENSE)
+            assert np.array_equal(pa, pb) if pa.dtype.kind == "i" else np.abs(pa - pb).max() < 1e-12
+            assert abs(a.score(X_SP, y) - b.score(X_DENSE, y)) <= 1e-12
+            a.partial_fit(X_SP, y)
+            b.partial_fit(X_DENSE, y)
+            assert np.abs(a.coefs_[0] - b.coefs_[0]).max() <= 1e-12
+        clf = MLPClassifier(hidden_layer_sizes=(8,), max_iter=3, random_state=0)
+        clf.fit(X_SP, Y)
+        assert np.allclose(clf.predict_proba(X_SP), clf.predict_proba(X_DENSE), atol=1e-12)
+        es = MLPClassifier(hidden_layer_sizes=(8,), max_iter=3, early_stopping=True, random_state=0)
+        es.fit(X_SP, Y)
+        es_dense = MLPClassifier(
+            hidden_layer_sizes=(8,), max_iter=3, early_stopping=True, random_state=0
+        ).fit(X_DENSE, Y)
+        assert np.allclose(es.validation_scores_, es_dense.validation_scores_)
