@@ -24,8 +24,8 @@ use crate::convert::{
 };
 use crate::errors::IntoPyResult;
 use crate::gil::{check_signals, Chunker, Shared, SignalWatch};
-use crate::sparse::CsrArgs;
 use crate::saving::{optimizer_config_dict, LoadedCapsule};
+use crate::sparse::CsrArgs;
 
 /// Calls smaller than this many multiply-adds keep the GIL: releasing it costs more than they do.
 const RELEASE_GIL_ABOVE: usize = 200_000;
@@ -725,8 +725,7 @@ impl PyNeuralNetwork {
             Err(_) => None,
         };
         // Class indices are read as float64 (exact for any index), everything else in T.
-        let as_indices =
-            classes && ((single && ndim == Some(0)) || (!single && ndim == Some(1)));
+        let as_indices = classes && ((single && ndim == Some(0)) || (!single && ndim == Some(1)));
         if as_indices || (classes && ndim.is_none()) {
             let Array { data, shape } = to_f64_array(obj, "y")?;
             match (single, &shape[..]) {
