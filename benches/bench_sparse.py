@@ -46,11 +46,12 @@ with open("/proc/self/clear_refs", "w") as f:
     f.write("5")  # reset VmHWM to the current RSS
 base = status("VmRSS")
 z = np.load(path)
-n_train = int(z["n_train"])
-X = sp.csr_matrix((z["data"], z["indices"], z["indptr"]), shape=tuple(z["shape"]))
-y = z["y"]
-X_train, y_train, X_test, y_test = X[:n_train], y[:n_train], X[n_train:], y[n_train:]
-del X, z
+def part(name):
+    return sp.csr_matrix((z[name + "_data"], z[name + "_indices"], z[name + "_indptr"]),
+                         shape=tuple(z[name + "_shape"])), z[name + "_y"]
+X_train, y_train = part("train")
+X_test, y_test = part("test")
+del z
 clf = MLPClassifier(hidden_layer_sizes=(100,), solver="adam", max_iter=epochs, tol=0.0,
                     n_iter_no_change=10**6, random_state=0)
 start = time.perf_counter()
