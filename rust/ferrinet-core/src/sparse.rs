@@ -102,28 +102,12 @@ impl<'a, T: Real> CsrRef<'a, T> {
                     k + 1
                 );
             }
-            let mut previous = -1i64;
-            for p in start as usize..end as usize {
-                let j = indices[p] as i64;
-                if j < 0 || j >= cols as i64 {
-                    return value_error!(
-                        "sparse column index {j} in row {k} is out of range for {cols} columns"
-                    );
-                }
-                if j <= previous {
-                    let what = if j == previous {
-                        "appears twice (duplicate entries must be summed first: \
-                         X.sum_duplicates())"
-                    } else {
-                        "is not in increasing order (sort them first: X.sort_indices())"
-                    };
-                    return value_error!("sparse column index {j} in row {k} {what}");
-                }
-                previous = j;
-                if !data[p].is_finite() {
-                    return value_error!("inputs must be finite, got {} at [{k}, {j}]", data[p]);
-                }
-            }
+            check_row(
+                k,
+                &indices[start as usize..end as usize],
+                &data[start as usize..end as usize],
+                cols,
+            )?;
         }
         Ok(CsrRef {
             rows,
@@ -161,6 +145,32 @@ impl<'a, T: Real> CsrRef<'a, T> {
             end,
         }
     }
+}
+
+/// Row k of a CSR matrix: column indices in [0, cols), strictly increasing; values finite.
+fn check_row<T: Real>(k: usize, indices: &[i32], data: &[T], cols: usize) -> Result<()> {
+    let mut previous = -1i64;
+    for (&j, &v) in indices.iter().zip(data) {
+        let j = j as i64;
+        if j < 0 || j >= cols as i64 {
+            return value_error!(
+                "sparse column index {j} in row {k} is out of range for {cols} columns"
+            );
+        }
+        if j <= previous {
+            let what = if j == previous {
+                "appears twice (duplicate entries must be summed first: X.sum_duplicates())"
+            } else {
+                "is not in increasing order (sort them first: X.sort_indices())"
+            };
+            return value_error!("sparse column index {j} in row {k} {what}");
+        }
+        previous = j;
+        if !v.is_finite() {
+            return value_error!("inputs must be finite, got {v} at [{k}, {j}]");
+        }
+    }
+    Ok(())
 }
 
 /// Rows start..end of a CSR matrix (a block of `predict`, or a whole batch).
