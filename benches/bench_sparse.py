@@ -77,15 +77,19 @@ def make_data(path, n_train, n_test, n_features, density, n_classes, seed=0):
     X.data = rng.random(X.nnz)  # values in (0, 1)
     proj = rng.standard_normal((n_features, n_classes))
     y = np.asarray((X @ proj).argmax(axis=1)).ravel()
-    np.savez(
-        path,
-        data=X.data,
-        indices=X.indices,
-        indptr=X.indptr,
-        shape=np.array(X.shape),
-        y=y,
-        n_train=n_train,
-    )
+    parts = {}
+    for name, rows in (("train", slice(0, n_train)), ("test", slice(n_train, n))):
+        Xp = X[rows]  # saved apart: a child loads its training matrix without a slicing copy
+        parts.update(
+            {
+                name + "_data": Xp.data,
+                name + "_indices": Xp.indices,
+                name + "_indptr": Xp.indptr,
+                name + "_shape": np.array(Xp.shape),
+                name + "_y": y[rows],
+            }
+        )
+    np.savez(path, **parts)
 
 
 def run(lib, path, epochs):
@@ -95,8 +99,9 @@ def run(lib, path, epochs):
         env=env,
         capture_output=True,
         text=True,
-        check=True,
     )
+    if out.returncode != 0:
+        raise SystemExit(f"the {lib} child failed:\n{out.stderr}")
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
