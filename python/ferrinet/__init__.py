@@ -14,7 +14,14 @@ Saving: `net.save(path)` / `ferrinet.load(path)`, `net.to_bytes()` / `ferrinet.f
 """
 
 from . import datasets, io, optim, reference, schedules
-from ._core import ACTIVATIONS, LOSSES, DivergenceError, ModelFormatError, __version__
+from ._core import (
+    ACTIVATIONS,
+    LOSSES,
+    DivergenceError,
+    ModelFormatError,
+    __version__,
+    max_threads,
+)
 from .checks import GradcheckReport, ParityReport, check_parity, gradcheck
 from .io import from_bytes, load
 from .network import Layer, NeuralNetwork, Neuron, TrainingRun
@@ -40,6 +47,7 @@ __all__ = [
     "gradcheck",
     "io",
     "load",
+    "max_threads",
     "optim",
     "reference",
     "schedules",

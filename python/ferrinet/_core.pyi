@@ -19,6 +19,7 @@ __all__ = [
     "__version__",
     "KERNELS",
     "_trace",
+    "max_threads",
 ]
 
 ACTIVATIONS: List[str]
@@ -47,6 +48,7 @@ class NeuralNetwork:
         loss: Optional[str] = "mse",
         seed: Optional[int] = 0,
         dtype: Union[str, type, np.dtype[Any], None] = "float64",
+        n_threads: Optional[int] = 1,
     ) -> "NeuralNetwork": ...
     @property
     def sizes(self) -> List[int]: ...
@@ -158,6 +160,9 @@ class NeuralNetwork:
         sample_weight: Optional[_ArrayLike],
     ) -> float:
         """`_train_epoch` of a CSR matrix (the first layer over each mini-batch's nonzeros)."""
+
+def max_threads() -> int:
+    """The most threads a network may use here: 4 per available CPU, at most 256."""
 
 def _trace(net: NeuralNetwork, x: _ArrayLike, y: _ArrayLike) -> Dict[str, Any]:
     """One sample's forward and backward pass with every intermediate (`ferrinet.inspect.trace`):

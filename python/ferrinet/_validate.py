@@ -22,6 +22,7 @@ import numbers
 from typing import Any, Optional, Sequence
 
 __all__ = [
+    "MAX_COUNT",
     "choice",
     "describe",
     "flag",
@@ -67,8 +68,16 @@ def interval(
     return f"{left}, {right}"
 
 
-def integer(value: Any, what: str, low: Optional[int] = None) -> int:
-    """An integer (not a bool) >= ``low`` (when given), as a Python int."""
+#: The largest count (epochs, batch size, ...) an option may take: what the core's 64-bit
+#: counters hold. More is a ValueError before anything changes (a batch larger than the data is
+#: the whole data; more epochs would never end).
+MAX_COUNT = 2**63 - 1
+
+
+def integer(
+    value: Any, what: str, low: Optional[int] = None, high: Optional[int] = None
+) -> int:
+    """An integer (not a bool) >= ``low`` and <= ``high`` (when given), as a Python int."""
     value = plain(value)
     bound = "" if low is None else f" >= {low}"
     if not is_integer(value):
@@ -76,6 +85,9 @@ def integer(value: Any, what: str, low: Optional[int] = None) -> int:
     value = int(value)
     if low is not None and value < low:
         raise ValueError(f"{what} must be an integer{bound}, got {value}")
+    if high is not None and value > high:
+        shown = "2**63 - 1" if high == MAX_COUNT else str(high)
+        raise ValueError(f"{what} must be an integer in [{low}, {shown}], got {value}")
     return value
 
 

@@ -21,7 +21,9 @@ from the file (there is no pickle in it); anything wrong with the bytes raises
 
 from __future__ import annotations
 
+import copy
 import json
+import math
 import numbers
 import os
 import secrets
@@ -124,40 +126,101 @@ def write_atomic(path, data) -> None:
     created with the permissions a plain ``open`` would give, or the old file's), written,
     flushed and fsynced, then renamed over ``path`` (``os.replace``: atomic on POSIX and
     Windows), then the directory fsynced where the platform allows. A symlink at ``path`` is
-    followed (the file it points to is replaced). On any error, including KeyboardInterrupt,
-    the temporary file is removed and the old file is untouched."""
-    target = os.path.realpath(fspath(path))
-    directory, name = os.path.split(target)
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
-    flags |= getattr(os, "O_CLOEXEC", 0)
-    for _ in range(100):
-        tmp = os.path.join(directory, f".{name}.{secrets.token_hex(6)}.tmp")
-        try:
-            fd = os.open(tmp, flags, 0o666)
-            break
-        except FileExistsError:
-            continue
-    else:  # pragma: no cover - 100 collisions of 48 random bits
-        raise FileExistsError(f"could not create a temporary file next to {target!r}")
+    followed (the file it points to is replaced).
+
+    An exception at any point, KeyboardInterrupt included, leaves no temporary file and no open
+    descriptor, and says which file is in place: before the rename, the old file (untouched;
+    the exception is raised as it was, a KeyboardInterrupt with that message); after it, the
+    new, complete file (a KeyboardInterrupt during the directory fsync says so)."""
+    # Everything inside the try, the names first, so that an interrupt at any line is handled
+    # (the handler reads what was set so far). No `try` nests in this one: the helpers have
+    # their own.
     try:
-        with os.fdopen(fd, "wb") as f:
-            try:  # keep the permissions of the file being replaced
-                mode = os.stat(target).st_mode & 0o7777
-            except FileNotFoundError:
-                mode = None
-            if mode is not None and hasattr(os, "fchmod"):
-                os.fchmod(f.fileno(), mode)
+        target = f = None
+        made: list = []  # the temporary file's name, once this call may have created it
+        renaming = renamed = False
+        target = os.path.realpath(fspath(path))
+        directory, name = os.path.split(target)
+        f = _create_temporary(directory, name, made)
+        with f:
+            _copy_mode(target, f)
             _write_all(f, data)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
+        renaming = True
+        os.replace(made[0], target)
+        renamed = True
+        _fsync_directory(directory)
+    except BaseException as err:
+        seen = locals()  # the names an interrupt at the first line has not set yet are absent
+        made = seen.get("made") or [None]
+        target, f, tmp = seen.get("target"), seen.get("f"), made[0]
+        if f is None and len(made) > 1:
+            f = made[1]
+        renaming, renamed = seen.get("renaming", False), seen.get("renamed", False)
+        # `seen` holds `err`, whose traceback holds this frame: break the cycle, which would
+        # keep what the frame holds (the open file) alive until the garbage collector runs.
+        seen.clear()
+        del seen
+        if f is not None:
+            f.close()  # now, not when the traceback (which holds this frame) is dropped
+        # Did the rename happen? `renamed` is set just after it; an interrupt between the two
+        # leaves it False with the temporary file already gone.
+        replaced = renamed or (renaming and not os.path.lexists(tmp))
+        if tmp is not None and not replaced:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+        if replaced:
+            where = (
+                f"the new file is in place at {target!r} (complete; the rename may not be "
+                "synced to disk yet)"
+            )
+        else:
+            where = f"{target or path!r} was not changed (the old file, if any, is in place)"
+        if isinstance(err, KeyboardInterrupt):
+            raise KeyboardInterrupt(f"save interrupted: {where}") from err
+        if hasattr(err, "add_note"):  # Python 3.11+
+            err.add_note(f"ferrinet save: {where}")
         raise
-    _fsync_directory(directory)
+
+
+def _create_temporary(directory, name, made: list):
+    """A new file ``.NAME.XXXXXXXXXXXX.tmp`` in ``directory``, open for writing. ``made`` gets
+    its name before it is created and the open file after, so that the caller can close and
+    remove it whatever happens."""
+    for _ in range(100):
+        candidate = os.path.join(directory, f".{name}.{secrets.token_hex(6)}.tmp")
+        made[:] = [candidate]
+        f = None
+        try:
+            # A file object, not a bare descriptor: an interrupt that lands as the call returns
+            # drops the object, which closes the descriptor. "x": O_CREAT | O_EXCL, mode
+            # 0o666 & ~umask (a plain open's), not inherited by child processes.
+            f = open(candidate, "xb")
+            made.append(f)  # the caller closes it if this is interrupted on its way back
+        except FileExistsError:
+            made.clear()  # another writer's file: not ours to remove
+            continue
+        except BaseException:
+            if f is not None:
+                f.close()
+            raise
+        return f
+    raise FileExistsError(  # pragma: no cover - 100 collisions of 48 random bits
+        f"could not create a temporary file next to {os.path.join(directory, name)!r}"
+    )
+
+
+def _copy_mode(target, f) -> None:
+    """Gives the open file ``f`` the permissions of the file ``target`` it will replace."""
+    try:
+        mode = os.stat(target).st_mode & 0o7777
+    except FileNotFoundError:
+        return
+    if hasattr(os, "fchmod"):
+        os.fchmod(f.fileno(), mode)
 
 
 def _fsync_directory(directory) -> None:
@@ -165,15 +228,31 @@ def _fsync_directory(directory) -> None:
     if os.name == "nt":  # pragma: no cover
         return
     try:
-        fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+        d = _DirectoryFd(directory)
     except OSError:  # pragma: no cover
         return
     try:
-        os.fsync(fd)
+        os.fsync(d.fd)
     except OSError:  # pragma: no cover - some file systems refuse it
         pass
     finally:
-        os.close(fd)
+        d.close()
+
+
+class _DirectoryFd:
+    """An open directory, owning its descriptor from the moment ``os.open`` returns: ``close``
+    closes it, and so does dropping the object if an interrupt came first (a bare int in a
+    frame would leak)."""
+
+    def __init__(self, path):
+        self.fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+
+    def close(self):
+        os.close(self.__dict__.pop("fd"))  # one step: owned or closed, never neither
+
+    def __del__(self):
+        if "fd" in self.__dict__:
+            self.close()
 
 
 # --------------------------------------------------------------------------------------------
@@ -186,15 +265,17 @@ def optimizer_from_config(config: Dict[str, Any]):
     if cls is None:
         raise ModelFormatError(f"the file's optimizer {name!r} is unknown")
     kwargs: Dict[str, Any] = {}
-    for option in cls.options():
-        if option == "betas":
-            kwargs["betas"] = (config["beta1"], config["beta2"])
-        else:
-            kwargs[option] = config[option]
     try:
+        for option in cls.options():
+            if option == "betas":
+                kwargs["betas"] = (config["beta1"], config["beta2"])
+            else:
+                kwargs[option] = config[option]
         opt = cls(**kwargs)
-    except (TypeError, ValueError) as err:
-        raise ModelFormatError(f"the file's optimizer cannot be rebuilt: {err}") from None
+    except (KeyError, TypeError, ValueError, ArithmeticError) as err:
+        raise ModelFormatError(
+            f"the file's optimizer cannot be rebuilt: {type(err).__name__}: {err}"
+        ) from None
     if opt.to_dict() != config:
         raise ModelFormatError(
             f"the file's optimizer {config!r} does not rebuild exactly (got {opt.to_dict()!r})"
@@ -308,9 +389,21 @@ def decode_python_state(text: Optional[str]) -> Optional[Dict[str, Any]]:
         return None
     _keys(fit, "fit", ["epoch", "schedule", "state"])
     epoch = fit["epoch"]
-    if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0:
-        raise _bad(f"fit.epoch must be an integer >= 0, got {epoch!r}")
+    if isinstance(epoch, bool) or not isinstance(epoch, int) or not 0 <= epoch <= _MAX_COUNT:
+        raise _bad(f"fit.epoch must be an integer in [0, 2**63 - 1], got {_brief(epoch)}")
     return fit
+
+
+_MAX_COUNT = 2**63 - 1
+
+
+def _brief(value) -> str:
+    """A value for a message: at most 60 characters (a 400-digit integer is not news)."""
+    try:
+        text = repr(value)
+    except ValueError:  # an int too long to print (sys.int_info.default_max_str_digits)
+        return f"an integer of {value.bit_length()} bits"
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def fit_record(run, fit: Dict[str, Any]):
@@ -342,8 +435,8 @@ def fit_record(run, fit: Dict[str, Any]):
         _keys(options, "fit.schedule.options", cls.options())
         try:
             schedule = cls(**options)
-        except (TypeError, ValueError) as err:
-            raise _bad(f"the schedule cannot be rebuilt: {err}") from None
+        except (TypeError, ValueError, ArithmeticError) as err:
+            raise _bad(f"the schedule cannot be rebuilt: {type(err).__name__}: {err}") from None
         state = schedule.start(1.0)
         fresh = {k: v for k, v in vars(state).items() if k != "schedule"}
         _keys(state_json, "fit.state", ["class", "values"])
@@ -356,9 +449,36 @@ def fit_record(run, fit: Dict[str, Any]):
         _keys(values, "fit.state.values", list(fresh))
         for key, like in fresh.items():
             setattr(state, key, _decode_value(values[key], like, f"fit.state.values.{key}"))
+        _check_continues(state, fit["epoch"])
     record = _FitRecord(run, schedule, state)
     record.epoch = fit["epoch"]
     return record
+
+
+def _check_continues(state, epoch) -> None:
+    """Refuses a schedule state that ``fit(warm_start=True)`` could not continue: its learning
+    rate, now and after the next epoch, must be one the core accepts (finite, >= 0), and
+    computing it must not fail (an epoch or an option too large for a float, say). A copy is
+    run, so the state loaded is the one in the file."""
+    probe = copy.deepcopy(state)
+    try:
+        for _ in range(2):
+            lr = probe.lr
+            if isinstance(lr, bool) or not isinstance(lr, float) or not (
+                math.isfinite(lr) and lr >= 0.0
+            ):
+                raise _bad(
+                    f"the schedule's learning rate would be {_brief(lr)}, not a finite "
+                    "number >= 0"
+                )
+            probe.end_epoch(epoch, 1.0)
+            epoch += 1
+    except ModelFormatError:
+        raise
+    except (TypeError, ValueError, ArithmeticError, RecursionError) as err:
+        raise _bad(
+            f"the schedule's state cannot be continued: {type(err).__name__}: {err}"
+        ) from None
 
 
 def _decode_value(value, like, where):
@@ -370,5 +490,7 @@ def _decode_value(value, like, where):
         except (ValueError, OverflowError):
             raise _bad(f"{where} must be a float in hex notation, got {value[:40]!r}") from None
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise _bad(f"{where} must be an integer, got {value!r}")
+        raise _bad(f"{where} must be an integer, got {_brief(value)}")
+    if not -_MAX_COUNT <= value <= _MAX_COUNT:
+        raise _bad(f"{where} must be an integer in [-(2**63 - 1), 2**63 - 1], got {_brief(value)}")
     return int(value)

@@ -187,7 +187,16 @@ class NeuralNetwork(FitMixin, _core.NeuralNetwork):
         there are before anything is built from it.
         """
         net, python = cls._from_safetensors(_io.as_bytes(data))
-        net._restore_run(python)
+        try:
+            net._restore_run(python)
+        except _io.ModelFormatError:
+            raise
+        except (KeyError, TypeError, ValueError, ArithmeticError, RecursionError) as err:
+            # every field is checked above; this is the net under them: whatever a file holds,
+            # the loader raises ModelFormatError
+            raise _io.ModelFormatError(
+                f"the file's training run cannot be restored: {type(err).__name__}: {err}"
+            ) from err
         return net
 
     @classmethod
@@ -429,8 +438,9 @@ class NeuralNetwork(FitMixin, _core.NeuralNetwork):
         if started:
             self._start_run(opt, seed)
         try:
+            # a batch larger than the data is the whole data: the same epoch, bit for bit
             return self._train_epoch(
-                X, Y, batch_size, shuffle, l2, dropout_rates, clip_norm, weights
+                X, Y, min(batch_size, n), shuffle, l2, dropout_rates, clip_norm, weights
             )
         except (ValueError, TypeError):
             # the data were refused before anything was trained: undo the run we started

@@ -18,6 +18,8 @@ PyTorch's (mode 'min', threshold_mode 'rel'). Names follow ``torch.optim.lr_sche
 
 from __future__ import annotations
 
+import dataclasses
+
 import math
 import numbers
 from dataclasses import dataclass, fields
@@ -291,4 +293,43 @@ def make_schedule(schedule: Any = None, **options: Any) -> Any:
     if ready is not None:
         return ready
     _registry.check_options(cls, options)
+    missing = [
+        f.name
+        for f in dataclasses.fields(cls)
+        if f.name not in options
+        and f.default is dataclasses.MISSING
+        and f.default_factory is dataclasses.MISSING
+    ]
+    if missing:
+        example = ", ".join(
+            f"{f.name}=..." if f.name in missing else f"{f.name}={f.default!r}"
+            for f in dataclasses.fields(cls)
+        )
+        raise TypeError(
+            f"schedule {cls.name!r} needs {' and '.join(missing)}: give it as "
+            f"ferrinet.schedules.{cls.__name__}({example}) (fit(schedule={cls.name!r}) alone "
+            "picks it from the call's epochs)"
+        )
     return cls(**options)
+
+
+def for_fit(schedule, epochs: int):
+    """The schedule ``fit(schedule=..., epochs=epochs)`` runs: an object as it is; a name with
+    defaults that span the call's ``epochs`` E, each ending near lr0 / 100:
+
+    - ``"step"``: ``StepLR(step_size=max(1, E // 3), gamma=0.1)`` (two drops by 10 over E);
+    - ``"exponential"``: ``ExponentialLR(gamma=0.01 ** (1 / (E - 1)))`` (lr0 / 100 in the last
+      epoch; gamma 0.01 for E = 1... 2);
+    - ``"cosine"``: ``CosineAnnealingLR(T_max=E)`` (lr0 down to 0 at the end of the call);
+    - other names: their own defaults.
+
+    For a schedule that spans several calls (``warm_start``), pass an object."""
+    if isinstance(schedule, str):
+        name = schedule.lower()
+        if name == "step":
+            return StepLR(step_size=max(1, epochs // 3), gamma=0.1)
+        if name == "exponential":
+            return ExponentialLR(gamma=0.01 ** (1.0 / max(1, epochs - 1)))
+        if name == "cosine":
+            return CosineAnnealingLR(T_max=epochs)
+    return make_schedule(schedule)

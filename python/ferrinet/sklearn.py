@@ -174,7 +174,7 @@ except ImportError as _err:  # pragma: no cover - exercised in a subprocess by t
 from . import _validate
 from . import optim as _optim
 from ._core import ACTIVATIONS as _FERRINET_ACTIVATIONS
-from ._core import DivergenceError
+from ._core import DivergenceError, max_threads
 from ._sparse import is_sparse
 from ._validate import plain as _plain
 from .network import NeuralNetwork
@@ -264,6 +264,19 @@ def _activations(value, n_hidden):
     return [_HIDDEN[name] for name in names]
 
 
+def _n_threads(value):
+    """An int in [1, ferrinet.max_threads()] (ValueError beyond: more threads than the machine
+    can run only queue for its cores)."""
+    n = _validate.integer(value, "n_threads", 1)
+    limit = max_threads()
+    if n > limit:
+        raise ValueError(
+            f"n_threads must be at most {limit} on this machine (ferrinet.max_threads(): 4 per "
+            f"available CPU, at most 256), got {n}"
+        )
+    return n
+
+
 def _dtype(value):
     if value is None:
         return None  # follow the input, as scikit-learn
@@ -317,6 +330,7 @@ class _Params:
     rates: List[float]
     dtype: Optional[str]  # None: follow the input
     max_fun: int
+    n_threads: int
 
 
 def xlogy(x, y):
@@ -457,6 +471,7 @@ class _BaseMLP(BaseEstimator):
                 "deterministic loss; use solver='adam' or 'sgd' with dropout"
             )
         p.dtype = _dtype(self.dtype)
+        p.n_threads = _n_threads(self.n_threads)
         if p.early_stopping and incremental:
             raise ValueError("partial_fit does not support early_stopping=True")
         return p
@@ -830,6 +845,7 @@ class _BaseMLP(BaseEstimator):
         else:
             self._check_architecture(p, n_outputs, out_activation)
             self._push_weights()
+        self._net.n_threads = p.n_threads
         if p.solver == "lbfgs":
             # no optimizer state: scikit-learn's lbfgs has none either
             self._net.reset_training()
@@ -1297,6 +1313,8 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     dtype : {None, 'float64', 'float32'}, default=None
         What the network stores and computes in; None follows X as scikit-learn (float32 X:
         float32; lbfgs: float64).
+    n_threads : int, default=1
+        ferrinet only: the network's ``n_threads``, at most ``ferrinet.max_threads()``.
 
     Attributes
     ----------
@@ -1346,6 +1364,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         dropout=None,
         class_weight=None,
         dtype=None,
+        n_threads=1,
     ):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
@@ -1373,6 +1392,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         self.dropout = dropout
         self.class_weight = class_weight
         self.dtype = dtype
+        self.n_threads = n_threads
 
     # ----- targets
     def _validate_input(self, X, y, incremental, reset):
@@ -1585,6 +1605,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         max_fun=15000,
         dropout=None,
         dtype=None,
+        n_threads=1,
     ):
         self.loss = loss
         self.hidden_layer_sizes = hidden_layer_sizes
@@ -1612,6 +1633,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         self.max_fun = max_fun
         self.dropout = dropout
         self.dtype = dtype
+        self.n_threads = n_threads
 
     def _check_params(self, incremental):
         _validate.choice(self.loss, "loss", ("squared_error", "poisson"))

@@ -23,6 +23,8 @@ import importlib.util
 import math
 import sys
 import time
+from collections.abc import Mapping
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, fields
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
@@ -32,6 +34,7 @@ from ._validate import flag as _flag
 from ._validate import integer as _int
 from ._validate import plain as _plain
 from ._validate import real as _real
+from ._validate import MAX_COUNT
 from ._validate import seed as _seed
 from .optim import make_optimizer
 
@@ -89,7 +92,7 @@ def check_epoch_options(
 
     ``dropout``: None (no dropout), one p for every hidden layer, or a list with one p per hidden
     layer, each in [0, 1). ``clip_norm``: None or a real > 0."""
-    batch_size = _int(batch_size, "batch_size", 1)
+    batch_size = _int(batch_size, "batch_size", 1, MAX_COUNT)
     shuffle = _flag(shuffle, "shuffle")
     l2 = _validate.l2_penalty(l2)
     if dropout is None:
@@ -124,7 +127,10 @@ def _batch_length(X, what="X"):
             )
         n = int(shape[0])
     else:
-        if isinstance(X, (str, bytes)) or not hasattr(X, "__len__"):
+        # a dict has a length and items, but X[0] is a key lookup (KeyError: 0)
+        if isinstance(X, (str, bytes, Mapping, AbstractSet)) or not (
+            hasattr(X, "__len__") and hasattr(X, "__getitem__")
+        ):
             raise TypeError(
                 f"{what} must be a batch of shape (n, n_inputs) (an array or a list of rows), "
                 f"got {type(X).__name__}"
@@ -140,7 +146,13 @@ def _batch_length(X, what="X"):
     return n
 
 
-def _length(value):
+def _length(value, what="Y"):
+    """The number of rows of ``value``, None for a scalar or an object without a length;
+    TypeError for a mapping, a set or text (``len`` works, indexing by row does not)."""
+    if isinstance(value, (str, bytes, Mapping, AbstractSet)):
+        raise TypeError(
+            f"{what} must be an array or a list (one entry per sample), got {type(value).__name__}"
+        )
     shape = getattr(value, "shape", None)
     if shape is not None:
         return int(shape[0]) if len(shape) else None
@@ -610,8 +622,10 @@ class FitMixin:
             As ``train_epoch``. class_weight is turned into sample weights once, for the
             training samples; validation is weighted by its own sample weights only.
         schedule
-            A ``ferrinet.schedules`` object or name ("constant", "reduce_on_plateau", ... ; a
-            name builds the schedule with its defaults). Its lr is set with
+            A ``ferrinet.schedules`` object or name ("constant", "step", "exponential",
+            "cosine", "reduce_on_plateau"; ``ferrinet.schedules.for_fit``: "step",
+            "exponential" and "cosine" span this call's ``epochs``, the others take their
+            defaults). Its lr is set with
             ``set_learning_rate`` before each epoch; ReduceLROnPlateau watches ``val_loss`` when
             there is validation data, else ``loss``. None: no schedule (on a warm start: the
             running schedule continues). On a warm start, a schedule equal to the running one
@@ -728,7 +742,9 @@ def _plan_fit(net, X, Y, *, optimizer_options, **options):
         net.compute_loss(val[0], val[1], sample_weight=val[2])
     classifier = net.loss in _CLASSIFIER_LOSSES
     stopping, monitor = _plan_monitor(o["early_stopping"], val is not None, classifier)
-    record, schedule, schedule_state = _plan_schedule(net, current, o["schedule"], opt)
+    record, schedule, schedule_state = _plan_schedule(
+        net, current, o["schedule"], opt, epochs
+    )
     return _FitPlan(
         epochs=epochs,
         verbose=verbose,
@@ -758,10 +774,12 @@ def _plan_fit(net, X, Y, *, optimizer_options, **options):
 
 def _check_run_options(epochs, verbose, on_divergence, warm_start, callbacks):
     """fit's own options -> (epochs, verbose 0/1/2, on_divergence, warm_start, [callables])."""
-    epochs = _int(epochs, "epochs", 1)
+    epochs = _int(epochs, "epochs", 1, MAX_COUNT)
     verbose = _plain(verbose)
     if verbose is True or verbose is False:
         verbose = int(verbose)
+    if not _validate.is_integer(verbose):
+        raise TypeError(f"verbose must be 0, 1 or 2, got {verbose!r}")
     if verbose not in (0, 1, 2):
         raise ValueError(f"verbose must be 0, 1 or 2, got {verbose!r}")
     if on_divergence not in ("raise", "stop"):
@@ -828,7 +846,7 @@ def _plan_data(X, Y, sample_weight, validation_split, validation_data):
     if n_y is not None and n_y != n:
         raise ValueError(f"Y: expected targets for {n} samples (the rows of X), got {n_y}")
     if sample_weight is not None:
-        n_w = _length(sample_weight)
+        n_w = _length(sample_weight, "sample_weight")
         if n_w != n:
             raise ValueError(
                 f"sample_weight: expected {n} weights (one per sample of X), got "
@@ -883,7 +901,7 @@ def _plan_monitor(early_stopping, has_validation, classifier):
     return stopping, stopping.monitor
 
 
-def _plan_schedule(net, run, schedule, opt):
+def _plan_schedule(net, run, schedule, opt, epochs):
     """-> (the _FitRecord to continue or None, schedule, its running state). ``run``: the
     training run a warm start continues, or None. A schedule equal to the running one continues
     it; another one starts at its epoch 0."""
@@ -894,7 +912,7 @@ def _plan_schedule(net, run, schedule, opt):
         if record is None:
             return None, None, None
         return record, record.schedule, record.state
-    sched = _schedules.make_schedule(schedule)
+    sched = _schedules.for_fit(schedule, epochs)  # a name spans this call's epochs
     if record is not None and record.schedule == sched:
         return record, sched, record.state
     lr0 = net.learning_rate if run is not None else opt.to_dict()["lr"]

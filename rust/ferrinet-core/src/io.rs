@@ -59,8 +59,9 @@ pub const FORMAT_VERSION: u32 = 1;
 pub const MAX_HEADER_BYTES: usize = 100_000_000;
 /// The deepest network a file may hold (two tensors per layer).
 pub const MAX_LAYERS: usize = 10_000;
-/// `n_threads` above this is refused (a hostile file must not ask for a million threads).
-pub const MAX_THREADS: usize = 4096;
+/// `n_threads` above this is refused (a hostile file must not ask for a million threads); a
+/// file asking for more than this machine's `max_threads()` loads with that many.
+pub const MAX_THREADS: usize = crate::team::THREADS_CAP;
 /// The largest `python` metadata value (fit keeps a few hundred bytes there).
 pub const MAX_PYTHON_BYTES: usize = 1 << 20;
 /// Metadata entries accepted in a header (ferrinet writes at most 6).
@@ -786,8 +787,9 @@ fn build<T: Real>(p: &Parsed<'_>) -> Result<ModelFile<T>> {
     }
     let mut network = NeuralNetwork::from_layers(layers, p.arch.loss)
         .map_err(|e| format_error(format!("the layers do not form a network: {e}")))?;
+    // A checkpoint from a larger machine loads here with this machine's most.
     network
-        .set_n_threads(p.arch.n_threads)
+        .set_n_threads(p.arch.n_threads.min(crate::team::max_threads()))
         .map_err(|e| format_error(e.to_string()))?;
     let training = match p.meta("training") {
         Some(text) => Some(parse_training(text, network.layers())?),

@@ -85,5 +85,6 @@ pub use per_sample::TrainProgress;
 pub use predict::{PredictScratch, PREDICT_BLOCK};
 pub use rng::SplitMix64;
 pub use sparse::{CsrRef, SparseBatch};
+pub use team::{check_n_threads, max_threads, THREADS_CAP};
 pub use trace::{LayerTrace, Trace};
 pub use training::{shuffle, EpochOptions, TrainingState};

@@ -182,10 +182,9 @@ impl<T: Real> NeuralNetwork<T> {
         self.threads.0
     }
 
+    /// At most `max_threads()` (256, and 4 per CPU this process may use); more is refused.
     pub fn set_n_threads(&mut self, n_threads: usize) -> Result<()> {
-        if n_threads == 0 {
-            return value_error!("n_threads must be at least 1, got 0");
-        }
+        crate::team::check_n_threads(n_threads)?;
         self.threads = Threads(n_threads);
         Ok(())
     }

@@ -28,11 +28,44 @@ const YIELD_AFTER: u32 = 1 << 14;
 const SLEEP_AFTER: u32 = YIELD_AFTER + 1000;
 const NAP: std::time::Duration = std::time::Duration::from_micros(200);
 
+/// The most threads any network may use: at most `THREADS_CAP`, and at most 4 per CPU this
+/// process may run on (`available_parallelism` follows the affinity mask and cgroup quotas).
+/// Every helper of a team must run once per parallel section, so threads far beyond the cores
+/// only queue for them (4,096 threads on 2 cores made a 12-row epoch take 44 s).
+pub fn max_threads() -> usize {
+    static MAX: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *MAX.get_or_init(|| {
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        THREADS_CAP.min(4 * cpus)
+    })
+}
+
+/// Ok for a thread count in [1, `max_threads()`]; a ValueError naming the limit otherwise.
+pub fn check_n_threads(n_threads: usize) -> crate::Result<()> {
+    let max = max_threads();
+    if n_threads == 0 {
+        return Err(crate::Error::Value(
+            "n_threads must be at least 1, got 0".to_string(),
+        ));
+    }
+    if n_threads > max {
+        return Err(crate::Error::Value(format!(
+            "n_threads must be at most {max} on this machine (ferrinet.max_threads(): 4 per \
+             available CPU, at most {THREADS_CAP}), got {n_threads}"
+        )));
+    }
+    Ok(())
+}
+
+/// The largest thread count on any machine, and the largest a file may record.
+pub const THREADS_CAP: usize = 256;
+
 /// A section's work: part i of `parts`.
 type Job<'a> = &'a (dyn Fn(usize) + Sync);
 
 struct Team {
-    helpers: usize,
+    /// Helpers that were spawned (fewer than asked when the system refuses a thread).
+    helpers: AtomicUsize,
     /// Bumped once per section; a helper runs a section when it sees a new value.
     generation: AtomicUsize,
     /// Helpers still running the current section.
@@ -52,12 +85,15 @@ thread_local! {
 }
 
 /// Runs `f` with `threads - 1` helpers awake for `for_each_part` (no helpers for 0 or 1).
+/// A helper the system cannot spawn (out of memory or of threads) is done without: the team
+/// works with those it has, down to the caller alone, with the same results.
 pub(crate) fn with_team<R>(threads: usize, f: impl FnOnce() -> R) -> R {
+    let threads = threads.min(max_threads());
     if threads < 2 || LEADING.with(Cell::get).is_some() {
         return f();
     }
     let team = Team {
-        helpers: threads - 1,
+        helpers: AtomicUsize::new(0),
         generation: AtomicUsize::new(0),
         pending: AtomicUsize::new(0),
         next: AtomicUsize::new(0),
@@ -66,9 +102,14 @@ pub(crate) fn with_team<R>(threads: usize, f: impl FnOnce() -> R) -> R {
         stop: AtomicBool::new(false),
     };
     std::thread::scope(|scope| {
-        for _ in 0..team.helpers {
+        for _ in 1..threads {
             let team = &team;
-            scope.spawn(move || team.serve());
+            // `Builder::spawn_scoped` returns the error where `scope.spawn` would panic.
+            let spawned = std::thread::Builder::new().spawn_scoped(scope, move || team.serve());
+            if spawned.is_err() {
+                break;
+            }
+            team.helpers.fetch_add(1, Ordering::AcqRel);
         }
         // Helpers stop when this leaves, by return or by unwinding.
         struct Stop<'t>(&'t Team);
@@ -183,7 +224,8 @@ impl Team {
         let job: Job<'static> = unsafe { std::mem::transmute::<Job<'_>, Job<'static>>(f) };
         *self.job.lock().unwrap_or_else(|e| e.into_inner()) = Some((job, parts));
         self.next.store(0, Ordering::Relaxed);
-        self.pending.store(self.helpers, Ordering::Release);
+        self.pending
+            .store(self.helpers.load(Ordering::Acquire), Ordering::Release);
         self.generation.fetch_add(1, Ordering::AcqRel);
         struct Wait<'t>(&'t Team);
         impl Drop for Wait<'_> {

@@ -492,11 +492,15 @@ fn writes_refuse_what_a_file_cannot_hold() {
         write_model(&net, None, Some(&other), None),
         Err(Error::Value(_))
     ));
-    net.set_n_threads(100_000).unwrap();
-    match write_model(&net, None, None, None) {
-        Err(Error::Value(msg)) => assert!(msg.contains("n_threads"), "{msg}"),
+    // A network cannot hold more threads than a file may record (the setter refuses them).
+    match net.set_n_threads(100_000) {
+        Err(Error::Value(msg)) => assert!(
+            msg.contains(&format!("at most {}", ferrinet_core::max_threads())),
+            "{msg}"
+        ),
         other => panic!("{other:?}"),
     }
+    assert!(ferrinet_core::max_threads() <= ferrinet_core::io::MAX_THREADS);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -891,12 +895,13 @@ fn bad_architectures_are_refused() {
     refused(&with(|a| a["dtype"] = json!("float16")), "dtype must be");
     refused(
         &with(|a| a["n_threads"] = json!(0)),
-        "n_threads must be in [1, 4096]",
+        "n_threads must be in [1, 256]",
     );
     refused(
         &with(|a| a["n_threads"] = json!(1u64 << 40)),
         "n_threads must be in",
     );
+    refused(&with(|a| a["n_threads"] = json!(257)), "n_threads must be in [1, 256]");
     refused(&with(|a| a["seed"] = json!(-1)), "invalid value");
     let deep: Vec<usize> = vec![2; MAX_LAYERS + 2];
     let mut a = arch(&deep, &[], "mse");

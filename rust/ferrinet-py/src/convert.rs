@@ -11,7 +11,7 @@ use numpy::{
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::PyFloat;
+use pyo3::types::{PyBytes, PyDict, PyFloat, PyFrozenSet, PySet, PyString};
 
 /// An owned float array in C order, with its shape.
 pub struct Array<T> {
@@ -44,6 +44,19 @@ pub fn to_array<T: Float>(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<Array<
     let arr = match obj.cast::<PyUntypedArray>() {
         Ok(arr) => arr.clone(),
         Err(_) => {
+            // `numpy.asarray` makes a 0-d object array of these, refused below for its dtype;
+            // naming the type says more (a dict as X, say).
+            if obj.is_instance_of::<PyDict>()
+                || obj.is_instance_of::<PySet>()
+                || obj.is_instance_of::<PyFrozenSet>()
+                || obj.is_instance_of::<PyString>()
+                || obj.is_instance_of::<PyBytes>()
+            {
+                return Err(PyTypeError::new_err(format!(
+                    "{what} must be an array, a list or a tuple of real numbers, got {}",
+                    type_name(obj)
+                )));
+            }
             let asarray = AS_ARRAY.import(py, "numpy", "asarray")?;
             let converted = asarray.call1((obj,)).map_err(|e| {
                 PyValueError::new_err(format!(

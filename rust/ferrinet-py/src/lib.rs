@@ -17,6 +17,7 @@ use pyo3::prelude::*;
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<network::PyNeuralNetwork>()?;
     m.add_function(wrap_pyfunction!(trace::_trace, m)?)?;
+    m.add_function(wrap_pyfunction!(max_threads, m)?)?;
     m.add(
         "DivergenceError",
         m.py().get_type::<errors::DivergenceError>(),
@@ -32,4 +33,13 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     // Which per-sample kernels this CPU runs ("avx2+fma" or "baseline"), for benchmarks.
     m.add("KERNELS", ferrinet_core::cpu_kernels())?;
     Ok(())
+}
+
+/// The most threads a network may use on this machine (``n_threads``): 4 per CPU this process
+/// may run on (its affinity mask and CPU quota), at most 256. More is refused with ValueError
+/// by the constructor, the ``n_threads`` setter and the scikit-learn wrapper; a file asking for
+/// more loads with this many.
+#[pyfunction]
+fn max_threads() -> usize {
+    ferrinet_core::max_threads()
 }

@@ -110,9 +110,9 @@ struct EpochArgs<T> {
 #[pymethods]
 impl PyNeuralNetwork {
     #[new]
-    #[pyo3(signature = (sizes, activation=None, output_activation=None, loss=None, seed=Seed::Fixed(0), dtype=None))]
+    #[pyo3(signature = (sizes, activation=None, output_activation=None, loss=None, seed=Seed::Fixed(0), dtype=None, n_threads=None))]
     #[pyo3(
-        text_signature = "(sizes, activation='relu', output_activation=None, loss='mse', seed=0, dtype='float64')"
+        text_signature = "(sizes, activation='relu', output_activation=None, loss='mse', seed=0, dtype='float64', n_threads=1)"
     )]
     fn new(
         py: Python<'_>,
@@ -122,6 +122,7 @@ impl PyNeuralNetwork {
         loss: Option<&Bound<'_, PyAny>>,
         seed: Seed,
         dtype: Option<&Bound<'_, PyAny>>,
+        n_threads: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
         // `_from_safetensors` builds a loaded network through `cls.__new__(cls, capsule)`, so
         // that a subclass gets an instance of itself.
@@ -144,6 +145,11 @@ impl PyNeuralNetwork {
             Seed::Fixed(s) => s,
         };
         let dtype = parse_dtype(py, dtype)?;
+        let n_threads = match n_threads {
+            None => 1,
+            Some(n) => parse_count(n, "n_threads")?,
+        };
+        ferrinet_core::check_n_threads(n_threads).py()?;
         // Drawing the weights of a large network takes a while: do it without the GIL.
         fn build<T: Float>(
             py: Python<'_>,
@@ -152,12 +158,16 @@ impl PyNeuralNetwork {
             output: Option<Activation>,
             loss: Loss,
             seed: u64,
+            n_threads: usize,
         ) -> PyResult<NeuralNetwork<T>> {
-            py.detach(|| NeuralNetwork::<T>::new(sizes, hidden, output, loss, seed))
-                .py()
+            let mut net = py
+                .detach(|| NeuralNetwork::<T>::new(sizes, hidden, output, loss, seed))
+                .py()?;
+            net.set_n_threads(n_threads).py()?;
+            Ok(net)
         }
         let (inner, facts) = if dtype == "float32" {
-            let net = build::<f32>(py, &sizes, &hidden, output, loss, seed)?;
+            let net = build::<f32>(py, &sizes, &hidden, output, loss, seed, n_threads)?;
             let facts = (
                 net.layers().iter().map(|l| l.activation()).collect(),
                 net.n_parameters(),
@@ -170,7 +180,7 @@ impl PyNeuralNetwork {
                 facts,
             )
         } else {
-            let net = build::<f64>(py, &sizes, &hidden, output, loss, seed)?;
+            let net = build::<f64>(py, &sizes, &hidden, output, loss, seed, n_threads)?;
             let facts = (
                 net.layers().iter().map(|l| l.activation()).collect(),
                 net.n_parameters(),
