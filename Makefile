@@ -16,7 +16,7 @@ PY     := $(VENV)/bin/python
 DEMO_STAMP := $(VENV)/.deps-demo
 STAMP      := $(VENV)/.deps-installed
 
-.PHONY: demo test lint setup build build-demo bench docs test-pythons clean
+.PHONY: demo test test-busy lint setup build build-demo bench docs test-pythons clean
 
 demo: build-demo
 	$(PY) -m ferrinet.demo
@@ -24,6 +24,16 @@ demo: build-demo
 test: build
 	cargo test -p ferrinet-core --release
 	FERRINET_REQUIRE_EXTRAS=1 $(PY) -m pytest -q
+
+# The same tests with a busy-loop process on every core (BUSY_PER_CPU per core), started here
+# and killed when the tests end, however they end: timed tests must hold on a busy machine.
+BUSY_PER_CPU ?= 1
+test-busy: build
+	@hogs=""; n=$$(( $$(nproc) * $(BUSY_PER_CPU) )); \
+	for i in $$(seq $$n); do sh -c 'while :; do :; done' & hogs="$$hogs $$!"; done; \
+	trap 'kill $$hogs' EXIT INT TERM; \
+	echo "test-busy: $$n busy-loop processes:$$hogs"; \
+	cargo test -p ferrinet-core --release && FERRINET_REQUIRE_EXTRAS=1 $(PY) -m pytest -q
 
 # Formatting and lint, Rust and Python; CI runs it before the tests (.ci/run), and so does the
 # pre-commit hook (.pre-commit-config.yaml). Any warning fails it.

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import signal
 import subprocess
 import sys
 import textwrap
@@ -553,10 +552,21 @@ def test_keyboard_interrupt_propagates_and_closes_the_bar(no_tqdm, capsys):
 
 _CTRL_C_CHILD = textwrap.dedent(
     """
-    import json, math, signal, sys, time
-    # A shell that starts a job in the background makes it ignore SIGINT, and children inherit
-    # that: put back Python's own handler so the test measures ferrinet, not its parent shell.
-    signal.signal(signal.SIGINT, signal.default_int_handler)
+    import json, math, signal, sys, threading, time
+    # The handler runs on the training thread when it looks for signals: the exception carries
+    # that thread's CPU time then (see test_concurrency.py's Ctrl-C test).
+    def on_sigint(signum, frame):
+        raise KeyboardInterrupt(time.thread_time())
+
+    signal.signal(signal.SIGINT, on_sigint)
+    main = threading.main_thread().ident
+    box = {}
+
+    def interrupt_later():
+        time.sleep(0.8)
+        box["cpu"] = time.clock_gettime(time.pthread_getcpuclockid(main))
+        signal.pthread_kill(main, signal.SIGINT)
+
     import numpy as np
     from ferrinet import NeuralNetwork, training
 
@@ -565,11 +575,12 @@ _CTRL_C_CHILD = textwrap.dedent(
     X, y = rng.random((4000, 256)), rng.integers(0, 10, size=4000)
     net = NeuralNetwork([256, 128, 10], loss="cross_entropy", seed=0)
     print("ready", flush=True)
+    threading.Thread(target=interrupt_later).start()
     try:
         net.fit(X, y, epochs=10000, batch_size=16, verbose=1)
         print("finished", flush=True)
-    except KeyboardInterrupt:
-        print("caught", repr(time.monotonic()), flush=True)
+    except KeyboardInterrupt as err:
+        print("caught", repr(err.args[0] - box["cpu"]), flush=True)
     sys.stderr.write("|after")
     run = net.training_state
     report = {
@@ -585,8 +596,10 @@ _CTRL_C_CHILD = textwrap.dedent(
 
 
 def test_ctrl_c_stops_fit_quickly():
-    """SIGINT during fit: KeyboardInterrupt within 100 ms (the core stops between two batches),
-    the progress bar's line ended, the network consistent and trainable."""
+    """SIGINT during fit: KeyboardInterrupt within 100 ms of the training thread's CPU time
+    (the core stops between two batches; wall-clock latency, which a busy machine stretches, is
+    benches/bench_interrupt.py's), the progress bar's line ended, the network consistent and
+    trainable."""
     with subprocess.Popen(
         [sys.executable, "-c", _CTRL_C_CHILD],
         stdout=subprocess.PIPE,
@@ -596,12 +609,9 @@ def test_ctrl_c_stops_fit_quickly():
     ) as proc:
         try:
             assert proc.stdout.readline().split() == ["ready"]
-            time.sleep(0.8)
-            sent = time.monotonic()
-            proc.send_signal(signal.SIGINT)
             words = proc.stdout.readline().split()
             assert words[:1] == ["caught"], (words, proc.stderr.read())
-            latency = float(words[1]) - sent
+            latency = float(words[1])
             words = proc.stdout.readline().split()
             assert words[0] == "report", words
             report = json.loads(" ".join(words[1:]))
@@ -611,7 +621,9 @@ def test_ctrl_c_stops_fit_quickly():
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
-    assert 0 < latency < 0.1, f"KeyboardInterrupt came {latency * 1e3:.0f} ms after SIGINT"
+    assert 0 <= latency < 0.1, (
+        f"KeyboardInterrupt came after {latency * 1e3:.0f} ms of the training thread's CPU time"
+    )
     assert err.endswith("\n|after"), err[-200:]  # the bar was closed before propagating
     assert report == {"finite": True, "steps_in_whole_batches": True, "fit_after": True}
 

@@ -8,10 +8,9 @@ from __future__ import annotations
 import json
 import struct
 
+import ferrinet
 import numpy as np
 import pytest
-
-import ferrinet
 from ferrinet import ModelFormatError, schedules
 
 

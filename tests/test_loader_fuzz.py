@@ -238,7 +238,9 @@ def test_mutated_files_load_usable_or_raise_model_format_error(tmp_path):
         text=True,
         timeout=600,  # a hang, not a time limit: the run takes seconds
     )
-    assert proc.returncode == 0, f"the fuzz child died (rc {proc.returncode}):\n{proc.stderr[-3000:]}"
+    assert proc.returncode == 0, (
+        f"the fuzz child died (rc {proc.returncode}):\n{proc.stderr[-3000:]}"
+    )
     report = json.loads(proc.stdout.strip().splitlines()[-1])
     counts = report["counts"]
     assert counts["mutations"] >= min(n, 2000) - 50, counts

@@ -12,9 +12,8 @@ from __future__ import annotations
 import os
 import sys
 
-import pytest
-
 import ferrinet
+import pytest
 from ferrinet import io as ferrinet_io
 
 IO_FILE = os.path.normcase(os.path.abspath(ferrinet_io.__file__))

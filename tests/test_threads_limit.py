@@ -10,10 +10,9 @@ import subprocess
 import sys
 import textwrap
 
+import ferrinet
 import numpy as np
 import pytest
-
-import ferrinet
 from ferrinet import ModelFormatError
 
 

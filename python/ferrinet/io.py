@@ -464,12 +464,13 @@ def _check_continues(state, epoch) -> None:
     try:
         for _ in range(2):
             lr = probe.lr
-            if isinstance(lr, bool) or not isinstance(lr, float) or not (
-                math.isfinite(lr) and lr >= 0.0
+            if (
+                isinstance(lr, bool)
+                or not isinstance(lr, float)
+                or not (math.isfinite(lr) and lr >= 0.0)
             ):
                 raise _bad(
-                    f"the schedule's learning rate would be {_brief(lr)}, not a finite "
-                    "number >= 0"
+                    f"the schedule's learning rate would be {_brief(lr)}, not a finite number >= 0"
                 )
             probe.end_epoch(epoch, 1.0)
             epoch += 1

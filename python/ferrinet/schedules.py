@@ -19,7 +19,6 @@ PyTorch's (mode 'min', threshold_mode 'rel'). Names follow ``torch.optim.lr_sche
 from __future__ import annotations
 
 import dataclasses
-
 import math
 import numbers
 from dataclasses import dataclass, fields

@@ -304,6 +304,26 @@ mod tests {
     }
 
     #[test]
+    fn a_team_has_at_most_max_threads() {
+        assert!((1..=THREADS_CAP).contains(&max_threads()));
+        assert!(check_n_threads(max_threads()).is_ok());
+        assert!(check_n_threads(0).is_err());
+        let msg = check_n_threads(max_threads() + 1).unwrap_err().to_string();
+        assert!(msg.contains(&format!("at most {}", max_threads())), "{msg}");
+        // Asked for far more, the team gets max_threads (the caller and max - 1 helpers).
+        let seen = Mutex::new(std::collections::HashSet::new());
+        with_team(1 << 20, || {
+            for _ in 0..50 {
+                for_each_part(64, |_| {
+                    seen.lock().unwrap().insert(std::thread::current().id());
+                    std::thread::sleep(std::time::Duration::from_micros(50));
+                });
+            }
+        });
+        assert!(seen.into_inner().unwrap().len() <= max_threads());
+    }
+
+    #[test]
     fn a_panicking_part_reaches_the_caller_and_the_team_still_stops() {
         let result = catch_unwind(|| {
             with_team(2, || {

@@ -901,7 +901,10 @@ fn bad_architectures_are_refused() {
         &with(|a| a["n_threads"] = json!(1u64 << 40)),
         "n_threads must be in",
     );
-    refused(&with(|a| a["n_threads"] = json!(257)), "n_threads must be in [1, 256]");
+    refused(
+        &with(|a| a["n_threads"] = json!(257)),
+        "n_threads must be in [1, 256]",
+    );
     refused(&with(|a| a["seed"] = json!(-1)), "invalid value");
     let deep: Vec<usize> = vec![2; MAX_LAYERS + 2];
     let mut a = arch(&deep, &[], "mse");

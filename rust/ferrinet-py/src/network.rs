@@ -114,6 +114,8 @@ impl PyNeuralNetwork {
     #[pyo3(
         text_signature = "(sizes, activation='relu', output_activation=None, loss='mse', seed=0, dtype='float64', n_threads=1)"
     )]
+    // One argument per keyword of the Python constructor.
+    #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
         sizes: &Bound<'_, PyAny>,
