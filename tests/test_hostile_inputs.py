@@ -239,3 +239,25 @@ def test_make_schedule_says_which_argument_is_missing():
         schedules.make_schedule("step")
     with pytest.raises(TypeError, match=r"T_max"):
         schedules.make_schedule("cosine")
+
+
+@pytest.mark.parametrize("bad", [{"a": 1}, {1, 2}, "ab"])
+def test_a_dict_set_or_str_for_sizes_or_weights_is_a_type_error(bad):
+    with pytest.raises(TypeError, match=type(bad).__name__):
+        ferrinet.NeuralNetwork(bad)
+    net = ferrinet.NeuralNetwork([3, 4, 2], seed=0)
+    before = net.to_bytes()
+    with pytest.raises(TypeError, match=type(bad).__name__):
+        net.set_weights(bad)
+    with pytest.raises(TypeError, match=type(bad).__name__):
+        net.set_weights([bad, bad])
+    assert net.to_bytes() == before
+
+
+def test_verbose_of_the_wrong_type_is_a_type_error():
+    net = ferrinet.NeuralNetwork([3, 4, 2], loss="cross_entropy", seed=0)
+    X, y = _data()
+    with pytest.raises(TypeError, match="verbose"):
+        net.fit(X, y, epochs=1, verbose={"a": 1})
+    with pytest.raises(ValueError, match="verbose"):
+        net.fit(X, y, epochs=1, verbose=3)

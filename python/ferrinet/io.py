@@ -492,6 +492,7 @@ def _decode_value(value, like, where):
             raise _bad(f"{where} must be a float in hex notation, got {value[:40]!r}") from None
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise _bad(f"{where} must be an integer, got {_brief(value)}")
+    value = int(value)
     if not -_MAX_COUNT <= value <= _MAX_COUNT:
         raise _bad(f"{where} must be an integer in [-(2**63 - 1), 2**63 - 1], got {_brief(value)}")
-    return int(value)
+    return value

@@ -6,7 +6,7 @@ use std::time::Instant;
 use ferrinet_core::Activation;
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyBool, PyFloat, PyString};
+use pyo3::types::{PyBool, PyDict, PyFloat, PyFrozenSet, PySet, PyString};
 
 use crate::convert::{to_i128_saturating, type_name};
 use crate::errors::IntoPyResult;
@@ -22,7 +22,25 @@ pub fn name_str(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<String> {
 
 /// Layer sizes: a sequence of positive Python ints (numpy integers too); floats and bools are
 /// refused rather than rounded.
+/// TypeError for a dict, a set or a str where a sequence is expected: they iterate (over keys,
+/// in no order, or over characters), so without this they would fail later with a message
+/// about their items instead of about themselves.
+pub fn refuse_unordered(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<()> {
+    if obj.is_instance_of::<PyDict>()
+        || obj.is_instance_of::<PySet>()
+        || obj.is_instance_of::<PyFrozenSet>()
+        || obj.is_instance_of::<PyString>()
+    {
+        return Err(PyTypeError::new_err(format!(
+            "{what}, got {}",
+            type_name(obj)
+        )));
+    }
+    Ok(())
+}
+
 pub fn parse_sizes(obj: &Bound<'_, PyAny>) -> PyResult<Vec<usize>> {
+    refuse_unordered(obj, "sizes must be a list of layer sizes like [2, 8, 1]")?;
     if obj.is_instance_of::<PyString>() {
         return Err(PyTypeError::new_err(
             "sizes must be a list of layer sizes like [2, 8, 1], got a str",

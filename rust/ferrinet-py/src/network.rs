@@ -16,7 +16,8 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyTuple, PyType};
 
 use crate::args::{
-    name_str, parse_count, parse_hidden_activations, parse_sizes, random_seed, Seed,
+    name_str, parse_count, parse_hidden_activations, parse_sizes, random_seed, refuse_unordered,
+    Seed,
 };
 use crate::convert::{
     borrow_array, matrix_to_py, rows_to_py, shape_str, to_array, to_class_indices, to_f64,
@@ -801,6 +802,7 @@ impl PyNeuralNetwork {
         &self,
         weights: &Bound<'_, PyAny>,
     ) -> PyResult<Vec<(Vec<T>, Vec<T>)>> {
+        refuse_unordered(weights, "weights must be a list of (W, b) pairs")?;
         let pairs: Vec<Bound<'_, PyAny>> = weights
             .try_iter()
             .map_err(|_| {
@@ -820,6 +822,7 @@ impl PyNeuralNetwork {
         let mut params = Vec::with_capacity(pairs.len());
         for (l, (pair, s)) in pairs.iter().zip(self.sizes.windows(2)).enumerate() {
             let (n_in, n_out) = (s[0], s[1]);
+            refuse_unordered(pair, &format!("layer {l}: expected a (W, b) pair"))?;
             let tuple = pair.cast::<PyTuple>().ok().filter(|t| t.len() == 2);
             let items: Vec<Bound<'_, PyAny>> = match tuple {
                 Some(t) => t.iter().collect(),
