@@ -74,9 +74,7 @@ def interval(
 MAX_COUNT = 2**63 - 1
 
 
-def integer(
-    value: Any, what: str, low: Optional[int] = None, high: Optional[int] = None
-) -> int:
+def integer(value: Any, what: str, low: Optional[int] = None, high: Optional[int] = None) -> int:
     """An integer (not a bool) >= ``low`` and <= ``high`` (when given), as a Python int."""
     value = plain(value)
     bound = "" if low is None else f" >= {low}"

@@ -30,11 +30,11 @@ from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tupl
 
 from . import _validate
 from . import schedules as _schedules
+from ._validate import MAX_COUNT
 from ._validate import flag as _flag
 from ._validate import integer as _int
 from ._validate import plain as _plain
 from ._validate import real as _real
-from ._validate import MAX_COUNT
 from ._validate import seed as _seed
 from .optim import make_optimizer
 
@@ -742,9 +742,7 @@ def _plan_fit(net, X, Y, *, optimizer_options, **options):
         net.compute_loss(val[0], val[1], sample_weight=val[2])
     classifier = net.loss in _CLASSIFIER_LOSSES
     stopping, monitor = _plan_monitor(o["early_stopping"], val is not None, classifier)
-    record, schedule, schedule_state = _plan_schedule(
-        net, current, o["schedule"], opt, epochs
-    )
+    record, schedule, schedule_state = _plan_schedule(net, current, o["schedule"], opt, epochs)
     return _FitPlan(
         epochs=epochs,
         verbose=verbose,
