@@ -500,7 +500,7 @@ fn writes_refuse_what_a_file_cannot_hold() {
         ),
         other => panic!("{other:?}"),
     }
-    assert!(ferrinet_core::max_threads() <= ferrinet_core::io::MAX_THREADS);
+    assert!(ferrinet_core::max_threads() <= ferrinet_core::THREADS_CAP);
 }
 
 // ---------------------------------------------------------------------------------------------
