@@ -108,6 +108,43 @@ struct EpochArgs<T> {
     weights: Option<Vec<T>>,
 }
 
+/// What the constructor parsed, before the weights are drawn.
+struct Architecture<'a> {
+    sizes: &'a [usize],
+    hidden: &'a [Activation],
+    output: Option<Activation>,
+    loss: Loss,
+    seed: u64,
+    n_threads: usize,
+}
+
+impl Architecture<'_> {
+    /// Draws the network in dtype T (without the GIL: a large network takes a while) and wraps
+    /// it as `Inner` with `wrap`; also returns its activations and parameter count.
+    fn build<T: Float>(
+        &self,
+        py: Python<'_>,
+        wrap: fn(Shared<Model<T>>) -> Inner,
+    ) -> PyResult<(Inner, Vec<Activation>, usize)> {
+        let mut net = py
+            .detach(|| {
+                NeuralNetwork::<T>::new(self.sizes, self.hidden, self.output, self.loss, self.seed)
+            })
+            .py()?;
+        net.set_n_threads(self.n_threads).py()?;
+        let activations = net.layers().iter().map(|l| l.activation()).collect();
+        let n_parameters = net.n_parameters();
+        Ok((
+            wrap(Shared::new(Model {
+                net,
+                training: None,
+            })),
+            activations,
+            n_parameters,
+        ))
+    }
+}
+
 #[pymethods]
 impl PyNeuralNetwork {
     #[new]
@@ -153,56 +190,27 @@ impl PyNeuralNetwork {
             Some(n) => parse_count(n, "n_threads")?,
         };
         ferrinet_core::check_n_threads(n_threads).py()?;
-        // Drawing the weights of a large network takes a while: do it without the GIL.
-        fn build<T: Float>(
-            py: Python<'_>,
-            sizes: &[usize],
-            hidden: &[Activation],
-            output: Option<Activation>,
-            loss: Loss,
-            seed: u64,
-            n_threads: usize,
-        ) -> PyResult<NeuralNetwork<T>> {
-            let mut net = py
-                .detach(|| NeuralNetwork::<T>::new(sizes, hidden, output, loss, seed))
-                .py()?;
-            net.set_n_threads(n_threads).py()?;
-            Ok(net)
-        }
-        let (inner, facts) = if dtype == "float32" {
-            let net = build::<f32>(py, &sizes, &hidden, output, loss, seed, n_threads)?;
-            let facts = (
-                net.layers().iter().map(|l| l.activation()).collect(),
-                net.n_parameters(),
-            );
-            (
-                Inner::F32(Shared::new(Model {
-                    net,
-                    training: None,
-                })),
-                facts,
-            )
-        } else {
-            let net = build::<f64>(py, &sizes, &hidden, output, loss, seed, n_threads)?;
-            let facts = (
-                net.layers().iter().map(|l| l.activation()).collect(),
-                net.n_parameters(),
-            );
-            (
-                Inner::F64(Shared::new(Model {
-                    net,
-                    training: None,
-                })),
-                facts,
-            )
+        let arch = Architecture {
+            sizes: &sizes,
+            hidden: &hidden,
+            output,
+            loss,
+            seed,
+            n_threads,
         };
+        let facts = if dtype == "float32" {
+            arch.build::<f32>(py, Inner::F32)?
+        } else {
+            arch.build::<f64>(py, Inner::F64)?
+        };
+        let (inner, activations, n_parameters) = facts;
         Ok(PyNeuralNetwork {
             inner,
             sizes,
-            activations: facts.0,
+            activations,
             loss,
             seed,
-            n_parameters: facts.1,
+            n_parameters,
         })
     }
 
