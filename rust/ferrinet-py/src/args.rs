@@ -40,12 +40,12 @@ pub fn refuse_unordered(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<()> {
 }
 
 pub fn parse_sizes(obj: &Bound<'_, PyAny>) -> PyResult<Vec<usize>> {
-    refuse_unordered(obj, "sizes must be a list of layer sizes like [2, 8, 1]")?;
     if obj.is_instance_of::<PyString>() {
         return Err(PyTypeError::new_err(
             "sizes must be a list of layer sizes like [2, 8, 1], got a str",
         ));
     }
+    refuse_unordered(obj, "sizes must be a list of layer sizes like [2, 8, 1]")?;
     let items = obj.try_iter().map_err(|_| {
         PyTypeError::new_err(format!(
             "sizes must be a list of layer sizes like [2, 8, 1], got {}",
