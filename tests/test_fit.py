@@ -833,3 +833,126 @@ def test_a_schedule_may_reach_learning_rate_zero():
     assert history.lr[1] == 0.0
     assert all(np.array_equal(a, b) for a, b in zip(seen[0][1], seen[1][1]))
     assert not all(np.array_equal(a, b) for a, b in zip(seen[1][1], seen[2][1]))
+
+
+# ----------------------------------------------------------------------------------------------
+# fit's training metrics are running values of the epoch itself (no second pass); the data
+# are checked as the first epoch gathers them
+# ----------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("weighted", [False, True], ids=["plain", "sample_weight"])
+def test_fit_metrics_are_the_running_values_of_the_batches(weighted):
+    """Plain SGD without shuffling, batches of 16: the epoch loss is the mean of the batch
+    losses before their steps and the accuracy is counted from the same batch outputs, as a
+    twin that computes each batch's loss and prediction before stepping it finds."""
+    X, y = blobs3(100, seed=3)
+    w = np.linspace(0.5, 2.0, len(y)) if weighted else None
+    net, twin = classifier(seed=4), classifier(seed=4)
+    lr, bs = 0.3, 16
+    history = net.fit(
+        X,
+        y,
+        epochs=1,
+        batch_size=bs,
+        optimizer="sgd",
+        learning_rate=lr,
+        shuffle=False,
+        sample_weight=w,
+        verbose=0,
+    )
+    total = hits = seen = 0.0
+    for start in range(0, len(y), bs):
+        xb, yb = X[start : start + bs], y[start : start + bs]
+        wb = None if w is None else w[start : start + bs]
+        total += twin.compute_loss(xb, yb, sample_weight=wb) * len(yb)
+        correct = twin.predict(xb).argmax(axis=1) == yb
+        for k, c in enumerate(correct):
+            w_k = 1.0 if wb is None else float(wb[k])
+            hits += w_k * float(c)
+            seen += w_k
+        if wb is None:
+            twin.backward(xb, yb, lr)
+        else:  # one SGD step on the weighted mean loss
+            grads = twin.gradients(xb, yb, sample_weight=wb)
+            stepped = [
+                (W - lr * dW, b - lr * db) for (W, b), (dW, db) in zip(twin.get_weights(), grads)
+            ]
+            twin.set_weights(stepped)
+    assert history.loss[0] == pytest.approx(total / len(y), rel=1e-12)
+    assert history.metrics["accuracy"][0] == pytest.approx(hits / seen, rel=1e-12)
+    # and the accuracy is the epoch's, not a pass after it: with one batch of all the data it is
+    # the accuracy of the weights before the step
+    one = classifier(seed=4)
+    before = np.mean(one.predict(X).argmax(axis=1) == y)
+    h = one.fit(X, y, epochs=1, batch_size=len(y), optimizer="sgd", learning_rate=5.0, verbose=0)
+    assert h.metrics["accuracy"][0] == before
+    assert h.metrics["accuracy"][0] != one.evaluate(X, y)["accuracy"]
+
+
+def test_fit_validation_metrics_are_evaluate():
+    X, y = blobs3(120, seed=5)
+    net = classifier(seed=2)
+    h = net.fit(X[:90], y[:90], epochs=2, validation_data=(X[90:], y[90:]), verbose=0)
+    assert h.val_loss[-1] == net.evaluate(X[90:], y[90:])["loss"]
+    assert h.metrics["val_accuracy"][-1] == net.evaluate(X[90:], y[90:])["accuracy"]
+
+
+@pytest.mark.parametrize("warm_start", [False, True])
+@pytest.mark.parametrize("where", ["last_row", "validation"])
+def test_a_nan_in_the_last_row_leaves_everything_unchanged(warm_start, where):
+    """fit does no pass over the training data before training: the first epoch finds the NaN
+    in the last row as it gathers it, and the call fails with the model as it was: weights,
+    optimizer state, step count, generator and schedule (a later fit equals a twin's)."""
+    X, y = blobs3(200, seed=6)
+    kwargs = dict(optimizer="adam", learning_rate=0.01, batch_size=16, verbose=0)
+    kwargs["schedule"] = schedules.StepLR(step_size=1, gamma=0.5)
+    net, twin = classifier(seed=7), classifier(seed=7)
+    for n in (net, twin):
+        n.fit(X, y, epochs=2, seed=3, **kwargs)
+    info = net._training_info()
+    run = net.training_state
+    bad_X, bad_val = X.copy(), None
+    if where == "last_row":
+        bad_X[-1, 2] = np.nan
+        match = r"\[199, 2\]"
+    else:
+        bad_val = (X[:20].copy(), y[:20])
+        bad_val[0][-1, 0] = np.inf
+        match = r"\[19, 0\]"
+    with pytest.raises(ValueError, match=match):
+        net.fit(bad_X, y, epochs=3, warm_start=warm_start, validation_data=bad_val, **kwargs)
+    assert weights_equal(net, twin)
+    assert net._training_info() == info
+    assert net.training_state is run
+    # the optimizer's moments, the generator and the schedule went on as if nothing happened
+    h_net = net.fit(X, y, epochs=2, warm_start=True, **{**kwargs, "schedule": None})
+    h_twin = twin.fit(X, y, epochs=2, warm_start=True, **{**kwargs, "schedule": None})
+    assert weights_equal(net, twin)
+    assert h_net.loss == h_twin.loss and h_net.lr == h_twin.lr
+
+
+def test_evaluate_is_one_pass_with_the_same_bits_for_any_thread_count():
+    """evaluate / compute_loss reduce per block of 256 rows and add the blocks in order: the
+    same bits for 1, 2 or 3 threads, and the accuracy of predict."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(3000, 4))
+    y = rng.integers(0, 3, size=3000)
+    w = rng.uniform(0.1, 2.0, size=3000)
+    for dtype in ("float64", "float32"):
+        results = []
+        for k in (1, 2, 3):
+            net = classifier(seed=8, dtype=dtype, sizes=(4, 64, 64, 3))
+            net.n_threads = k
+            results.append(
+                (net.evaluate(X, y), net.evaluate(X, y, sample_weight=w), net.compute_loss(X, y))
+            )
+        assert results[0] == results[1] == results[2]
+        (plain, weighted, loss) = results[0]
+        assert plain["loss"] == loss
+        correct = net.predict(X).argmax(axis=1) == y
+        assert plain["accuracy"] == np.mean(correct)
+        wd = w.astype(dtype).astype(np.float64)  # the weights as the network holds them
+        assert weighted["accuracy"] == pytest.approx(np.sum(wd * correct) / np.sum(wd), rel=1e-12)
+        p = net.predict(X).astype(np.float64)
+        z = np.log(np.clip(p, 1e-300, None))
+        expected = -np.mean(z[np.arange(len(y)), y])
+        assert plain["loss"] == pytest.approx(expected, rel=1e-5 if dtype == "float32" else 1e-10)

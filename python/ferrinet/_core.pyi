@@ -164,6 +164,37 @@ class NeuralNetwork:
 def max_threads() -> int:
     """The most threads a network may use here: 4 per available CPU, at most 256."""
 
+    def _train_epoch_measured(
+        self,
+        x: _ArrayLike,
+        y: _ArrayLike,
+        batch_size: int,
+        shuffle: bool,
+        l2: float,
+        dropout: Sequence[float],
+        clip_norm: Optional[float],
+        sample_weight: Optional[_ArrayLike],
+        accuracy_weight: Optional[_ArrayLike] = None,
+    ) -> Tuple[float, Optional[float]]:
+        """`_train_epoch` -> (loss, running accuracy or None): a classifier's accuracy counted
+        from each batch's outputs as the epoch runs (weighted by `accuracy_weight`)."""
+    def _evaluate(
+        self, x: _ArrayLike, y: _ArrayLike, sample_weight: Optional[_ArrayLike] = None
+    ) -> Tuple[float, Optional[float]]:
+        """(loss, accuracy or None): one blocked forward pass, reduced block by block."""
+    def _check_data(
+        self,
+        x: _ArrayLike,
+        y: _ArrayLike,
+        sample_weight: Optional[_ArrayLike] = None,
+        finite: bool = True,
+    ) -> None:
+        """Shapes, targets and sample weights checked (and with `finite` the inputs' values)."""
+    def _stash_training(self) -> None:
+        """Keeps a copy of the training state for `_unstash_training`."""
+    def _unstash_training(self, restore: bool) -> None:
+        """Drops the stashed training state, putting it back first with `restore`."""
+
 def _trace(net: NeuralNetwork, x: _ArrayLike, y: _ArrayLike) -> Dict[str, Any]:
     """One sample's forward and backward pass with every intermediate (`ferrinet.inspect.trace`):
     {"loss", "target", "layers": [{"activation", "weights", "biases", "input", "z", "a",

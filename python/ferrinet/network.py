@@ -14,7 +14,7 @@ from __future__ import annotations
 import numbers
 import os
 from dataclasses import dataclass
-from typing import Any, Dict, List, Optional, Sequence, Union
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -393,6 +393,87 @@ class NeuralNetwork(FitMixin, _core.NeuralNetwork):
         network keeps the weights (and state) of the last finite batch. Ctrl-C stops between
         two batches (KeyboardInterrupt), the network consistent.
         """
+        return self._run_train_epoch(
+            X,
+            Y,
+            batch_size,
+            optimizer,
+            learning_rate,
+            shuffle,
+            seed,
+            l2,
+            dropout,
+            clip_norm,
+            sample_weight,
+            class_weight,
+            optimizer_options,
+        )[0]
+
+    def _fit_train_epoch(self, plan) -> Tuple[float, Optional[float]]:
+        """fit's epoch: ``train_epoch`` with the accuracy counted in Rust from each batch's
+        outputs as the epoch runs (no second pass over the training data)."""
+        return self._run_train_epoch(
+            plan.X,
+            plan.Y,
+            plan.batch_size,
+            plan.optimizer,
+            None,
+            plan.shuffle,
+            None,
+            plan.l2,
+            plan.dropout,
+            plan.clip_norm,
+            plan.weights,
+            None,
+            {},
+            measure=plan.classifier,
+            accuracy_weight=plan.sample_weight,
+        )
+
+    def _fit_check_data(self, X, Y, sample_weight, finite) -> None:
+        """Shapes, targets and weights checked in the core without computing anything; with
+        ``finite`` the input values too (in chunks, Ctrl-C looked for between them)."""
+        self._check_data(X, Y, sample_weight, finite)
+
+    def _fit_measure(self, X, Y, sample_weight) -> Dict[str, Any]:
+        """Loss and accuracy in one blocked forward pass in the core (``_evaluate``)."""
+        loss, accuracy = self._evaluate(X, Y, sample_weight)
+        result: Dict[str, Any] = {"loss": loss}
+        if accuracy is not None:
+            result["accuracy"] = accuracy
+        return result
+
+    def _fit_save_run(self):
+        """The core keeps a copy of its training state (``_stash_training``); the Python side
+        of the run is kept here."""
+        self._stash_training()
+        return (self.__dict__.get("_run"), self.__dict__.get("_fit_record"))
+
+    def _fit_restore_run(self, saved, restore: bool) -> None:
+        self._unstash_training(restore)
+        if restore:
+            self.__dict__["_run"], self.__dict__["_fit_record"] = saved
+
+    def _run_train_epoch(
+        self,
+        X,
+        Y,
+        batch_size,
+        optimizer,
+        learning_rate,
+        shuffle,
+        seed,
+        l2,
+        dropout,
+        clip_norm,
+        sample_weight,
+        class_weight,
+        optimizer_options,
+        *,
+        measure=False,
+        accuracy_weight=None,
+    ) -> Tuple[float, Optional[float]]:
+        """``train_epoch``'s checks and epoch -> (loss, running accuracy or None)."""
         n = _batch_length(X, "X")
         n_hidden = len(self.sizes) - 2
         batch_size, shuffle, l2, rates, clip_norm = check_epoch_options(
@@ -439,9 +520,10 @@ class NeuralNetwork(FitMixin, _core.NeuralNetwork):
             self._start_run(opt, seed)
         try:
             # a batch larger than the data is the whole data: the same epoch, bit for bit
-            return self._train_epoch(
-                X, Y, min(batch_size, n), shuffle, l2, dropout_rates, clip_norm, weights
-            )
+            args = (X, Y, min(batch_size, n), shuffle, l2, dropout_rates, clip_norm, weights)
+            if measure:
+                return self._train_epoch_measured(*args, accuracy_weight)
+            return self._train_epoch(*args), None
         except (ValueError, TypeError):
             # the data were refused before anything was trained: undo the run we started
             if started:

@@ -971,6 +971,10 @@ class NeuralNetwork(_FitMixin):
         (None: no dropout); ``l2``: the L2 penalty, whose gradient ``l2 * W`` is added to dW
         after backprop.
         """
+        return self._loss_gradients_output(x, t, w, masks, l2)[:2]
+
+    def _loss_gradients_output(self, x, t, w=None, masks=None, l2=0.0):
+        """``_loss_and_gradients`` and the output a of its forward pass."""
         cache = self._forward(x, masks)
         _, z, a = cache[-1]
         L, delta = self._objective(z, a, t, w, l2)
@@ -996,7 +1000,7 @@ class NeuralNetwork(_FitMixin):
                 for neuron, dW_i in zip(layer.neurons, dW):
                     for j, w_ij in enumerate(neuron.weights):
                         dW_i[j] = dW_i[j] + l2 * w_ij
-        return L, gradients
+        return L, gradients, a
 
     def _loss_arguments(self, X, Y, l2, sample_weight, masks):
         """Checks compute_loss's and gradients' arguments -> (x, t, w, masks, l2)."""
@@ -1097,6 +1101,66 @@ class NeuralNetwork(_FitMixin):
             forward with dropout (masks drawn now) -> loss (+ L2) -> backprop (through masks)
             -> dW += l2 * W -> clip -> optimizer step
         """
+        return self._epoch(
+            X,
+            Y,
+            batch_size,
+            optimizer,
+            learning_rate,
+            shuffle,
+            seed,
+            l2,
+            dropout,
+            clip_norm,
+            sample_weight,
+            class_weight,
+            optimizer_options,
+        )[0]
+
+    def _fit_train_epoch(self, plan):
+        """``fit``'s epoch -> (loss, accuracy or None): ``train_epoch``, counting a classifier's
+        accuracy from the outputs of each batch's forward pass as the epoch runs (what the
+        Rust core does): ``sum of w_k c_k / sum of w_k`` over the samples in the order they
+        were taken, c_k the score of ``training.accuracy``, w_k the user's sample weight (1
+        without)."""
+        return self._epoch(
+            plan.X,
+            plan.Y,
+            plan.batch_size,
+            plan.optimizer,
+            None,
+            plan.shuffle,
+            None,
+            plan.l2,
+            plan.dropout,
+            plan.clip_norm,
+            plan.weights,
+            None,
+            {},
+            measure=plan.classifier,
+            accuracy_weight=plan.sample_weight,
+        )
+
+    def _epoch(
+        self,
+        X,
+        Y,
+        batch_size,
+        optimizer,
+        learning_rate,
+        shuffle,
+        seed,
+        l2,
+        dropout,
+        clip_norm,
+        sample_weight,
+        class_weight,
+        optimizer_options,
+        *,
+        measure=False,
+        accuracy_weight=None,
+    ):
+        """``train_epoch``'s checks and epoch -> (loss, running accuracy or None)."""
         # check everything before anything changes
         rows, single = self._inputs(X)
         if single:
@@ -1136,20 +1200,28 @@ class NeuralNetwork(_FitMixin):
 
         widths = [layer.n_outputs for layer in self._layers[:-1]]
         order = shuffle_order(n, state.rng) if shuffle else list(range(n))
+        if measure:
+            acc_w = None if accuracy_weight is None else [float(v) for v in accuracy_weight]
         total = 0.0
+        hits = seen = 0.0
         for start in range(0, n, batch_size):
             batch = order[start : start + batch_size]
             x = [rows[k] for k in batch]
             t = [targets[k] for k in batch]
             w = None if weights is None else [weights[k] for k in batch]
             masks = draw_dropout_masks(rates, len(batch), widths, state.rng)
-            L, gradients = self._loss_and_gradients(x, t, w, masks, l2)
+            L, gradients, output = self._loss_gradients_output(x, t, w, masks, l2)
             if clip_norm is not None:
                 clip_by_global_norm(gradients, clip_norm)
             self._optimizer_step(state, gradients)
             total += L * len(batch)
+            if measure:  # the running accuracy, from this batch's outputs
+                for k, p, t_k in zip(batch, output, t):
+                    w_k = 1.0 if acc_w is None else acc_w[k]
+                    hits += w_k * _accuracy_score(self._loss, p, t_k)
+                    seen += w_k
         state.epoch += 1
-        return total / n
+        return total / n, (hits / seen if measure else None)
 
     def _optimizer_step(self, state, gradients):
         """Flatten (per layer: W row-major, then b), step, write back."""
@@ -1584,3 +1656,17 @@ def article_gradients(net, X, Y, learning_rate=1e-3):
                 db[i] += (b0[i] - b1[i]) / learning_rate
     n = len(rows)
     return [([[v / n for v in row] for row in dW], [v / n for v in db]) for dW, db in total]
+
+
+def _accuracy_score(loss, p, t):
+    """The score of one sample with output row ``p`` and target ``t`` (a class index or a row),
+    as ``ferrinet.training.accuracy`` counts it: cross_entropy 1.0 when the first largest output
+    is the class (a row's first largest value), else 0.0; binary_cross_entropy the fraction of
+    outputs with ``p >= 0.5`` equal to ``t >= 0.5``."""
+    if loss == "cross_entropy":
+        predicted = max(range(len(p)), key=p.__getitem__)
+        true = max(range(len(t)), key=list(t).__getitem__) if isinstance(t, (list, tuple)) else t
+        return 1.0 if predicted == int(true) else 0.0
+    t = list(t) if isinstance(t, (list, tuple)) else [t]
+    hits = _sum(1.0 if (p_i >= 0.5) == (t_i >= 0.5) else 0.0 for p_i, t_i in zip(p, t))
+    return hits / len(p)

@@ -236,9 +236,13 @@ class History:
     """What ``fit`` did, one entry per completed epoch of this call.
 
     ``loss`` (the training objective of each epoch: the mean of the batches' losses before their
-    updates, dropout and L2 included), ``val_loss`` (the validation loss after the epoch: plain
-    mean, no dropout, no L2; empty without validation data), ``metrics`` (name -> list:
-    ``accuracy`` and ``val_accuracy`` for classifiers, measured after the epoch), ``lr`` (the
+    updates, dropout and L2 included, a running value as scikit-learn's ``loss_curve_`` and
+    Keras report it), ``val_loss`` (the validation loss after the epoch: plain mean, no dropout,
+    no L2; empty without validation data), ``metrics`` (name -> list: for classifiers
+    ``accuracy``, a running value too: counted from each batch's outputs before its update,
+    dropout active, weighted by the sample weights given (class weights left out), with no
+    second pass over the training data; and ``val_accuracy``, exact, from the same pass over
+    the validation data as ``val_loss``; ``evaluate`` gives exact values), ``lr`` (the
     learning rate the epoch ran with), ``epoch`` (the index of each epoch in the training run,
     which a warm start continues), ``epochs_completed``, ``stopped_reason`` (one of
     ``"completed"``, ``"early_stopping"``, ``"callback"``, ``"nonfinite"``), ``monitor`` (the
@@ -548,19 +552,49 @@ class FitMixin:
         reference with its ``TrainingState``."""
         raise NotImplementedError(f"{type(self).__name__} does not define _start_run")
 
-    # ----- evaluate
-    def evaluate(self: Any, X: Any, Y: Any, sample_weight: Any = None) -> Dict[str, Any]:
-        """``{"loss": ..., "accuracy": ...}`` on (X, Y): the mean loss (weighted by
-        ``sample_weight`` when given; no dropout, no L2) and, for classifiers, the accuracy
-        (``ferrinet.training.accuracy``: argmax for cross_entropy, p >= 0.5 for
-        binary_cross_entropy). The model is unchanged."""
-        _batch_length(X, "X")
+    def _fit_check_data(self: Any, X, Y, sample_weight, finite):
+        """Checks data before ``fit`` changes anything (ValueError / TypeError): shapes,
+        targets, weights and, with ``finite``, the input values. Here by ``compute_loss``,
+        which checks everything; the Rust network checks without computing."""
+        self.compute_loss(X, Y, sample_weight=sample_weight)
+
+    def _fit_train_epoch(self: Any, plan) -> Tuple[float, Optional[float]]:
+        """One epoch of ``fit`` -> (epoch loss, running accuracy or None): ``train_epoch``, and
+        for a classifier the accuracy of each batch's outputs as the epoch ran (weighted by
+        the sample weights the user gave, class weights left out)."""
+        raise NotImplementedError(f"{type(self).__name__} does not define _fit_train_epoch")
+
+    def _fit_save_run(self: Any):
+        """What ``_fit_restore_run`` needs to put the training run back as it is now."""
+        return (self.training_state, self.__dict__.get("_fit_record"))
+
+    def _fit_restore_run(self: Any, saved, restore: bool) -> None:
+        """With ``restore``, the training run of ``saved`` back (``fit``'s first epoch refused
+        the data); either way ``saved`` is no longer needed. (The reference's first epoch
+        cannot refuse data that ``compute_loss`` accepted, so its run was not touched yet.)"""
+        if restore:
+            self.training_state = saved[0]
+            self.__dict__["_fit_record"] = saved[1]
+
+    def _fit_measure(self: Any, X, Y, sample_weight) -> Dict[str, Any]:
+        """``evaluate``'s dict; the Rust network makes it in one pass."""
         result: Dict[str, Any] = {
             "loss": float(self.compute_loss(X, Y, sample_weight=sample_weight))
         }
         if self.loss in _CLASSIFIER_LOSSES:
             result["accuracy"] = accuracy(self.loss, self.predict(X), Y, sample_weight)
         return result
+
+    # ----- evaluate
+    def evaluate(self: Any, X: Any, Y: Any, sample_weight: Any = None) -> Dict[str, Any]:
+        """``{"loss": ..., "accuracy": ...}`` on (X, Y): the mean loss (weighted by
+        ``sample_weight`` when given; no dropout, no L2) and, for classifiers, the accuracy
+        (``ferrinet.training.accuracy``: argmax for cross_entropy, p >= 0.5 for
+        binary_cross_entropy). Exact values over all of (X, Y) with the current weights (unlike
+        ``fit``'s running training metrics). The model is unchanged. The Rust network makes
+        both in one blocked forward pass, which keeps no whole output and stops on Ctrl-C."""
+        _batch_length(X, "X")
+        return self._fit_measure(X, Y, sample_weight)
 
     # ----- fit
     def fit(
@@ -642,9 +676,12 @@ class FitMixin:
             are those of the last finite step; the exception's ``history`` attribute holds the
             epochs done). "stop": return the history with ``stopped_reason="nonfinite"``.
 
-        Every option is checked, and the data are checked with ``compute_loss``, before
-        anything changes: bad options raise ValueError or TypeError with the model (weights and
-        training state) unchanged. KeyboardInterrupt stops training between two batches and
+        Every option is checked, and the data's shapes, targets and weights, and the values
+        of the validation inputs, before anything changes; the values of the training inputs
+        are checked as the first epoch gathers them (no separate pass), and a bad one fails
+        the call after putting the weights, the optimizer state, the generator and the
+        schedule back. Bad options or data raise ValueError or TypeError with the model (weights
+        and training state) unchanged. KeyboardInterrupt stops training between two batches and
         propagates; the network is consistent (weights and state of the last completed batch).
         """
         plan = _plan_fit(
@@ -672,9 +709,16 @@ class FitMixin:
             on_divergence=on_divergence,
             optimizer_options=optimizer_options,
         )
-        # ---- everything checked: from here on the model changes
-        record = _start_or_continue(self, plan)
-        return _run_epochs(self, plan, record)
+        # ---- everything checked but the values of the training inputs, which the first epoch
+        # checks as it gathers them: the training run is kept until then, to put it back
+        plan.saved_run = self._fit_save_run()
+        try:
+            record = _start_or_continue(self, plan)
+            return _run_epochs(self, plan, record)
+        finally:
+            if plan.saved_run is not None:  # stopped before the first epoch ended
+                self._fit_restore_run(plan.saved_run, False)
+                plan.saved_run = None
 
 
 # --------------------------------------------------------------------------------------------
@@ -712,6 +756,8 @@ class _FitPlan:
     record: Any  # the _FitRecord a warm start continues, or None for a new one
     schedule: Any
     schedule_state: Any
+    # the training run before this fit (``_fit_save_run``) until the first epoch has passed
+    saved_run: Any = None
 
 
 def _plan_fit(net, X, Y, *, optimizer_options, **options):
@@ -736,10 +782,12 @@ def _plan_fit(net, X, Y, *, optimizer_options, **options):
     weights = net.sample_weights(Y_tr, w_tr, o["class_weight"])
     if weights is not None and _sum(float(v) for v in weights) == 0.0:
         raise ValueError("the sample weights sum to 0; nothing to learn from")
-    # the data themselves, checked by the network (shapes, values, targets)
-    net.compute_loss(X_tr, Y_tr, sample_weight=weights)
+    # the data themselves, checked by the network: shapes, targets and weights now; the values
+    # of the training inputs as the first epoch gathers them (a bad one fails the call and puts
+    # the model back), the validation inputs now (they are first used after an epoch)
+    net._fit_check_data(X_tr, Y_tr, weights, finite=False)
     if val is not None:
-        net.compute_loss(val[0], val[1], sample_weight=val[2])
+        net._fit_check_data(val[0], val[1], val[2], finite=True)
     classifier = net.loss in _CLASSIFIER_LOSSES
     stopping, monitor = _plan_monitor(o["early_stopping"], val is not None, classifier)
     record, schedule, schedule_state = _plan_schedule(net, current, o["schedule"], opt, epochs)
@@ -954,17 +1002,19 @@ def _fit_epoch(net, plan, record, history, stopper, progress):
         net.set_learning_rate(record.state.lr)
     lr = net.learning_rate
     started = time.perf_counter()
-    loss = _train_epoch_guarded(net, plan, history, progress, epoch, lr)
-    if loss is None:  # diverged, on_divergence="stop"
+    measured = _train_epoch_guarded(net, plan, history, progress, epoch, lr)
+    if measured is None:  # diverged, on_divergence="stop"
         return True
+    loss, train_accuracy = measured
     logs: Dict[str, Any] = {"loss": float(loss)}
     if plan.classifier:
-        logs["accuracy"] = accuracy(net.loss, net.predict(plan.X), plan.Y, plan.sample_weight)
+        logs["accuracy"] = train_accuracy
     val = plan.val
     if val is not None:
-        logs["val_loss"] = float(net.compute_loss(val[0], val[1], sample_weight=val[2]))
+        measures = net._fit_measure(val[0], val[1], val[2])  # one pass: loss and accuracy
+        logs["val_loss"] = measures["loss"]
         if plan.classifier:
-            logs["val_accuracy"] = accuracy(net.loss, net.predict(val[0]), val[1], val[2])
+            logs["val_accuracy"] = measures["accuracy"]
     logs["lr"] = lr
     history._append(epoch, lr, logs)
     seconds = time.perf_counter() - started
@@ -977,18 +1027,18 @@ def _train_epoch_guarded(net, plan, history, progress, epoch, lr):
     weights are those of the last finite step (the core keeps them; else the epoch's start)."""
     snapshot = None if net._guards_divergence else net.get_weights()
     try:
-        loss = net.train_epoch(
-            plan.X,
-            plan.Y,
-            batch_size=plan.batch_size,
-            optimizer=plan.optimizer,
-            shuffle=plan.shuffle,
-            seed=None,
-            l2=plan.l2,
-            dropout=plan.dropout,
-            clip_norm=plan.clip_norm,
-            sample_weight=plan.weights,
-        )
+        try:
+            loss, train_accuracy = net._fit_train_epoch(plan)
+        except (ValueError, TypeError):
+            # the first epoch checks the training inputs as it gathers them: a bad value fails
+            # the call, and the core has put the weights back; the training run goes back too
+            if history.epochs_completed == 0:
+                net._fit_restore_run(plan.saved_run, True)
+                plan.saved_run = None
+            raise
+        if plan.saved_run is not None:  # the data passed: nothing to put back any more
+            net._fit_restore_run(plan.saved_run, False)
+            plan.saved_run = None
         if not math.isfinite(loss):
             if snapshot is not None:
                 net.set_weights(snapshot)
@@ -1008,7 +1058,7 @@ def _train_epoch_guarded(net, plan, history, progress, epoch, lr):
         )
         error.history = history  # type: ignore[attr-defined]
         raise error from err
-    return loss
+    return loss, train_accuracy
 
 
 def _end_epoch(net, plan, record, history, stopper, progress, epoch, logs, seconds):

@@ -227,7 +227,7 @@ impl<T: Real> NeuralNetwork<T> {
     }
 
     /// The finite check of `check_inputs` on rows `start..end` of `x`, positions given in `x`.
-    pub(crate) fn check_rows(&self, x: MatRef<T>, start: usize, end: usize) -> Result<()> {
+    pub fn check_rows(&self, x: MatRef<T>, start: usize, end: usize) -> Result<()> {
         check_finite_rows(x.rows_range(start, end), |k| start + k)
     }
 }

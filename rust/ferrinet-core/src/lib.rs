@@ -25,7 +25,8 @@
 //                                   `backward` (one SGD step), and `sgd_batch` (fused step)
 //   activation.rs loss.rs           each function beside its derivative
 //   batch.rs                        `Batch` and the input checks (`batch`, `check_inputs`, ...)
-//   predict.rs                      `predict_with` / `predict_rows_with`: blocks of rows, threads
+//   predict.rs                      `predict_with` / `predict_rows_with` / `evaluate_rows`: blocks
+//                                   of rows, threads; loss and accuracy reduced per block
 //   per_sample.rs (+ sgd_block.rs)  `train`, `train_steps*`: the article's per-sample loop
 //   training.rs optimizer.rs        `train_epoch*`: mini-batch epochs with an optimizer
 //   guard.rs                        divergence guards of the training loops (snapshot, replay)
@@ -82,9 +83,9 @@ pub use neuron::Neuron;
 pub use optimizer::{Optimizer, OptimizerConfig, TensorState};
 pub use per_sample::sgd_block::TRAIN_BLOCK;
 pub use per_sample::TrainProgress;
-pub use predict::{PredictScratch, PREDICT_BLOCK};
+pub use predict::{EvalSums, Evaluation, PredictScratch, PREDICT_BLOCK};
 pub use rng::SplitMix64;
 pub use sparse::{CsrRef, SparseBatch};
 pub use team::{check_n_threads, max_threads, THREADS_CAP};
 pub use trace::{LayerTrace, Trace};
-pub use training::{shuffle, EpochOptions, TrainingState};
+pub use training::{shuffle, Accuracy, EpochMetrics, EpochOptions, TrainingState};

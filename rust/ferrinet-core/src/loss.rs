@@ -197,6 +197,54 @@ impl Loss {
         Ok(())
     }
 
+    /// Whether the loss has classes, so that an accuracy means something.
+    pub fn is_classifier(self) -> bool {
+        self != Loss::Mse
+    }
+
+    /// ValueError for a loss without classes (mse) asked for an accuracy.
+    pub(crate) fn check_classifier(self) -> Result<()> {
+        if !self.is_classifier() {
+            return value_error!(
+                "accuracy needs a classifier's loss (cross_entropy or binary_cross_entropy), \
+                 not {:?}",
+                self.name()
+            );
+        }
+        Ok(())
+    }
+
+    /// The score c_k of sample k, whose output row is `out`, against its targets: for
+    /// cross_entropy 1 when the first largest output is the class (the class index, or the
+    /// first largest value of a target row), else 0; for binary_cross_entropy the fraction of
+    /// outputs with `p >= 0.5` equal to `t >= 0.5`. (`ferrinet.training.accuracy` in Python.)
+    pub fn accuracy_score<T: Real>(self, out: &[T], t: &Targets<T>, k: usize) -> f64 {
+        match self {
+            Loss::CrossEntropy => {
+                let predicted = first_argmax(out);
+                let truth = match t {
+                    Targets::Classes(c) => c[k],
+                    Targets::Dense(d) => first_argmax(d.row(k)),
+                };
+                if predicted == truth {
+                    1.0
+                } else {
+                    0.0
+                }
+            }
+            _ => {
+                let half = T::from_f64(0.5);
+                let mut hits = 0.0;
+                for (i, &p) in out.iter().enumerate() {
+                    if (p >= half) == (t.get(k, i) >= half) {
+                        hits += 1.0;
+                    }
+                }
+                hits / out.len() as f64
+            }
+        }
+    }
+
     /// L, the mean loss of a batch, from the output layer's z and a. With sample weights w_k
     /// it is the weighted mean sum_k w_k l_k / sum_k w_k of the per-sample losses.
     pub fn value<T: Real>(
@@ -230,6 +278,59 @@ impl Loss {
         match self {
             Loss::CrossEntropy => sum / T::from_f64(n as f64),
             _ => sum / T::from_f64((n * m) as f64),
+        }
+    }
+
+    /// The unnormalised sums of `value` over one block of rows: (sum of the loss terms, 0)
+    /// without weights, (sum of w_k l_k, sum of w_k) with them, each a running sum over the
+    /// block's rows in order. `finish_value` turns the blocks' sums, added in order, into the
+    /// mean; for a single block the result is `value`'s, bit for bit.
+    pub(crate) fn block_sums<T: Real>(
+        self,
+        z: MatRef<T>,
+        a: MatRef<T>,
+        t: &Targets<T>,
+        weights: Option<&[T]>,
+    ) -> (T, T) {
+        let (n, m) = (z.rows(), z.cols());
+        match weights {
+            Some(w) => {
+                let (mut total, mut s) = (T::ZERO, T::ZERO);
+                for (k, &wk) in w.iter().enumerate().take(n) {
+                    let lk = self.accumulate(z, a, t, k, T::ZERO);
+                    let lk = if self == Loss::CrossEntropy {
+                        lk
+                    } else {
+                        lk / T::from_f64(m as f64)
+                    };
+                    total += wk * lk;
+                    s += wk;
+                }
+                (total, s)
+            }
+            None => {
+                let mut sum = T::ZERO;
+                for k in 0..n {
+                    sum = self.accumulate(z, a, t, k, sum);
+                }
+                (sum, T::ZERO)
+            }
+        }
+    }
+
+    /// The mean loss from the sums of `block_sums` over n samples of m outputs.
+    pub(crate) fn finish_value<T: Real>(
+        self,
+        (total, s): (T, T),
+        weighted: bool,
+        n: usize,
+        m: usize,
+    ) -> T {
+        match (weighted, self) {
+            (true, _) if s == T::ZERO => T::ZERO,
+            (true, _) => total / s,
+            (false, Loss::CrossEntropy) => total / T::from_f64(n as f64),
+            (false, _) => total / T::from_f64((n * m) as f64),
         }
     }
 
@@ -423,6 +524,18 @@ pub fn log_sum_exp<T: Real>(z: &[T]) -> T {
         s += (zi - mx).exp();
     }
     mx + s.ln()
+}
+
+/// The index of the first largest value (outputs counted here are finite: a step with a
+/// non-finite loss is refused before its batch is counted).
+fn first_argmax<T: Real>(v: &[T]) -> usize {
+    let mut best = 0;
+    for (i, &x) in v.iter().enumerate().skip(1) {
+        if x > v[best] {
+            best = i;
+        }
+    }
+    best
 }
 
 #[cfg(test)]

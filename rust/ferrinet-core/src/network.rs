@@ -251,20 +251,11 @@ impl<T: Real> NeuralNetwork<T> {
         self.regularized_loss(batch, 0.0)
     }
 
-    /// The mean loss of a batch plus the L2 penalty (l2 / 2) * sum of squared weights.
+    /// The mean loss of a batch plus the L2 penalty (l2 / 2) * sum of squared weights: the
+    /// blocked forward pass of `evaluate` (predict.rs), which keeps no whole output.
     pub fn regularized_loss(&self, batch: &Batch<T>, l2: f64) -> Result<f64> {
         check_l2(l2)?;
-        self.check_batch(batch)?;
-        let mut work = Workspace::for_layers(self.layers.len());
-        forward_cached(&self.layers, batch.x, &mut work, self.threads, None)?;
-        let last = self.layers.len() - 1;
-        let data = self.loss.value(
-            work.z[last].view(),
-            work.a[last].view(),
-            &batch.t,
-            batch.weights,
-        );
-        Ok(data.to_f64() + self.l2_penalty(l2))
+        Ok(self.evaluate(batch)?.loss + self.l2_penalty(l2))
     }
 
     /// (loss, [dW, db per layer]) of the mean loss over the batch; weights unchanged.
@@ -322,7 +313,7 @@ impl<T: Real> NeuralNetwork<T> {
     }
 
     /// (l2 / 2) * sum of squared weights (biases excluded).
-    pub(crate) fn l2_penalty(&self, l2: f64) -> f64 {
+    pub fn l2_penalty(&self, l2: f64) -> f64 {
         if l2 == 0.0 {
             return 0.0;
         }

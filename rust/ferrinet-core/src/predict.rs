@@ -4,6 +4,7 @@
 
 use rayon::prelude::*;
 
+use crate::batch::Batch;
 use crate::error::{value_error, Result};
 use crate::float::Real;
 use crate::kernels::Threads;
@@ -125,22 +126,203 @@ impl<T: Real> NeuralNetwork<T> {
         while row < end {
             let stop = (row + PREDICT_BLOCK).min(end);
             self.check_rows(x, row, stop)?;
-            for (l, layer) in self.layers.iter().enumerate() {
-                if l > 0 {
-                    // The activation becomes the next input; the old input buffer becomes a.
-                    std::mem::swap(input, a);
-                }
-                let layer_x = if l == 0 {
-                    x.rows_range(row, stop)
-                } else {
-                    input.view()
-                };
-                layer.forward(layer_x, z, a, Threads(1))?;
-            }
+            self.forward_block(x, (row, stop), (z, a, input))?;
             let offset = (row - start) * n_out;
             out[offset..offset + (stop - row) * n_out].copy_from_slice(a.as_slice());
             row = stop;
         }
         Ok(())
     }
+
+    /// Rows row..stop of x through every layer, one thread; the output layer's z and a are
+    /// left in `z` and `a`.
+    fn forward_block(
+        &self,
+        x: MatRef<T>,
+        (row, stop): (usize, usize),
+        (z, a, input): (&mut Matrix<T>, &mut Matrix<T>, &mut Matrix<T>),
+    ) -> Result<()> {
+        for (l, layer) in self.layers.iter().enumerate() {
+            if l > 0 {
+                // The activation becomes the next input; the old input buffer becomes a.
+                std::mem::swap(input, a);
+            }
+            let layer_x = if l == 0 {
+                x.rows_range(row, stop)
+            } else {
+                input.view()
+            };
+            layer.forward(layer_x, z, a, Threads(1))?;
+        }
+        Ok(())
+    }
+
+    /// The mean loss (and, for a classifier, the accuracy) of a batch: `evaluate_rows` over
+    /// all of it. No state changes.
+    pub fn evaluate(&self, batch: &Batch<T>) -> Result<Evaluation> {
+        let mut sums = EvalSums::default();
+        self.evaluate_rows(batch, 0, batch.len(), &mut sums)?;
+        Ok(self.finish_evaluation(&sums, batch))
+    }
+
+    /// Adds rows `start..end` of the batch to the running sums of an evaluation (`start` a
+    /// multiple of `PREDICT_BLOCK`). The rows go through the network `PREDICT_BLOCK` at a time,
+    /// as in `predict`, and each block is reduced to its loss sums and accuracy counts as soon
+    /// as its output is there, so the output of the whole batch is never kept. With several
+    /// threads each takes a run of whole blocks; the blocks' sums are then added in block
+    /// order, so the result is the same bits for any thread count and for any cut of the rows
+    /// into calls at multiples of `PREDICT_BLOCK`. The inputs of a batch from `epoch_batch`
+    /// are checked block by block, as `predict` does.
+    pub fn evaluate_rows(
+        &self,
+        batch: &Batch<T>,
+        start: usize,
+        end: usize,
+        sums: &mut EvalSums<T>,
+    ) -> Result<()> {
+        self.check_signature(batch)?;
+        let x = batch.x;
+        if start % PREDICT_BLOCK != 0 || start >= end || end > x.rows() {
+            return value_error!(
+                "rows {start}..{end} of {}: expected a non-empty range starting at a multiple \
+                 of {PREDICT_BLOCK}",
+                x.rows()
+            );
+        }
+        let n_blocks = (end - start).div_ceil(PREDICT_BLOCK);
+        let mut parts = vec![BlockSums::<T>::default(); n_blocks];
+        let k = self.threads.0.min(n_blocks);
+        let per_thread = n_blocks.div_ceil(k.max(1));
+        let mut bufs = (Matrix::default(), Matrix::default(), Matrix::default());
+        let result = if k <= 1 {
+            parts.iter_mut().enumerate().try_for_each(|(j, part)| {
+                let row = start + j * PREDICT_BLOCK;
+                let stop = (row + PREDICT_BLOCK).min(end);
+                *part = self.block_sums(batch, (row, stop), &mut bufs)?;
+                Ok(())
+            })
+        } else {
+            parts
+                .par_chunks_mut(per_thread)
+                .enumerate()
+                .with_max_len(1)
+                .try_for_each(|(i, run)| {
+                    let mut bufs = (Matrix::default(), Matrix::default(), Matrix::default());
+                    let first = start + i * per_thread * PREDICT_BLOCK;
+                    for (j, part) in run.iter_mut().enumerate() {
+                        let row = first + j * PREDICT_BLOCK;
+                        let stop = (row + PREDICT_BLOCK).min(end);
+                        *part = self.block_sums(batch, (row, stop), &mut bufs)?;
+                    }
+                    Ok(())
+                })
+        };
+        if let Err(e) = result {
+            // Threads may stop at a later bad block first: report the first bad value.
+            if batch.x_unchecked {
+                self.check_rows(x, start, end)?;
+            }
+            return Err(e);
+        }
+        for part in &parts {
+            sums.add(part);
+        }
+        sums.rows += end - start;
+        Ok(())
+    }
+
+    /// The loss sums and accuracy counts of rows row..stop (one block).
+    fn block_sums(
+        &self,
+        batch: &Batch<T>,
+        (row, stop): (usize, usize),
+        (z, a, input): &mut (Matrix<T>, Matrix<T>, Matrix<T>),
+    ) -> Result<BlockSums<T>> {
+        if batch.x_unchecked {
+            self.check_rows(batch.x, row, stop)?;
+        }
+        self.forward_block(batch.x, (row, stop), (z, a, input))?;
+        let t = batch.t.rows_range(row, stop);
+        let weights = batch.weights.map(|w| &w[row..stop]);
+        let loss = self.loss.block_sums(z.view(), a.view(), &t, weights);
+        let (mut hits, mut seen) = (0.0, 0.0);
+        if self.loss.is_classifier() {
+            let out = a.view();
+            for k in 0..out.rows() {
+                let w = weights.map_or(1.0, |w| w[k].to_f64());
+                hits += w * self.loss.accuracy_score(out.row(k), &t, k);
+                seen += w;
+            }
+        }
+        Ok(BlockSums { loss, hits, seen })
+    }
+
+    /// The mean loss and accuracy from the sums of every row of `batch`.
+    pub fn finish_evaluation(&self, sums: &EvalSums<T>, batch: &Batch<T>) -> Evaluation {
+        let loss = self.loss.finish_value(
+            sums.loss,
+            batch.weights.is_some(),
+            sums.rows,
+            self.n_outputs(),
+        );
+        Evaluation {
+            loss: loss.to_f64(),
+            accuracy: self.loss.is_classifier().then(|| sums.hits / sums.seen),
+        }
+    }
+}
+
+/// One block's share of an evaluation.
+#[derive(Debug, Clone, Copy)]
+struct BlockSums<T> {
+    loss: (T, T),
+    hits: f64,
+    seen: f64,
+}
+
+impl<T: Real> Default for BlockSums<T> {
+    fn default() -> Self {
+        BlockSums {
+            loss: (T::ZERO, T::ZERO),
+            hits: 0.0,
+            seen: 0.0,
+        }
+    }
+}
+
+/// The running sums of an evaluation over consecutive ranges of rows (`evaluate_rows`).
+#[derive(Debug, Clone, Copy)]
+pub struct EvalSums<T = f64> {
+    loss: (T, T),
+    hits: f64,
+    seen: f64,
+    rows: usize,
+}
+
+impl<T: Real> Default for EvalSums<T> {
+    fn default() -> Self {
+        EvalSums {
+            loss: (T::ZERO, T::ZERO),
+            hits: 0.0,
+            seen: 0.0,
+            rows: 0,
+        }
+    }
+}
+
+impl<T: Real> EvalSums<T> {
+    fn add(&mut self, part: &BlockSums<T>) {
+        self.loss.0 += part.loss.0;
+        self.loss.1 += part.loss.1;
+        self.hits += part.hits;
+        self.seen += part.seen;
+    }
+}
+
+/// What `evaluate` returns: the mean loss (weighted by the batch's sample weights, no L2) and,
+/// for a classifier, the accuracy sum_k w_k c_k / sum_k w_k (`Loss::accuracy_score`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Evaluation {
+    pub loss: f64,
+    pub accuracy: Option<f64>,
 }

@@ -145,6 +145,30 @@ impl<T: Real> TrainingState<T> {
     }
 }
 
+/// What an epoch measures as it runs, besides its loss: a classifier's accuracy, counted from
+/// the outputs of each batch's own forward pass (before its update, dropout active), with no
+/// second pass over the data. `Count(weights)`: weighted by `weights` (one per sample of the
+/// epoch's batch, in the caller's order), or unweighted with `None`.
+#[derive(Debug, Clone, Copy)]
+pub enum Accuracy<'w, T> {
+    Skip,
+    Count(Option<&'w [T]>),
+}
+
+/// The running values of one epoch: `loss`, the mean over samples of each batch's objective
+/// before its update, and `accuracy` (when counted): sum_k w_k c_k / sum_k w_k over the samples
+/// in the order the epoch took them, c_k the score of sample k on the output of its batch's
+/// forward pass (`accuracy_score`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct EpochMetrics {
+    pub loss: f64,
+    pub accuracy: Option<f64>,
+}
+
+/// The running state of an epoch that the divergence guard snapshots and puts back with the
+/// training state: (state, sum of n_b L_b, sum of w_k c_k, sum of w_k).
+type EpochRun<T> = (TrainingState<T>, f64, f64, f64);
+
 /// Fisher-Yates (Durstenfeld), drawing j = floor(uniform() * (i + 1)) as docs/maths.md says.
 pub fn shuffle(order: &mut [usize], rng: &mut SplitMix64) {
     for i in (1..order.len()).rev() {
@@ -184,8 +208,32 @@ impl<T: Real> NeuralNetwork<T> {
         state: &mut TrainingState<T>,
         stop: &mut dyn FnMut() -> bool,
     ) -> Result<f64> {
+        let metrics = self.train_epoch_measured(batch, options, state, Accuracy::Skip, stop)?;
+        Ok(metrics.loss)
+    }
+
+    /// `train_epoch_until` that also counts the accuracy of a classifier from each batch's
+    /// outputs as the epoch runs (`Accuracy`): what `fit` reports for the training data.
+    pub fn train_epoch_measured(
+        &mut self,
+        batch: &Batch<T>,
+        options: &EpochOptions,
+        state: &mut TrainingState<T>,
+        accuracy: Accuracy<'_, T>,
+        stop: &mut dyn FnMut() -> bool,
+    ) -> Result<EpochMetrics> {
         self.check_epoch(batch, options, state)?;
         let n = batch.len();
+        let count = match accuracy {
+            Accuracy::Skip => None,
+            Accuracy::Count(weights) => {
+                self.loss.check_classifier()?;
+                if let Some(w) = weights {
+                    check_accuracy_weights(w, n)?;
+                }
+                Some(weights)
+            }
+        };
         let mut order: Vec<usize> = (0..n).collect();
         let rng_before = state.rng.clone();
         if options.shuffle {
@@ -194,23 +242,34 @@ impl<T: Real> NeuralNetwork<T> {
         let bs = options.batch_size.min(n);
         let fused = fuses_sgd(options, &state.optimizer);
         let mut buffers = Gathered::default();
-        let mut run = (state.clone(), 0.0f64);
+        let mut run: EpochRun<T> = (state.clone(), 0.0, 0.0, 0.0);
         let epoch = state.epochs;
         // With several threads, helpers stay awake for the epoch's parallel sections (team.rs).
         let threads = self.n_threads();
         let result = with_team(threads, || {
-            self.guarded(&mut run, n.div_ceil(bs), |net, (st, total), b| {
-                if b > 0 && stop() {
-                    return Err(Error::Interrupted);
-                }
-                let rows = (b * bs, ((b + 1) * bs).min(n));
-                let sub = minibatch(batch, &order, options.shuffle, rows, threads, &mut buffers)?;
-                let loss = net.minibatch_step(&sub, options, fused, st, (epoch, b))?;
-                *total += loss * (rows.1 - rows.0) as f64;
-                Ok(())
-            })
+            self.guarded(
+                &mut run,
+                n.div_ceil(bs),
+                |net, (st, total, hits, seen), b| {
+                    if b > 0 && stop() {
+                        return Err(Error::Interrupted);
+                    }
+                    let rows = (b * bs, ((b + 1) * bs).min(n));
+                    let sub =
+                        minibatch(batch, &order, options.shuffle, rows, threads, &mut buffers)?;
+                    let loss = net.minibatch_step(&sub, options, fused, st, (epoch, b))?;
+                    *total += loss * (rows.1 - rows.0) as f64;
+                    if let Some(weights) = count {
+                        let split = net.splits(sub.len(), options.dropout.iter().any(|&p| p > 0.0));
+                        let index = &order[rows.0..rows.1];
+                        let weight = |k: usize| weights.map_or(1.0, |w| w[index[k]].to_f64());
+                        net.count_batch_accuracy(&sub, split, weight, (hits, seen));
+                    }
+                    Ok(())
+                },
+            )
         });
-        let (new_state, total) = run;
+        let (new_state, total, hits, seen) = run;
         *state = new_state;
         if let Err(Error::Value(_) | Error::Memory(_)) = result {
             // A refused call changes nothing (the guard put the rest back): not the shuffle.
@@ -218,7 +277,39 @@ impl<T: Real> NeuralNetwork<T> {
         }
         result?;
         state.epochs += 1;
-        Ok(total / n as f64)
+        Ok(EpochMetrics {
+            loss: total / n as f64,
+            accuracy: count.map(|_| hits / seen),
+        })
+    }
+
+    /// Adds the scores of the samples of the batch just stepped (`sub`), read from the output
+    /// of its forward pass (the workspace, or the shares' workspaces when its rows were split
+    /// between threads), to `hits` (sum of w_k c_k) and `seen` (sum of w_k), sample by sample.
+    fn count_batch_accuracy(
+        &self,
+        sub: &Batch<T>,
+        split: bool,
+        weight: impl Fn(usize) -> f64,
+        (hits, seen): (&mut f64, &mut f64),
+    ) {
+        let last = self.layers.len() - 1;
+        let mut count = |out: MatRef<T>, offset: usize| {
+            for k in 0..out.rows() {
+                let w = weight(offset + k);
+                *hits += w * self.loss.accuracy_score(out.row(k), &sub.t, offset + k);
+                *seen += w;
+            }
+        };
+        if split {
+            let k = self.shares.len();
+            let n = sub.len();
+            for (i, work) in self.shares.iter().enumerate() {
+                count(work.a[last].view(), i * n / k);
+            }
+        } else {
+            count(self.work.a[last].view(), 0);
+        }
     }
 
     /// Everything `train_epoch` checks before it changes anything.
@@ -311,6 +402,24 @@ impl<T: Real> NeuralNetwork<T> {
             }
         }
     }
+}
+
+/// Accuracy weights: one per sample, finite and >= 0.
+fn check_accuracy_weights<T: Real>(w: &[T], n: usize) -> Result<()> {
+    if w.len() != n {
+        return value_error!(
+            "accuracy weights: expected {n} (one per sample), got {}",
+            w.len()
+        );
+    }
+    if let Some((k, v)) = w
+        .iter()
+        .enumerate()
+        .find(|(_, v)| !(v.is_finite() && **v >= T::ZERO))
+    {
+        return value_error!("accuracy weights must be finite and >= 0, got {v} at {k}");
+    }
+    Ok(())
 }
 
 /// Whether the epoch's steps are plain SGD, which takes its update inside the weight-gradient

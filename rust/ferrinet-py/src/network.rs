@@ -7,9 +7,9 @@
 use std::time::Instant;
 
 use ferrinet_core::{
-    check_learning_rate, read_model, write_model, Activation, EpochOptions, LoadedModel, Loss,
-    MatRef, Matrix, ModelFile, NeuralNetwork, Optimizer, OptimizerConfig, PredictScratch, Targets,
-    TrainProgress, TrainingState, PREDICT_BLOCK,
+    check_learning_rate, read_model, write_model, Accuracy, Activation, EpochMetrics, EpochOptions,
+    EvalSums, LoadedModel, Loss, MatRef, Matrix, ModelFile, NeuralNetwork, Optimizer,
+    OptimizerConfig, PredictScratch, Targets, TrainProgress, TrainingState, PREDICT_BLOCK,
 };
 use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
@@ -35,6 +35,8 @@ const RELEASE_GIL_ABOVE: usize = 200_000;
 pub struct Model<T> {
     pub(crate) net: NeuralNetwork<T>,
     pub(crate) training: Option<TrainingState<T>>,
+    /// The training state `_stash_training` kept, for `_unstash_training` to put back.
+    pub(crate) stashed: Option<Option<TrainingState<T>>>,
 }
 
 pub(crate) enum Inner {
@@ -106,6 +108,8 @@ impl<T: Float> OwnedTargets<T> {
 struct EpochArgs<T> {
     options: EpochOptions,
     weights: Option<Vec<T>>,
+    /// Count the accuracy as the epoch runs (`Some`), weighted by these weights when given.
+    accuracy: Option<Option<Vec<T>>>,
 }
 
 /// What the constructor parsed, before the weights are drawn.
@@ -138,6 +142,7 @@ impl Architecture<'_> {
             wrap(Shared::new(Model {
                 net,
                 training: None,
+                stashed: None,
             })),
             activations,
             n_parameters,
@@ -299,15 +304,7 @@ impl PyNeuralNetwork {
         with_model!(self, m => {
             let (x, t) = self.inputs_and_targets(x, y)?;
             let w = self.sample_weights(sample_weight, x.rows)?;
-            let xv = x.view();
-            m.with(py, self.is_big(x.rows), |m| {
-                let batch = match &w {
-                    Some(w) => m.net.weighted_batch(xv, t.view(), w)?,
-                    None => m.net.batch(xv, t.view())?,
-                };
-                m.net.regularized_loss(&batch, l2)
-            })
-            .py()
+            Ok(self.run_evaluate(py, m, &x, &t, w.as_deref(), l2)?.0)
         })
     }
 
@@ -545,6 +542,117 @@ impl PyNeuralNetwork {
         }))
     }
 
+    /// (loss, accuracy or None) of (x, y): one blocked forward pass (GIL released, Ctrl-C
+    /// looked for between chunks of blocks) that reduces the loss, and a classifier's
+    /// accuracy, block by block. `evaluate` is the public form.
+    #[pyo3(signature = (x, y, sample_weight=None))]
+    fn _evaluate(
+        &self,
+        py: Python<'_>,
+        x: &Bound<'_, PyAny>,
+        y: &Bound<'_, PyAny>,
+        sample_weight: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<(f64, Option<f64>)> {
+        with_model!(self, m => {
+            let (x, t) = self.inputs_and_targets(x, y)?;
+            let w = self.sample_weights(sample_weight, x.rows)?;
+            self.run_evaluate(py, m, &x, &t, w.as_deref(), 0.0)
+        })
+    }
+
+    /// Checks data as the training methods would (shapes, targets, sample weights) without
+    /// using them; with `finite`, also that every input is finite (in chunks, looking for
+    /// Ctrl-C between them). `fit` checks its data this way before it changes anything.
+    #[pyo3(signature = (x, y, sample_weight=None, finite=true))]
+    fn _check_data(
+        &self,
+        py: Python<'_>,
+        x: &Bound<'_, PyAny>,
+        y: &Bound<'_, PyAny>,
+        sample_weight: Option<&Bound<'_, PyAny>>,
+        finite: bool,
+    ) -> PyResult<()> {
+        with_model!(self, m => {
+            let (x, t) = self.inputs_and_targets(x, y)?;
+            let w = self.sample_weights(sample_weight, x.rows)?;
+            let xv = x.view();
+            let big = self.is_big(x.rows);
+            m.with(py, big, |m| -> PyResult<()> {
+                m.net.epoch_batch(xv, t.view(), w.as_deref()).py()?;
+                if finite {
+                    // About a million values per chunk (~1 ms), then a look for Ctrl-C.
+                    let rows_per = ((1usize << 20) / xv.cols().max(1)).max(1);
+                    let mut start = 0;
+                    while start < xv.rows() {
+                        let end = (start + rows_per).min(xv.rows());
+                        m.net.check_rows(xv, start, end).py()?;
+                        start = end;
+                        if big {
+                            check_signals()?;
+                        }
+                    }
+                }
+                Ok(())
+            })
+        })
+    }
+
+    /// Keeps a copy of the training state, for `_unstash_training`: `fit` stashes it before it
+    /// starts or continues a run, so that a call refused by its data leaves it as it was.
+    fn _stash_training(&self, py: Python<'_>) {
+        with_model!(self, m => m.with(py, false, |m| m.stashed = Some(m.training.clone())))
+    }
+
+    /// Drops the stashed training state; with `restore`, puts it back first.
+    fn _unstash_training(&self, py: Python<'_>, restore: bool) {
+        with_model!(self, m => m.with(py, false, |m| {
+            if let Some(saved) = m.stashed.take() {
+                if restore {
+                    m.training = saved;
+                }
+            }
+        }))
+    }
+
+    /// `_train_epoch` that also counts a classifier's accuracy from each batch's outputs as
+    /// the epoch runs (weighted by `accuracy_weight` when given) -> (loss, accuracy or None).
+    #[pyo3(signature = (x, y, batch_size, shuffle, l2, dropout, clip_norm, sample_weight, accuracy_weight=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn _train_epoch_measured(
+        &self,
+        py: Python<'_>,
+        x: &Bound<'_, PyAny>,
+        y: &Bound<'_, PyAny>,
+        batch_size: usize,
+        shuffle: bool,
+        l2: f64,
+        dropout: Vec<f64>,
+        clip_norm: Option<f64>,
+        sample_weight: Option<&Bound<'_, PyAny>>,
+        accuracy_weight: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<(f64, Option<f64>)> {
+        let options = EpochOptions {
+            batch_size,
+            shuffle,
+            l2,
+            dropout,
+            clip_norm,
+        };
+        options.check(self.sizes.len() - 1).py()?;
+        with_model!(self, m => {
+            let (x, t) = self.inputs_and_targets(x, y)?;
+            let weights = self.sample_weights(sample_weight, x.rows)?;
+            let accuracy = if self.loss == Loss::Mse {
+                None
+            } else {
+                Some(self.sample_weights(accuracy_weight, x.rows)?)
+            };
+            let args = EpochArgs { options, weights, accuracy };
+            let metrics = self.run_epoch(py, m, &x, &t, &args)?;
+            Ok((metrics.loss, metrics.accuracy))
+        })
+    }
+
     /// One epoch of mini-batch training with the stored training state (`_start_training`),
     /// in Rust with the GIL released; Ctrl-C stops it between two batches (KeyboardInterrupt,
     /// weights of the last completed batch). Returns the epoch loss.
@@ -572,8 +680,9 @@ impl PyNeuralNetwork {
         options.check(self.sizes.len() - 1).py()?;
         with_model!(self, m => {
             let (x, t) = self.inputs_and_targets(x, y)?;
-            let args = EpochArgs { options, weights: self.sample_weights(sample_weight, x.rows)? };
-            self.run_epoch(py, m, &x, &t, &args)
+            let weights = self.sample_weights(sample_weight, x.rows)?;
+            let args = EpochArgs { options, weights, accuracy: None };
+            Ok(self.run_epoch(py, m, &x, &t, &args)?.loss)
         })
     }
     /// `predict` of a CSR matrix given as its parts (`ferrinet.network` prepares them:
@@ -668,6 +777,7 @@ impl PyNeuralNetwork {
             inner: wrap(Shared::new(Model {
                 net: network,
                 training,
+                stashed: None,
             })),
         }
     }
@@ -911,6 +1021,49 @@ impl PyNeuralNetwork {
         })
     }
 
+    /// (loss + the L2 penalty, accuracy) of a batch by `evaluate_rows`: large batches run
+    /// detached, in chunks of whole blocks with Ctrl-C checks between them, all under one lock
+    /// (the same bits however the chunks fall). The inputs are checked block by block.
+    fn run_evaluate<T: Float>(
+        &self,
+        py: Python<'_>,
+        m: &Shared<Model<T>>,
+        x: &Inputs<'_, T>,
+        t: &OwnedTargets<T>,
+        weights: Option<&[T]>,
+        l2: f64,
+    ) -> PyResult<(f64, Option<f64>)> {
+        let xv = x.view();
+        let rows = x.rows;
+        let big = self.is_big(rows);
+        let work = |net: &NeuralNetwork<T>| -> PyResult<(f64, Option<f64>)> {
+            let batch = net.epoch_batch(xv, t.view(), weights).py()?;
+            let mut sums = EvalSums::default();
+            let mut chunker = Chunker::new();
+            let mut start = 0;
+            while start < rows {
+                let len = chunker
+                    .next_len(rows - start)
+                    .next_multiple_of(PREDICT_BLOCK);
+                let len = len.min(rows - start);
+                let started = Instant::now();
+                net.evaluate_rows(&batch, start, start + len, &mut sums)
+                    .py()?;
+                chunker.record(started);
+                start += len;
+                if big {
+                    check_signals()?;
+                }
+            }
+            let result = net.finish_evaluation(&sums, &batch);
+            Ok((result.loss + net.l2_penalty(l2), result.accuracy))
+        };
+        if !big {
+            return m.with(py, false, |m| work(&m.net));
+        }
+        py.detach(|| work(&m.lock().net))
+    }
+
     /// One epoch, detached. The core checks a stop flag between batches; the flag is raised
     /// when Python has a pending signal (checked every `CHECK_EVERY`), and the signal's
     /// exception is raised after the core has stopped at a batch boundary.
@@ -921,7 +1074,7 @@ impl PyNeuralNetwork {
         x: &Inputs<'_, T>,
         t: &OwnedTargets<T>,
         args: &EpochArgs<T>,
-    ) -> PyResult<f64> {
+    ) -> PyResult<EpochMetrics> {
         let xv = x.view();
         py.detach(|| {
             let mut guard = m.lock();
@@ -937,9 +1090,15 @@ impl PyNeuralNetwork {
                 .epoch_batch(xv, t.view(), args.weights.as_deref())
                 .py()?;
             let mut watch = SignalWatch::new();
-            let result = model
-                .net
-                .train_epoch_until(&batch, &args.options, state, &mut || watch.stop());
+            let accuracy = match &args.accuracy {
+                None => Accuracy::Skip,
+                Some(weights) => Accuracy::Count(weights.as_deref()),
+            };
+            let stop = &mut || watch.stop();
+            let result =
+                model
+                    .net
+                    .train_epoch_measured(&batch, &args.options, state, accuracy, stop);
             if let Some(e) = watch.take() {
                 return Err(e);
             }
