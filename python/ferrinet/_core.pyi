@@ -195,6 +195,9 @@ def max_threads() -> int:
     def _unstash_training(self, restore: bool) -> None:
         """Drops the stashed training state, putting it back first with `restore`."""
 
+def _signal_polls() -> int:
+    """How many times long calls have looked for signals (Ctrl-C) in this process."""
+
 def _trace(net: NeuralNetwork, x: _ArrayLike, y: _ArrayLike) -> Dict[str, Any]:
     """One sample's forward and backward pass with every intermediate (`ferrinet.inspect.trace`):
     {"loss", "target", "layers": [{"activation", "weights", "biases", "input", "z", "a",

@@ -30,6 +30,8 @@ pub trait Real:
 {
     const ZERO: Self;
     const ONE: Self;
+    /// The largest finite value.
+    const MAX_FINITE: Self;
     /// "float32" / "float64", as NumPy names the dtype.
     const NAME: &'static str;
 
@@ -53,6 +55,7 @@ macro_rules! impl_real {
         impl Real for $t {
             const ZERO: Self = 0.0;
             const ONE: Self = 1.0;
+            const MAX_FINITE: Self = <$t>::MAX;
             const NAME: &'static str = $name;
 
             #[inline(always)]

@@ -16,6 +16,27 @@ pub struct Layer<T = f64> {
     weights: Vec<T>, // (n_outputs, n_inputs), row i = neuron i's weights
     biases: Vec<T>,  // (n_outputs,)
     activation: Activation,
+    bounded: Bounded,
+}
+
+/// Whether every weight and bias is known to be below `step_limit()` in magnitude, so that a
+/// per-sample step whose size is below it too is finite without looking (`prove_step`). Set
+/// by the bounded step itself, which tracks it as it writes; cleared by every other method
+/// that changes the parameters (they are private to this file, so none can forget). Not part
+/// of the layer's value: two layers with the same parameters are equal either way.
+#[derive(Debug, Clone, Copy, Default)]
+struct Bounded(bool);
+
+impl PartialEq for Bounded {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+/// A quarter of the largest finite value: a parameter below it plus a step below it is at
+/// most half of it, and finite.
+fn step_limit<T: Real>() -> T {
+    T::MAX_FINITE * T::from_f64(0.25)
 }
 
 /// dL/dW and dL/db of one layer, shaped like the layer.
@@ -59,6 +80,7 @@ impl<T: Real> Layer<T> {
             weights,
             biases,
             activation,
+            bounded: Bounded(false),
         })
     }
 
@@ -77,6 +99,7 @@ impl<T: Real> Layer<T> {
             weights,
             biases,
             activation,
+            bounded: Bounded(false),
         })
     }
 
@@ -103,6 +126,7 @@ impl<T: Real> Layer<T> {
 
     /// Weights and biases, mutably: for optimizers, which keep shapes.
     pub(crate) fn parameters_mut(&mut self) -> (&mut [T], &mut [T]) {
+        self.bounded = Bounded(false);
         (&mut self.weights, &mut self.biases)
     }
 
@@ -121,6 +145,7 @@ impl<T: Real> Layer<T> {
     /// Replaces the parameters after checking their shapes and values.
     pub fn set_parameters(&mut self, weights: Vec<T>, biases: Vec<T>) -> Result<()> {
         check_parameters(self.n_inputs, self.n_outputs, &weights, &biases)?;
+        self.bounded = Bounded(false);
         self.weights = weights;
         self.biases = biases;
         Ok(())
@@ -202,6 +227,7 @@ impl<T: Real> Layer<T> {
         learning_rate: T,
         threads: Threads,
     ) -> Result<()> {
+        self.bounded = Bounded(false);
         let n = x.rows();
         if !kernels::weight_grad_is_gemm(n, self.n_inputs, self.n_outputs) {
             self.backward(x, delta, grad, dx, threads)?;
@@ -229,6 +255,7 @@ impl<T: Real> Layer<T> {
 
     /// Plain SGD: W -= learning_rate dW, b -= learning_rate db.
     pub fn apply_gradient(&mut self, grad: &LayerGradient<T>, learning_rate: T) {
+        self.bounded = Bounded(false);
         for (w, &g) in self.weights.iter_mut().zip(&grad.weights) {
             *w -= learning_rate * g;
         }
@@ -246,6 +273,7 @@ impl<T: Real> Layer<T> {
         learning_rate: T,
         dx: Option<&mut [T]>,
     ) {
+        self.bounded = Bounded(false);
         kernels::sgd_rank1(
             &mut self.weights,
             &mut self.biases,
@@ -270,6 +298,7 @@ impl<T: Real> Layer<T> {
     ) -> Result<()> {
         z.resize(1, self.n_outputs)?;
         a.resize(1, self.n_outputs)?;
+        self.bounded = Bounded(false);
         kernels::sgd_rank1_gemv(
             &mut self.weights,
             &mut self.biases,
@@ -282,6 +311,42 @@ impl<T: Real> Layer<T> {
         self.activation
             .apply(z.as_slice(), a.as_mut_slice(), self.n_outputs);
         Ok(())
+    }
+
+    /// Whether the per-sample step of `sgd_sample_bounded` (input `x`, error `delta`) is sure
+    /// to leave every parameter finite: every |parameter| below `step_limit()` (looked at only
+    /// after another method changed them) and every |lr delta_i| max(1, |x_j|) below it too.
+    /// O(n_inputs + n_outputs) when the bound is known.
+    pub(crate) fn prove_step(&mut self, x: &[T], delta: &[T], learning_rate: T) -> bool {
+        let limit = step_limit::<T>();
+        if !self.bounded.0 {
+            let below = |v: &[T]| v.iter().fold(true, |ok, &p| ok & (p.abs() < limit));
+            self.bounded = Bounded(below(&self.weights) & below(&self.biases));
+        }
+        if !self.bounded.0 {
+            return false;
+        }
+        let x_max = x.iter().fold(T::ONE, |m, &v| m.max(v.abs()));
+        let (finite, s_max) = delta.iter().fold((true, T::ZERO), |(ok, m), &d| {
+            let s = (learning_rate * d).abs();
+            (ok & s.is_finite(), m.max(s))
+        });
+        finite && x_max.is_finite() && s_max < limit / x_max
+    }
+
+    /// The fused per-sample step of `sgd_sample` (without dx, the same bits), for a step
+    /// `prove_step` accepted: no check needed, and the bound is kept as the values are written.
+    pub(crate) fn sgd_sample_bounded(&mut self, x: &[T], delta: &[T], learning_rate: T) {
+        let limit = step_limit::<T>();
+        let (w, b) = (&mut self.weights, &mut self.biases);
+        self.bounded = Bounded(kernels::sgd_rank1_bounded(
+            w,
+            b,
+            delta,
+            x,
+            learning_rate,
+            limit,
+        ));
     }
 
     pub(crate) fn all_finite(&self) -> bool {

@@ -25,7 +25,7 @@ use crate::activation::Activation;
 use crate::batch::{check_l2, check_learning_rate, Batch};
 use crate::error::{value_error, Error, Result};
 use crate::float::Real;
-use crate::kernels::Threads;
+use crate::kernels::{self, Threads};
 use crate::layer::{Layer, LayerGradient};
 use crate::loss::Loss;
 use crate::matrix::{MatRef, Matrix};
@@ -271,15 +271,31 @@ impl<T: Real> NeuralNetwork<T> {
     ) -> Result<(f64, Vec<LayerGradient<T>>)> {
         check_l2(l2)?;
         let loss = self.backprop(batch, l2, None)?;
-        Ok((loss, self.work.grads.clone()))
+        // The buffers the gradients were computed into are handed over (the binding turns
+        // them into the arrays it returns without a copy); the workspace starts new ones.
+        let fresh = (0..self.layers.len()).map(|_| LayerGradient::default());
+        let grads = std::mem::replace(&mut self.work.grads, fresh.collect());
+        Ok((loss, grads))
     }
 
     /// One SGD step on the batch's mean loss; returns the loss of the forward pass it did
     /// before the step (erratum 8: no second forward pass is needed to report it).
     /// A step that would make the loss or a weight non-finite is refused with
     /// `Error::NonFinite` and the weights stay as they were.
+    ///
+    /// One sample takes the fused per-sample step of `train` (the same bits as a one-sample
+    /// `train`), in one pass over each layer's weights, when it is sure up front to stay
+    /// finite (`Layer::prove_step`, from the sizes of the step and a bound on the parameters
+    /// that the step keeps as it writes them); otherwise, and for batches, the gradient is
+    /// computed, every updated value checked, and only then applied.
     pub fn backward(&mut self, batch: &Batch<T>, learning_rate: f64) -> Result<f64> {
         check_learning_rate(learning_rate)?;
+        if batch.len() == 1 {
+            self.check_batch(batch)?;
+            if let Some(loss) = self.backward_sample(batch, learning_rate)? {
+                return Ok(loss);
+            }
+        }
         let loss = self.backprop(batch, 0.0, None)?;
         if !loss.is_finite() {
             return Err(Error::NonFinite(format!(
@@ -310,6 +326,55 @@ impl<T: Real> NeuralNetwork<T> {
             layer.apply_gradient(grad, lr);
         }
         Ok(loss)
+    }
+
+    /// `backward` on one sample as `train` steps it (`per_sample.rs`): forward, the loss's
+    /// delta, every layer's delta from the weights before any update (the same operations as
+    /// the dx of the fused kernel), then, once every layer's step is proven finite, each
+    /// layer's fused update. Ok(None), with no parameter changed, when a step cannot be proven
+    /// finite (or the loss is not): the caller takes the checked path.
+    fn backward_sample(&mut self, batch: &Batch<T>, learning_rate: f64) -> Result<Option<f64>> {
+        let lr = T::from_f64(learning_rate);
+        let (layers, work) = (&mut self.layers, &mut self.work);
+        forward_cached(layers, batch.x, work, self.threads, None)?;
+        let last = layers.len() - 1;
+        let (z_out, a_out) = (work.z[last].view(), work.a[last].view());
+        let loss = self.loss.value(z_out, a_out, &batch.t, None);
+        if !loss.is_finite() {
+            return Ok(None);
+        }
+        work.delta[last].resize(1, layers[last].n_outputs())?;
+        let out_act = layers[last].activation();
+        self.loss
+            .seed(z_out, a_out, &batch.t, None, out_act, &mut work.delta[last]);
+        for l in (1..layers.len()).rev() {
+            let (below, here) = work.delta.split_at_mut(l);
+            let dx = &mut below[l - 1];
+            dx.resize(1, layers[l].n_inputs())?;
+            dx.as_mut_slice().fill(T::ZERO);
+            kernels::gemv_t_accumulate(layers[l].weights(), here[0].row(0), dx.as_mut_slice());
+            let below_act = layers[l - 1].activation();
+            let (z, a) = (work.z[l - 1].row(0), work.a[l - 1].row(0));
+            for ((d, &zv), &av) in dx.as_mut_slice().iter_mut().zip(z).zip(a) {
+                *d *= below_act.derivative(zv, av);
+            }
+        }
+        let input = |l: usize| {
+            if l == 0 {
+                batch.x.row(0)
+            } else {
+                work.a[l - 1].row(0)
+            }
+        };
+        for (l, layer) in layers.iter_mut().enumerate() {
+            if !layer.prove_step(input(l), work.delta[l].row(0), lr) {
+                return Ok(None);
+            }
+        }
+        for (l, layer) in layers.iter_mut().enumerate() {
+            layer.sgd_sample_bounded(input(l), work.delta[l].row(0), lr);
+        }
+        Ok(Some(loss.to_f64()))
     }
 
     /// (l2 / 2) * sum of squared weights (biases excluded).

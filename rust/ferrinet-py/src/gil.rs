@@ -4,6 +4,7 @@
 //! GIL. `Shared::with` takes the lock at once if it is free and otherwise waits detached; long
 //! work holds the lock only in chunks and re-attaches between chunks to check for signals.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use parking_lot::{Mutex, MutexGuard};
@@ -58,9 +59,20 @@ impl<T: Send> Shared<T> {
 /// How long a chunk of work runs between two checks for Ctrl-C.
 pub const CHECK_EVERY: Duration = Duration::from_millis(20);
 
+/// How many times long calls have looked for signals in this process (`_signal_polls`): lets
+/// a test see that a call looks while it runs, without timing it.
+static POLLS: AtomicU64 = AtomicU64::new(0);
+
 /// Re-attaches briefly to let Python run signal handlers; Err(KeyboardInterrupt) on Ctrl-C.
 pub fn check_signals() -> PyResult<()> {
+    POLLS.fetch_add(1, Ordering::Relaxed);
     Python::attach(|py| py.check_signals())
+}
+
+/// `ferrinet._core._signal_polls()`: the count of `check_signals` calls so far.
+#[pyfunction]
+pub fn _signal_polls() -> u64 {
+    POLLS.load(Ordering::Relaxed)
 }
 
 /// The stop callback of a core loop (`train_epoch_until`, `train_steps_until`): asks Python for
