@@ -20,6 +20,7 @@ __all__ = [
     "KERNELS",
     "_trace",
     "max_threads",
+    "_signal_polls",
 ]
 
 ACTIVATIONS: List[str]
