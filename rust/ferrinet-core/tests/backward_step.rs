@@ -4,10 +4,12 @@
 //! carries the 1/n of the mean (erratum 7); the last layer's dW uses the hidden activations, not
 //! the output (erratum 1).
 //!
-//! "Exactly" still holds with the fast kernels: `backward` materialises the gradients with the
-//! same code as `gradients()` and applies them with `Layer::apply_gradient` (`w -= lr * g`, no
-//! FMA), so W - lr * dW computed here is the same operation on the same numbers. (Per-sample
-//! `train` is another matter: its fused kernel rounds differently, see tests/training.rs.) The
+//! "Exactly" still holds with the fast kernels for batches: `backward` materialises the
+//! gradients with the same code as `gradients()` and applies them with `Layer::apply_gradient`
+//! (`w -= lr * g`, no FMA), so W - lr * dW computed here is the same operation on the same
+//! numbers. One sample takes `train`'s fused per-sample step instead (#15: one pass over W,
+//! w + s x with one rounding where the CPU has FMA): the same bits as a one-sample `train`, and
+//! within a few ulps of W - lr * dW. The
 //! hand-computed examples below use values exact in binary, whose dot products are exact in any
 //! summation order, with or without FMA, so they stay exact too.
 
@@ -43,6 +45,28 @@ fn backward_is_w_minus_lr_dw_bit_for_bit() {
             loss_c.to_bits(),
             "case {i}: backward returns the loss before its step"
         );
+        if batch.len() == 1 {
+            // train's fused step, bit for bit; W - lr dW to rounding
+            let mut twin =
+                NeuralNetwork::from_layers(before_layers(&net, &before), net.loss()).unwrap();
+            twin.train(&batch, 1, lr).unwrap();
+            assert_eq!(
+                param_bits(&net),
+                param_bits(&twin),
+                "case {i}: one sample is train's step"
+            );
+            for (layer, ((w, _), g)) in net.layers().iter().zip(before.iter().zip(&grads)) {
+                for (k, &v) in layer.weights().iter().enumerate() {
+                    let expected = w[k] - lr * g.weights[k];
+                    assert!(
+                        (v - expected).abs()
+                            <= 4.0 * f64::EPSILON * expected.abs().max(w[k].abs()).max(1e-300),
+                        "case {i}"
+                    );
+                }
+            }
+            continue;
+        }
         for (l, ((layer, (w, b)), g)) in net.layers().iter().zip(&before).zip(&grads).enumerate() {
             let w_expected: Vec<f64> = w.iter().zip(&g.weights).map(|(w, g)| w - lr * g).collect();
             let b_expected: Vec<f64> = b.iter().zip(&g.biases).map(|(b, g)| b - lr * g).collect();
@@ -58,6 +82,22 @@ fn backward_is_w_minus_lr_dw_bit_for_bit() {
             );
         }
     }
+}
+
+/// The network's layers with the parameters it had before the step.
+fn before_layers(
+    net: &NeuralNetwork,
+    before: &[(Vec<f64>, Vec<f64>)],
+) -> Vec<ferrinet_core::Layer> {
+    net.layers()
+        .iter()
+        .zip(before)
+        .map(|(layer, (w, b))| {
+            let mut layer = layer.clone();
+            layer.set_parameters(w.clone(), b.clone()).unwrap();
+            layer
+        })
+        .collect()
 }
 
 /// The workspace reused between calls leaks nothing: gradients after calls on other batches
