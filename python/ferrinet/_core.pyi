@@ -162,9 +162,6 @@ class NeuralNetwork:
     ) -> float:
         """`_train_epoch` of a CSR matrix (the first layer over each mini-batch's nonzeros)."""
 
-def max_threads() -> int:
-    """The most threads a network may use here: 4 per available CPU, at most 256."""
-
     def _train_epoch_measured(
         self,
         x: _ArrayLike,
@@ -195,6 +192,9 @@ def max_threads() -> int:
         """Keeps a copy of the training state for `_unstash_training`."""
     def _unstash_training(self, restore: bool) -> None:
         """Drops the stashed training state, putting it back first with `restore`."""
+
+def max_threads() -> int:
+    """The most threads a network may use here: 4 per available CPU, at most 256."""
 
 def _signal_polls() -> int:
     """How many times long calls have looked for signals (Ctrl-C) in this process."""

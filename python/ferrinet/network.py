@@ -23,7 +23,7 @@ from . import io as _io
 from ._sparse import csr_parts, is_sparse
 from ._validate import seed as _seed
 from .optim import make_optimizer
-from .training import FitMixin, _batch_length, check_epoch_options
+from .training import FitMixin, _batch_length, accuracy, check_epoch_options
 
 
 @dataclass(frozen=True)
@@ -432,11 +432,18 @@ class NeuralNetwork(FitMixin, _core.NeuralNetwork):
 
     def _fit_check_data(self, X, Y, sample_weight, finite) -> None:
         """Shapes, targets and weights checked in the core without computing anything; with
-        ``finite`` the input values too (in chunks, Ctrl-C looked for between them)."""
+        ``finite`` the input values too (in chunks, Ctrl-C looked for between them). Sparse
+        inputs are checked by ``compute_loss``, as before."""
+        if is_sparse(X):
+            super()._fit_check_data(X, Y, sample_weight, finite)
+            return
         self._check_data(X, Y, sample_weight, finite)
 
     def _fit_measure(self, X, Y, sample_weight) -> Dict[str, Any]:
-        """Loss and accuracy in one blocked forward pass in the core (``_evaluate``)."""
+        """Loss and accuracy in one blocked forward pass in the core (``_evaluate``); sparse
+        inputs by ``compute_loss`` and ``predict``."""
+        if is_sparse(X):
+            return super()._fit_measure(X, Y, sample_weight)
         loss, accuracy = self._evaluate(X, Y, sample_weight)
         result: Dict[str, Any] = {"loss": loss}
         if accuracy is not None:
@@ -521,9 +528,13 @@ class NeuralNetwork(FitMixin, _core.NeuralNetwork):
         try:
             # a batch larger than the data is the whole data: the same epoch, bit for bit
             args = (X, Y, min(batch_size, n), shuffle, l2, dropout_rates, clip_norm, weights)
-            if measure:
+            if measure and not is_sparse(X):
                 return self._train_epoch_measured(*args, accuracy_weight)
-            return self._train_epoch(*args), None
+            loss = self._train_epoch(*args)
+            if not measure:
+                return loss, None
+            # the core's sparse epoch does not count the accuracy yet: a pass after the epoch
+            return loss, accuracy(self.loss, self.predict(X), Y, accuracy_weight)
         except (ValueError, TypeError):
             # the data were refused before anything was trained: undo the run we started
             if started:
