@@ -23,7 +23,7 @@ demo: build-demo
 
 test: build
 	cargo test -p ferrinet-core --release
-	FERRINET_REQUIRE_EXTRAS=1 $(PY) -m pytest -q
+	FERRINET_REQUIRE_EXTRAS=1 $(PY) -m pytest -q -rs
 
 # The same tests with a busy-loop process on every core (BUSY_PER_CPU per core), started here
 # and killed when the tests end, however they end: timed tests must hold on a busy machine.
@@ -33,7 +33,7 @@ test-busy: build
 	for i in $$(seq $$n); do sh -c 'while :; do :; done' & hogs="$$hogs $$!"; done; \
 	trap 'kill $$hogs' EXIT INT TERM; \
 	echo "test-busy: $$n busy-loop processes:$$hogs"; \
-	cargo test -p ferrinet-core --release && FERRINET_REQUIRE_EXTRAS=1 $(PY) -m pytest -q
+	cargo test -p ferrinet-core --release && FERRINET_REQUIRE_EXTRAS=1 $(PY) -m pytest -q -rs
 
 # Formatting and lint, Rust and Python; CI runs it before the tests (.ci/run), and so does the
 # pre-commit hook (.pre-commit-config.yaml). Any warning fails it.
