@@ -195,6 +195,7 @@ FLAT_KEYS = {
     "beta1",
     "beta2",
     "amsgrad",
+    "eps_placement",
 }
 
 
@@ -213,6 +214,7 @@ def test_to_dict_is_one_flat_shape():
         "beta1": 0.0,
         "beta2": 0.0,
         "amsgrad": False,
+        "eps_placement": "pytorch",
     }
     rms = optim.RMSprop(centered=True, momentum=0.5).to_dict()
     assert rms["name"] == "rmsprop" and rms["alpha"] == 0.99 and rms["eps"] == 1e-8
@@ -604,3 +606,15 @@ def test_reduce_lr_on_plateau_default_patience():
     # epoch 0 improves (best = inf); epochs 1..11 are 11 bad ones: reduced after epoch 11;
     # 11 more bad epochs (12..22) reduce again after epoch 22
     assert lrs == [0.5] * 12 + [0.5 * 0.1] * 11 + [0.5 * 0.1 * 0.1] * 2
+
+
+def test_adam_eps_placement():
+    """PyTorch's placement by default; scikit-learn's on request; anything else refused."""
+    assert optim.Adam().eps_placement == "pytorch" == optim.AdamW().eps_placement
+    sk = optim.make_optimizer("adam", 0.01, eps_placement="sklearn")
+    assert sk == optim.Adam(lr=0.01, eps_placement="sklearn")
+    assert sk.to_dict()["eps_placement"] == "sklearn"
+    assert optim.AdamW(eps_placement="sklearn").to_dict()["eps_placement"] == "sklearn"
+    for bad in ("keras", "SKLEARN", None, 1):
+        with pytest.raises(ValueError, match="eps_placement must be 'pytorch' or 'sklearn'"):
+            optim.Adam(eps_placement=bad)

@@ -23,6 +23,7 @@ Y = np.array([0, 1, 1, 0])
 UNUSED = {"momentum": 0.0, "dampening": 0.0, "nesterov": False, "weight_decay": 0.0}
 UNUSED.update({"alpha": 0.0, "eps": 0.0, "centered": False, "beta1": 0.0, "beta2": 0.0})
 UNUSED["amsgrad"] = False
+UNUSED["eps_placement"] = "pytorch"  # files older than the field read as PyTorch's Adam
 
 # name: (the optimizer's to_dict() fields that are not 0 / False, third epoch's loss, outputs)
 EXPECTED = {
@@ -72,6 +73,7 @@ def test_a_file_of_an_earlier_version_loads_and_continues_its_training(name):
         ferrinet.optim.RMSprop(lr=0.01, centered=True, momentum=0.5),
         ferrinet.optim.Adam(lr=0.01, betas=(0.8, 0.99), amsgrad=True),
         ferrinet.optim.AdamW(lr=0.01, weight_decay=0.1),
+        ferrinet.optim.Adam(lr=0.01, eps_placement="sklearn"),
     ],
 )
 def test_the_binding_hands_back_the_record_it_was_given(optimizer):
@@ -88,6 +90,7 @@ def test_the_binding_hands_back_the_record_it_was_given(optimizer):
         (lambda d: d.update(name="lbfgs"), "unknown optimizer"),
         (lambda d: d.update(lr="fast"), "must be real number, not str"),
         (lambda d: d.update(lr=-1.0), "lr must be a finite number > 0"),
+        (lambda d: d.update(eps_placement="keras"), "unknown variant `keras`"),
     ],
 )
 def test_the_binding_refuses_a_record_that_is_not_one(change, message):

@@ -28,6 +28,8 @@ def make_data(loss, seed=0):
         Y = rng.normal(size=(N, m))
     elif loss == "binary_cross_entropy":
         Y = (rng.uniform(size=(N, m)) < 0.5).astype(float)
+    elif loss == "poisson":
+        Y = rng.poisson(1.5, size=(N, m)).astype(float)
     else:
         Y = rng.integers(0, m, size=N)
         Y[:m] = np.arange(m)  # every class present
@@ -53,6 +55,13 @@ CASES = {
         {},
     ),
     "adam": ("cross_entropy", "relu", optim.Adam(lr=0.01), {}),
+    # scikit-learn's placement of eps, with an eps large enough for the placement to matter
+    "adam-sklearn-eps": (
+        "poisson",
+        "tanh",
+        optim.Adam(lr=0.01, eps=1e-3, eps_placement="sklearn", amsgrad=True),
+        {},
+    ),
     "adam-amsgrad": (
         "binary_cross_entropy",
         "tanh",

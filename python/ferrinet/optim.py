@@ -61,8 +61,8 @@ def _betas(owner, value):
     )
 
 
-# The flat dict ``to_dict`` returns: every optimizer's every field, 0 / False where unused, so
-# that the Rust binding reads one shape whatever the optimizer.
+# The flat dict ``to_dict`` returns: every optimizer's every field, 0 / False ("pytorch" for
+# eps_placement) where unused, so that the Rust binding reads one shape whatever the optimizer.
 _FLAT_DEFAULTS = {
     "lr": 0.0,
     "momentum": 0.0,
@@ -75,7 +75,11 @@ _FLAT_DEFAULTS = {
     "beta1": 0.0,
     "beta2": 0.0,
     "amsgrad": False,
+    "eps_placement": "pytorch",
 }
+
+# Where Adam adds eps (docs/maths.md): PyTorch's placement, or scikit-learn's.
+EPS_PLACEMENTS = ("pytorch", "sklearn")
 
 
 class _Optimizer:
@@ -194,6 +198,11 @@ def _check_adam(opt, owner):
     _set(opt, "eps", _eps(owner, opt.eps))
     _set(opt, "weight_decay", _weight_decay(owner, opt.weight_decay))
     _set(opt, "amsgrad", _flag(owner, "amsgrad", opt.amsgrad))
+    placement = opt.eps_placement
+    if not isinstance(placement, str) or placement not in EPS_PLACEMENTS:
+        raise ValueError(
+            f"{owner}: eps_placement must be 'pytorch' or 'sklearn', got {placement!r}"
+        )
 
 
 @dataclass(frozen=True)
@@ -210,6 +219,15 @@ class Adam(_Optimizer):
     that is p - lr * m^ / (sqrt(v^) + eps) with m^ = m / bc1 and v^ = v / bc2, arranged as
     PyTorch arranges it (docs/maths.md has the operation order).
 
+    ``eps_placement="sklearn"``: scikit-learn's Adam (``sklearn.neural_network``), which adds
+    eps to the uncorrected sqrt(v) and folds both corrections into the step size (Kingma & Ba's
+    Section 2 form; TensorFlow's "epsilon hat")::
+
+        p = p - (lr * sqrt(bc2) / bc1) * m / (sqrt(vhat) + eps)
+
+    The same as PyTorch's with eps replaced by eps * sqrt(bc2) (31.6 x smaller at step 1 with
+    beta2 = 0.999, tending to eps); ``ferrinet.sklearn`` uses it to follow scikit-learn.
+
     Reference: https://pytorch.org/docs/stable/generated/torch.optim.Adam.html
     """
 
@@ -218,6 +236,7 @@ class Adam(_Optimizer):
     eps: float = 1e-8
     weight_decay: float = 0.0
     amsgrad: bool = False
+    eps_placement: str = "pytorch"
 
     name = "adam"
 
@@ -234,6 +253,7 @@ class AdamW(_Optimizer):
 
     Reference: https://pytorch.org/docs/stable/generated/torch.optim.AdamW.html. The default
     ``weight_decay`` is 0.01, PyTorch's; it decays biases too, as PyTorch does.
+    ``eps_placement``: as ``Adam``'s.
     """
 
     lr: float = 1e-3
@@ -241,6 +261,7 @@ class AdamW(_Optimizer):
     eps: float = 1e-8
     weight_decay: float = 1e-2
     amsgrad: bool = False
+    eps_placement: str = "pytorch"
 
     name = "adamw"
 

@@ -644,6 +644,11 @@ class OptimizerState:
         This is lr * (m / bc1) / (sqrt(vhat / bc2) + eps) arranged as PyTorch arranges it
         (step_size, and sqrt(v) / sqrt(bc2)), with the division by sqrt(bc2) made a product
         with its reciprocal: one division per element.
+
+        eps_placement "sklearn" (scikit-learn's AdamOptimizer): eps is added to sqrt(vhat)
+        itself, the corrections folded into the step size::
+
+            step_size = lr * sqrt(bc2) / bc1;  inv = 1.0       (sqrt(vhat) * 1.0 is exact)
         """
         c = self.config
         beta1, beta2, eps, weight_decay = (
@@ -659,8 +664,12 @@ class OptimizerState:
         t = float(self.t)
         bc1 = 1.0 - beta1**t  # C's pow
         bc2 = 1.0 - beta2**t
-        step_size = lr / bc1
-        inv_sqrt_bc2 = 1.0 / _sqrt(bc2)
+        if c.get("eps_placement", "pytorch") == "sklearn":
+            step_size = lr * _sqrt(bc2) / bc1
+            inv_sqrt_bc2 = 1.0
+        else:
+            step_size = lr / bc1
+            inv_sqrt_bc2 = 1.0 / _sqrt(bc2)
         new_p = []
         for i, (p_i, g_i) in enumerate(zip(p, g)):
             if decoupled:

@@ -80,7 +80,7 @@ pub use loss::{Loss, Targets};
 pub use matrix::{MatRef, Matrix};
 pub use network::NeuralNetwork;
 pub use neuron::Neuron;
-pub use optimizer::{Optimizer, OptimizerConfig, TensorState};
+pub use optimizer::{EpsPlacement, Optimizer, OptimizerConfig, TensorState};
 pub use per_sample::sgd_block::TRAIN_BLOCK;
 pub use per_sample::TrainProgress;
 pub use predict::{EvalSums, Evaluation, PredictScratch, PREDICT_BLOCK};

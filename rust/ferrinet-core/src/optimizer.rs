@@ -7,6 +7,22 @@ use crate::error::{value_error, Result};
 use crate::float::Real;
 use crate::team::map_parts;
 
+/// Where Adam adds eps: the one thing in which PyTorch's and scikit-learn's Adam differ.
+/// Both follow Kingma & Ba (2015); PyTorch adds eps to the bias-corrected sqrt(v^) (the
+/// paper's Algorithm 1), scikit-learn (like TensorFlow's "epsilon hat") to the uncorrected
+/// sqrt(v), folding both corrections into the step size (the paper's Section 2 remark).
+/// docs/maths.md has both formulas. Saved as "pytorch" / "sklearn"; a record without the
+/// field (every file written before it existed) reads as PyTorch's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EpsPlacement {
+    /// p -= (lr / bc1) m / (sqrt(v) / sqrt(bc2) + eps)   (torch.optim.Adam)
+    #[default]
+    Pytorch,
+    /// p -= (lr sqrt(bc2) / bc1) m / (sqrt(v) + eps)     (sklearn.neural_network's AdamOptimizer)
+    Sklearn,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Optimizer {
     /// p -= lr * g, with optional momentum buffer b = momentum * b + (1 - dampening) * g
@@ -29,6 +45,7 @@ pub enum Optimizer {
     },
     /// m, v moving averages of g and g^2, bias-corrected; p -= lr m^ / (sqrt(v^) + eps).
     /// `decoupled` is AdamW: p *= 1 - lr * weight_decay instead of adding it to g.
+    /// `eps_placement`: PyTorch's (above) or scikit-learn's (eps added to sqrt(v)).
     Adam {
         lr: f64,
         beta1: f64,
@@ -37,6 +54,7 @@ pub enum Optimizer {
         weight_decay: f64,
         amsgrad: bool,
         decoupled: bool,
+        eps_placement: EpsPlacement,
     },
 }
 
@@ -63,6 +81,7 @@ impl Optimizer {
             weight_decay: 0.0,
             amsgrad: false,
             decoupled: false,
+            eps_placement: EpsPlacement::Pytorch,
         }
     }
 
@@ -161,8 +180,9 @@ impl Optimizer {
 }
 
 /// An optimizer as one flat record: `name` ("sgd", "rmsprop", "adam", "adamw") and every
-/// field of every optimizer, 0 / false where unused. The same shape as the Python optimizers'
-/// `to_dict()`, and how saved files store the optimizer (`io.rs`).
+/// field of every optimizer, 0 / false ("pytorch" for `eps_placement`) where unused. The same
+/// shape as the Python optimizers' `to_dict()`, and how saved files store the optimizer
+/// (`io.rs`). `eps_placement` may be missing (records written before it existed): PyTorch's.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OptimizerConfig {
@@ -178,6 +198,8 @@ pub struct OptimizerConfig {
     pub beta1: f64,
     pub beta2: f64,
     pub amsgrad: bool,
+    #[serde(default)]
+    pub eps_placement: EpsPlacement,
 }
 
 impl Optimizer {
@@ -196,6 +218,7 @@ impl Optimizer {
             beta1: 0.0,
             beta2: 0.0,
             amsgrad: false,
+            eps_placement: EpsPlacement::Pytorch,
         };
         match *self {
             Optimizer::Sgd {
@@ -225,10 +248,12 @@ impl Optimizer {
                 eps,
                 weight_decay,
                 amsgrad,
+                eps_placement,
                 ..
             } => {
                 (c.beta1, c.beta2, c.eps) = (beta1, beta2, eps);
                 (c.weight_decay, c.amsgrad) = (weight_decay, amsgrad);
+                c.eps_placement = eps_placement;
             }
         }
         c
@@ -264,6 +289,7 @@ impl OptimizerConfig {
                 weight_decay: c.weight_decay,
                 amsgrad: c.amsgrad,
                 decoupled: c.name == "adamw",
+                eps_placement: c.eps_placement,
             },
             other => {
                 return value_error!(
@@ -463,10 +489,11 @@ impl Optimizer {
                 weight_decay,
                 amsgrad,
                 decoupled,
+                eps_placement,
                 ..
             } => {
                 let options = (beta1, beta2, eps, weight_decay, amsgrad, decoupled);
-                adam_step(params, grads, state, (t, lr), options);
+                adam_step(params, grads, state, (t, lr, eps_placement), options);
             }
         }
     }
@@ -542,12 +569,15 @@ fn rmsprop_step<T: Real>(
 }
 
 /// Adam and AdamW (`decoupled`), docs/maths.md ("Optimizers", Adam): the per-step constants
-/// here, the per-element update in the vectorised `kernels::adam_update`.
+/// here, the per-element update in the vectorised `kernels::adam_update`, whose last line is
+/// p -= (step_size m) / (sqrt(vhat) inv + eps). PyTorch's placement: step_size = lr / bc1,
+/// inv = 1 / sqrt(bc2). scikit-learn's: step_size = (lr sqrt(bc2)) / bc1 (its learning_rate),
+/// inv = 1 (sqrt(v) * 1 is sqrt(v) exactly), so eps is added to the uncorrected sqrt(v).
 fn adam_step<T: Real>(
     params: &mut [T],
     grads: &mut [T],
     state: Buffers<T>,
-    (t, lr): (u64, f64),
+    (t, lr, eps_placement): (u64, f64, EpsPlacement),
     (beta1, beta2, eps, weight_decay, amsgrad, decoupled): (f64, f64, f64, f64, bool, bool),
 ) {
     let lr_t = T::from_f64(lr);
@@ -563,13 +593,17 @@ fn adam_step<T: Real>(
     let bc1 = one - b1.powf(tf);
     let bc2 = one - b2.powf(tf);
     let decay = one - lr_t * wd;
+    let (step_size, inv_sqrt_correction2) = match eps_placement {
+        EpsPlacement::Pytorch => (lr_t / bc1, one / bc2.sqrt()),
+        EpsPlacement::Sklearn => ((lr_t * bc2.sqrt()) / bc1, one),
+    };
     let step = crate::kernels::AdamStep {
         beta1: b1,
         one_minus_beta1: one_minus_b1,
         beta2: b2,
         one_minus_beta2: one_minus_b2,
-        step_size: lr_t / bc1,
-        inv_sqrt_correction2: one / bc2.sqrt(),
+        step_size,
+        inv_sqrt_correction2,
         eps,
         weight_decay: wd,
         decay,
@@ -642,6 +676,17 @@ mod tests {
                 weight_decay: 0.01,
                 amsgrad: true,
                 decoupled: true,
+                eps_placement: EpsPlacement::Pytorch,
+            },
+            Optimizer::Adam {
+                lr: 1e-3,
+                beta1: 0.9,
+                beta2: 0.999,
+                eps: 1e-8,
+                weight_decay: 0.0,
+                amsgrad: false,
+                decoupled: false,
+                eps_placement: EpsPlacement::Sklearn,
             },
         ];
         for opt in all {
@@ -671,9 +716,76 @@ mod tests {
             eps: 1e-8,
             weight_decay: 0.0,
             amsgrad: false,
-            decoupled: false
+            decoupled: false,
+            eps_placement: EpsPlacement::Pytorch,
         }
         .check()
         .is_err());
+    }
+
+    #[test]
+    fn sklearn_eps_placement_is_sklearns_formula() {
+        // scikit-learn's AdamOptimizer._get_updates, two steps on one parameter:
+        // lr_t = lr sqrt(1 - b2^t) / (1 - b1^t); p += -lr_t m / (sqrt(v) + eps).
+        let mut opt = Optimizer::adam(0.1);
+        if let Optimizer::Adam {
+            ref mut eps_placement,
+            ref mut eps,
+            ..
+        } = opt
+        {
+            *eps_placement = EpsPlacement::Sklearn;
+            *eps = 1e-3; // large, so that where it is added shows
+        }
+        let (mut p, mut state) = (vec![1.0f64], TensorState::default());
+        let (mut expected, mut m, mut v) = (1.0f64, 0.0f64, 0.0f64);
+        for (t, g) in [(1u64, 0.5f64), (2, -0.25)] {
+            m = 0.9 * m + (1.0 - 0.9) * g;
+            v = 0.999 * v + (1.0 - 0.999) * (g * g);
+            let lr_t = 0.1 * (1.0 - 0.999f64.powf(t as f64)).sqrt() / (1.0 - 0.9f64.powf(t as f64));
+            expected += -lr_t * m / (v.sqrt() + 1e-3);
+            opt.step(&mut p, &mut [g], &mut state, t, 0.1);
+            assert_eq!(
+                p[0].to_bits(),
+                expected.to_bits(),
+                "step {t}: {} vs {expected}",
+                p[0]
+            );
+        }
+        // PyTorch's placement adds eps to sqrt(v / bc2): a different step.
+        let mut pytorch = opt;
+        if let Optimizer::Adam {
+            ref mut eps_placement,
+            ..
+        } = pytorch
+        {
+            *eps_placement = EpsPlacement::Pytorch;
+        }
+        let mut q = vec![1.0f64];
+        pytorch.step(&mut q, &mut [0.5], &mut TensorState::default(), 1, 0.1);
+        let sklearn_first = 1.0 - 0.1 * (0.001f64.sqrt() / 0.1) * 0.05 / (0.0005f64.sqrt() + 1e-3);
+        assert!(
+            (q[0] - sklearn_first).abs() > 1e-4,
+            "{} vs {sklearn_first}",
+            q[0]
+        );
+    }
+
+    #[test]
+    fn a_record_without_eps_placement_reads_as_pytorchs() {
+        let json = r#"{"name": "adam", "lr": 0.01, "momentum": 0.0, "dampening": 0.0,
+            "nesterov": false, "weight_decay": 0.0, "alpha": 0.0, "eps": 1e-8,
+            "centered": false, "beta1": 0.9, "beta2": 0.999, "amsgrad": false}"#;
+        let config: OptimizerConfig = serde_json::from_str(json).unwrap();
+        assert_eq!(config.eps_placement, EpsPlacement::Pytorch);
+        assert_eq!(config.to_optimizer(), Ok(Optimizer::adam(0.01)));
+        let mut sk = Optimizer::adam(0.01).config();
+        sk.eps_placement = EpsPlacement::Sklearn;
+        let text = serde_json::to_string(&sk).unwrap();
+        assert!(text.contains(r#""eps_placement":"sklearn""#), "{text}");
+        let back: OptimizerConfig = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, sk);
+        let bad = text.replace("sklearn", "keras");
+        assert!(serde_json::from_str::<OptimizerConfig>(&bad).is_err());
     }
 }

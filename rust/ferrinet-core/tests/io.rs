@@ -13,8 +13,8 @@ use std::collections::BTreeMap;
 
 use common::{int_in, random_case, HEADS, HIDDEN};
 use ferrinet_core::{
-    read_model, write_model, Activation, EpochOptions, Error, LoadedModel, Loss, MatRef, ModelFile,
-    NeuralNetwork, Optimizer, Real, SplitMix64, Targets, TrainingState,
+    read_model, write_model, Activation, EpochOptions, EpsPlacement, Error, LoadedModel, Loss,
+    MatRef, ModelFile, NeuralNetwork, Optimizer, Real, SplitMix64, Targets, TrainingState,
 };
 use ferrinet_core::{tensor_names, MAX_HEADER_BYTES, MAX_LAYERS};
 use safetensors::{Dtype, View};
@@ -95,6 +95,7 @@ fn adam(amsgrad: bool, decoupled: bool) -> Optimizer {
         weight_decay: if decoupled { 0.01 } else { 0.0 },
         amsgrad,
         decoupled,
+        eps_placement: EpsPlacement::Pytorch,
     }
 }
 
@@ -1114,6 +1115,7 @@ fn files_saved_by_an_earlier_version_still_load() {
                 weight_decay: 0.001,
                 amsgrad: true,
                 decoupled: false,
+                eps_placement: EpsPlacement::Pytorch,
             },
         ),
         (

@@ -12,7 +12,7 @@
 mod common;
 
 use ferrinet_core::TensorState;
-use ferrinet_core::{Error, Optimizer, SplitMix64, TrainingState};
+use ferrinet_core::{EpsPlacement, Error, Optimizer, SplitMix64, TrainingState};
 
 const STEPS: u64 = 100;
 const REL: f64 = 1e-12;
@@ -125,6 +125,7 @@ fn documented_step(opt: &Optimizer, p: &mut [f64], grad: &[f64], s: &mut Moments
                 weight_decay,
                 amsgrad,
                 decoupled,
+                eps_placement,
                 ..
             } => {
                 // AdamW: decay the parameter, then Adam's update with weight_decay = 0.
@@ -141,7 +142,12 @@ fn documented_step(opt: &Optimizer, p: &mut [f64], grad: &[f64], s: &mut Moments
                 s.v[k] = beta2 * s.v[k] + (1.0 - beta2) * (g * g);
                 let bc1 = 1.0 - beta1.powf(t as f64);
                 let bc2 = 1.0 - beta2.powf(t as f64);
-                let (step_size, inv_sqrt_bc2) = (lr / bc1, 1.0 / bc2.sqrt());
+                // PyTorch: eps added to sqrt(v^); scikit-learn: to sqrt(v), the corrections
+                // in its step size lr sqrt(bc2) / bc1.
+                let (step_size, inv_sqrt_bc2) = match eps_placement {
+                    EpsPlacement::Pytorch => (lr / bc1, 1.0 / bc2.sqrt()),
+                    EpsPlacement::Sklearn => (lr * bc2.sqrt() / bc1, 1.0),
+                };
                 let vhat = if amsgrad {
                     s.vmax[k] = s.vmax[k].max(s.v[k]);
                     s.vmax[k]
@@ -232,6 +238,7 @@ fn adam(weight_decay: f64, amsgrad: bool, decoupled: bool) -> Optimizer {
         weight_decay,
         amsgrad,
         decoupled,
+        eps_placement: EpsPlacement::Pytorch,
     }
 }
 
@@ -257,6 +264,7 @@ fn adam_with(beta1: f64, beta2: f64, eps: f64, amsgrad: bool, decoupled: bool) -
         weight_decay: 0.0,
         amsgrad,
         decoupled,
+        eps_placement: EpsPlacement::Pytorch,
     }
 }
 
@@ -292,6 +300,7 @@ fn with_lr(opt: Optimizer, new_lr: f64) -> Optimizer {
             weight_decay,
             amsgrad,
             decoupled,
+            eps_placement,
             ..
         } => Optimizer::Adam {
             lr: new_lr,
@@ -301,6 +310,7 @@ fn with_lr(opt: Optimizer, new_lr: f64) -> Optimizer {
             weight_decay,
             amsgrad,
             decoupled,
+            eps_placement,
         },
     }
 }
@@ -336,6 +346,46 @@ fn adam_matches_the_documented_formulas() {
     assert_matches_the_formulas("adam amsgrad weight_decay", adam(1e-2, true, false));
     let betas = with_lr(adam_with(0.5, 0.9, 1e-6, true, false), 0.05);
     assert_matches_the_formulas("adam other betas", betas);
+    for (name, opt) in [
+        ("adam sklearn eps", adam(0.0, false, false)),
+        (
+            "adam sklearn eps amsgrad weight_decay",
+            adam(1e-2, true, false),
+        ),
+        ("adamw sklearn eps", adam(1e-2, false, true)),
+        (
+            "adam sklearn eps large",
+            adam_with(0.5, 0.9, 1e-2, false, false),
+        ),
+    ] {
+        assert_matches_the_formulas(name, sklearn_eps(opt));
+    }
+}
+
+/// The same Adam with scikit-learn's placement of eps.
+fn sklearn_eps(opt: Optimizer) -> Optimizer {
+    match opt {
+        Optimizer::Adam {
+            lr,
+            beta1,
+            beta2,
+            eps,
+            weight_decay,
+            amsgrad,
+            decoupled,
+            ..
+        } => Optimizer::Adam {
+            lr,
+            beta1,
+            beta2,
+            eps,
+            weight_decay,
+            amsgrad,
+            decoupled,
+            eps_placement: EpsPlacement::Sklearn,
+        },
+        other => other,
+    }
 }
 
 #[test]

@@ -16,8 +16,8 @@ use common::{
 };
 use ferrinet_core::shuffle;
 use ferrinet_core::{
-    Activation, Batch, EpochOptions, Error, Loss, MatRef, NeuralNetwork, Optimizer, SplitMix64,
-    TrainingState,
+    Activation, Batch, EpochOptions, EpsPlacement, Error, Loss, MatRef, NeuralNetwork, Optimizer,
+    SplitMix64, TrainingState,
 };
 
 type Params = Vec<(Vec<f64>, Vec<f64>)>;
@@ -228,6 +228,7 @@ fn the_state_learning_rate_is_the_one_used() {
         weight_decay: 0.1,
         amsgrad: false,
         decoupled: true,
+        eps_placement: EpsPlacement::Pytorch,
     };
     for opt in [Optimizer::sgd(0.1), Optimizer::adam(0.01), adamw] {
         let mut st = state(opt, 0, &net);
