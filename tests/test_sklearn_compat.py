@@ -122,6 +122,51 @@ def test_lbfgs_follows_sklearn_for_20_iterations(kind, activation, monkeypatch):
     assert all(c.dtype == np.float64 for c in ours.coefs_ + ours.intercepts_)
 
 
+def _counts():
+    """Count targets for loss='poisson': one output, and two with sample weights (zeros among
+    both the counts and the weights)."""
+    rng = np.random.RandomState(1)
+    y = rng.poisson(np.exp(0.5 * X[:, 0] - 0.3 * X[:, 1] + 0.2)).astype(float)
+    Y2 = np.c_[y, rng.poisson(np.exp(0.3 * X[:, 2]))].astype(float)
+    w = np.random.RandomState(3).randint(0, 4, len(X)).astype(float)
+    return y, Y2, w
+
+
+@no_convergence_warning
+@pytest.mark.parametrize(
+    "activation, outputs", [("relu", 1), ("tanh", 1), ("logistic", 1), ("tanh", 2)]
+)
+def test_lbfgs_poisson_follows_sklearn_for_20_iterations(activation, outputs, monkeypatch):
+    # scikit-learn's lbfgs on loss='poisson' (1.7+): exp outputs, its value the half Poisson
+    # deviance averaged over the samples (weighted) and summed over the outputs
+    # (sklearn.neural_network._base.poisson_loss), its gradient exp(z) - y
+    y, Y2, w = _counts()
+    target, weights = (y, None) if outputs == 1 else (Y2, w)
+    params = dict(
+        hidden_layer_sizes=(8, 7) if outputs == 1 else (6,),
+        solver="lbfgs",
+        activation=activation,
+        alpha=1e-2,
+        max_iter=20,
+        random_state=0,
+        loss="poisson",
+    )
+    ours, theirs = MLPRegressor(**params), SkMLPRegressor(**params)
+    rec = _Recorder(monkeypatch)
+    theirs.fit(X, target, sample_weight=weights)
+    ours.fit(X, target, sample_weight=weights)
+    (sk_call, our_call) = rec.calls
+    np.testing.assert_array_equal(our_call["x0"], sk_call["x0"])
+    assert ours.out_activation_ == theirs.out_activation_ == "exp"
+    # measured: <= 1.6e-14 relative
+    assert len(ours.loss_curve_) == len(sk_call["losses"]) == 20
+    np.testing.assert_allclose(ours.loss_curve_, sk_call["losses"], rtol=1e-6, atol=0)
+    assert ours.n_iter_ == theirs.n_iter_ == 20
+    assert ours.loss_ == pytest.approx(theirs.loss_, rel=1e-6)
+    assert _max_weight_diff(ours, theirs) < 1e-6
+    np.testing.assert_allclose(ours.predict(X), theirs.predict(X), rtol=1e-6)
+
+
 def _subsets():
     Xi, yi = load_iris(return_X_y=True)
     Xd, yd = load_digits(return_X_y=True)
