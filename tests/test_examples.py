@@ -30,6 +30,7 @@ NEEDS = {
     "onnx_export.py": ["onnx", "onnxruntime"],
     "plots.py": ["matplotlib"],
     "larger_than_memory.py": ["sklearn"],
+    "scipy_lbfgs.py": ["scipy"],
 }
 
 

@@ -91,6 +91,31 @@ class NeuralNetwork:
         sample_weight: Optional[_ArrayLike] = None,
     ) -> List[Tuple[_Float64Array, _Float64Array]]:
         """[(dW (n_out, n_in), db (n_out,)) per layer] of the mean loss; model unchanged."""
+    def loss_and_gradient(
+        self,
+        x: _ArrayLike,
+        y: _ArrayLike,
+        l2: float = 0.0,
+        sample_weight: Optional[_ArrayLike] = None,
+    ) -> Tuple[float, _Float64Array]:
+        """(loss, gradient) over all of (x, y): the mean loss (weighted by sample_weight) plus
+        (l2 / 2) * sum W**2, and its gradient as one flat (n_parameters,) array in
+        `get_flat_parameters`' layout. One blocked, threaded pass; model unchanged."""
+    def _loss_gradient_outputs(
+        self,
+        x: _ArrayLike,
+        y: _ArrayLike,
+        l2: float = 0.0,
+        sample_weight: Optional[_ArrayLike] = None,
+        outputs: bool = True,
+    ) -> Tuple[float, _Float64Array, Optional[_Float64Array]]:
+        """`loss_and_gradient` and, with `outputs`, every row's output (n, n_outputs) from the
+        same forward pass."""
+    def get_flat_parameters(self) -> _Float64Array:
+        """Every parameter as one (n_parameters,) array, scikit-learn's packing: each layer's
+        W.T (n_in, n_out) raveled, then each layer's b. A copy."""
+    def set_flat_parameters(self, theta: _ArrayLike) -> None:
+        """Replaces every parameter from `get_flat_parameters`' layout; on error nothing changes."""
     def backward(self, x: _ArrayLike, y: _ArrayLike, learning_rate: float) -> float:
         """One SGD step; returns the loss of the forward pass before the step."""
     def train(self, x: _ArrayLike, y: _ArrayLike, epochs: int, learning_rate: float) -> List[float]:

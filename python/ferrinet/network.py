@@ -340,6 +340,51 @@ class NeuralNetwork(FitMixin, _core.NeuralNetwork):
             return self._compute_loss_csr(*csr_parts(X, self.dtype), Y, l2, sample_weight)
         return super().compute_loss(X, Y, l2=l2, sample_weight=sample_weight)
 
+    # ----- the flat entry for general-purpose optimizers (scipy.optimize, ferrinet.sklearn)
+    def loss_and_gradient(
+        self, X: Any, Y: Any, l2: float = 0.0, sample_weight: Any = None
+    ) -> Tuple[float, np.ndarray]:
+        """The full-batch objective and its gradient, for an optimizer that works on one flat
+        vector of parameters (``scipy.optimize.minimize(..., jac=True)``, docs/api.md)::
+
+            L(theta) = sum_k w_k l_k / sum_k w_k  +  (l2 / 2) * sum over layers of ||W||^2
+
+        with l_k sample k's loss as ``compute_loss`` defines it (docs/maths.md; w_k = 1
+        without ``sample_weight``, the plain mean over the n samples) and theta every
+        parameter in ``get_flat_parameters``' layout. Returns ``(L, dL/dtheta)``: a float and
+        a new 1-D array of ``n_parameters`` values in the network's dtype, in that layout.
+        The value is ``compute_loss(X, Y, l2, sample_weight)``'s, bit for bit.
+
+        Rust makes it in one forward and one backward pass over blocks of 256 rows, several
+        blocks at once with ``n_threads``, adding the blocks' gradients in block order: the
+        same bits for any thread count, memory for a block's activations per thread (not the
+        whole batch's), the GIL released and Ctrl-C looked for on large batches. The model is
+        unchanged. ``X`` must be dense (a scipy.sparse matrix: ``X.toarray()``)."""
+        if is_sparse(X):
+            raise TypeError(
+                "loss_and_gradient takes dense X (an array of n rows); got a scipy.sparse "
+                f"{type(X).__name__}: pass X.toarray()"
+            )
+        return super().loss_and_gradient(X, Y, l2=l2, sample_weight=sample_weight)
+
+    def get_flat_parameters(self) -> np.ndarray:
+        """Every parameter as one new 1-D array of ``n_parameters`` values (the network's
+        dtype), in scikit-learn's packing (``sklearn.neural_network``'s ``_pack(coefs_,
+        intercepts_)``)::
+
+            theta = [W_0.T.ravel(), ..., W_{L-1}.T.ravel(), b_0, ..., b_{L-1}]
+
+        where ``W_l`` is layer l's weights (n_out, n_in) as ``get_weights`` gives them, so
+        ``W_l.T`` is scikit-learn's ``coefs_[l]`` (n_in, n_out), raveled in C order."""
+        return super().get_flat_parameters()
+
+    def set_flat_parameters(self, theta: Any) -> None:
+        """Replaces every parameter from a 1-D array-like of ``n_parameters`` finite reals in
+        ``get_flat_parameters``' layout (converted to the network's dtype). A wrong length,
+        shape or type, or a non-finite value, raises ValueError / TypeError and changes
+        nothing. The training state (optimizer moments) is kept, as with ``set_weights``."""
+        super().set_flat_parameters(theta)
+
     def _train_epoch(self, X, Y, batch_size, shuffle, l2, dropout, clip_norm, sample_weight):
         if is_sparse(X):
             parts = csr_parts(X, self.dtype)

@@ -25,6 +25,8 @@
 //                                   `backward` (one SGD step), and `sgd_batch` (fused step)
 //   activation.rs loss.rs           each function beside its derivative
 //   batch.rs                        `Batch` and the input checks (`batch`, `check_inputs`, ...)
+//   flat.rs                         every parameter as one vector (scikit-learn's packing); the
+//                                   full-batch loss and its gradient in it, blocked, threaded
 //   predict.rs                      `predict_with` / `predict_rows_with` / `evaluate_rows`: blocks
 //                                   of rows, threads; loss and accuracy reduced per block
 //   per_sample.rs (+ sgd_block.rs)  `train`, `train_steps*`: the article's per-sample loop
@@ -43,6 +45,7 @@
 mod activation;
 mod batch;
 mod error;
+mod flat;
 mod float;
 mod guard;
 mod io;
@@ -69,6 +72,7 @@ mod training;
 pub use activation::Activation;
 pub use batch::{check_learning_rate, Batch};
 pub use error::{Error, Result};
+pub use flat::{GradientSums, GRAD_BLOCK};
 pub use float::{first_non_finite, Real};
 pub use io::{
     read_model, tensor_names, write_model, LoadedModel, ModelFile, FORMAT_NAME, FORMAT_VERSION,

@@ -5,6 +5,7 @@
 mod args;
 mod convert;
 mod errors;
+mod flat;
 mod gil;
 mod network;
 mod saving;

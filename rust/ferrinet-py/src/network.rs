@@ -343,6 +343,78 @@ impl PyNeuralNetwork {
         })
     }
 
+    /// (loss, gradient) of the full batch for a general-purpose optimizer: the mean loss
+    /// (weighted by `sample_weight`) plus (l2 / 2) * sum W**2, and its gradient with respect to
+    /// every parameter as one flat array in `get_flat_parameters`' layout (scikit-learn's
+    /// packing). One blocked, threaded forward and backward pass (the core's flat.rs), GIL
+    /// released on large batches; the model is unchanged.
+    #[pyo3(signature = (x, y, l2=0.0, sample_weight=None))]
+    fn loss_and_gradient<'py>(
+        &self,
+        py: Python<'py>,
+        x: &Bound<'py, PyAny>,
+        y: &Bound<'py, PyAny>,
+        l2: f64,
+        sample_weight: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<(f64, Bound<'py, PyAny>)> {
+        let (loss, grad, _) = self._loss_gradient_outputs(py, x, y, l2, sample_weight, false)?;
+        Ok((loss, grad))
+    }
+
+    /// `loss_and_gradient`, and with `outputs` every row's network output (n, n_outputs) from
+    /// the same forward pass (else None): ferrinet.sklearn's lbfgs computes scikit-learn's
+    /// clipped log-loss from them.
+    #[pyo3(signature = (x, y, l2=0.0, sample_weight=None, outputs=true))]
+    fn _loss_gradient_outputs<'py>(
+        &self,
+        py: Python<'py>,
+        x: &Bound<'py, PyAny>,
+        y: &Bound<'py, PyAny>,
+        l2: f64,
+        sample_weight: Option<&Bound<'py, PyAny>>,
+        outputs: bool,
+    ) -> PyResult<(f64, Bound<'py, PyAny>, Option<Bound<'py, PyAny>>)> {
+        check_l2(l2)?;
+        let m_out = self.n_outputs();
+        with_model!(self, m => {
+            let (x, t) = self.inputs_and_targets(x, y)?;
+            let w = self.sample_weights(sample_weight, x.rows)?;
+            let big = self.is_big(x.rows);
+            let data = (&x, &t, w.as_deref());
+            let (loss, grad, out) = crate::flat::loss_and_gradient(py, m, data, l2, outputs, big)?;
+            let out = out.map(|o| rows_to_py(py, o, x.rows, m_out).into_any());
+            Ok((loss, vec_to_py(py, grad).into_any(), out))
+        })
+    }
+
+    /// Every parameter as one 1-D array (n_parameters,) in scikit-learn's packing: each
+    /// layer's W transposed to (n_in, n_out) and raveled (C order), layer after layer, then
+    /// every layer's b. A copy.
+    fn get_flat_parameters<'py>(&self, py: Python<'py>) -> Bound<'py, PyAny> {
+        with_model!(self, m => {
+            let big = self.n_parameters > RELEASE_GIL_ABOVE;
+            vec_to_py(py, m.with(py, big, |m| m.net.flat_parameters())).into_any()
+        })
+    }
+
+    /// Replaces every parameter from a 1-D array in `get_flat_parameters`' layout
+    /// (n_parameters finite values). On any error nothing is changed; the training state
+    /// (optimizer moments) is kept, as with `set_weights`.
+    fn set_flat_parameters(&self, py: Python<'_>, theta: &Bound<'_, PyAny>) -> PyResult<()> {
+        with_model!(self, m => {
+            let Array { data, shape } = to_array(theta, "theta")?;
+            if shape.len() != 1 {
+                return Err(PyValueError::new_err(format!(
+                    "theta must be a 1-D array of n_parameters = {} values, got shape {}",
+                    self.n_parameters,
+                    shape_str(&shape)
+                )));
+            }
+            let big = self.n_parameters > RELEASE_GIL_ABOVE;
+            m.with(py, big, |m| m.net.set_flat_parameters(&data)).py()
+        })
+    }
+
     /// One SGD step on a sample (1-D x) or on the mean loss of a batch (2-D x). Returns the
     /// loss of the forward pass done before the step.
     fn backward(

@@ -1,0 +1,62 @@
+//! The flat parameter vector and the full-batch loss-and-gradient (the core's flat.rs):
+//! detached for large batches, in chunks of whole `GRAD_BLOCK`s with Ctrl-C checks between
+//! them, all under one lock (the same bits however the chunks fall).
+
+use std::time::Instant;
+
+use ferrinet_core::{GradientSums, GRAD_BLOCK};
+use pyo3::prelude::*;
+
+use crate::convert::Float;
+use crate::errors::IntoPyResult;
+use crate::gil::{check_signals, Chunker, Shared};
+use crate::network::{Inputs, Model, OwnedTargets};
+
+/// (loss + the L2 penalty, the flat gradient, each row's output when `outputs`).
+pub(crate) type FlatResult<T> = (f64, Vec<T>, Option<Vec<T>>);
+
+/// `loss_and_flat_gradient` over (x, t, weights), optionally keeping every row's output.
+pub(crate) fn loss_and_gradient<T: Float>(
+    py: Python<'_>,
+    m: &Shared<Model<T>>,
+    (x, t, weights): (&Inputs<'_, T>, &OwnedTargets<T>, Option<&[T]>),
+    l2: f64,
+    outputs: bool,
+    big: bool,
+) -> PyResult<FlatResult<T>> {
+    let xv = x.view();
+    let rows = x.rows;
+    let work = |model: &Model<T>| -> PyResult<FlatResult<T>> {
+        let net = &model.net;
+        let batch = net.epoch_batch(xv, t.view(), weights).py()?;
+        let mut out = outputs.then(|| vec![T::ZERO; rows * net.n_outputs()]);
+        let mut grad = vec![T::ZERO; net.n_parameters()];
+        let mut sums = GradientSums::default();
+        let mut chunker = Chunker::new();
+        let mut start = 0;
+        while start < rows {
+            let len = chunker.next_len(rows - start).next_multiple_of(GRAD_BLOCK);
+            let end = (start + len).min(rows);
+            let started = Instant::now();
+            let n_out = net.n_outputs();
+            let part = out
+                .as_deref_mut()
+                .map(|o| &mut o[start * n_out..end * n_out]);
+            net.gradient_rows(&batch, start, end, &mut sums, part)
+                .py()?;
+            chunker.record(started);
+            start = end;
+            if big {
+                check_signals()?;
+            }
+        }
+        let loss = net
+            .finish_flat_gradient(&mut sums, &batch, l2, &mut grad)
+            .py()?;
+        Ok((loss, grad, out))
+    };
+    if !big {
+        return m.with(py, false, |m| work(m));
+    }
+    py.detach(|| work(&m.lock()))
+}
