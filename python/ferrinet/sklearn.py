@@ -56,10 +56,12 @@ with ``solver='adam'`` to 1e-10 relative.
 'L-BFGS-B', jac=True)`` over all parameters packed as scikit-learn packs them, its options
 (``max_iter``, ``max_fun``, ``tol``, ``verbose``), its ConvergenceWarning and ``n_iter_``; the
 loss value is scikit-learn's (its log-loss clips probabilities to [eps, 1 - eps]: L-BFGS-B's
-line search compares values, so they must be the same numbers), the gradient ferrinet's
-full-batch backward pass. From the same initial weights the loss after each iteration equals
-scikit-learn's to ~1e-11 relative over 20 iterations (tests/test_sklearn_compat.py), as close
-as scikit-learn is to itself on the same rows in another order.
+line search compares values, so they must be the same numbers: it is computed from the
+outputs of the same pass), the gradient ferrinet's full-batch backward pass, already in
+scikit-learn's packing (``NeuralNetwork.loss_and_gradient``'s flat entry). From the same
+initial weights the loss after each iteration equals scikit-learn's to ~1e-11 relative over 20
+iterations (tests/test_sklearn_compat.py; ~1e-14 with ``loss='poisson'``), as close as
+scikit-learn is to itself on the same rows in another order.
 
 The model is ``coefs_`` / ``intercepts_``, as in scikit-learn: they may be assigned or edited in
 place, and the next ``predict``, ``partial_fit`` or warm-start ``fit`` uses them (they are
@@ -352,34 +354,6 @@ def _scipy_below_1_15():
 
     version = tuple(int(v) for v in scipy.__version__.split(".")[:2] if v.isdigit())
     return version < (1, 15)
-
-
-class _FlatParameters:
-    """scikit-learn's packing of an MLP's parameters into one float64 vector (its ``_pack``):
-    ``coefs_[0].ravel(), ..., coefs_[L-1].ravel(), intercepts_[0], ..., intercepts_[L-1]``
-    with ``coefs_[i]`` of shape (n_in, n_out), i.e. ferrinet's W_i (n_out, n_in) transposed."""
-
-    def __init__(self, sizes):
-        self.shapes = list(zip(sizes[:-1], sizes[1:]))
-        ends = np.cumsum([a * b for a, b in self.shapes] + [b for _, b in self.shapes])
-        self.bounds = list(zip(np.r_[0, ends[:-1]], ends))
-
-    def pack(self, coefs, intercepts):
-        parts = [np.asarray(c, dtype=np.float64).ravel() for c in coefs]
-        return np.concatenate(parts + [np.asarray(b, dtype=np.float64) for b in intercepts])
-
-    def pack_gradients(self, grads):
-        """ferrinet's ``[(dW (n_out, n_in), db)]`` -> the flat vector (float64)."""
-        return self.pack([dW.T for dW, _ in grads], [db for _, db in grads])
-
-    def unpack(self, x):
-        """The flat vector -> ferrinet's ``[(W (n_out, n_in), b)]`` (views of x)."""
-        L = len(self.shapes)
-        out = []
-        for i, (n_in, n_out) in enumerate(self.shapes):
-            (s, e), (bs, be) = self.bounds[i], self.bounds[L + i]
-            out.append((x[s:e].reshape(n_in, n_out).T, x[bs:be]))
-        return out
 
 
 class _Optimizer:
@@ -893,25 +867,28 @@ class _BaseMLP(BaseEstimator):
             )
         total = float(X.shape[0] if weights is None else weights.sum())
         l2 = p.alpha / (c * total)
-        flat = _FlatParameters(net.sizes)
-        x0 = flat.pack(self.coefs_, self.intercepts_)
+        # scikit-learn's packing (its _pack of coefs_ / intercepts_), which the network's flat
+        # vector follows: coefs_ were sent to the network by _start_or_continue
+        x0 = net.get_flat_parameters()
         last = {}
-
-        n_coefs = flat.bounds[len(flat.shapes) - 1][1]
+        sizes = net.sizes
+        n_coefs = sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
 
         def loss_and_grad(x):
             if not np.all(np.isfinite(x)):
                 return np.inf, np.zeros_like(x)
-            net.set_weights(flat.unpack(x))
-            # the loss value as scikit-learn computes it (its clipped log-loss: L-BFGS-B's
-            # line search compares values, so saturated trial points must score the same),
-            # the gradient from ferrinet's backward pass
-            data = self._lbfgs_data_loss(net.predict(X), T, weights)
+            net.set_flat_parameters(x)
+            # One blocked forward and backward pass in Rust gives the flat gradient and the
+            # outputs; the value is computed from those outputs as scikit-learn computes it
+            # (its clipped log-loss: L-BFGS-B's line search compares values, so saturated
+            # trial points must score the same numbers; ferrinet's own log-loss, exact from
+            # the logits, does not clip)
+            _, grad, out = net._loss_gradient_outputs(X, T, l2, weights)
+            data = self._lbfgs_data_loss(out, T, weights)
             w = x[:n_coefs]
             loss = data + 0.5 * p.alpha * float(np.dot(w, w)) / total
-            grads = net.gradients(X, T, l2=l2, sample_weight=weights)
             last["x"], last["f"] = x.copy(), loss
-            return loss, c * flat.pack_gradients(grads)
+            return loss, c * grad
 
         curve = []
 
@@ -937,10 +914,10 @@ class _BaseMLP(BaseEstimator):
                     options={"maxfun": p.max_fun, "maxiter": p.max_iter, "gtol": p.tol, **extra},
                 )
         except BaseException:
-            net.set_weights(flat.unpack(x0))  # a failed call leaves the weights as they were
+            net.set_flat_parameters(x0)  # a failed call leaves the weights as they were
             raise
         if not (np.all(np.isfinite(res.x)) and np.isfinite(res.fun)):
-            net.set_weights(flat.unpack(x0))
+            net.set_flat_parameters(x0)
             raise ValueError(
                 f"{_NON_FINITE} (L-BFGS-B ended at a non-finite point, loss {res.fun}; the "
                 "estimator keeps the weights it started from)"
@@ -948,7 +925,7 @@ class _BaseMLP(BaseEstimator):
         self.n_iter_ = _check_optimize_result("lbfgs", res, p.max_iter)
         self.loss_ = float(res.fun)
         self.loss_curve_.extend(curve)
-        net.set_weights(flat.unpack(res.x))
+        net.set_flat_parameters(res.x)
         # as scikit-learn's _unpack: new arrays in coefs_ / intercepts_
         self._store_weights(in_place=False)
 
