@@ -3,15 +3,15 @@
 
 use ferrinet_core::Matrix;
 use numpy::ndarray::Array2;
-use numpy::prelude::*;
+use numpy::npyffi::NPY_TYPES;
 use numpy::{
-    IntoPyArray, PyArray1, PyArray2, PyArrayDyn, PyArrayMethods, PyUntypedArray,
-    PyUntypedArrayMethods,
+    IntoPyArray, PyArray1, PyArray2, PyArrayDescrMethods, PyArrayDyn, PyArrayMethods,
+    PyUntypedArray, PyUntypedArrayMethods,
 };
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyBytes, PyDict, PyFloat, PyFrozenSet, PySet, PyString};
+use pyo3::types::{PyBytes, PyDict, PyFloat, PyFrozenSet, PyInt, PySet, PyString, PyType};
 
 /// An owned float array in C order, with its shape.
 pub struct Array<T> {
@@ -22,11 +22,34 @@ pub struct Array<T> {
 pub type F64Array = Array<f64>;
 
 /// The float types a network computes in, as both the core and NumPy know them.
-pub trait Float: ferrinet_core::Real + numpy::Element {}
-impl Float for f32 {}
-impl Float for f64 {}
+pub trait Float: ferrinet_core::Real + numpy::Element {
+    /// NumPy's type number of the dtype (`np.dtype(T).num`), for `vector_in_place`.
+    const TYPE_NUM: NPY_TYPES;
+}
+impl Float for f32 {
+    const TYPE_NUM: NPY_TYPES = NPY_TYPES::NPY_FLOAT;
+}
+impl Float for f64 {
+    const TYPE_NUM: NPY_TYPES = NPY_TYPES::NPY_DOUBLE;
+}
 
 static AS_ARRAY: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+static NP_INTEGER: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+
+/// A class index given as a Python int or a NumPy integer scalar, when it lies in [0, n):
+/// the per-call fast path (`vector_in_place`'s companion). None for anything else (bools,
+/// floats, arrays, out of range), which the general path reads or refuses with its message.
+pub fn class_index_in_range(obj: &Bound<'_, PyAny>, n: usize) -> Option<usize> {
+    let integer = obj.is_exact_instance_of::<PyInt>() || {
+        let np_integer = NP_INTEGER.import(obj.py(), "numpy", "integer").ok()?;
+        obj.is_instance(np_integer).unwrap_or(false)
+    };
+    if !integer {
+        return None;
+    }
+    let k = obj.extract::<i64>().ok()?;
+    usize::try_from(k).ok().filter(|&k| k < n)
+}
 
 /// Any real-valued array-like (NumPy array of any real dtype and layout, list, tuple, scalar)
 /// -> an owned float64 copy in C order. Complex, object, string and date dtypes are a
@@ -104,6 +127,33 @@ pub fn borrow_array<'py, T: Float>(obj: &Bound<'py, PyAny>) -> Option<(&'py [T],
     // kept alive by the caller's reference to it for 'py.
     let data = unsafe { std::slice::from_raw_parts(ptr as *const T, arr.len()) };
     Some((data, arr.shape().to_vec()))
+}
+
+/// A 1-D, C-contiguous, aligned NumPy array of exactly T in native byte order: its data in
+/// place, whatever its length. The per-call methods (`backward`, `gradients` on one sample)
+/// read a sample this way: the general conversion (`to_array`) costs about as much as a whole
+/// step of a small network (a dtype comparison through NumPy's API, an ndarray view, a
+/// vector). None for anything else; the caller then takes the general path, which also gives
+/// the error messages. Lifetime and aliasing as for `borrow_array`.
+pub fn vector_in_place<'py, T: Float>(obj: &Bound<'py, PyAny>) -> Option<&'py [T]> {
+    let arr = obj.cast::<PyUntypedArray>().ok()?;
+    if arr.ndim() != 1 || !arr.is_c_contiguous() || !arr.is_aligned() {
+        return None;
+    }
+    let dtype = arr.dtype();
+    if dtype.num() != T::TYPE_NUM as std::ffi::c_int || dtype.is_native_byteorder() == Some(false) {
+        return None;
+    }
+    let len = arr.len();
+    // SAFETY: a PyArrayObject (checked by the cast); reading its data pointer.
+    let ptr =
+        unsafe { (*numpy::npyffi::_PyArray_GET_ITEM_DATA(arr.as_array_ptr())).data } as *const T;
+    if len == 0 || ptr.is_null() || (ptr as usize) % std::mem::align_of::<T>() != 0 {
+        return None;
+    }
+    // SAFETY: len contiguous, aligned elements of T (type number and byte order checked) from
+    // ptr; kept alive by the caller's reference to the array for 'py.
+    Some(unsafe { std::slice::from_raw_parts(ptr, len) })
 }
 
 fn copy_array<T: Float>(arr: &Bound<'_, PyArrayDyn<T>>) -> Array<T> {

@@ -13,15 +13,15 @@ use ferrinet_core::{
 };
 use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict, PyTuple, PyType};
+use pyo3::types::{PyBytes, PyDict, PyFloat, PyTuple, PyType};
 
 use crate::args::{
     name_str, parse_count, parse_hidden_activations, parse_sizes, random_seed, refuse_unordered,
     Seed,
 };
 use crate::convert::{
-    borrow_array, matrix_to_py, rows_to_py, shape_str, to_array, to_class_indices, to_f64,
-    to_f64_array, type_name, vec_to_py, Array, Float,
+    borrow_array, class_index_in_range, matrix_to_py, rows_to_py, shape_str, to_array,
+    to_class_indices, to_f64, to_f64_array, type_name, vec_to_py, vector_in_place, Array, Float,
 };
 use crate::errors::IntoPyResult;
 use crate::gil::{check_signals, Chunker, Shared, SignalWatch};
@@ -100,6 +100,27 @@ impl<T: Float> OwnedTargets<T> {
                 MatRef::new(data, *rows, *cols).expect("shape checked on conversion"),
             ),
             OwnedTargets::Classes(c) => Targets::Classes(c),
+        }
+    }
+}
+
+/// One sample's targets read in place or from a scalar, without a copy or an allocation
+/// (`PyNeuralNetwork::sample_in_place`).
+enum SampleTargets<'py, T> {
+    /// A 1-D array of the network's float type, one value per output.
+    Row(&'py [T]),
+    /// A Python float, for a network with one output and a loss other than cross-entropy.
+    Value([T; 1]),
+    /// A class index, for cross-entropy.
+    Class([usize; 1]),
+}
+
+impl<T: Float> SampleTargets<'_, T> {
+    fn view(&self) -> Targets<'_, T> {
+        match self {
+            SampleTargets::Row(t) => Targets::Dense(MatRef::new(t, 1, t.len()).expect("one row")),
+            SampleTargets::Value(t) => Targets::Dense(MatRef::new(t, 1, 1).expect("one value")),
+            SampleTargets::Class(k) => Targets::Classes(k),
         }
     }
 }
@@ -321,18 +342,17 @@ impl PyNeuralNetwork {
     ) -> PyResult<Vec<(Bound<'py, PyAny>, Bound<'py, PyAny>)>> {
         check_l2(l2)?;
         with_model!(self, m => {
-            let (x, t) = self.inputs_and_targets(x, y)?;
-            let w = self.sample_weights(sample_weight, x.rows)?;
-            let xv = x.view();
-            let (_, grads) = m
-                .with(py, self.is_big(x.rows), |m| {
+            let (_, grads) = self.with_sample_or_batch(x, y, |xv, tv| {
+                let w = self.sample_weights(sample_weight, xv.rows())?;
+                m.with(py, self.is_big(xv.rows()), |m| {
                     let batch = match &w {
-                        Some(w) => m.net.weighted_batch(xv, t.view(), w)?,
-                        None => m.net.batch(xv, t.view())?,
+                        Some(w) => m.net.weighted_batch(xv, tv, w)?,
+                        None => m.net.batch(xv, tv)?,
                     };
                     m.net.regularized_gradients(&batch, l2)
                 })
-                .py()?;
+                .py()
+            })?;
             Ok(grads
                 .into_iter()
                 .zip(self.sizes.windows(2))
@@ -425,15 +445,13 @@ impl PyNeuralNetwork {
         learning_rate: &Bound<'_, PyAny>,
     ) -> PyResult<f64> {
         let learning_rate = to_f64(learning_rate, "learning_rate")?;
-        with_model!(self, m => {
-            let (x, t) = self.inputs_and_targets(x, y)?;
-            let xv = x.view();
-            m.with(py, self.is_big(x.rows), |m| {
-                let batch = m.net.batch(xv, t.view())?;
+        with_model!(self, m => self.with_sample_or_batch(x, y, |xv, tv| {
+            m.with(py, self.is_big(xv.rows()), |m| {
+                let batch = m.net.batch(xv, tv)?;
                 m.net.backward(&batch, learning_rate)
             })
             .py()
-        })
+        }))
     }
 
     /// The article's loop, run entirely in Rust with the GIL released: per-sample SGD over the
@@ -899,6 +917,47 @@ impl PyNeuralNetwork {
             cols,
             single,
         })
+    }
+
+    /// `f` on x and y as the core reads them: one sample read in place when it comes in the
+    /// common form (`sample_in_place`), otherwise through `inputs_and_targets`.
+    fn with_sample_or_batch<'py, T: Float, R>(
+        &self,
+        x: &Bound<'py, PyAny>,
+        y: &Bound<'py, PyAny>,
+        f: impl FnOnce(MatRef<'_, T>, Targets<'_, T>) -> PyResult<R>,
+    ) -> PyResult<R> {
+        if let Some((x, t)) = self.sample_in_place::<T>(x, y) {
+            return f(MatRef::new(x, 1, x.len()).expect("one row"), t.view());
+        }
+        let (x, t) = self.inputs_and_targets::<T>(x, y)?;
+        f(x.view(), t.view())
+    }
+
+    /// One sample in the form a per-sample loop passes it, read without a copy: x a 1-D array
+    /// of the network's float type with n_inputs values (C-contiguous, aligned, native byte
+    /// order), y a 1-D array of that type with n_outputs values, a class index (int or NumPy
+    /// integer, in range) for cross-entropy, or a Python float for one output. None for
+    /// anything else, including every form that is an error: the general path then reads it
+    /// or gives the message. Per call this saves about as much as the step of a small network
+    /// costs (the general path converts through NumPy's API and allocates).
+    fn sample_in_place<'py, T: Float>(
+        &self,
+        x: &Bound<'py, PyAny>,
+        y: &Bound<'py, PyAny>,
+    ) -> Option<(&'py [T], SampleTargets<'py, T>)> {
+        let x = vector_in_place::<T>(x).filter(|x| x.len() == self.n_inputs())?;
+        let m = self.n_outputs();
+        let t = if let Some(row) = vector_in_place::<T>(y).filter(|t| t.len() == m) {
+            SampleTargets::Row(row)
+        } else if self.loss == Loss::CrossEntropy {
+            SampleTargets::Class([class_index_in_range(y, m)?])
+        } else if m == 1 && y.is_exact_instance_of::<PyFloat>() {
+            SampleTargets::Value([T::from_f64(y.cast::<PyFloat>().ok()?.value())])
+        } else {
+            return None;
+        };
+        Some((x, t))
     }
 
     pub(crate) fn inputs_and_targets<'py, T: Float>(
