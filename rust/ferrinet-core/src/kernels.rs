@@ -86,6 +86,23 @@ pub fn cpu_kernels() -> &'static str {
     "baseline"
 }
 
+/// `with_tail!(tail, f::<T, FMA>(args))` calls `f::<T, FMA, TAIL>(args)` with the constant
+/// TAIL equal to `tail` (< LANES): one copy of a row loop per tail length.
+macro_rules! with_tail {
+    ($tail:expr, $f:ident::<$t:ty, $fma:ident>($($arg:expr),*)) => {
+        match $tail {
+            0 => $f::<$t, $fma, 0>($($arg),*),
+            1 => $f::<$t, $fma, 1>($($arg),*),
+            2 => $f::<$t, $fma, 2>($($arg),*),
+            3 => $f::<$t, $fma, 3>($($arg),*),
+            4 => $f::<$t, $fma, 4>($($arg),*),
+            5 => $f::<$t, $fma, 5>($($arg),*),
+            6 => $f::<$t, $fma, 6>($($arg),*),
+            _ => $f::<$t, $fma, 7>($($arg),*),
+        }
+    };
+}
+
 /// Sum of 8 lanes in a fixed tree: ((l0+l4)+(l2+l6)) + ((l1+l5)+(l3+l7)).
 #[inline(always)]
 fn reduce<T: Real>(l: [T; LANES]) -> T {
@@ -129,11 +146,28 @@ fn gemv_bias_impl<T: Real, const FMA: bool>(w: &[T], x: &[T], b: &[T], z: &mut [
         i += 4;
     }
     // The remaining rows one at a time (all of them when rows are shorter than a lane block).
-    let rest = w[i * n_in..]
-        .chunks_exact(n_in)
-        .zip(&b[i..])
-        .zip(&mut z[i..]);
-    for ((row, &bias), zi) in rest {
+    with_tail!(
+        n_in % LANES,
+        gemv_bias_rows::<T, FMA>(&w[i * n_in..], x, &b[i..], &mut z[i..])
+    );
+}
+
+/// `gemv_bias`'s rows one at a time, for rows whose last TAIL = n_in % LANES values are the
+/// lane tail: the same operations in the same order as a tail loop over all LANES lanes that
+/// skips the missing ones, but with TAIL a constant the tail unrolls without a test per lane
+/// and its bounds are checked once per row. (Networks with narrow layers, 2-8-1, spend most of
+/// a step here: 8 tested lanes per row cost more than the row's own multiply-adds.)
+#[inline(always)]
+fn gemv_bias_rows<T: Real, const FMA: bool, const TAIL: usize>(
+    w: &[T],
+    x: &[T],
+    b: &[T],
+    z: &mut [T],
+) {
+    let n_in = x.len();
+    let split = n_in - TAIL;
+    let x_tail: &[T; TAIL] = x[split..].try_into().expect("TAIL = n_in % LANES");
+    for ((row, &bias), zi) in w.chunks_exact(n_in).zip(b).zip(z) {
         let mut acc = [T::ZERO; LANES];
         for (ws, xs) in row[..split]
             .chunks_exact(LANES)
@@ -143,10 +177,9 @@ fn gemv_bias_impl<T: Real, const FMA: bool>(w: &[T], x: &[T], b: &[T], z: &mut [
                 acc[l] = madd::<T, FMA>(ws[l], xs[l], acc[l]);
             }
         }
-        for l in 0..LANES {
-            if split + l < n_in {
-                acc[l] = madd::<T, FMA>(row[split + l], x[split + l], acc[l]);
-            }
+        let w_tail: &[T; TAIL] = row[split..].try_into().expect("rows of n_in");
+        for l in 0..TAIL {
+            acc[l] = madd::<T, FMA>(w_tail[l], x_tail[l], acc[l]);
         }
         *zi = reduce(acc) + bias;
     }
@@ -359,22 +392,53 @@ fn sgd_rank1_gemv_impl<T: Real, const FMA: bool>(
         i += R;
     }
     // The remaining rows one at a time (all of them when rows are shorter than a lane block).
-    let rows = w[i * n_in..].chunks_exact_mut(n_in);
-    for (((row, bi), zi), &d) in rows.zip(&mut b[i..]).zip(&mut z[i..]).zip(&delta_prev[i..]) {
-        let s = step(d);
+    let (w, b, z, d) = (
+        &mut w[i * n_in..],
+        &mut b[i..],
+        &mut z[i..],
+        &delta_prev[i..],
+    );
+    with_tail!(
+        n_in % LANES,
+        sgd_rank1_gemv_rows::<T, FMA>(w, b, d, x_prev, learning_rate, x, z)
+    );
+}
+
+/// `sgd_rank1_gemv`'s rows one at a time, with the lane tail of constant length TAIL = n_in %
+/// LANES (as `gemv_bias_rows`: the same operations, no test per lane).
+#[inline(always)]
+fn sgd_rank1_gemv_rows<T: Real, const FMA: bool, const TAIL: usize>(
+    w: &mut [T],
+    b: &mut [T],
+    delta_prev: &[T],
+    x_prev: &[T],
+    learning_rate: T,
+    x: &[T],
+    z: &mut [T],
+) {
+    let n_in = x.len();
+    let split = n_in - TAIL;
+    let x_tail: &[T; TAIL] = x[split..].try_into().expect("TAIL = n_in % LANES");
+    let p_tail: &[T; TAIL] = x_prev[split..].try_into().expect("x_prev has n_in values");
+    let rows = w.chunks_exact_mut(n_in);
+    for (((row, bi), zi), &d) in rows.zip(b).zip(z).zip(delta_prev) {
+        let s = -(learning_rate * d);
         let mut acc = [T::ZERO; LANES];
-        for j in (0..split).step_by(LANES) {
-            for (l, a) in acc.iter_mut().enumerate() {
-                row[j + l] = madd::<T, FMA>(s, x_prev[j + l], row[j + l]);
-                *a = madd::<T, FMA>(row[j + l], x[j + l], *a);
+        let (head, tail) = row.split_at_mut(split);
+        for ((ws, ps), xs) in head
+            .chunks_exact_mut(LANES)
+            .zip(x_prev[..split].chunks_exact(LANES))
+            .zip(x[..split].chunks_exact(LANES))
+        {
+            for l in 0..LANES {
+                ws[l] = madd::<T, FMA>(s, ps[l], ws[l]);
+                acc[l] = madd::<T, FMA>(ws[l], xs[l], acc[l]);
             }
         }
-        for (l, a) in acc.iter_mut().enumerate() {
-            let jj = split + l;
-            if jj < n_in {
-                row[jj] = madd::<T, FMA>(s, x_prev[jj], row[jj]);
-                *a = madd::<T, FMA>(row[jj], x[jj], *a);
-            }
+        let w_tail: &mut [T; TAIL] = tail.try_into().expect("rows of n_in");
+        for l in 0..TAIL {
+            w_tail[l] = madd::<T, FMA>(s, p_tail[l], w_tail[l]);
+            acc[l] = madd::<T, FMA>(w_tail[l], x_tail[l], acc[l]);
         }
         *bi += s;
         *zi = reduce(acc) + *bi;

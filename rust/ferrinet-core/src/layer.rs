@@ -163,6 +163,15 @@ impl<T: Real> Layer<T> {
         let n = x.rows();
         z.resize(n, self.n_outputs)?;
         a.resize(n, self.n_outputs)?;
+        if n == 1 {
+            // One sample (every step of `train` and `backward`): what `linear_forward` does for
+            // one row, without its setup for products, which costs more than a narrow layer's
+            // own multiply-adds.
+            kernels::gemv_bias(&self.weights, x.as_slice(), &self.biases, z.as_mut_slice());
+            self.activation
+                .apply(z.as_slice(), a.as_mut_slice(), self.n_outputs);
+            return Ok(());
+        }
         // z and a in one go: the bias and f are applied to each block of z as its product
         // finishes (kernels::linear_forward).
         kernels::linear_forward(
