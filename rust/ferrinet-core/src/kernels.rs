@@ -146,14 +146,30 @@ fn gemv_bias_impl<T: Real, const FMA: bool>(w: &[T], x: &[T], b: &[T], z: &mut [
         i += 4;
     }
     // The remaining rows one at a time (all of them when rows are shorter than a lane block).
-    with_tail!(
-        n_in % LANES,
-        gemv_bias_rows::<T, FMA>(&w[i * n_in..], x, &b[i..], &mut z[i..])
-    );
+    let rest = w[i * n_in..]
+        .chunks_exact(n_in)
+        .zip(&b[i..])
+        .zip(&mut z[i..]);
+    for ((row, &bias), zi) in rest {
+        let mut acc = [T::ZERO; LANES];
+        for (ws, xs) in row[..split]
+            .chunks_exact(LANES)
+            .zip(x[..split].chunks_exact(LANES))
+        {
+            for l in 0..LANES {
+                acc[l] = madd::<T, FMA>(ws[l], xs[l], acc[l]);
+            }
+        }
+        for l in 0..LANES {
+            if split + l < n_in {
+                acc[l] = madd::<T, FMA>(row[split + l], x[split + l], acc[l]);
+            }
+        }
+        *zi = reduce(acc) + bias;
+    }
 }
 
-/// `gemv_bias`'s rows one at a time, for rows whose last TAIL = n_in % LANES values are the
-/// lane tail: the same operations in the same order as a tail loop over all LANES lanes that
+/// `gemv_bias` for rows shorter than a lane block (TAIL = n_in < LANES), one row at a time: the same operations in the same order as a tail loop over all LANES lanes that
 /// skips the missing ones, but with TAIL a constant the tail unrolls without a test per lane
 /// and its bounds are checked once per row. (Networks with narrow layers, 2-8-1, spend most of
 /// a step here: 8 tested lanes per row cost more than the row's own multiply-adds.)
@@ -186,12 +202,36 @@ fn gemv_bias_rows<T: Real, const FMA: bool, const TAIL: usize>(
 }
 
 dispatch!(
-    /// One sample through a dense layer: z = W x + b, W (out, in) row-major.
-    gemv_bias,
+    /// `gemv_bias` for rows of LANES values or more.
+    gemv_bias_lanes,
     gemv_bias_avx2,
     gemv_bias_impl,
     (w: &[T], x: &[T], b: &[T], z: &mut [T])
 );
+
+#[inline(always)]
+fn gemv_bias_narrow_impl<T: Real, const FMA: bool>(w: &[T], x: &[T], b: &[T], z: &mut [T]) {
+    with_tail!(x.len(), gemv_bias_rows::<T, FMA>(w, x, b, z))
+}
+
+dispatch!(
+    /// `gemv_bias` for rows shorter than LANES values.
+    gemv_bias_narrow,
+    gemv_bias_narrow_avx2,
+    gemv_bias_narrow_impl,
+    (w: &[T], x: &[T], b: &[T], z: &mut [T])
+);
+
+/// One sample through a dense layer: z = W x + b, W (out, in) row-major. Rows shorter than a
+/// lane block (2-8-1's first layer) take their own copy of the kernel (`gemv_bias_rows`), so
+/// that the lane-block kernel of wide layers is compiled as it was without them.
+pub fn gemv_bias<T: Real>(w: &[T], x: &[T], b: &[T], z: &mut [T]) {
+    if x.len() < LANES {
+        gemv_bias_narrow(w, x, b, z)
+    } else {
+        gemv_bias_lanes(w, x, b, z)
+    }
+}
 
 /// dx += delta_i * W[i, :] over rows i (the input gradient of one sample).
 #[inline(always)]
@@ -392,20 +432,30 @@ fn sgd_rank1_gemv_impl<T: Real, const FMA: bool>(
         i += R;
     }
     // The remaining rows one at a time (all of them when rows are shorter than a lane block).
-    let (w, b, z, d) = (
-        &mut w[i * n_in..],
-        &mut b[i..],
-        &mut z[i..],
-        &delta_prev[i..],
-    );
-    with_tail!(
-        n_in % LANES,
-        sgd_rank1_gemv_rows::<T, FMA>(w, b, d, x_prev, learning_rate, x, z)
-    );
+    let rows = w[i * n_in..].chunks_exact_mut(n_in);
+    for (((row, bi), zi), &d) in rows.zip(&mut b[i..]).zip(&mut z[i..]).zip(&delta_prev[i..]) {
+        let s = step(d);
+        let mut acc = [T::ZERO; LANES];
+        for j in (0..split).step_by(LANES) {
+            for (l, a) in acc.iter_mut().enumerate() {
+                row[j + l] = madd::<T, FMA>(s, x_prev[j + l], row[j + l]);
+                *a = madd::<T, FMA>(row[j + l], x[j + l], *a);
+            }
+        }
+        for (l, a) in acc.iter_mut().enumerate() {
+            let jj = split + l;
+            if jj < n_in {
+                row[jj] = madd::<T, FMA>(s, x_prev[jj], row[jj]);
+                *a = madd::<T, FMA>(row[jj], x[jj], *a);
+            }
+        }
+        *bi += s;
+        *zi = reduce(acc) + *bi;
+    }
 }
 
-/// `sgd_rank1_gemv`'s rows one at a time, with the lane tail of constant length TAIL = n_in %
-/// LANES (as `gemv_bias_rows`: the same operations, no test per lane).
+/// `sgd_rank1_gemv` for rows shorter than a lane block (TAIL = n_in < LANES), one row at a
+/// time (as `gemv_bias_rows`: the same operations, no test per lane).
 #[inline(always)]
 fn sgd_rank1_gemv_rows<T: Real, const FMA: bool, const TAIL: usize>(
     w: &mut [T],
@@ -446,13 +496,56 @@ fn sgd_rank1_gemv_rows<T: Real, const FMA: bool, const TAIL: usize>(
 }
 
 dispatch!(
-    /// The previous sample's first-layer SGD update fused with this sample's forward pass
-    /// (see `sgd_rank1_gemv_impl`).
-    sgd_rank1_gemv,
+    /// `sgd_rank1_gemv` for rows of LANES values or more.
+    sgd_rank1_gemv_lanes,
     sgd_rank1_gemv_avx2,
     sgd_rank1_gemv_impl,
     (w: &mut [T], b: &mut [T], delta_prev: &[T], x_prev: &[T], learning_rate: T, x: &[T], z: &mut [T])
 );
+
+#[inline(always)]
+fn sgd_rank1_gemv_narrow_impl<T: Real, const FMA: bool>(
+    w: &mut [T],
+    b: &mut [T],
+    delta_prev: &[T],
+    x_prev: &[T],
+    learning_rate: T,
+    x: &[T],
+    z: &mut [T],
+) {
+    let d = delta_prev;
+    with_tail!(
+        x.len(),
+        sgd_rank1_gemv_rows::<T, FMA>(w, b, d, x_prev, learning_rate, x, z)
+    )
+}
+
+dispatch!(
+    /// `sgd_rank1_gemv` for rows shorter than LANES values.
+    sgd_rank1_gemv_narrow,
+    sgd_rank1_gemv_narrow_avx2,
+    sgd_rank1_gemv_narrow_impl,
+    (w: &mut [T], b: &mut [T], delta_prev: &[T], x_prev: &[T], learning_rate: T, x: &[T], z: &mut [T])
+);
+
+/// The previous sample's first-layer SGD update fused with this sample's forward pass (see
+/// `sgd_rank1_gemv_impl`); rows shorter than a lane block take their own copy of the kernel
+/// (`sgd_rank1_gemv_rows`), as in `gemv_bias`.
+pub fn sgd_rank1_gemv<T: Real>(
+    w: &mut [T],
+    b: &mut [T],
+    delta_prev: &[T],
+    x_prev: &[T],
+    learning_rate: T,
+    x: &[T],
+    z: &mut [T],
+) {
+    if x.len() < LANES {
+        sgd_rank1_gemv_narrow(w, b, delta_prev, x_prev, learning_rate, x, z)
+    } else {
+        sgd_rank1_gemv_lanes(w, b, delta_prev, x_prev, learning_rate, x, z)
+    }
+}
 
 /// acc += x, elementwise (the threads' shares of a gradient, added in order).
 #[inline(always)]
