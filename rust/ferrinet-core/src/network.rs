@@ -596,23 +596,36 @@ pub(crate) fn forward_cached<T: Real>(
         let (a_below, a_here) = work.a.split_at_mut(l);
         let input = layer_input(x, a_below, &work.out, l, rates);
         layer.forward(input, &mut work.z[l], &mut a_here[0], threads)?;
-        let p = rates.map_or(0.0, |r| r[l]);
-        if p > 0.0 {
-            let d = dropout.as_mut().expect("rates come from dropout");
-            let scale = T::from_f64(1.0 / (1.0 - p));
-            let (rows, cols) = (work.a[l].rows(), work.a[l].cols());
-            work.out[l].resize(rows, cols)?;
-            let mask = &mut work.mask[l];
-            mask.clear();
-            for (o, &av) in work.out[l]
-                .as_mut_slice()
-                .iter_mut()
-                .zip(work.a[l].as_slice())
-            {
-                let keep = d.rng.uniform() >= p;
-                mask.push(if keep { scale } else { T::ZERO });
-                *o = if keep { av * scale } else { T::ZERO };
-            }
+        apply_dropout(work, l, rates, dropout.as_mut())?;
+    }
+    Ok(())
+}
+
+/// Dropout of layer l after its forward pass, when its rate p is above 0: a mask drawn from
+/// the generator row-major (kept with probability 1 - p, then scaled by 1/(1-p), the inverted
+/// dropout of docs/maths.md) and the dropped activations that the layer above reads.
+pub(crate) fn apply_dropout<T: Real>(
+    work: &mut Workspace<T>,
+    l: usize,
+    rates: Option<&[f64]>,
+    dropout: Option<&mut Dropout>,
+) -> Result<()> {
+    let p = rates.map_or(0.0, |r| r[l]);
+    if p > 0.0 {
+        let d = dropout.expect("rates come from dropout");
+        let scale = T::from_f64(1.0 / (1.0 - p));
+        let (rows, cols) = (work.a[l].rows(), work.a[l].cols());
+        work.out[l].resize(rows, cols)?;
+        let mask = &mut work.mask[l];
+        mask.clear();
+        for (o, &av) in work.out[l]
+            .as_mut_slice()
+            .iter_mut()
+            .zip(work.a[l].as_slice())
+        {
+            let keep = d.rng.uniform() >= p;
+            mask.push(if keep { scale } else { T::ZERO });
+            *o = if keep { av * scale } else { T::ZERO };
         }
     }
     Ok(())

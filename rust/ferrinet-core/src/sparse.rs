@@ -23,11 +23,14 @@ use crate::layer::{Layer, LayerGradient};
 use crate::loss::Targets;
 use crate::matrix::{try_resize, MatRef, Matrix};
 use crate::network::{
-    delta_below, layer_input, seed_output_delta, Dropout, NeuralNetwork, Normalizer, Workspace,
+    apply_dropout, delta_below, layer_input, seed_output_delta, Dropout, NeuralNetwork, Normalizer,
+    Workspace,
 };
 use crate::predict::PREDICT_BLOCK;
-use crate::team::{for_each_part, map_parts, with_team, Disjoint};
-use crate::training::{shuffle, EpochOptions, TrainingState};
+use crate::team::{for_each_part, map_parts, Disjoint};
+use crate::training::{
+    Accuracy, EpochFrame, EpochGuard, EpochMetrics, EpochOptions, TrainingState,
+};
 
 /// Products smaller than this many multiply-adds stay on one thread.
 const PARALLEL_ABOVE: usize = 1 << 19;
@@ -362,6 +365,28 @@ impl<T: Real> NeuralNetwork<T> {
         Ok(())
     }
 
+    /// What `sparse_batch` checks of a CSR matrix of `shape` and its targets and weights,
+    /// without the matrix's arrays: at least one row, n_inputs columns, targets and weights
+    /// that fit. `fit` checks this before it starts; the arrays (structure and values) are
+    /// checked by each epoch's `CsrRef::new`, before it changes anything.
+    pub fn check_sparse_targets(
+        &self,
+        (rows, cols): (usize, usize),
+        t: Targets<T>,
+        weights: Option<&[T]>,
+    ) -> Result<()> {
+        let stand_in = CsrRef {
+            rows,
+            cols,
+            indptr: &[],
+            indices: &[],
+            data: &[],
+        };
+        self.check_sparse_inputs(&stand_in)?;
+        self.inputless_batch(rows, t, weights)?;
+        Ok(())
+    }
+
     /// Sparse inputs with targets (and optional per-sample weights), checked as `batch` /
     /// `weighted_batch` check dense ones.
     pub fn sparse_batch<'a>(
@@ -517,53 +542,43 @@ impl<T: Real> NeuralNetwork<T> {
         state: &mut TrainingState<T>,
         stop: &mut dyn FnMut() -> bool,
     ) -> Result<f64> {
-        options.check(self.layers.len())?;
-        if state.tensors.len() != self.layers.len() {
-            return value_error!("this training state belongs to a network of another depth");
-        }
-        self.check_signature(&batch.targets)?;
-        let n = batch.len();
-        let mut order: Vec<usize> = (0..n).collect();
-        let rng_before = state.rng.clone();
-        if options.shuffle {
-            shuffle(&mut order, &mut state.rng);
-        }
-        let bs = options.batch_size.min(n);
-        let mut rows = CsrBuffers::default();
+        let metrics =
+            self.train_epoch_sparse_measured(batch, options, state, Accuracy::Skip, stop)?;
+        Ok(metrics.loss)
+    }
+
+    /// `train_epoch_sparse_until` that also counts a classifier's accuracy from each batch's
+    /// outputs as the epoch runs (as `train_epoch_measured`).
+    pub fn train_epoch_sparse_measured(
+        &mut self,
+        batch: &SparseBatch<T>,
+        options: &EpochOptions,
+        state: &mut TrainingState<T>,
+        accuracy: Accuracy<'_, T>,
+        stop: &mut dyn FnMut() -> bool,
+    ) -> Result<EpochMetrics> {
+        let mut rows_buffers = CsrBuffers::default();
         let mut targets = (Vec::new(), Vec::new(), Vec::new());
-        let epoch = state.epochs;
-        let threads = self.n_threads();
-        let mut total = 0.0f64;
-        let result = with_team(threads, || {
-            self.guarded(state, n.div_ceil(bs), |net, st, b| {
-                if b > 0 && stop() {
-                    return Err(Error::Interrupted);
-                }
-                let (start, end) = (b * bs, ((b + 1) * bs).min(n));
-                let (x, sub);
-                if options.shuffle {
-                    let index = &order[start..end];
-                    let gathered = rows.gather(&batch.x, index);
-                    x = gathered.rows_range(0, gathered.rows);
-                    sub = gather_targets(&batch.targets, index, &mut targets);
-                } else {
-                    x = batch.x.rows_range(start, end);
-                    sub = batch.targets.rows_range(start, end);
-                }
-                if b == 0 {
-                    total = 0.0; // a replay (guard.rs) starts the sum again
-                }
-                let loss = net.sparse_step(x, &sub, options, st, (epoch, b))?;
-                total += loss * (end - start) as f64;
-                Ok(())
-            })
-        });
-        if let Err(Error::Value(_) | Error::Memory(_)) = result {
-            state.rng = rng_before;
-        }
-        result?;
-        state.epochs += 1;
-        Ok(total / n as f64)
+        let frame = EpochFrame {
+            data: &batch.targets,
+            options,
+            accuracy,
+            guard: EpochGuard::Snapshot,
+        };
+        self.epoch_frame(frame, state, stop, |net, st, rows, tally| {
+            let (x, sub);
+            if rows.shuffled {
+                let gathered = rows_buffers.gather(&batch.x, rows.index());
+                x = gathered.rows_range(0, gathered.rows);
+                sub = gather_targets(&batch.targets, rows.index(), &mut targets);
+            } else {
+                x = batch.x.rows_range(rows.start, rows.end);
+                sub = batch.targets.rows_range(rows.start, rows.end);
+            }
+            let loss = net.sparse_step(x, &sub, options, st, (rows.epoch, rows.b))?;
+            tally.count(net, &sub, rows.index(), false);
+            Ok(loss)
+        })
     }
 
     /// One optimizer step on a sparse mini-batch (`minibatch_step` of training.rs, unfused).
@@ -645,24 +660,7 @@ fn forward_sparse<T: Real>(
             let input = layer_input(MatRef::new(&[], 0, 0)?, a_below, &work.out, l, rates);
             layer.forward(input, &mut work.z[l], &mut a_here[0], threads)?;
         }
-        let p = rates.map_or(0.0, |r| r[l]);
-        if p > 0.0 {
-            let d = dropout.as_mut().expect("rates come from dropout");
-            let scale = T::from_f64(1.0 / (1.0 - p));
-            let (rows, cols) = (work.a[l].rows(), work.a[l].cols());
-            work.out[l].resize(rows, cols)?;
-            let mask = &mut work.mask[l];
-            mask.clear();
-            for (o, &av) in work.out[l]
-                .as_mut_slice()
-                .iter_mut()
-                .zip(work.a[l].as_slice())
-            {
-                let keep = d.rng.uniform() >= p;
-                mask.push(if keep { scale } else { T::ZERO });
-                *o = if keep { av * scale } else { T::ZERO };
-            }
-        }
+        apply_dropout(work, l, rates, dropout.as_mut())?;
     }
     Ok(())
 }

@@ -165,9 +165,77 @@ pub struct EpochMetrics {
     pub accuracy: Option<f64>,
 }
 
-/// The running state of an epoch that the divergence guard snapshots and puts back with the
-/// training state: (state, sum of n_b L_b, sum of w_k c_k, sum of w_k).
-type EpochRun<T> = (TrainingState<T>, f64, f64, f64);
+/// What an epoch runs on (`epoch_frame`): the batch its targets are checked in (for CSR
+/// inputs the targets alone), its options, what it measures besides the loss, and its guard.
+pub(crate) struct EpochFrame<'f, 'b, T> {
+    pub data: &'f Batch<'b, T>,
+    pub options: &'f EpochOptions,
+    pub accuracy: Accuracy<'f, T>,
+    pub guard: EpochGuard,
+}
+
+/// How an epoch keeps a diverged step from leaving non-finite weights.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum EpochGuard {
+    /// `guarded` (guard.rs): a snapshot of the weights and the state at the start, the call
+    /// replayed from it when a weight went non-finite, and put back whole when the data were
+    /// refused part way (inputs checked as they are gathered).
+    Snapshot,
+}
+
+/// The rows of one step: positions `start..end` of the epoch's `order` (the identity when
+/// not `shuffled`), batch `b` of epoch `epoch`.
+pub(crate) struct StepRows<'o> {
+    pub order: &'o [usize],
+    pub start: usize,
+    pub end: usize,
+    pub shuffled: bool,
+    pub epoch: usize,
+    pub b: usize,
+}
+
+impl StepRows<'_> {
+    /// The samples of this step, as indices into the epoch's data.
+    pub fn index(&self) -> &[usize] {
+        &self.order[self.start..self.end]
+    }
+}
+
+/// The running sums of an epoch: sum of n_b L_b, and for the accuracy (`count`: Some, with
+/// the optional weights) sum of w_k c_k and sum of w_k.
+pub(crate) struct Tally<'w, T> {
+    count: Option<Option<&'w [T]>>,
+    total: f64,
+    hits: f64,
+    seen: f64,
+}
+
+impl<'w, T: Real> Tally<'w, T> {
+    fn new(count: Option<Option<&'w [T]>>) -> Self {
+        Tally {
+            count,
+            total: 0.0,
+            hits: 0.0,
+            seen: 0.0,
+        }
+    }
+
+    /// Counts the accuracy of the batch just stepped (`sub`: the samples `index` of the
+    /// epoch's data), read from its forward pass's output (`split`: in the shares'
+    /// workspaces); nothing when the epoch does not count it.
+    pub(crate) fn count(
+        &mut self,
+        net: &NeuralNetwork<T>,
+        sub: &Batch<T>,
+        index: &[usize],
+        split: bool,
+    ) {
+        if let Some(weights) = self.count {
+            let weight = |k: usize| weights.map_or(1.0, |w| w[index[k]].to_f64());
+            net.count_batch_accuracy(sub, split, weight, (&mut self.hits, &mut self.seen));
+        }
+    }
+}
 
 /// Fisher-Yates (Durstenfeld), drawing j = floor(uniform() * (i + 1)) as docs/maths.md says.
 pub fn shuffle(order: &mut [usize], rng: &mut SplitMix64) {
@@ -222,8 +290,53 @@ impl<T: Real> NeuralNetwork<T> {
         accuracy: Accuracy<'_, T>,
         stop: &mut dyn FnMut() -> bool,
     ) -> Result<EpochMetrics> {
-        self.check_epoch(batch, options, state)?;
-        let n = batch.len();
+        let fused = fuses_sgd(options, &state.optimizer);
+        let threads = self.n_threads();
+        let dropout = options.dropout.iter().any(|&p| p > 0.0);
+        let mut buffers = Gathered::default();
+        let frame = EpochFrame {
+            data: batch,
+            options,
+            accuracy,
+            guard: EpochGuard::Snapshot,
+        };
+        self.epoch_frame(frame, state, stop, |net, st, rows, tally| {
+            let range = (rows.start, rows.end);
+            let sub = minibatch(
+                batch,
+                rows.order,
+                rows.shuffled,
+                range,
+                threads,
+                &mut buffers,
+            )?;
+            let loss = net.minibatch_step(&sub, options, fused, st, (rows.epoch, rows.b))?;
+            tally.count(net, &sub, rows.index(), net.splits(sub.len(), dropout));
+            Ok(loss)
+        })
+    }
+
+    /// The frame every epoch runs in (dense here, CSR in sparse.rs), so that the two cannot
+    /// drift: `check_epoch` (may refuse, changes nothing), the order of the samples (shuffled
+    /// or not), then under the divergence guard one `step` per batch, which gathers its rows
+    /// and takes its optimizer step (returning the batch's loss) and counts its accuracy into
+    /// the `Tally`; last the epoch is counted, or on a refused call the shuffle's draws put
+    /// back. A replay of the guard starts the sums again from its first batch.
+    pub(crate) fn epoch_frame(
+        &mut self,
+        frame: EpochFrame<'_, '_, T>,
+        state: &mut TrainingState<T>,
+        stop: &mut dyn FnMut() -> bool,
+        mut step: impl FnMut(&mut Self, &mut TrainingState<T>, &StepRows, &mut Tally<T>) -> Result<f64>,
+    ) -> Result<EpochMetrics> {
+        let EpochFrame {
+            data,
+            options,
+            accuracy,
+            guard,
+        } = frame;
+        self.check_epoch(data, options, state)?;
+        let n = data.len();
         let count = match accuracy {
             Accuracy::Skip => None,
             Accuracy::Count(weights) => {
@@ -240,37 +353,33 @@ impl<T: Real> NeuralNetwork<T> {
             shuffle(&mut order, &mut state.rng);
         }
         let bs = options.batch_size.min(n);
-        let fused = fuses_sgd(options, &state.optimizer);
-        let mut buffers = Gathered::default();
-        let mut run: EpochRun<T> = (state.clone(), 0.0, 0.0, 0.0);
+        let mut tally = Tally::new(count);
         let epoch = state.epochs;
+        let mut one = |net: &mut Self, st: &mut TrainingState<T>, b: usize| -> Result<()> {
+            if b > 0 && stop() {
+                return Err(Error::Interrupted);
+            }
+            if b == 0 {
+                tally = Tally::new(count); // a replay (guard.rs) starts the sums again
+            }
+            let (start, end) = (b * bs, ((b + 1) * bs).min(n));
+            let shuffled = options.shuffle;
+            let rows = StepRows {
+                order: &order,
+                start,
+                end,
+                shuffled,
+                epoch,
+                b,
+            };
+            let loss = step(net, st, &rows, &mut tally)?;
+            tally.total += loss * (end - start) as f64;
+            Ok(())
+        };
         // With several threads, helpers stay awake for the epoch's parallel sections (team.rs).
-        let threads = self.n_threads();
-        let result = with_team(threads, || {
-            self.guarded(
-                &mut run,
-                n.div_ceil(bs),
-                |net, (st, total, hits, seen), b| {
-                    if b > 0 && stop() {
-                        return Err(Error::Interrupted);
-                    }
-                    let rows = (b * bs, ((b + 1) * bs).min(n));
-                    let sub =
-                        minibatch(batch, &order, options.shuffle, rows, threads, &mut buffers)?;
-                    let loss = net.minibatch_step(&sub, options, fused, st, (epoch, b))?;
-                    *total += loss * (rows.1 - rows.0) as f64;
-                    if let Some(weights) = count {
-                        let split = net.splits(sub.len(), options.dropout.iter().any(|&p| p > 0.0));
-                        let index = &order[rows.0..rows.1];
-                        let weight = |k: usize| weights.map_or(1.0, |w| w[index[k]].to_f64());
-                        net.count_batch_accuracy(&sub, split, weight, (hits, seen));
-                    }
-                    Ok(())
-                },
-            )
+        let result = with_team(self.n_threads(), || match guard {
+            EpochGuard::Snapshot => self.guarded(state, n.div_ceil(bs), &mut one),
         });
-        let (new_state, total, hits, seen) = run;
-        *state = new_state;
         if let Err(Error::Value(_) | Error::Memory(_)) = result {
             // A refused call changes nothing (the guard put the rest back): not the shuffle.
             state.rng = rng_before;
@@ -278,8 +387,8 @@ impl<T: Real> NeuralNetwork<T> {
         result?;
         state.epochs += 1;
         Ok(EpochMetrics {
-            loss: total / n as f64,
-            accuracy: count.map(|_| hits / seen),
+            loss: tally.total / n as f64,
+            accuracy: count.map(|_| tally.hits / tally.seen),
         })
     }
 
