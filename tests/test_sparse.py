@@ -150,3 +150,66 @@ def test_sklearn_estimators_on_sparse_equal_dense():
             hidden_layer_sizes=(8,), max_iter=3, early_stopping=True, random_state=0
         ).fit(X_DENSE, Y)
         assert np.allclose(es.validation_scores_, es_dense.validation_scores_)
+
+
+def test_fit_counts_running_metrics_in_the_epoch_as_the_dense_path():
+    """fit on sparse X makes no pass over the training data besides the epochs (no check by
+    compute_loss, no predict for the accuracy): its loss and accuracy are the epoch's running
+    values, counted in Rust from each batch's outputs, as for dense X."""
+    calls = []
+    sparse_net = ferrinet.NeuralNetwork([D, 32, K], loss="cross_entropy", seed=3)
+    dense_net = sparse_net.copy()
+    cls = type(sparse_net)
+    spy = pytest.MonkeyPatch()
+    for name in ("predict", "compute_loss", "_predict_csr", "_compute_loss_csr"):
+        original = getattr(cls, name)
+        spy.setattr(
+            cls,
+            name,
+            lambda self, *a, _o=original, _n=name, **k: (calls.append(_n), _o(self, *a, **k))[1],
+        )
+    try:
+        opts = dict(epochs=3, batch_size=50, optimizer="adam", learning_rate=1e-2, verbose=0)
+        hs = sparse_net.fit(X_SP, Y, **opts)
+    finally:
+        spy.undo()
+    assert calls == []
+    hd = dense_net.fit(X_DENSE, Y, **opts)
+    assert np.allclose(hs.loss, hd.loss, rtol=1e-12, atol=0)
+    assert hs.metrics["accuracy"] == hd.metrics["accuracy"]
+    # one batch of all the data: the running accuracy is that of the weights before the step
+    one = ferrinet.NeuralNetwork([D, 32, K], loss="cross_entropy", seed=4)
+    before = np.mean(one.predict(X_SP).argmax(axis=1) == Y)
+    h = one.fit(X_SP, Y, epochs=1, batch_size=N, optimizer="sgd", learning_rate=5.0, verbose=0)
+    assert h.metrics["accuracy"][0] == before
+    assert h.metrics["accuracy"][0] != one.evaluate(X_SP, Y)["accuracy"]
+
+
+@pytest.mark.parametrize("warm_start", [False, True])
+def test_a_nan_in_the_last_stored_value_leaves_everything_unchanged(warm_start):
+    """The first epoch finds the NaN (the last value of the CSR data) before it changes
+    anything, and fit fails with the model as it was: weights, optimizer state, step count,
+    generator and schedule (a later fit equals a twin's), as for dense X."""
+    from ferrinet import schedules
+
+    kwargs = dict(optimizer="adam", learning_rate=0.01, batch_size=16, verbose=0)
+    kwargs["schedule"] = schedules.StepLR(step_size=1, gamma=0.5)
+    net = ferrinet.NeuralNetwork([D, 16, K], loss="cross_entropy", seed=7)
+    twin = net.copy()
+    for n in (net, twin):
+        n.fit(X_SP, Y, epochs=2, seed=3, **kwargs)
+    info = net._training_info()
+    run = net.training_state
+    bad = X_SP.copy()
+    bad.data[-1] = np.nan
+    last_row = int(np.searchsorted(bad.indptr, bad.nnz - 1, side="right") - 1)
+    match = rf"NaN at \[{last_row}, {bad.indices[-1]}\]"
+    with pytest.raises(ValueError, match=match):
+        net.fit(bad, Y, epochs=3, warm_start=warm_start, **kwargs)
+    assert _max_diff(net, twin) == 0.0
+    assert net._training_info() == info
+    assert net.training_state is run
+    h_net = net.fit(X_SP, Y, epochs=2, warm_start=True, **{**kwargs, "schedule": None})
+    h_twin = twin.fit(X_SP, Y, epochs=2, warm_start=True, **{**kwargs, "schedule": None})
+    assert _max_diff(net, twin) == 0.0
+    assert h_net.loss == h_twin.loss and h_net.lr == h_twin.lr

@@ -186,6 +186,33 @@ class NeuralNetwork:
         sample_weight: Optional[_ArrayLike],
     ) -> float:
         """`_train_epoch` of a CSR matrix (the first layer over each mini-batch's nonzeros)."""
+    def _train_epoch_csr_measured(
+        self,
+        indptr: _ArrayLike,
+        indices: _ArrayLike,
+        data: _ArrayLike,
+        shape: Tuple[int, int],
+        y: _ArrayLike,
+        batch_size: int,
+        shuffle: bool,
+        l2: float,
+        dropout: Sequence[float],
+        clip_norm: Optional[float],
+        sample_weight: Optional[_ArrayLike],
+        accuracy_weight: Optional[_ArrayLike] = None,
+    ) -> Tuple[float, Optional[float]]:
+        """`_train_epoch_measured` of a CSR matrix -> (loss, running accuracy or None)."""
+    def _check_data_csr(
+        self,
+        indptr: _ArrayLike,
+        indices: _ArrayLike,
+        data: _ArrayLike,
+        shape: Tuple[int, int],
+        y: _ArrayLike,
+        sample_weight: Optional[_ArrayLike] = None,
+        finite: bool = True,
+    ) -> None:
+        """`_check_data` of a CSR matrix (with `finite` its structure and values too)."""
 
     def _train_epoch_measured(
         self,

@@ -23,7 +23,7 @@ from . import io as _io
 from ._sparse import csr_parts, is_sparse
 from ._validate import seed as _seed
 from .optim import make_optimizer
-from .training import FitMixin, _batch_length, accuracy, check_epoch_options
+from .training import FitMixin, _batch_length, check_epoch_options
 
 
 @dataclass(frozen=True)
@@ -395,6 +395,26 @@ class NeuralNetwork(FitMixin, _core.NeuralNetwork):
             X, Y, batch_size, shuffle, l2, dropout, clip_norm, sample_weight
         )
 
+    def _train_epoch_measured(
+        self, X, Y, batch_size, shuffle, l2, dropout, clip_norm, sample_weight, accuracy_weight=None
+    ):
+        if is_sparse(X):
+            parts = csr_parts(X, self.dtype)
+            return self._train_epoch_csr_measured(
+                *parts,
+                Y,
+                batch_size,
+                shuffle,
+                l2,
+                dropout,
+                clip_norm,
+                sample_weight,
+                accuracy_weight,
+            )
+        return super()._train_epoch_measured(
+            X, Y, batch_size, shuffle, l2, dropout, clip_norm, sample_weight, accuracy_weight
+        )
+
     # ----- training
     def train_epoch(
         self,
@@ -477,10 +497,10 @@ class NeuralNetwork(FitMixin, _core.NeuralNetwork):
 
     def _fit_check_data(self, X, Y, sample_weight, finite) -> None:
         """Shapes, targets and weights checked in the core without computing anything; with
-        ``finite`` the input values too (in chunks, Ctrl-C looked for between them). Sparse
-        inputs are checked by ``compute_loss``, as before."""
+        ``finite`` the input values too (in chunks, Ctrl-C looked for between them; a sparse
+        matrix's structure and values in one pass over its nonzeros)."""
         if is_sparse(X):
-            super()._fit_check_data(X, Y, sample_weight, finite)
+            self._check_data_csr(*csr_parts(X, self.dtype), Y, sample_weight, finite)
             return
         self._check_data(X, Y, sample_weight, finite)
 
@@ -573,13 +593,9 @@ class NeuralNetwork(FitMixin, _core.NeuralNetwork):
         try:
             # a batch larger than the data is the whole data: the same epoch, bit for bit
             args = (X, Y, min(batch_size, n), shuffle, l2, dropout_rates, clip_norm, weights)
-            if measure and not is_sparse(X):
+            if measure:
                 return self._train_epoch_measured(*args, accuracy_weight)
-            loss = self._train_epoch(*args)
-            if not measure:
-                return loss, None
-            # the core's sparse epoch does not count the accuracy yet: a pass after the epoch
-            return loss, accuracy(self.loss, self.predict(X), Y, accuracy_weight)
+            return self._train_epoch(*args), None
         except (ValueError, TypeError):
             # the data were refused before anything was trained: undo the run we started
             if started:

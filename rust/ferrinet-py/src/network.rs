@@ -721,14 +721,7 @@ impl PyNeuralNetwork {
         sample_weight: Option<&Bound<'_, PyAny>>,
         accuracy_weight: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<(f64, Option<f64>)> {
-        let options = EpochOptions {
-            batch_size,
-            shuffle,
-            l2,
-            dropout,
-            clip_norm,
-        };
-        options.check(self.sizes.len() - 1).py()?;
+        let options = self.epoch_options(batch_size, shuffle, l2, dropout, clip_norm)?;
         with_model!(self, m => {
             let (x, t) = self.inputs_and_targets(x, y)?;
             let weights = self.sample_weights(sample_weight, x.rows)?;
@@ -760,14 +753,7 @@ impl PyNeuralNetwork {
         clip_norm: Option<f64>,
         sample_weight: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<f64> {
-        let options = EpochOptions {
-            batch_size,
-            shuffle,
-            l2,
-            dropout,
-            clip_norm,
-        };
-        options.check(self.sizes.len() - 1).py()?;
+        let options = self.epoch_options(batch_size, shuffle, l2, dropout, clip_norm)?;
         with_model!(self, m => {
             let (x, t) = self.inputs_and_targets(x, y)?;
             let weights = self.sample_weights(sample_weight, x.rows)?;
@@ -832,19 +818,72 @@ impl PyNeuralNetwork {
         clip_norm: Option<f64>,
         sample_weight: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<f64> {
-        let options = EpochOptions {
-            batch_size,
-            shuffle,
-            l2,
-            dropout,
-            clip_norm,
-        };
-        options.check(self.sizes.len() - 1).py()?;
+        let options = self.epoch_options(batch_size, shuffle, l2, dropout, clip_norm)?;
         with_model!(self, m => {
             let x = CsrArgs::new(indptr, indices, data, shape)?;
             let t = self.targets(y, false)?;
             let w = self.sample_weights(sample_weight, shape.0)?;
-            crate::sparse::train_epoch(py, m, &x, &t, w.as_deref(), &options)
+            let data = (&t, w.as_deref());
+            Ok(crate::sparse::train_epoch(py, m, &x, data, &options, None)?.loss)
+        })
+    }
+
+    /// `_train_epoch_measured` of a CSR matrix given as its parts -> (loss, accuracy or None).
+    #[pyo3(signature = (indptr, indices, data, shape, y, batch_size, shuffle, l2, dropout, clip_norm, sample_weight, accuracy_weight=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn _train_epoch_csr_measured(
+        &self,
+        py: Python<'_>,
+        indptr: &Bound<'_, PyAny>,
+        indices: &Bound<'_, PyAny>,
+        data: &Bound<'_, PyAny>,
+        shape: (usize, usize),
+        y: &Bound<'_, PyAny>,
+        batch_size: usize,
+        shuffle: bool,
+        l2: f64,
+        dropout: Vec<f64>,
+        clip_norm: Option<f64>,
+        sample_weight: Option<&Bound<'_, PyAny>>,
+        accuracy_weight: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<(f64, Option<f64>)> {
+        let options = self.epoch_options(batch_size, shuffle, l2, dropout, clip_norm)?;
+        with_model!(self, m => {
+            let x = CsrArgs::new(indptr, indices, data, shape)?;
+            let t = self.targets(y, false)?;
+            let w = self.sample_weights(sample_weight, shape.0)?;
+            let accuracy = if self.loss == Loss::Mse {
+                None
+            } else {
+                Some(self.sample_weights(accuracy_weight, shape.0)?)
+            };
+            let data = (&t, w.as_deref());
+            let accuracy = accuracy.as_ref().map(|a| a.as_deref());
+            let metrics = crate::sparse::train_epoch(py, m, &x, data, &options, accuracy)?;
+            Ok((metrics.loss, metrics.accuracy))
+        })
+    }
+
+    /// `_check_data` of a CSR matrix given as its parts: shapes, targets and sample weights;
+    /// with `finite` the matrix's structure and values as well.
+    #[pyo3(signature = (indptr, indices, data, shape, y, sample_weight=None, finite=true))]
+    #[allow(clippy::too_many_arguments)]
+    fn _check_data_csr(
+        &self,
+        py: Python<'_>,
+        indptr: &Bound<'_, PyAny>,
+        indices: &Bound<'_, PyAny>,
+        data: &Bound<'_, PyAny>,
+        shape: (usize, usize),
+        y: &Bound<'_, PyAny>,
+        sample_weight: Option<&Bound<'_, PyAny>>,
+        finite: bool,
+    ) -> PyResult<()> {
+        with_model!(self, m => {
+            let x = CsrArgs::new(indptr, indices, data, shape)?;
+            let t = self.targets(y, false)?;
+            let w = self.sample_weights(sample_weight, shape.0)?;
+            crate::sparse::check_data(py, m, &x, (&t, w.as_deref()), finite)
         })
     }
 }
@@ -870,6 +909,26 @@ impl PyNeuralNetwork {
                 stashed: None,
             })),
         }
+    }
+
+    /// The options of one epoch, checked against this network (every `_train_epoch*`).
+    fn epoch_options(
+        &self,
+        batch_size: usize,
+        shuffle: bool,
+        l2: f64,
+        dropout: Vec<f64>,
+        clip_norm: Option<f64>,
+    ) -> PyResult<EpochOptions> {
+        let options = EpochOptions {
+            batch_size,
+            shuffle,
+            l2,
+            dropout,
+            clip_norm,
+        };
+        options.check(self.sizes.len() - 1).py()?;
+        Ok(options)
     }
 
     fn n_inputs(&self) -> usize {

@@ -3,7 +3,7 @@
 //! core's sparse paths (`CsrRef`, which checks it). `ferrinet.network` turns scipy.sparse
 //! matrices and arrays into these parts.
 
-use ferrinet_core::{CsrRef, EpochOptions, Matrix};
+use ferrinet_core::{Accuracy, CsrRef, EpochMetrics, EpochOptions, Matrix};
 use numpy::{PyArray1, PyArrayMethods, PyReadonlyArray1, PyUntypedArrayMethods};
 use pyo3::exceptions::{PyRuntimeError, PyTypeError};
 use pyo3::prelude::*;
@@ -101,15 +101,16 @@ pub(crate) fn loss<T: Float>(
     .py()
 }
 
-/// One epoch on sparse inputs, detached, stoppable by Ctrl-C between batches (as `run_epoch`).
+/// One epoch on sparse inputs, detached, stoppable by Ctrl-C between batches (as `run_epoch`);
+/// with `accuracy` (Some, optionally weighted) it counts a classifier's running accuracy.
 pub(crate) fn train_epoch<T: Float>(
     py: Python<'_>,
     m: &Shared<Model<T>>,
     x: &CsrArgs<'_, T>,
-    t: &OwnedTargets<T>,
-    weights: Option<&[T]>,
+    (t, weights): (&OwnedTargets<T>, Option<&[T]>),
     options: &EpochOptions,
-) -> PyResult<f64> {
+    accuracy: Option<Option<&[T]>>,
+) -> PyResult<EpochMetrics> {
     let (shape, indptr, indices, data) = x.parts();
     py.detach(|| {
         let mut guard = m.lock();
@@ -121,13 +122,35 @@ pub(crate) fn train_epoch<T: Float>(
         };
         let x = CsrRef::new(shape, indptr, indices, data).py()?;
         let batch = model.net.sparse_batch(x, t.view(), weights).py()?;
+        let accuracy = accuracy.map_or(Accuracy::Skip, Accuracy::Count);
         let mut watch = SignalWatch::new();
+        let stop = &mut || watch.stop();
         let result = model
             .net
-            .train_epoch_sparse_until(&batch, options, state, &mut || watch.stop());
+            .train_epoch_sparse_measured(&batch, options, state, accuracy, stop);
         if let Some(e) = watch.take() {
             return Err(e);
         }
         result.py()
     })
+}
+
+/// What `fit` checks of sparse data before it starts (`check_sparse_targets`); with `finite`,
+/// the matrix's arrays too (`CsrRef::new`: structure and values).
+pub(crate) fn check_data<T: Float>(
+    py: Python<'_>,
+    m: &Shared<Model<T>>,
+    x: &CsrArgs<'_, T>,
+    (t, weights): (&OwnedTargets<T>, Option<&[T]>),
+    finite: bool,
+) -> PyResult<()> {
+    let (shape, indptr, indices, data) = x.parts();
+    m.with(py, finite && data.len() > 1 << 12, |m| {
+        m.net.check_sparse_targets(shape, t.view(), weights)?;
+        if finite {
+            CsrRef::new(shape, indptr, indices, data)?;
+        }
+        Ok(())
+    })
+    .py()
 }
