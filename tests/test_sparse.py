@@ -2,6 +2,10 @@
 result equals the dense path's on the same data to rounding; bad sparse input is a ValueError
 or TypeError naming what is wrong, and leaves the model unchanged."""
 
+import os
+import subprocess
+import sys
+
 import ferrinet
 import numpy as np
 import pytest
@@ -213,3 +217,66 @@ def test_a_nan_in_the_last_stored_value_leaves_everything_unchanged(warm_start):
     h_twin = twin.fit(X_SP, Y, epochs=2, warm_start=True, **{**kwargs, "schedule": None})
     assert _max_diff(net, twin) == 0.0
     assert h_net.loss == h_twin.loss and h_net.lr == h_twin.lr
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_a_diverging_sparse_epoch_stops_before_the_step_that_broke_a_weight(dtype):
+    """With no snapshot of the weights (each step is proven finite before it is taken, or
+    taken on a copy and undone), the promise holds as before: the network and the training
+    state are those of an epoch over just the batches before the step that broke a weight.
+    Here SGD's weight decay (lr * wd = 3) doubles the weights of a feature no row has, from
+    a value 2^7 steps below the largest float: the 7th step overflows them while the loss
+    stays finite."""
+    X = X_SP.tolil()
+    X[:, 0] = 0
+    X = X.tocsr()
+    X.eliminate_zeros()
+    net = ferrinet.NeuralNetwork([D, 16, K], loss="cross_entropy", seed=5, dtype=dtype)
+    (W, b), rest = net.get_weights()[0], net.get_weights()[1:]
+    W = W.copy()
+    W[:, 0] = np.finfo(dtype).max / 115
+    net.set_weights([(W, b)] + rest)
+    start = net.copy()
+    opts = dict(batch_size=20, optimizer="sgd", learning_rate=1.0, weight_decay=3.0)
+    opts.update(shuffle=False, seed=0)
+    with pytest.raises(ferrinet.DivergenceError, match="step 6 of this call: a weight"):
+        net.train_epoch(X, Y, **opts)
+    assert net.training_state.t == 6
+    twin = start.copy()
+    twin.train_epoch(X[:120], Y[:120], **opts)
+    assert _max_diff(net, twin) == 0.0
+    assert net._training_info() == {**twin._training_info(), "epochs": 0}
+    assert all(np.isfinite(w).all() and np.isfinite(b).all() for w, b in net.get_weights())
+
+
+_MEMORY_CHILD = r"""
+import numpy as np, scipy.sparse as sp, ferrinet
+def status(key):
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(key + ":"):
+                return int(line.split()[1]) * 1024
+X = sp.random(64, 200_000, density=1e-4, format="csr", random_state=0)
+y = np.arange(64) % 2
+net = ferrinet.NeuralNetwork([200_000, 20, 2], loss="cross_entropy", seed=0)
+opts = dict(batch_size=16, shuffle=False)
+net.train_epoch(X, y, optimizer=OPTIMIZER, seed=0, **opts)  # the state and workspace exist now
+with open("/proc/self/clear_refs", "w") as f:
+    f.write("5")
+base = status("VmRSS")
+net.train_epoch(X, y, **opts)
+print(status("VmHWM") - base)
+"""
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/clear_refs"), reason="Linux /proc only")
+@pytest.mark.parametrize("optimizer", ["adam", "sgd"])
+def test_a_sparse_epoch_keeps_no_snapshot_of_the_weights_and_state(optimizer):
+    """An epoch on CSR inputs after the first allocates next to nothing: no copy of the
+    weights and the optimizer state for the divergence guard (4,000,000 weights: 32 MB each
+    copy, and Adam's state twice that)."""
+    code = _MEMORY_CHILD.replace("OPTIMIZER", repr(optimizer))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    growth = int(out.stdout.strip().splitlines()[-1])
+    assert growth < 4_000_000 * 8 // 4, f"peak growth {growth / 2**20:.1f} MiB"

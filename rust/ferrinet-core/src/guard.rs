@@ -58,11 +58,7 @@ impl<T: Real> NeuralNetwork<T> {
                 *state = before.1;
                 return Err(match result {
                     Err(e) => e,
-                    Ok(()) => Error::NonFinite(format!(
-                        "training diverged at step {i} of this call: a weight became \
-                         non-finite; the weights are those before that step (try a smaller \
-                         learning_rate)"
-                    )),
+                    Ok(()) => diverged_at(i),
                 });
             }
         }
@@ -72,4 +68,12 @@ impl<T: Real> NeuralNetwork<T> {
     pub(crate) fn all_finite(&self) -> bool {
         self.layers.iter().all(Layer::all_finite)
     }
+}
+
+/// The error of a step `i` (of this call) that made a weight non-finite and was undone.
+pub(crate) fn diverged_at(i: usize) -> Error {
+    Error::NonFinite(format!(
+        "training diverged at step {i} of this call: a weight became non-finite; the weights \
+         are those before that step (try a smaller learning_rate)"
+    ))
 }

@@ -65,6 +65,7 @@ mod predict;
 mod rng;
 mod row_split;
 mod sparse;
+mod step_bound;
 mod team;
 mod trace;
 mod training;

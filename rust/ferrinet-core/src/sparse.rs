@@ -18,6 +18,7 @@ use crate::activation::Activation;
 use crate::batch::Batch;
 use crate::error::{value_error, Error, Result};
 use crate::float::Real;
+use crate::guard::diverged_at;
 use crate::kernels::Threads;
 use crate::layer::{Layer, LayerGradient};
 use crate::loss::Targets;
@@ -27,6 +28,7 @@ use crate::network::{
     Workspace,
 };
 use crate::predict::PREDICT_BLOCK;
+use crate::step_bound::{max_abs, Bound};
 use crate::team::{for_each_part, map_parts, Disjoint};
 use crate::training::{
     Accuracy, EpochFrame, EpochGuard, EpochMetrics, EpochOptions, TrainingState,
@@ -523,7 +525,10 @@ impl<T: Real> NeuralNetwork<T> {
     /// `train_epoch` for CSR inputs: the same shuffle, batches, dropout draws, optimizer
     /// steps, divergence guard and errors, with each mini-batch's rows gathered as CSR and
     /// the first layer run over their nonzeros. Plain SGD takes the unfused path (gradient,
-    /// then update), which rounds like `backward`.
+    /// then update), which rounds like `backward`. With SGD or Adam the divergence guard
+    /// keeps no snapshot of the weights and the optimizer state: each update is proven
+    /// finite before it is taken (step_bound.rs), or taken on a copy and undone; the result
+    /// is the snapshot guard's, bit for bit.
     pub fn train_epoch_sparse(
         &mut self,
         batch: &SparseBatch<T>,
@@ -559,13 +564,24 @@ impl<T: Real> NeuralNetwork<T> {
     ) -> Result<EpochMetrics> {
         let mut rows_buffers = CsrBuffers::default();
         let mut targets = (Vec::new(), Vec::new(), Vec::new());
+        // Optimizers whose steps step_bound.rs proves finite keep no snapshot of the weights
+        // and their state (the inputs were all checked by `CsrRef::new`).
+        let bounded = state.optimizer.has_step_bounds();
+        let mut bounds = Vec::new();
         let frame = EpochFrame {
             data: &batch.targets,
             options,
             accuracy,
-            guard: EpochGuard::Snapshot,
+            guard: if bounded {
+                EpochGuard::EachStep
+            } else {
+                EpochGuard::Snapshot
+            },
         };
         self.epoch_frame(frame, state, stop, |net, st, rows, tally| {
+            if bounded && rows.b == 0 {
+                bounds = net.tensor_bounds(st);
+            }
             let (x, sub);
             if rows.shuffled {
                 let gathered = rows_buffers.gather(&batch.x, rows.index());
@@ -575,13 +591,16 @@ impl<T: Real> NeuralNetwork<T> {
                 x = batch.x.rows_range(rows.start, rows.end);
                 sub = batch.targets.rows_range(rows.start, rows.end);
             }
-            let loss = net.sparse_step(x, &sub, options, st, (rows.epoch, rows.b))?;
+            let bounds = bounded.then_some(&mut bounds);
+            let loss = net.sparse_step(x, &sub, options, st, (rows.epoch, rows.b), bounds)?;
             tally.count(net, &sub, rows.index(), false);
             Ok(loss)
         })
     }
 
     /// One optimizer step on a sparse mini-batch (`minibatch_step` of training.rs, unfused).
+    /// With `bounds` (the `EachStep` guard) the update is proven finite first, or taken on a
+    /// copy and undone with the step's counter and dropout draws (`apply_checked`).
     fn sparse_step(
         &mut self,
         x: RowsOf<T>,
@@ -589,6 +608,7 @@ impl<T: Real> NeuralNetwork<T> {
         options: &EpochOptions,
         st: &mut TrainingState<T>,
         (epoch, b): (usize, usize),
+        bounds: Option<&mut Vec<(Bound, Bound)>>,
     ) -> Result<f64> {
         let rng_before = st.rng.clone();
         let dropout = options.dropout.iter().any(|&p| p > 0.0).then(|| Dropout {
@@ -608,9 +628,114 @@ impl<T: Real> NeuralNetwork<T> {
         if let Some(max_norm) = options.clip_norm {
             self.clip_gradients(max_norm);
         }
-        self.apply_optimizer(st);
+        match bounds {
+            None => self.apply_optimizer(st), // the snapshot guard keeps the promise
+            Some(bounds) => {
+                if let Err(e) = self.apply_checked(x, st, options.l2, bounds, b) {
+                    st.steps -= 1;
+                    st.rng = rng_before;
+                    return Err(e);
+                }
+            }
+        }
         Ok(loss)
     }
+
+    /// The optimizer's update from the gradients in the workspace, when `prove_step` shows
+    /// that it keeps every value finite from the bounds carried along or, failing that, from
+    /// bounds measured again (and `bounds` move on); otherwise on a copy of the
+    /// weights and the optimizer state, put back when a weight is not finite after it (the
+    /// error of step `b`), the bounds measured again when all are.
+    fn apply_checked(
+        &mut self,
+        x: RowsOf<T>,
+        st: &mut TrainingState<T>,
+        l2: f64,
+        bounds: &mut Vec<(Bound, Bound)>,
+        b: usize,
+    ) -> Result<()> {
+        let proven = self.prove_step(x, st, l2, bounds).or_else(|| {
+            // Bounds carried from step to step grow loose: measured again, they may prove it.
+            *bounds = self.tensor_bounds(st);
+            self.prove_step(x, st, l2, bounds)
+        });
+        if let Some(next) = proven {
+            self.apply_optimizer(st);
+            *bounds = next;
+            return Ok(());
+        }
+        let copy = (self.layers.clone(), st.tensors.clone());
+        self.apply_optimizer(st);
+        if !self.all_finite() {
+            (self.layers, st.tensors) = copy;
+            return Err(diverged_at(b));
+        }
+        *bounds = self.tensor_bounds(st);
+        Ok(())
+    }
+
+    /// The bounds of every tensor after the coming update (step_bound.rs), or None when they
+    /// cannot be proven finite. Gradient bounds: max |g| of each small tensor as stored, and
+    /// for the first layer's weights `first_layer_gradient_bound` (no pass over the whole).
+    fn prove_step(
+        &self,
+        x: RowsOf<T>,
+        st: &TrainingState<T>,
+        l2: f64,
+        bounds: &[(Bound, Bound)],
+    ) -> Option<Vec<(Bound, Bound)>> {
+        let (opt, t, lr) = (st.optimizer, st.steps, st.learning_rate);
+        let mut next = Vec::with_capacity(bounds.len());
+        for (l, (grad, &(bw, bb))) in self.work.grads.iter().zip(bounds).enumerate() {
+            let gw = if l == 0 {
+                first_layer_gradient_bound(x, self.work.delta[0].view(), l2 * bw.w)
+            } else {
+                max_abs(&grad.weights)
+            };
+            let gb = max_abs(&grad.biases);
+            next.push((
+                opt.bound_step::<T>(bw, gw, t, lr)?,
+                opt.bound_step::<T>(bb, gb, t, lr)?,
+            ));
+        }
+        Some(next)
+    }
+
+    /// The exact bounds of every tensor now: (weights, biases) per layer.
+    fn tensor_bounds(&self, st: &TrainingState<T>) -> Vec<(Bound, Bound)> {
+        self.layers
+            .iter()
+            .zip(&st.tensors)
+            .map(|(layer, (sw, sb))| {
+                (
+                    Bound::of(layer.weights(), sw),
+                    Bound::of(layer.biases(), sb),
+                )
+            })
+            .collect()
+    }
+}
+
+/// An upper bound on max |dW| of the first layer (then + `l2_term`, the bound of l2 W):
+/// |dW[i, j]| = |sum_k delta[k, i] x[k, j]| <= (sum_k |delta[k, i]|) max |x|, widened by
+/// (1 + u)^(n + 1) for the rounding of the n products and sums (u: T's epsilon).
+fn first_layer_gradient_bound<T: Real>(x: RowsOf<T>, delta: MatRef<T>, l2_term: f64) -> f64 {
+    let n_out = delta.cols();
+    let mut column_sums = vec![0.0f64; n_out];
+    for row in delta.as_slice().chunks_exact(n_out) {
+        for (c, &d) in column_sums.iter_mut().zip(row) {
+            *c += d.to_f64().abs();
+        }
+    }
+    let (start, end) = (x.x.indptr[x.start] as usize, x.x.indptr[x.end] as usize);
+    let x_max = max_abs(&x.x.data[start..end]);
+    let u = if T::MAX_FINITE.to_f64() < 1e300 {
+        f32::EPSILON as f64
+    } else {
+        f64::EPSILON
+    };
+    let rounding = ((x.len() + 1) as f64 * u).exp() * (1.0 + 1.0 / 1024.0);
+    (max_abs(&column_sums) * x_max + l2_term) * rounding
 }
 
 /// The targets and weights of rows `index` of a batch, gathered into `buffers`.

@@ -181,6 +181,11 @@ pub(crate) enum EpochGuard {
     /// replayed from it when a weight went non-finite, and put back whole when the data were
     /// refused part way (inputs checked as they are gathered).
     Snapshot,
+    /// Each step keeps the promise itself, with no snapshot: a refused step changes nothing,
+    /// and a step that would make a weight non-finite is proven finite first or taken on a
+    /// copy and undone (step_bound.rs). For inputs checked up front (CSR), which nothing
+    /// can refuse after the first step: the workspace is sized by the first, largest batch.
+    EachStep,
 }
 
 /// The rows of one step: positions `start..end` of the epoch's `order` (the identity when
@@ -379,6 +384,7 @@ impl<T: Real> NeuralNetwork<T> {
         // With several threads, helpers stay awake for the epoch's parallel sections (team.rs).
         let result = with_team(self.n_threads(), || match guard {
             EpochGuard::Snapshot => self.guarded(state, n.div_ceil(bs), &mut one),
+            EpochGuard::EachStep => (0..n.div_ceil(bs)).try_for_each(|b| one(self, state, b)),
         });
         if let Err(Error::Value(_) | Error::Memory(_)) = result {
             // A refused call changes nothing (the guard put the rest back): not the shuffle.
