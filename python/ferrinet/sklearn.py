@@ -586,38 +586,60 @@ class _BaseMLP(BaseEstimator):
                 what = f"coefs_[{i}]" if i < len(coefs) else f"intercepts_[{i - len(coefs)}]"
                 raise ValueError(f"{what} must hold finite real numbers")
         net.set_weights([(c.T, b) for c, b in zip(coefs, intercepts)])
-        self._synced = [np.array(v, copy=True) for v in coefs + intercepts]
+        self._snapshot_synced(coefs + intercepts)
 
     def _store_weights(self, in_place=True):
         """The network's weights -> ``coefs_`` (transposed: (n_in, n_out)) and
         ``intercepts_``. ``in_place``: into the arrays already there when they fit (shape,
-        dtype, writeable), as scikit-learn's stochastic solvers update them; else new lists."""
+        dtype, writeable), as scikit-learn's stochastic solvers update them; else new lists.
+        Layer by layer, each layer's copy from the network dropped once stored, and the
+        snapshot ``_synced`` refreshed in place: no second whole set of weights in flight
+        (for a large first layer, fit's peak memory)."""
         w = self._net.get_weights()
-        coefs = [np.ascontiguousarray(W.T) for W, _ in w]
-        intercepts = [b for _, b in w]
         old_c, old_b = self.__dict__.get("coefs_"), self.__dict__.get("intercepts_")
-        if (
+        reuse = (
             in_place
             and isinstance(old_c, list)
             and isinstance(old_b, list)
-            and len(old_c) == len(coefs)
-            and len(old_b) == len(intercepts)
-        ):
-            for old, new in ((old_c, coefs), (old_b, intercepts)):
-                for i, a in enumerate(new):
-                    o = old[i]
-                    if (
-                        isinstance(o, np.ndarray)
-                        and o.shape == a.shape
-                        and o.dtype == a.dtype
-                        and o.flags.writeable
-                    ):
-                        np.copyto(o, a)
-                    else:
-                        old[i] = a
-        else:
+            and len(old_c) == len(w)
+            and len(old_b) == len(w)
+        )
+        coefs, intercepts = (old_c, old_b) if reuse else ([None] * len(w), [None] * len(w))
+        for i in range(len(w)):
+            W, b = w[i]
+            w[i] = None
+            for held, new in ((coefs, W.T), (intercepts, b)):
+                o = held[i]
+                if (
+                    isinstance(o, np.ndarray)
+                    and o.shape == new.shape
+                    and o.dtype == new.dtype
+                    and o.flags.writeable
+                ):
+                    np.copyto(o, new)
+                else:
+                    held[i] = np.ascontiguousarray(new)
+            del W, b, new
+        if not reuse:
             self.coefs_, self.intercepts_ = coefs, intercepts
-        self._synced = [np.array(v, copy=True) for v in self.coefs_ + self.intercepts_]
+        self._snapshot_synced(self.coefs_ + self.intercepts_)
+
+    def _snapshot_synced(self, values):
+        """``_synced`` := copies of ``values``, into the arrays already there when they fit."""
+        snap = self.__dict__.get("_synced")
+        if (
+            isinstance(snap, list)
+            and len(snap) == len(values)
+            and all(
+                isinstance(s, np.ndarray) and s.shape == v.shape and s.dtype == v.dtype
+                for s, v in zip(snap, values)
+            )
+        ):
+            for s, v in zip(snap, values):
+                np.copyto(s, v)
+            return
+        self._synced = None  # the old snapshot goes before the new one is made
+        self._synced = [np.array(v, copy=True) for v in values]
 
     @property
     def network_(self):
