@@ -604,7 +604,10 @@ class _BaseMLP(BaseEstimator):
             and len(old_c) == len(w)
             and len(old_b) == len(w)
         )
-        coefs, intercepts = (old_c, old_b) if reuse else ([None] * len(w), [None] * len(w))
+        coefs: List[Any] = [None] * len(w)
+        intercepts: List[Any] = [None] * len(w)
+        if reuse and isinstance(old_c, list) and isinstance(old_b, list):
+            coefs, intercepts = old_c, old_b
         for i in range(len(w)):
             W, b = w[i]
             w[i] = None
