@@ -71,7 +71,8 @@ float32 network, ``coefs_`` and outputs (lbfgs: float64, as scikit-learn's).
 
 Differences from scikit-learn (also in docs/sklearn.md)
 -------------------------------------------------------
-- Sparse input is not supported (TypeError, as the estimator tags say).
+- Sparse X (CSR/CSC) is accepted, as in scikit-learn, and never densified by the stochastic
+  solvers; ``solver='lbfgs'`` makes it dense (its full-batch entry is dense only).
 - ``MLPRegressor(loss='poisson')`` refuses negative targets (ValueError); scikit-learn
   documents ``y >= 0`` without checking it, and trains on a NaN loss.
 - ``partial_fit`` does not exist with ``solver='lbfgs'`` for the regressor either
