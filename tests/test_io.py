@@ -220,7 +220,7 @@ def test_the_file_lays_out_what_the_docs_say():
         "loss": "cross_entropy",
         "dtype": "float64",
         "seed": 1,
-        "n_threads": 1,
+        "n_threads": None,  # the default: the loading process's own
     }
     training = json.loads(meta["training"])
     assert training["optimizer"] == net.training_state.optimizer.to_dict()

@@ -49,7 +49,7 @@ class NeuralNetwork:
         loss: Optional[str] = "mse",
         seed: Optional[int] = 0,
         dtype: Union[str, type, np.dtype[Any], None] = "float64",
-        n_threads: Optional[int] = 1,
+        n_threads: Optional[int] = None,
     ) -> "NeuralNetwork": ...
     @property
     def sizes(self) -> List[int]: ...
@@ -66,11 +66,16 @@ class NeuralNetwork:
         """ "float64" or "float32": what the network computes in and returns."""
     @property
     def n_threads(self) -> int:
-        """Threads for large batch products (default 1): a large layer's neurons are cut
-        between them (the same bits for any count); a small network's batch rows are split
-        instead (deterministic for a given count)."""
+        """Threads for large batch products: a large layer's neurons are cut between them
+        (the same bits for any count); a small network's batch rows are split instead (the
+        same bits for a given count, rounding that may differ between counts). Unless set, the
+        default: FERRINET_NUM_THREADS, else OMP_NUM_THREADS, else the CPUs this process may
+        use, at most ``max_threads()``. Setting None goes back to the default."""
     @n_threads.setter
-    def n_threads(self, n_threads: int) -> None: ...
+    def n_threads(self, n_threads: Optional[int]) -> None: ...
+    @property
+    def _n_threads_setting(self) -> Optional[int]:
+        """The count set, None while the network follows the default."""
     def forward(self, x: _ArrayLike) -> _Float64Array:
         """(n_inputs,) -> (n_outputs,); (n, n_inputs) -> (n, n_outputs)."""
     def predict(self, x: _ArrayLike) -> _Float64Array:

@@ -122,6 +122,14 @@ class NeuralNetwork(FitMixin, _core.NeuralNetwork):
 
     dtype : {"float64", "float32"}, default "float64"
         What the network stores and computes in (and returns).
+    n_threads : int or None, default None
+        Threads for large batches, at most ``ferrinet.max_threads()``. None (also settable
+        later: ``net.n_threads = None``) is the default: ``FERRINET_NUM_THREADS``, else
+        ``OMP_NUM_THREADS`` (set by joblib's loky workers to cores / n_jobs), else the CPUs
+        this process may use (its affinity mask), read once per process. An invalid
+        ``FERRINET_NUM_THREADS`` is a ValueError naming it. Results are the same bits for a
+        given count and may differ in rounding between counts: set the count to reproduce a
+        run elsewhere. ``save`` records a count that was set, and the default as ``null``.
 
     Training with mini-batches: ``fit`` (epochs, validation, early stopping, schedules,
     callbacks, progress), ``train_epoch`` (one epoch), ``evaluate``. The training state (the
@@ -242,7 +250,7 @@ class NeuralNetwork(FitMixin, _core.NeuralNetwork):
             dtype=self.dtype,
         )
         clone.set_weights(self.get_weights())
-        clone.n_threads = self.n_threads
+        clone.n_threads = self._n_threads_setting
         return clone
 
     def __repr__(self) -> str:

@@ -265,8 +265,11 @@ def _activations(value, n_hidden):
 
 
 def _n_threads(value):
-    """An int in [1, ferrinet.max_threads()] (ValueError beyond: more threads than the machine
-    can run only queue for its cores)."""
+    """None (the network's default, resolved where the network is built: inside a joblib
+    worker that is the worker's limit) or an int in [1, ferrinet.max_threads()] (ValueError
+    beyond: more threads than the machine can run only queue for its cores)."""
+    if value is None:
+        return None
     n = _validate.integer(value, "n_threads", 1)
     limit = max_threads()
     if n > limit:
@@ -330,7 +333,7 @@ class _Params:
     rates: List[float]
     dtype: Optional[str]  # None: follow the input
     max_fun: int
-    n_threads: int
+    n_threads: Optional[int]
 
 
 def xlogy(x, y):
@@ -1320,8 +1323,12 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     dtype : {None, 'float64', 'float32'}, default=None
         What the network stores and computes in; None follows X as scikit-learn (float32 X:
         float32; lbfgs: float64).
-    n_threads : int, default=1
-        ferrinet only: the network's ``n_threads``, at most ``ferrinet.max_threads()``.
+    n_threads : int or None, default=None
+        ferrinet only: the network's ``n_threads``, at most ``ferrinet.max_threads()``. None
+        is the network's default: ``FERRINET_NUM_THREADS``, else ``OMP_NUM_THREADS`` (which
+        joblib's loky workers set to cores / n_jobs, so ``GridSearchCV(n_jobs=...)`` does not
+        oversubscribe), else the CPUs this process may use. Results are the same bits for a
+        given count, and may differ in rounding between counts: pin it to reproduce a run.
 
     Attributes
     ----------
@@ -1371,7 +1378,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         dropout=None,
         class_weight=None,
         dtype=None,
-        n_threads=1,
+        n_threads=None,
     ):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
@@ -1612,7 +1619,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         max_fun=15000,
         dropout=None,
         dtype=None,
-        n_threads=1,
+        n_threads=None,
     ):
         self.loss = loss
         self.hidden_layer_sizes = hidden_layer_sizes

@@ -16,7 +16,7 @@
 //! |---|---|
 //! | `format` | `ferrinet` |
 //! | `format_version` | `1` |
-//! | `architecture` | JSON `{"sizes", "activations" (one per layer, the output layer's last), "loss", "dtype", "seed" (null if unknown), "n_threads"}` |
+//! | `architecture` | JSON `{"sizes", "activations" (one per layer, the output layer's last), "loss", "dtype", "seed" (null if unknown), "n_threads" (null: the loader's default)}` |
 //! | `data_crc32` | CRC-32 (IEEE, as zlib's `crc32`) of the tensor data, 8 lowercase hex digits |
 //! | `training` | only when a training run exists: JSON `{"optimizer" (an `OptimizerConfig`), "learning_rate", "steps", "epochs", "seed", "rng_state", "moments"}`; `moments` has per layer `{"weight": B, "bias": B}`, B = `{"m", "v", "vmax", "ga"}`, each the base64 of the buffer's little-endian values in the network's dtype (`""` for a buffer the optimizer has not used) |
 //! | `python` | optional: a JSON object the Python layer keeps there (fit's schedule), opaque here |
@@ -165,7 +165,9 @@ struct Architecture {
     loss: String,
     dtype: String,
     seed: Option<u64>,
-    n_threads: usize,
+    /// The count set on the network; `null` for one that follows the loading process's
+    /// default (`default_threads`).
+    n_threads: Option<usize>,
 }
 
 /// The metadata JSON `training`.
@@ -259,7 +261,7 @@ pub fn write_model<T: Real>(
             layers.len()
         );
     }
-    if net.n_threads() > MAX_THREADS {
+    if net.n_threads_setting().unwrap_or(0) > MAX_THREADS {
         return value_error!(
             "a ferrinet file records at most {MAX_THREADS} threads, this network uses {}; set \
              n_threads lower before saving",
@@ -275,7 +277,7 @@ pub fn write_model<T: Real>(
         loss: net.loss().name().to_string(),
         dtype: T::NAME.to_string(),
         seed,
-        n_threads: net.n_threads(),
+        n_threads: net.n_threads_setting(),
     };
     let mut meta = BTreeMap::new();
     meta.insert("format".to_string(), FORMAT_NAME.to_string());
@@ -498,7 +500,7 @@ struct CheckedArchitecture {
     loss: Loss,
     dtype: &'static str,
     seed: Option<u64>,
-    n_threads: usize,
+    n_threads: Option<usize>,
 }
 
 /// A tensor as the header lists it (checked: dtype F32/F64, rank <= 2, offsets in the data).
@@ -676,10 +678,9 @@ fn parse_architecture(text: &str) -> Result<CheckedArchitecture> {
             )))
         }
     };
-    if !(1..=MAX_THREADS).contains(&a.n_threads) {
+    if let Some(n) = a.n_threads.filter(|n| !(1..=MAX_THREADS).contains(n)) {
         return Err(bad(format!(
-            "n_threads must be in [1, {MAX_THREADS}], got {}",
-            a.n_threads
+            "n_threads must be in [1, {MAX_THREADS}] (or null: the loader's default), got {n}"
         )));
     }
     Ok(CheckedArchitecture {
@@ -772,6 +773,11 @@ fn locate_tensors<'p, T: Real>(p: &'p Parsed<'_>) -> Result<Vec<(&'p Entry, &'p 
 
 /// Builds the network (and training run) of a parsed file, all checks first.
 fn build<T: Real>(p: &Parsed<'_>) -> Result<ModelFile<T>> {
+    // A file that records no count takes the default; a bad FERRINET_NUM_THREADS is the
+    // environment's fault, not the file's: its ValueError comes first, unchanged.
+    if p.arch.n_threads.is_none() {
+        crate::team::default_threads()?;
+    }
     let sizes = &p.arch.sizes;
     let n_layers = sizes.len() - 1;
     let places = locate_tensors::<T>(p)?;
@@ -787,10 +793,13 @@ fn build<T: Real>(p: &Parsed<'_>) -> Result<ModelFile<T>> {
     }
     let mut network = NeuralNetwork::from_layers(layers, p.arch.loss)
         .map_err(|e| format_error(format!("the layers do not form a network: {e}")))?;
-    // A checkpoint from a larger machine loads here with this machine's most.
-    network
-        .set_n_threads(p.arch.n_threads.min(crate::team::max_threads()))
-        .map_err(|e| format_error(e.to_string()))?;
+    // A checkpoint from a larger machine loads here with this machine's most; a network saved
+    // with the default (null) follows this process's default (`from_layers`).
+    if let Some(n) = p.arch.n_threads {
+        network
+            .set_n_threads(n.min(crate::team::max_threads()))
+            .map_err(|e| format_error(e.to_string()))?;
+    }
     let training = match p.meta("training") {
         Some(text) => Some(parse_training(text, network.layers())?),
         None => None,

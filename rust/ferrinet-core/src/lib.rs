@@ -91,6 +91,8 @@ pub use per_sample::TrainProgress;
 pub use predict::{EvalSums, Evaluation, PredictScratch, PREDICT_BLOCK};
 pub use rng::SplitMix64;
 pub use sparse::{CsrRef, SparseBatch};
-pub use team::{check_n_threads, max_threads, THREADS_CAP};
+pub use team::{
+    check_n_threads, default_threads, max_threads, usable_cpus, THREADS_CAP, THREADS_ENV,
+};
 pub use trace::{LayerTrace, Trace};
 pub use training::{shuffle, Accuracy, EpochMetrics, EpochOptions, TrainingState};

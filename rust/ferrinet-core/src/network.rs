@@ -72,7 +72,10 @@ pub(crate) struct Dropout<'r> {
 pub struct NeuralNetwork<T = f64> {
     pub(crate) layers: Vec<Layer<T>>,
     pub(crate) loss: Loss,
+    /// The thread count every pass uses: the one set, or `default_threads()`.
     pub(crate) threads: Threads,
+    /// Whether `threads` was set (`set_n_threads`) rather than taken from the default.
+    pub(crate) threads_set: bool,
     pub(crate) work: Workspace<T>,
     /// One workspace per thread for batches split across threads (empty until needed).
     pub(crate) shares: Vec<Workspace<T>>,
@@ -84,6 +87,7 @@ impl<T: Real> Clone for NeuralNetwork<T> {
             layers: self.layers.clone(),
             loss: self.loss,
             threads: self.threads,
+            threads_set: self.threads_set,
             work: Workspace::for_layers(self.layers.len()),
             shares: Vec::new(),
         }
@@ -162,7 +166,11 @@ impl<T: Real> NeuralNetwork<T> {
         Ok(NeuralNetwork {
             layers,
             loss,
-            threads: Threads(1),
+            // An invalid FERRINET_NUM_THREADS does not stop a network from being built (one
+            // thread until a count is set): the calls that take the default refuse it
+            // (`use_default_threads`, the binding's constructor, a file that records none).
+            threads: Threads(crate::team::default_threads().unwrap_or(1)),
+            threads_set: false,
             work,
             shares: Vec::new(),
         })
@@ -176,16 +184,33 @@ impl<T: Real> NeuralNetwork<T> {
         self.loss
     }
 
-    /// Threads used for large batch products (1 by default). For a fixed count, results are
-    /// deterministic: the work is split over output blocks, never over a sum.
+    /// Threads used for large batch products: the count set, else `default_threads()` (the
+    /// CPUs this process may use, unless `FERRINET_NUM_THREADS` or `OMP_NUM_THREADS` say
+    /// otherwise). For a fixed count, results are deterministic (the same bits on every run);
+    /// a small network's batch is split by rows, so its sums, and their rounding, depend on
+    /// the count.
     pub fn n_threads(&self) -> usize {
         self.threads.0
+    }
+
+    /// The count set with `set_n_threads`; None while the network follows the default.
+    pub fn n_threads_setting(&self) -> Option<usize> {
+        self.threads_set.then_some(self.threads.0)
     }
 
     /// At most `max_threads()` (256, and 4 per CPU this process may use); more is refused.
     pub fn set_n_threads(&mut self, n_threads: usize) -> Result<()> {
         crate::team::check_n_threads(n_threads)?;
         self.threads = Threads(n_threads);
+        self.threads_set = true;
+        Ok(())
+    }
+
+    /// Back to the default thread count (`default_threads()`); its error leaves the network
+    /// as it was.
+    pub fn use_default_threads(&mut self) -> Result<()> {
+        self.threads = Threads(crate::team::default_threads()?);
+        self.threads_set = false;
         Ok(())
     }
 

@@ -33,11 +33,56 @@ const NAP: std::time::Duration = std::time::Duration::from_micros(200);
 /// Every helper of a team must run once per parallel section, so threads far beyond the cores
 /// only queue for them (4,096 threads on 2 cores made a 12-row epoch take 44 s).
 pub fn max_threads() -> usize {
-    static MAX: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-    *MAX.get_or_init(|| {
-        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-        THREADS_CAP.min(4 * cpus)
-    })
+    THREADS_CAP.min(4 * usable_cpus())
+}
+
+/// The CPUs this process may run on, read once: `available_parallelism` follows the affinity
+/// mask (`sched_getaffinity`, what `os.sched_getaffinity` reports) and cgroup CPU quotas, not
+/// the machine's count.
+pub fn usable_cpus() -> usize {
+    static CPUS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *CPUS.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
+/// The environment variable that sets the default thread count (`default_threads`).
+pub const THREADS_ENV: &str = "FERRINET_NUM_THREADS";
+
+/// The thread count of a network whose count was never set, read once per process, at the
+/// first network built or loaded (as PyTorch and OpenBLAS read theirs), in this order:
+///
+/// 1. `FERRINET_NUM_THREADS`: a positive integer, at most `max_threads()` (more is capped);
+///    anything else (`"four"`, `"0"`, `"-2"`) is refused with `Error::Value` naming it, from
+///    every call that needs the default, so a typo is never silently ignored. Empty = unset.
+/// 2. `OMP_NUM_THREADS`, the variable OpenMP libraries read and that joblib's loky backend
+///    sets in its workers (cores / n_jobs) so parallel searches do not oversubscribe: its
+///    first entry (`"4,2"` is OpenMP's nested form), capped at `max_threads()`. A value that
+///    is not a positive integer is ignored, as PyTorch and libgomp ignore it.
+/// 3. `usable_cpus()`: the CPUs this process may run on.
+pub fn default_threads() -> crate::Result<usize> {
+    static DEFAULT: std::sync::OnceLock<Result<usize, String>> = std::sync::OnceLock::new();
+    let env = |name| std::env::var(name).ok();
+    DEFAULT
+        .get_or_init(|| threads_from(env(THREADS_ENV), env("OMP_NUM_THREADS")))
+        .clone()
+        .map_err(crate::Error::Value)
+}
+
+/// `default_threads` for the given values of `FERRINET_NUM_THREADS` and `OMP_NUM_THREADS`.
+fn threads_from(ferrinet: Option<String>, omp: Option<String>) -> Result<usize, String> {
+    let positive = |s: &str| s.trim().parse::<usize>().ok().filter(|&n| n > 0);
+    if let Some(value) = ferrinet.filter(|v| !v.trim().is_empty()) {
+        return match positive(&value) {
+            Some(n) => Ok(n.min(max_threads())),
+            None => Err(format!(
+                "{THREADS_ENV} must be a positive integer (a thread count, at most {} here), \
+                 got {:?}; unset it for the default (the CPUs this process may use)",
+                max_threads(),
+                value.chars().take(40).collect::<String>()
+            )),
+        };
+    }
+    let omp = omp.and_then(|v| v.split(',').next().and_then(positive));
+    Ok(omp.unwrap_or_else(usable_cpus).min(max_threads()))
 }
 
 /// Ok for a thread count in [1, `max_threads()`]; a ValueError naming the limit otherwise.
@@ -66,10 +111,12 @@ type Job<'a> = &'a (dyn Fn(usize) + Sync);
 struct Team {
     /// Helpers that were spawned (fewer than asked when the system refuses a thread).
     helpers: AtomicUsize,
-    /// Bumped once per section; a helper runs a section when it sees a new value.
+    /// The number of the last section opened (never 0).
     generation: AtomicUsize,
-    /// Helpers still running the current section.
-    pending: AtomicUsize,
+    /// The section open for helpers to join: its number, 0 while none is.
+    open: AtomicUsize,
+    /// Helpers that joined the open section and may still use its job.
+    active: AtomicUsize,
     /// The next part of the current section to be claimed (by the caller or a helper).
     next: AtomicUsize,
     /// The current section: its job (lifetime erased, see `run`) and its number of parts.
@@ -95,7 +142,8 @@ pub(crate) fn with_team<R>(threads: usize, f: impl FnOnce() -> R) -> R {
     let team = Team {
         helpers: AtomicUsize::new(0),
         generation: AtomicUsize::new(0),
-        pending: AtomicUsize::new(0),
+        open: AtomicUsize::new(0),
+        active: AtomicUsize::new(0),
         next: AtomicUsize::new(0),
         job: Mutex::new(None),
         panicked: AtomicBool::new(false),
@@ -169,16 +217,24 @@ pub(crate) fn map_parts<B: Send, R: Send>(
 }
 
 impl Team {
-    /// A helper: takes parts of every section until the team stops.
+    /// A helper: takes parts of every section it joins until the team stops.
+    ///
+    /// A helper joins a section (`active` + 1) and only then checks that it is still open;
+    /// the caller closes it (`open` = 0) and only then waits for `active` to reach 0. With
+    /// both orders sequentially consistent, either the caller sees the helper in `active`
+    /// and waits for it, or the helper sees the section closed and leaves without touching
+    /// its job. So the caller never waits for a helper that is asleep, or descheduled on a
+    /// busy machine, unless that helper holds one of the section's parts (before, every
+    /// helper had to check in to every section: on a loaded 2-core machine a batch-16 Adam
+    /// epoch on 2 threads took 27x one thread's time, each section waiting a time slice).
     fn serve(&self) {
         let mut seen = 0;
         loop {
             let mut polls = 0u32;
-            loop {
-                let g = self.generation.load(Ordering::Acquire);
-                if g != seen {
-                    seen = g;
-                    break;
+            let open = loop {
+                let g = self.open.load(Ordering::Acquire);
+                if g != 0 && g != seen && !held() {
+                    break g;
                 }
                 if self.stop.load(Ordering::Acquire) {
                     return;
@@ -191,14 +247,18 @@ impl Team {
                 } else {
                     std::thread::sleep(NAP);
                 }
-            }
-            let job = *self.job.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some((f, parts)) = job {
-                if catch_unwind(AssertUnwindSafe(|| self.claim_parts(parts, f))).is_err() {
-                    self.panicked.store(true, Ordering::Release);
+            };
+            self.active.fetch_add(1, Ordering::SeqCst);
+            if self.open.load(Ordering::SeqCst) == open {
+                seen = open;
+                let job = *self.job.lock().unwrap_or_else(|e| e.into_inner());
+                if let Some((f, parts)) = job {
+                    if catch_unwind(AssertUnwindSafe(|| self.claim_parts(parts, f))).is_err() {
+                        self.panicked.store(true, Ordering::Release);
+                    }
                 }
             }
-            self.pending.fetch_sub(1, Ordering::AcqRel);
+            self.active.fetch_sub(1, Ordering::AcqRel);
         }
     }
 
@@ -215,23 +275,32 @@ impl Team {
         }
     }
 
-    /// One section: its parts claimed by this thread and the helpers; returns when all are
-    /// done.
+    /// One section: its parts claimed by this thread and the helpers that join it; returns
+    /// when all are done.
     fn run(&self, parts: usize, f: &(dyn Fn(usize) + Sync)) {
-        // SAFETY: the helpers use `f` only until they decrement `pending`, and this function
-        // does not return (nor unwind, see `Wait`) before `pending` is back to zero, so the
-        // erased lifetime never outlives the borrow.
+        // SAFETY: helpers use `f` only after joining the open section and until they leave
+        // (`active`), and this function does not return (nor unwind, see `Wait`) before the
+        // section is closed and `active` is back to zero, so the erased lifetime never
+        // outlives the borrow.
         let job: Job<'static> = unsafe { std::mem::transmute::<Job<'_>, Job<'static>>(f) };
         *self.job.lock().unwrap_or_else(|e| e.into_inner()) = Some((job, parts));
         self.next.store(0, Ordering::Relaxed);
-        self.pending
-            .store(self.helpers.load(Ordering::Acquire), Ordering::Release);
-        self.generation.fetch_add(1, Ordering::AcqRel);
+        // only this thread opens sections: the number is never 0 (2^64 sections never come)
+        let number = self.generation.fetch_add(1, Ordering::Relaxed) + 1;
+        self.open.store(number, Ordering::SeqCst);
         struct Wait<'t>(&'t Team);
         impl Drop for Wait<'_> {
             fn drop(&mut self) {
-                while self.0.pending.load(Ordering::Acquire) != 0 {
-                    std::hint::spin_loop();
+                self.0.open.store(0, Ordering::SeqCst);
+                let mut polls = 0u32;
+                while self.0.active.load(Ordering::SeqCst) != 0 {
+                    // a helper that joined holds a part, or is leaving; let it have the core
+                    polls = polls.saturating_add(1);
+                    if polls < 1 << 10 {
+                        std::hint::spin_loop();
+                    } else {
+                        std::thread::yield_now();
+                    }
                 }
                 *self.0.job.lock().unwrap_or_else(|e| e.into_inner()) = None;
             }
@@ -243,6 +312,19 @@ impl Team {
             panic!("a training thread panicked");
         }
     }
+}
+
+/// Tests hold the helpers back (they poll but join no section), as a descheduled helper would
+/// be held on a busy machine.
+#[cfg(test)]
+static HOLD_HELPERS: AtomicBool = AtomicBool::new(false);
+
+fn held() -> bool {
+    #[cfg(test)]
+    if HOLD_HELPERS.load(Ordering::Acquire) {
+        return true;
+    }
+    false
 }
 
 /// A mutable buffer whose elements the parts of a section write, each part its own (blocks of
@@ -300,6 +382,45 @@ mod tests {
                 assert_eq!(sums, vec![300, 300, 300, 100]);
                 assert!(buffer.iter().all(|&v| v == 1), "{threads} threads");
             });
+        }
+    }
+
+    #[test]
+    fn the_caller_never_waits_for_a_helper_that_did_not_join() {
+        // Helpers that never join (asleep, or descheduled on a busy machine): the caller runs
+        // every part itself and each section returns at once. When every helper had to check
+        // in to every section, this waited forever.
+        HOLD_HELPERS.store(true, Ordering::Release);
+        let done = AtomicUsize::new(0);
+        with_team(3, || {
+            for _ in 0..1000 {
+                for_each_part(4, |_| {
+                    done.fetch_add(1, Ordering::Relaxed);
+                });
+            }
+        });
+        HOLD_HELPERS.store(false, Ordering::Release);
+        assert_eq!(done.load(Ordering::Relaxed), 4000);
+    }
+
+    #[test]
+    fn the_default_follows_the_environment_in_order() {
+        let s = |v: &str| Some(v.to_string());
+        let max = max_threads();
+        assert_eq!(threads_from(None, None), Ok(usable_cpus().min(max)));
+        assert_eq!(threads_from(s("1"), s("3")), Ok(1));
+        assert_eq!(threads_from(s(" 2 "), None), Ok(2.min(max)));
+        assert_eq!(threads_from(s("100000"), None), Ok(max));
+        assert_eq!(threads_from(s(""), s("1")), Ok(1));
+        assert_eq!(threads_from(None, s("1")), Ok(1));
+        assert_eq!(threads_from(None, s("1,4")), Ok(1));
+        assert_eq!(threads_from(None, s("100000")), Ok(max));
+        for bad_omp in ["0", "x", "-1", ""] {
+            assert_eq!(threads_from(None, s(bad_omp)), threads_from(None, None));
+        }
+        for bad in ["0", "four", "-2", "1.5"] {
+            let msg = threads_from(s(bad), s("1")).unwrap_err();
+            assert!(msg.contains(THREADS_ENV) && msg.contains(bad), "{msg}");
         }
     }
 

@@ -338,6 +338,7 @@ fn check_round_trip<T: Real>(net: &NeuralNetwork<T>, seed: u64) {
     };
     assert_eq!(acts(&back.network), acts(net));
     assert_eq!(back.network.n_threads(), net.n_threads());
+    assert_eq!(back.network.n_threads_setting(), net.n_threads_setting());
     assert_eq!(back.seed, Some(seed));
     assert!(back.training.is_none() && back.python.is_none());
     // read -> write gives the same bytes again
@@ -430,7 +431,7 @@ fn the_layout_is_pytorchs_and_the_metadata_is_documented() {
     assert_eq!(
         a,
         json!({"sizes": [3, 5, 4, 3], "activations": ["tanh", "relu", "softmax"],
-               "loss": "cross_entropy", "dtype": "float64", "seed": null, "n_threads": 1})
+               "loss": "cross_entropy", "dtype": "float64", "seed": null, "n_threads": null})
     );
     assert!(meta.get("training").is_none());
 }

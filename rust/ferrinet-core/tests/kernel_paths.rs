@@ -110,7 +110,9 @@ fn thread_counts_are_deterministic_and_agree() {
         3,
     )
     .unwrap();
-    assert_eq!(net0.n_threads(), 1, "one thread by default");
+    // Unset, the count is the process's default (the CPUs it may use, or the environment's).
+    assert_eq!(net0.n_threads(), ferrinet_core::default_threads().unwrap());
+    assert_eq!(net0.n_threads_setting(), None);
     let adam = Optimizer::adam(1e-3);
     let options = EpochOptions::new(128);
     let run = |threads: usize| {

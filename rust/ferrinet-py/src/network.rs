@@ -140,7 +140,8 @@ struct Architecture<'a> {
     output: Option<Activation>,
     loss: Loss,
     seed: u64,
-    n_threads: usize,
+    /// None: the process's default (`ferrinet_core::default_threads`).
+    n_threads: Option<usize>,
 }
 
 impl Architecture<'_> {
@@ -156,7 +157,9 @@ impl Architecture<'_> {
                 NeuralNetwork::<T>::new(self.sizes, self.hidden, self.output, self.loss, self.seed)
             })
             .py()?;
-        net.set_n_threads(self.n_threads).py()?;
+        if let Some(n) = self.n_threads {
+            net.set_n_threads(n).py()?;
+        }
         let activations = net.layers().iter().map(|l| l.activation()).collect();
         let n_parameters = net.n_parameters();
         Ok((
@@ -176,7 +179,7 @@ impl PyNeuralNetwork {
     #[new]
     #[pyo3(signature = (sizes, activation=None, output_activation=None, loss=None, seed=Seed::Fixed(0), dtype=None, n_threads=None))]
     #[pyo3(
-        text_signature = "(sizes, activation='relu', output_activation=None, loss='mse', seed=0, dtype='float64', n_threads=1)"
+        text_signature = "(sizes, activation='relu', output_activation=None, loss='mse', seed=0, dtype='float64', n_threads=None)"
     )]
     // One argument per keyword of the Python constructor.
     #[allow(clippy::too_many_arguments)]
@@ -212,10 +215,13 @@ impl PyNeuralNetwork {
         };
         let dtype = parse_dtype(py, dtype)?;
         let n_threads = match n_threads {
-            None => 1,
-            Some(n) => parse_count(n, "n_threads")?,
+            Some(n) if !n.is_none() => Some(parse_count(n, "n_threads")?),
+            _ => None,
         };
-        ferrinet_core::check_n_threads(n_threads).py()?;
+        match n_threads {
+            Some(n) => ferrinet_core::check_n_threads(n).py()?,
+            None => _ = ferrinet_core::default_threads().py()?,
+        }
         let arch = Architecture {
             sizes: &sizes,
             hidden: &hidden,
@@ -277,7 +283,9 @@ impl PyNeuralNetwork {
         }
     }
 
-    /// Threads for large batch products (default 1). Results are deterministic for a given count.
+    /// Threads for large batch products: the count set, else the default (the CPUs this process
+    /// may use, or FERRINET_NUM_THREADS / OMP_NUM_THREADS). Results are deterministic for a
+    /// given count. None sets the default back.
     #[getter]
     fn n_threads(&self, py: Python<'_>) -> usize {
         with_model!(self, m => m.with(py, false, |m| m.net.n_threads()))
@@ -285,8 +293,21 @@ impl PyNeuralNetwork {
 
     #[setter]
     fn set_n_threads(&self, py: Python<'_>, n_threads: &Bound<'_, PyAny>) -> PyResult<()> {
-        let n = parse_count(n_threads, "n_threads")?;
-        with_model!(self, m => m.with(py, false, |m| m.net.set_n_threads(n))).py()
+        let n = match n_threads.is_none() {
+            true => None,
+            false => Some(parse_count(n_threads, "n_threads")?),
+        };
+        with_model!(self, m => m.with(py, false, |m| match n {
+            Some(n) => m.net.set_n_threads(n),
+            None => m.net.use_default_threads(),
+        }))
+        .py()
+    }
+
+    /// The count set on the network, None while it follows the default (what `save` records).
+    #[getter]
+    fn _n_threads_setting(&self, py: Python<'_>) -> Option<usize> {
+        with_model!(self, m => m.with(py, false, |m| m.net.n_threads_setting()))
     }
 
     /// 1-D sample (n_inputs,) -> 1-D output (n_outputs,); 2-D batch (n, n_inputs) -> (n, n_outputs).
