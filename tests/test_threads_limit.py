@@ -137,3 +137,71 @@ def test_training_goes_on_when_no_thread_can_be_spawned():
     net.n_threads = threads
     net.fit(X, y, epochs=3, batch_size=8, verbose=0, optimizer="sgd", learning_rate=0.1)
     assert weights == [w.tolist() for w, _ in net.get_weights()]
+
+
+_POOL_CHILD = textwrap.dedent(
+    """
+    import json, resource, sys
+    import numpy as np
+    import ferrinet
+
+    def vm_bytes():
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmSize:"):
+                    return int(line.split()[1]) * 1024
+
+    threads = int(sys.argv[1])
+    rng = np.random.default_rng(0)
+    X = rng.random((4 * 256 + 17, 3))
+    y = rng.integers(0, 2, size=len(X))
+    big = ferrinet.NeuralNetwork([3, 5, 2], loss="cross_entropy", seed=0, n_threads=1)
+    small = ferrinet.NeuralNetwork([3, 5, 2], loss="cross_entropy", seed=0, n_threads=1)
+    # warm up on one thread (no pool thread exists yet): every buffer and Python object exists
+    big.predict(X), big.evaluate(X, y), big.gradients(X[:256], y[:256])
+    small.train_epoch(X, y, batch_size=256, learning_rate=0.1, seed=0)
+    small = ferrinet.NeuralNetwork([3, 5, 2], loss="cross_entropy", seed=0)
+    # No room for another thread's stack (2 MiB): the pool's threads and the team's helpers
+    # all fail to spawn.
+    resource.setrlimit(resource.RLIMIT_AS, (vm_bytes() + (1 << 20),) * 2)
+    big.n_threads = threads
+    small.n_threads = threads
+    out = big.predict(X)
+    metrics = big.evaluate(X, y)
+    grads = big.gradients(X[:256], y[:256])  # split by rows outside a training call
+    small.train_epoch(X, y, batch_size=256, learning_rate=0.1, seed=0)
+    print(json.dumps([out.tolist(), metrics["loss"], [g.tolist() for g, _ in grads],
+                      [w.tolist() for w, _ in small.get_weights()]]))
+    """
+)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="RLIMIT_AS and /proc")
+def test_predict_evaluate_and_row_split_batches_go_on_when_no_pool_thread_can_be_spawned():
+    """#17 (b): predict, evaluate and a small network's batches split by rows ran on rayon's
+    global pool, which panics when it cannot spawn its threads. Under an address-space limit
+    that leaves no room for a thread stack, they now run on the calling thread with the bits
+    that many threads give where threads can be spawned."""
+    threads = ferrinet.max_threads()
+    if threads < 2:
+        pytest.skip("one thread only: no pool threads to spawn")
+    proc = subprocess.run(
+        [sys.executable, "-c", _POOL_CHILD, str(threads)],
+        capture_output=True,
+        text=True,
+        timeout=300,  # a hang would be a failure, not slowness: the run takes a second
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "panicked" not in proc.stderr, proc.stderr[-3000:]
+    out, loss, grads, weights = json.loads(proc.stdout.strip().splitlines()[-1])
+
+    rng = np.random.default_rng(0)
+    X = rng.random((4 * 256 + 17, 3))
+    y = rng.integers(0, 2, size=len(X))
+    big = ferrinet.NeuralNetwork([3, 5, 2], loss="cross_entropy", seed=0, n_threads=threads)
+    small = ferrinet.NeuralNetwork([3, 5, 2], loss="cross_entropy", seed=0, n_threads=threads)
+    small.train_epoch(X, y, batch_size=256, learning_rate=0.1, seed=0)
+    assert out == big.predict(X).tolist()
+    assert loss == big.evaluate(X, y)["loss"]
+    assert grads == [g.tolist() for g, _ in big.gradients(X[:256], y[:256])]
+    assert weights == [w.tolist() for w, _ in small.get_weights()]

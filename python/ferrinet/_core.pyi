@@ -1,5 +1,6 @@
 """Type stubs for the compiled extension `ferrinet._core` (rust/ferrinet-py)."""
 
+import os
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Type, TypeVar, Union
 
 import numpy as np
@@ -21,6 +22,7 @@ __all__ = [
     "_trace",
     "max_threads",
     "_signal_polls",
+    "_fsync_directory",
 ]
 
 ACTIVATIONS: List[str]
@@ -255,6 +257,9 @@ def max_threads() -> int:
 
 def _signal_polls() -> int:
     """How many times long calls have looked for signals (Ctrl-C) in this process."""
+
+def _fsync_directory(path: Union[str, os.PathLike[str]]) -> None:
+    """Opens the directory, fsyncs it and closes it in one call (OSError if it cannot)."""
 
 def _trace(net: NeuralNetwork, x: _ArrayLike, y: _ArrayLike) -> Dict[str, Any]:
     """One sample's forward and backward pass with every intermediate (`ferrinet.inspect.trace`):

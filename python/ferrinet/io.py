@@ -29,7 +29,7 @@ import os
 import secrets
 from typing import Any, Dict, Optional
 
-from . import optim, schedules
+from . import _core, optim, schedules
 from ._core import ModelFormatError
 
 __all__ = ["ModelFormatError", "from_bytes", "load", "read_file", "write_atomic"]
@@ -104,13 +104,19 @@ def check_flag(value, what) -> bool:
 # --------------------------------------------------------------------------------------------
 # Files
 # --------------------------------------------------------------------------------------------
-def read_file(path) -> bytes:
-    """The bytes of the file at ``path`` (str or os.PathLike)."""
-    with open(fspath(path), "rb") as f:
-        return f.read()
-
-
 _CHUNK = 1 << 20
+
+
+def read_file(path) -> bytes:
+    """The bytes of the file at ``path`` (str or os.PathLike), read in chunks of ``_CHUNK``
+    (1 MiB) so that Ctrl-C lands between two (one read of a large file runs to its end first)."""
+    with open(fspath(path), "rb") as f:
+        chunks = []
+        while True:
+            chunk = f.read(_CHUNK)
+            if not chunk:
+                return b"".join(chunks)
+            chunks.append(chunk)
 
 
 def _write_all(f, data) -> None:
@@ -224,35 +230,16 @@ def _copy_mode(target, f) -> None:
 
 
 def _fsync_directory(directory) -> None:
-    """Makes the rename durable (POSIX); a no-op where directories cannot be opened."""
+    """Makes the rename durable (POSIX); a no-op where directories cannot be opened or synced.
+    The directory is opened, synced and closed in one native call (``_core._fsync_directory``):
+    its descriptor never exists in Python, so no interrupt can leave it open (an ``os.open``
+    here could return the descriptor and have the interrupt raised before it was stored)."""
     if os.name == "nt":  # pragma: no cover
         return
     try:
-        d = _DirectoryFd(directory)
-    except OSError:  # pragma: no cover
-        return
-    try:
-        os.fsync(d.fd)
+        _core._fsync_directory(directory)
     except OSError:  # pragma: no cover - some file systems refuse it
         pass
-    finally:
-        d.close()
-
-
-class _DirectoryFd:
-    """An open directory, owning its descriptor from the moment ``os.open`` returns: ``close``
-    closes it, and so does dropping the object if an interrupt came first (a bare int in a
-    frame would leak)."""
-
-    def __init__(self, path):
-        self.fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-
-    def close(self):
-        os.close(self.__dict__.pop("fd"))  # one step: owned or closed, never neither
-
-    def __del__(self):
-        if "fd" in self.__dict__:
-            self.close()
 
 
 # --------------------------------------------------------------------------------------------

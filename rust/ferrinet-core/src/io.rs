@@ -130,7 +130,8 @@ impl<T: Real> ModelFile<T> {
 
     /// Reads a file whose dtype must be T's (`read_model` reads either).
     pub fn read(bytes: &[u8]) -> Result<Self> {
-        let parsed = parse(bytes)?;
+        let stop = &mut || false;
+        let parsed = parse(bytes, stop)?;
         if parsed.arch.dtype != T::NAME {
             return Err(format_error(format!(
                 "the file holds a {} network, not {}",
@@ -138,17 +139,24 @@ impl<T: Real> ModelFile<T> {
                 T::NAME
             )));
         }
-        build(&parsed)
+        build(&parsed, stop)
     }
 }
 
 /// Reads a ferrinet file of either dtype, checking everything (see the module documentation).
 pub fn read_model(bytes: &[u8]) -> Result<LoadedModel> {
-    let parsed = parse(bytes)?;
+    read_model_until(bytes, &mut || false)
+}
+
+/// `read_model`, calling `stop` between chunks of the tensor data (`STOP_EVERY` values, as
+/// their CRC is checked and as they are decoded): when it returns true the read ends with
+/// `Error::Interrupted`, and nothing was built.
+pub fn read_model_until(bytes: &[u8], stop: &mut dyn FnMut() -> bool) -> Result<LoadedModel> {
+    let parsed = parse(bytes, stop)?;
     if parsed.arch.dtype == "float32" {
-        Ok(LoadedModel::F32(build(&parsed)?))
+        Ok(LoadedModel::F32(build(&parsed, stop)?))
     } else {
-        Ok(LoadedModel::F64(build(&parsed)?))
+        Ok(LoadedModel::F64(build(&parsed, stop)?))
     }
 }
 
@@ -207,8 +215,9 @@ struct Buffers<'a> {
     ga: Cow<'a, str>,
 }
 
-/// A weight matrix or bias vector handed to the safetensors writer, converted to bytes only
-/// when the writer asks (so the file is the only extra copy).
+/// A weight matrix or bias vector handed to the safetensors writer for the header only: its
+/// data are empty here, and `write_model_until` appends them itself, in chunks, so that a
+/// large network's write can stop between two (and no tensor is copied twice).
 struct TensorRef<'a, T> {
     shape: Vec<usize>,
     values: &'a [T],
@@ -224,12 +233,24 @@ impl<T: Real> View for TensorRef<'_, T> {
     }
 
     fn data(&self) -> Cow<'_, [u8]> {
-        Cow::Owned(le_bytes(self.values))
+        Cow::Borrowed(&[])
     }
 
     fn data_len(&self) -> usize {
         std::mem::size_of_val(self.values)
     }
+}
+
+/// Values between two calls of a `stop` callback while a file is written or read (1-4 ms of
+/// work each): often enough to look for Ctrl-C every 20 ms on a busy machine.
+const STOP_EVERY: usize = 1 << 19;
+
+/// Makes a rename inside `directory` durable: opens the directory, fsyncs it and closes it, in
+/// one call (the descriptor lives only inside it; a caller that held it between calls could
+/// lose it to an exception raised in between). POSIX; an error where directories cannot be
+/// opened or synced.
+pub fn sync_directory(directory: &std::path::Path) -> std::io::Result<()> {
+    std::fs::File::open(directory)?.sync_all()
 }
 
 /// The tensor names of layer l: `2l.weight`, `2l.bias` (nn.Sequential's module indices).
@@ -254,6 +275,71 @@ pub fn write_model<T: Real>(
     training: Option<&TrainingState<T>>,
     python: Option<&str>,
 ) -> Result<Vec<u8>> {
+    write_model_until(net, seed, training, python, &mut || false)
+}
+
+/// `write_model`, calling `stop` between chunks of the tensor data (`STOP_EVERY` values):
+/// when it returns true the write ends with `Error::Interrupted` (nothing is changed; the
+/// bytes so far are dropped).
+pub fn write_model_until<T: Real>(
+    net: &NeuralNetwork<T>,
+    seed: Option<u64>,
+    training: Option<&TrainingState<T>>,
+    python: Option<&str>,
+    stop: &mut dyn FnMut() -> bool,
+) -> Result<Vec<u8>> {
+    let layers = net.layers();
+    let meta = file_metadata(net, seed, training, python)?;
+    let mut tensors = Vec::with_capacity(2 * layers.len());
+    let mut values: BTreeMap<String, &[T]> = BTreeMap::new();
+    for (l, layer) in layers.iter().enumerate() {
+        let (w_name, b_name) = tensor_names(l);
+        let (n_in, n_out) = (layer.n_inputs(), layer.n_outputs());
+        values.insert(w_name.clone(), layer.weights());
+        values.insert(b_name.clone(), layer.biases());
+        tensors.push((
+            w_name,
+            TensorRef {
+                shape: vec![n_out, n_in],
+                values: layer.weights(),
+            },
+        ));
+        tensors.push((
+            b_name,
+            TensorRef {
+                shape: vec![n_out],
+                values: layer.biases(),
+            },
+        ));
+    }
+    let mut bytes = safetensors::serialize(tensors, Some(meta.clone().into_iter().collect()))
+        .map_err(|e| match e {
+            SafeTensorError::HeaderTooLarge => Error::Value(format!(
+                "the file's header (the metadata, with the optimizer moments) would be larger \
+                 than the {MAX_HEADER_BYTES} bytes a safetensors header may hold; save without \
+                 the training run"
+            )),
+            other => Error::Value(format!("writing the safetensors data failed: {other}")),
+        })?;
+    let n = header_length(&bytes).ok_or_else(|| internal("the writer's header length"))?;
+    if bytes.len() != N_LEN + n {
+        return Err(internal("the end of the header"));
+    }
+    let crc = append_data(&mut bytes, n, &values, stop)?;
+    let mut with_crc = meta.clone();
+    with_crc.insert("data_crc32".to_string(), format!("{crc:08x}"));
+    canonical_metadata(&mut bytes, n, &meta, &with_crc)?;
+    Ok(bytes)
+}
+
+/// The metadata of `net`'s file, with the CRC's placeholder (see `write_model` for what is
+/// refused).
+fn file_metadata<T: Real>(
+    net: &NeuralNetwork<T>,
+    seed: Option<u64>,
+    training: Option<&TrainingState<T>>,
+    python: Option<&str>,
+) -> Result<BTreeMap<String, String>> {
     let layers = net.layers();
     if layers.len() > MAX_LAYERS {
         return value_error!(
@@ -292,40 +378,41 @@ pub fn write_model<T: Real>(
         meta.insert("python".to_string(), text.to_string());
     }
 
-    let mut tensors = Vec::with_capacity(2 * layers.len());
-    for (l, layer) in layers.iter().enumerate() {
-        let (w_name, b_name) = tensor_names(l);
-        let (n_in, n_out) = (layer.n_inputs(), layer.n_outputs());
-        tensors.push((
-            w_name,
-            TensorRef {
-                shape: vec![n_out, n_in],
-                values: layer.weights(),
-            },
-        ));
-        tensors.push((
-            b_name,
-            TensorRef {
-                shape: vec![n_out],
-                values: layer.biases(),
-            },
-        ));
+    Ok(meta)
+}
+
+/// Appends the tensors' data to `bytes` (the header the crate wrote, `n` bytes after the
+/// length), in the order of the header's offsets, `STOP_EVERY` values at a time with a call of
+/// `stop` before each; returns their CRC-32.
+fn append_data<T: Real>(
+    bytes: &mut Vec<u8>,
+    n: usize,
+    values: &BTreeMap<String, &[T]>,
+    stop: &mut dyn FnMut() -> bool,
+) -> Result<u32> {
+    let mut placed = scan_header(&bytes[N_LEN..])
+        .map_err(|_| internal("the header"))?
+        .into_iter()
+        .map(|e| Ok((e.start, e.end, *values.get(&e.name).ok_or(())?)))
+        .collect::<std::result::Result<Vec<_>, ()>>()
+        .map_err(|_| internal("a tensor's name"))?;
+    placed.sort_by_key(|&(start, _, _)| start);
+    let mut crc = crc32fast::Hasher::new();
+    for (start, end, tensor) in placed {
+        let at = bytes.len() - N_LEN - n;
+        if start != at as u64 || end - start != std::mem::size_of_val(tensor) as u64 {
+            return Err(internal("a tensor's offsets"));
+        }
+        for chunk in tensor.chunks(STOP_EVERY) {
+            if stop() {
+                return Err(Error::Interrupted);
+            }
+            let from = bytes.len();
+            push_le_bytes(bytes, chunk);
+            crc.update(&bytes[from..]);
+        }
     }
-    let mut bytes = safetensors::serialize(tensors, Some(meta.clone().into_iter().collect()))
-        .map_err(|e| match e {
-            SafeTensorError::HeaderTooLarge => Error::Value(format!(
-                "the file's header (the metadata, with the optimizer moments) would be larger \
-                 than the {MAX_HEADER_BYTES} bytes a safetensors header may hold; save without \
-                 the training run"
-            )),
-            other => Error::Value(format!("writing the safetensors data failed: {other}")),
-        })?;
-    let n = header_length(&bytes).ok_or_else(|| internal("the writer's header length"))?;
-    let crc = crc32fast::hash(&bytes[N_LEN + n..]);
-    let mut with_crc = meta.clone();
-    with_crc.insert("data_crc32".to_string(), format!("{crc:08x}"));
-    canonical_metadata(&mut bytes, n, &meta, &with_crc)?;
-    Ok(bytes)
+    Ok(crc.finalize())
 }
 
 /// The safetensors crate takes the metadata as a std `HashMap`, whose order changes from one
@@ -440,6 +527,13 @@ fn is_f32<T: Real>() -> bool {
 /// Little-endian bytes of the values (f32 values are exact through f64).
 fn le_bytes<T: Real>(values: &[T]) -> Vec<u8> {
     let mut out = Vec::with_capacity(std::mem::size_of_val(values));
+    push_le_bytes(&mut out, values);
+    out
+}
+
+/// Appends the little-endian bytes of the values to `out`.
+fn push_le_bytes<T: Real>(out: &mut Vec<u8>, values: &[T]) {
+    out.reserve(std::mem::size_of_val(values));
     if is_f32::<T>() {
         for v in values {
             out.extend_from_slice(&(v.to_f64() as f32).to_le_bytes());
@@ -449,7 +543,6 @@ fn le_bytes<T: Real>(values: &[T]) -> Vec<u8> {
             out.extend_from_slice(&v.to_f64().to_le_bytes());
         }
     }
-    out
 }
 
 /// `python` metadata: a JSON object of at most `MAX_PYTHON_BYTES`.
@@ -550,7 +643,7 @@ fn check_header_length(bytes: &[u8]) -> Result<usize> {
 }
 
 /// Checks the file up to building the network.
-fn parse(bytes: &[u8]) -> Result<Parsed<'_>> {
+fn parse<'b>(bytes: &'b [u8], stop: &mut dyn FnMut() -> bool) -> Result<Parsed<'b>> {
     let n = check_header_length(bytes)?;
     let header = &bytes[N_LEN..N_LEN + n];
     let data = &bytes[N_LEN + n..];
@@ -604,7 +697,14 @@ fn parse(bytes: &[u8]) -> Result<Parsed<'_>> {
                 brief_str(crc_text)
             ))
         })?;
-    let actual = crc32fast::hash(data);
+    let mut hasher = crc32fast::Hasher::new();
+    for chunk in data.chunks(8 * STOP_EVERY) {
+        if stop() {
+            return Err(Error::Interrupted);
+        }
+        hasher.update(chunk);
+    }
+    let actual = hasher.finalize();
     if actual != crc {
         return Err(format_error(format!(
             "the tensor data are corrupted: their CRC-32 is {actual:08x}, the file says {crc:08x}"
@@ -772,7 +872,7 @@ fn locate_tensors<'p, T: Real>(p: &'p Parsed<'_>) -> Result<Vec<(&'p Entry, &'p 
 }
 
 /// Builds the network (and training run) of a parsed file, all checks first.
-fn build<T: Real>(p: &Parsed<'_>) -> Result<ModelFile<T>> {
+fn build<T: Real>(p: &Parsed<'_>, stop: &mut dyn FnMut() -> bool) -> Result<ModelFile<T>> {
     // A file that records no count takes the default; a bad FERRINET_NUM_THREADS is the
     // environment's fault, not the file's: its ValueError comes first, unchanged.
     if p.arch.n_threads.is_none() {
@@ -785,8 +885,8 @@ fn build<T: Real>(p: &Parsed<'_>) -> Result<ModelFile<T>> {
     let mut layers = Vec::with_capacity(n_layers);
     for (l, (w, b)) in places.into_iter().enumerate() {
         let (n_in, n_out) = (sizes[l], sizes[l + 1]);
-        let weights = decode_tensor::<T>(w, p.data, n_in)?;
-        let biases = decode_tensor::<T>(b, p.data, 1)?;
+        let weights = decode_tensor::<T>(w, p.data, n_in, stop)?;
+        let biases = decode_tensor::<T>(b, p.data, 1, stop)?;
         let layer = Layer::from_parts(n_in, n_out, weights, biases, p.arch.activations[l])
             .map_err(|e| format_error(format!("layer {l}: {e}")))?;
         layers.push(layer);
@@ -813,10 +913,15 @@ fn build<T: Real>(p: &Parsed<'_>) -> Result<ModelFile<T>> {
 }
 
 /// The values of a checked tensor, refusing NaN and infinities (with their position).
-fn decode_tensor<T: Real>(e: &Entry, data: &[u8], cols: usize) -> Result<Vec<T>> {
+fn decode_tensor<T: Real>(
+    e: &Entry,
+    data: &[u8],
+    cols: usize,
+    stop: &mut dyn FnMut() -> bool,
+) -> Result<Vec<T>> {
     // start <= end <= data.len() was checked by check_offsets.
     let bytes = &data[e.start as usize..e.end as usize];
-    let values = decode_values::<T>(bytes)?;
+    let values = decode_values_until::<T>(bytes, stop)?;
     if let Some(k) = first_non_finite(&values) {
         let at = if e.shape.len() == 2 {
             format!("[{}, {}]", k / cols, k % cols)
@@ -831,6 +936,25 @@ fn decode_tensor<T: Real>(e: &Entry, data: &[u8], cols: usize) -> Result<Vec<T>>
     Ok(values)
 }
 
+/// `decode_values` in chunks of `STOP_EVERY` values, calling `stop` before each.
+fn decode_values_until<T: Real>(bytes: &[u8], stop: &mut dyn FnMut() -> bool) -> Result<Vec<T>> {
+    let size = std::mem::size_of::<T>();
+    let mut out = Vec::new();
+    out.try_reserve_exact(bytes.len() / size).map_err(|_| {
+        Error::Memory(format!(
+            "cannot allocate {} bytes for a tensor of the file",
+            bytes.len()
+        ))
+    })?;
+    for chunk in bytes.chunks(STOP_EVERY * size) {
+        if stop() {
+            return Err(Error::Interrupted);
+        }
+        push_values(&mut out, chunk);
+    }
+    Ok(out)
+}
+
 /// Little-endian values of T (the length is a multiple of T's size: checked by the caller).
 fn decode_values<T: Real>(bytes: &[u8]) -> Result<Vec<T>> {
     let size = std::mem::size_of::<T>();
@@ -841,6 +965,12 @@ fn decode_values<T: Real>(bytes: &[u8]) -> Result<Vec<T>> {
             bytes.len()
         ))
     })?;
+    push_values(&mut out, bytes);
+    Ok(out)
+}
+
+/// Appends the little-endian values of T in `bytes` to `out`.
+fn push_values<T: Real>(out: &mut Vec<T>, bytes: &[u8]) {
     if is_f32::<T>() {
         for c in bytes.chunks_exact(4) {
             out.push(T::from_f64(
@@ -853,7 +983,6 @@ fn decode_values<T: Real>(bytes: &[u8]) -> Result<Vec<T>> {
             out.push(T::from_f64(v));
         }
     }
-    Ok(out)
 }
 
 /// The `training` metadata -> the training state of `layers`.

@@ -2,14 +2,13 @@
 //! a time (a block's z and a stay in cache), each block's inputs checked just before use, and
 //! with several threads each takes a run of whole blocks (the same bits for any count).
 
-use rayon::prelude::*;
-
 use crate::batch::Batch;
 use crate::error::{value_error, Result};
 use crate::float::Real;
 use crate::kernels::Threads;
 use crate::matrix::{MatRef, Matrix};
 use crate::network::NeuralNetwork;
+use crate::team::map_parts;
 
 /// Buffers for `predict_with`: pre-activations, activations and the layer input of one block
 /// of rows, and the output of all rows.
@@ -86,18 +85,16 @@ impl<T: Real> NeuralNetwork<T> {
             // Threads take contiguous runs of whole blocks, so every row goes through the same
             // block, and the same products, as with one thread: the same bits for any count.
             let per_thread = n_blocks.div_ceil(k) * PREDICT_BLOCK;
-            scratch
-                .out
-                .as_mut_slice()
-                .par_chunks_mut(per_thread * n_out)
-                .enumerate()
-                .try_for_each(|(i, out)| {
-                    let from = start + i * per_thread;
-                    let to = (from + per_thread).min(end);
-                    let mut bufs = (Matrix::default(), Matrix::default(), Matrix::default());
-                    let (z, a, input) = (&mut bufs.0, &mut bufs.1, &mut bufs.2);
-                    self.predict_blocks(x, from, to, (z, a, input), out)
-                })
+            let runs = scratch.out.as_mut_slice().chunks_mut(per_thread * n_out);
+            map_parts(runs.enumerate().collect(), |(i, out)| {
+                let from = start + i * per_thread;
+                let to = (from + per_thread).min(end);
+                let mut bufs = (Matrix::default(), Matrix::default(), Matrix::default());
+                let (z, a, input) = (&mut bufs.0, &mut bufs.1, &mut bufs.2);
+                self.predict_blocks(x, from, to, (z, a, input), out)
+            })
+            .into_iter()
+            .collect()
         };
         match result {
             Ok(()) => Ok(&scratch.out),
@@ -202,20 +199,19 @@ impl<T: Real> NeuralNetwork<T> {
                 Ok(())
             })
         } else {
-            parts
-                .par_chunks_mut(per_thread)
-                .enumerate()
-                .with_max_len(1)
-                .try_for_each(|(i, run)| {
-                    let mut bufs = (Matrix::default(), Matrix::default(), Matrix::default());
-                    let first = start + i * per_thread * PREDICT_BLOCK;
-                    for (j, part) in run.iter_mut().enumerate() {
-                        let row = first + j * PREDICT_BLOCK;
-                        let stop = (row + PREDICT_BLOCK).min(end);
-                        *part = self.block_sums(batch, (row, stop), &mut bufs)?;
-                    }
-                    Ok(())
-                })
+            let runs = parts.chunks_mut(per_thread).enumerate().collect();
+            map_parts(runs, |(i, run): (usize, &mut [BlockSums<T>])| {
+                let mut bufs = (Matrix::default(), Matrix::default(), Matrix::default());
+                let first = start + i * per_thread * PREDICT_BLOCK;
+                for (j, part) in run.iter_mut().enumerate() {
+                    let row = first + j * PREDICT_BLOCK;
+                    let stop = (row + PREDICT_BLOCK).min(end);
+                    *part = self.block_sums(batch, (row, stop), &mut bufs)?;
+                }
+                Ok(())
+            })
+            .into_iter()
+            .collect()
         };
         if let Err(e) = result {
             // Threads may stop at a later bad block first: report the first bad value.

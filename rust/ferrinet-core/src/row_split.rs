@@ -3,8 +3,6 @@
 //! are added in a fixed order. Large layers are instead cut by neurons inside the kernels
 //! (`kernels::splits_product`); the threads of a training call are kept awake by `team.rs`.
 
-use rayon::prelude::*;
-
 use crate::batch::Batch;
 use crate::error::Result;
 use crate::float::Real;
@@ -12,6 +10,7 @@ use crate::kernels::{self, Threads};
 use crate::layer::LayerGradient;
 use crate::matrix::try_resize;
 use crate::network::{backward_cached, forward_cached, NeuralNetwork, Normalizer, Workspace};
+use crate::team::map_parts;
 
 /// Below this many rows per thread, a batch is not split (the hand-off would cost more).
 const ROWS_PER_THREAD: usize = 16;
@@ -49,14 +48,14 @@ impl<T: Real> NeuralNetwork<T> {
         }
         let bounds: Vec<(usize, usize)> = (0..k).map(|i| (i * n / k, (i + 1) * n / k)).collect();
         let (layers, loss) = (&self.layers, self.loss);
-        self.shares
-            .par_iter_mut()
-            .zip(bounds.par_iter())
-            .try_for_each(|(work, &(start, end))| {
-                let share = batch.rows_range(start, end);
-                forward_cached(layers, share.x, work, Threads(1), None)?;
-                backward_cached(layers, loss, &share, norm, work, None, Threads(1))
-            })?;
+        let shares = self.shares.iter_mut().zip(&bounds).collect();
+        map_parts(shares, |(work, &(start, end))| {
+            let share = batch.rows_range(start, end);
+            forward_cached(layers, share.x, work, Threads(1), None)?;
+            backward_cached(layers, loss, &share, norm, work, None, Threads(1))
+        })
+        .into_iter()
+        .collect::<Result<()>>()?;
         let last = layers.len() - 1;
         let parts = self
             .shares
@@ -82,10 +81,10 @@ impl<T: Real> NeuralNetwork<T> {
                 }
             };
             let chunk = grad.weights.len().div_ceil(k).max(1);
-            grad.weights
-                .par_chunks_mut(chunk)
-                .enumerate()
-                .for_each(|(i, g)| sum_range(g, i * chunk, |lg| &lg.weights));
+            let runs = grad.weights.chunks_mut(chunk).enumerate().collect();
+            map_parts(runs, |(i, g): (usize, &mut [T])| {
+                sum_range(g, i * chunk, |lg| &lg.weights)
+            });
             sum_range(&mut grad.biases, 0, |lg| &lg.biases);
         }
         Ok(value)

@@ -176,18 +176,45 @@ pub(crate) fn with_team<R>(threads: usize, f: impl FnOnce() -> R) -> R {
 }
 
 /// Runs `f(0)`, ..., `f(parts - 1)`, in parallel where possible: on this thread's team when it
-/// leads one, else on rayon's pool.
+/// leads one, else on ferrinet's rayon pool (`pool`), else (no thread could be spawned for
+/// it) one after the other on this thread, with the same results.
 pub(crate) fn for_each_part(parts: usize, f: impl Fn(usize) + Sync + Send) {
     if parts <= 1 {
         return (0..parts).for_each(f);
     }
-    match LEADING.with(Cell::get) {
-        Some(team) => team.run(parts, &f),
-        _ => {
+    match (LEADING.with(Cell::get), pool()) {
+        (Some(team), _) => team.run(parts, &f),
+        (None, Some(pool)) => pool.install(|| {
             use rayon::prelude::*;
             (0..parts).into_par_iter().for_each(f)
-        }
+        }),
+        (None, None) => (0..parts).for_each(f),
     }
+}
+
+/// The rayon pool for parallel work outside a team (predict, evaluate, a small network's
+/// batch split by rows), built at its first use with one thread per usable CPU, or fewer
+/// when the system refuses threads (half as many at each refusal); None when not even two
+/// could be spawned. rayon's global pool panics when a thread of it cannot be spawned, and
+/// stays unusable after: ferrinet never uses it. Which thread runs a part never changes
+/// the result, so a smaller pool, or none, gives the same bits.
+fn pool() -> Option<&'static rayon::ThreadPool> {
+    static POOL: std::sync::OnceLock<Option<rayon::ThreadPool>> = std::sync::OnceLock::new();
+    POOL.get_or_init(|| {
+        let mut threads = usable_cpus();
+        while threads >= 2 {
+            let built = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .thread_name(|i| format!("ferrinet-{i}"))
+                .build();
+            if let Ok(pool) = built {
+                return Some(pool);
+            }
+            threads /= 2;
+        }
+        None
+    })
+    .as_ref()
 }
 
 /// `f` on each of `items`, each item moved to the part that runs it (disjoint `&mut` blocks

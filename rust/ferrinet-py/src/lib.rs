@@ -20,6 +20,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(trace::_trace, m)?)?;
     m.add_function(wrap_pyfunction!(max_threads, m)?)?;
     m.add_function(wrap_pyfunction!(gil::_signal_polls, m)?)?;
+    m.add_function(wrap_pyfunction!(saving::_fsync_directory, m)?)?;
     m.add(
         "DivergenceError",
         m.py().get_type::<errors::DivergenceError>(),

@@ -7,9 +7,10 @@
 use std::time::Instant;
 
 use ferrinet_core::{
-    check_learning_rate, read_model, write_model, Accuracy, Activation, EpochMetrics, EpochOptions,
-    EvalSums, LoadedModel, Loss, MatRef, Matrix, ModelFile, NeuralNetwork, Optimizer,
-    OptimizerConfig, PredictScratch, Targets, TrainProgress, TrainingState, PREDICT_BLOCK,
+    check_learning_rate, read_model, read_model_until, write_model_until, Accuracy, Activation,
+    EpochMetrics, EpochOptions, EvalSums, LoadedModel, Loss, MatRef, Matrix, ModelFile,
+    NeuralNetwork, Optimizer, OptimizerConfig, PredictScratch, Targets, TrainProgress,
+    TrainingState, PREDICT_BLOCK,
 };
 use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
@@ -607,12 +608,18 @@ impl PyNeuralNetwork {
     ) -> PyResult<Bound<'py, PyBytes>> {
         let seed = self.seed;
         let big = self.n_parameters > RELEASE_GIL_ABOVE;
-        let bytes = with_model!(self, m => m.with(py, big, |m| {
+        // A large network's data are written in chunks, with a look for Ctrl-C every
+        // CHECK_EVERY; an interrupt drops what was written (the network is only read).
+        let mut watch = SignalWatch::each_call();
+        let written = with_model!(self, m => m.with(py, big, |m| {
             let state = if training { m.training.as_ref() } else { None };
-            write_model(&m.net, Some(seed), state, python.as_deref())
-        }))
-        .py()?;
-        Ok(PyBytes::new(py, &bytes))
+            let stop = &mut || big && watch.stop();
+            write_model_until(&m.net, Some(seed), state, python.as_deref(), stop)
+        }));
+        if let Some(e) = watch.take() {
+            return Err(e);
+        }
+        Ok(PyBytes::new(py, &written.py()?))
     }
 
     /// Reads a ferrinet safetensors file (bytes) -> (an instance of `cls`, the "python"
@@ -623,12 +630,18 @@ impl PyNeuralNetwork {
         data: &[u8],
     ) -> PyResult<(Bound<'py, PyAny>, Option<String>)> {
         let py = cls.py();
-        let mut loaded = if data.len() > 1 << 20 {
-            py.detach(|| read_model(data))
+        // A large file is checked and decoded in chunks, with a look for Ctrl-C every
+        // CHECK_EVERY; an interrupt builds nothing.
+        let mut watch = SignalWatch::each_call();
+        let read = if data.len() > 1 << 20 {
+            py.detach(|| read_model_until(data, &mut || watch.stop()))
         } else {
             read_model(data)
+        };
+        if let Some(e) = watch.take() {
+            return Err(e);
         }
-        .py()?;
+        let mut loaded = read.py()?;
         let python = match &mut loaded {
             LoadedModel::F32(f) => f.python.take(),
             LoadedModel::F64(f) => f.python.take(),

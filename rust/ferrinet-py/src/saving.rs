@@ -39,3 +39,13 @@ pub fn optimizer_config_dict<'py>(
 ) -> PyResult<Bound<'py, PyAny>> {
     Ok(pythonize::pythonize(py, &optimizer.config())?)
 }
+
+/// `ferrinet._core._fsync_directory(path)`: opens the directory, fsyncs it and closes it
+/// without the GIL, in one call, so the descriptor never reaches Python: a KeyboardInterrupt
+/// raised as `os.open` returned (before Python stored the descriptor) leaked it. OSError if
+/// the directory cannot be opened or synced.
+#[pyfunction]
+pub fn _fsync_directory(py: Python<'_>, path: std::path::PathBuf) -> PyResult<()> {
+    py.detach(|| ferrinet_core::sync_directory(&path))
+        .map_err(PyErr::from)
+}
