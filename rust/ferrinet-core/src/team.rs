@@ -14,7 +14,8 @@
 //! then yield their core, then nap (`YIELD_AFTER`, `SLEEP_AFTER`), so a long serial stretch
 //! does not keep a core busy, and they cost nothing outside a training call.
 //! Code that runs outside a team (predict, the row-split batches of small networks) uses
-//! rayon's pool as before. Which thread runs a part never changes the result.
+//! ferrinet's own rayon pool (`pool`), never rayon's global one, which panics when it cannot
+//! spawn a thread. Which thread runs a part never changes the result.
 
 use std::cell::Cell;
 use std::panic::{catch_unwind, AssertUnwindSafe};
