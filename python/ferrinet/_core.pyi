@@ -23,6 +23,7 @@ __all__ = [
     "max_threads",
     "_signal_polls",
     "_fsync_directory",
+    "_read_all",
 ]
 
 ACTIVATIONS: List[str]
@@ -260,6 +261,9 @@ def _signal_polls() -> int:
 
 def _fsync_directory(path: Union[str, os.PathLike[str]]) -> None:
     """Opens the directory, fsyncs it and closes it in one call (OSError if it cannot)."""
+
+def _read_all(fd: int) -> bytes:
+    """The rest of the open file ``fd``, read without the GIL, looking for Ctrl-C per MiB."""
 
 def _trace(net: NeuralNetwork, x: _ArrayLike, y: _ArrayLike) -> Dict[str, Any]:
     """One sample's forward and backward pass with every intermediate (`ferrinet.inspect.trace`):

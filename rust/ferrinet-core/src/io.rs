@@ -288,6 +288,32 @@ pub fn write_model_until<T: Real>(
     python: Option<&str>,
     stop: &mut dyn FnMut() -> bool,
 ) -> Result<Vec<u8>> {
+    let file = model_file(net, seed, training, python)?;
+    let mut bytes = vec![0; file.size()];
+    file.write_into(&mut bytes, stop)?;
+    Ok(bytes)
+}
+
+/// A ferrinet file laid out but not written yet (`model_file`): its header, with the CRC's
+/// placeholder, and its tensors in the order of their offsets. `write_into` writes it into a
+/// buffer of `size()` bytes that the caller provides (the binding: a Python `bytes` object,
+/// so that the file is not copied once more while Python waits).
+pub struct FileWriter<'a, T> {
+    /// The length and the header, `N_LEN + n` bytes.
+    header: Vec<u8>,
+    n: usize,
+    meta: BTreeMap<String, String>,
+    tensors: Vec<&'a [T]>,
+    size: usize,
+}
+
+/// `net`'s file, laid out (see `write_model` for what is refused).
+pub fn model_file<'a, T: Real>(
+    net: &'a NeuralNetwork<T>,
+    seed: Option<u64>,
+    training: Option<&TrainingState<T>>,
+    python: Option<&str>,
+) -> Result<FileWriter<'a, T>> {
     let layers = net.layers();
     let meta = file_metadata(net, seed, training, python)?;
     let mut tensors = Vec::with_capacity(2 * layers.len());
@@ -297,22 +323,23 @@ pub fn write_model_until<T: Real>(
         let (n_in, n_out) = (layer.n_inputs(), layer.n_outputs());
         values.insert(w_name.clone(), layer.weights());
         values.insert(b_name.clone(), layer.biases());
+        let (weights, biases) = (layer.weights(), layer.biases());
         tensors.push((
             w_name,
             TensorRef {
                 shape: vec![n_out, n_in],
-                values: layer.weights(),
+                values: weights,
             },
         ));
         tensors.push((
             b_name,
             TensorRef {
                 shape: vec![n_out],
-                values: layer.biases(),
+                values: biases,
             },
         ));
     }
-    let mut bytes = safetensors::serialize(tensors, Some(meta.clone().into_iter().collect()))
+    let header = safetensors::serialize(tensors, Some(meta.clone().into_iter().collect()))
         .map_err(|e| match e {
             SafeTensorError::HeaderTooLarge => Error::Value(format!(
                 "the file's header (the metadata, with the optimizer moments) would be larger \
@@ -321,15 +348,66 @@ pub fn write_model_until<T: Real>(
             )),
             other => Error::Value(format!("writing the safetensors data failed: {other}")),
         })?;
-    let n = header_length(&bytes).ok_or_else(|| internal("the writer's header length"))?;
-    if bytes.len() != N_LEN + n {
+    let n = header_length(&header).ok_or_else(|| internal("the writer's header length"))?;
+    if header.len() != N_LEN + n {
         return Err(internal("the end of the header"));
     }
-    let crc = append_data(&mut bytes, n, &values, stop)?;
-    let mut with_crc = meta.clone();
-    with_crc.insert("data_crc32".to_string(), format!("{crc:08x}"));
-    canonical_metadata(&mut bytes, n, &meta, &with_crc)?;
-    Ok(bytes)
+    // The tensors in the order of the header's offsets (the crate's), one after the other.
+    let mut placed = scan_header(&header[N_LEN..])
+        .map_err(|_| internal("the header"))?
+        .into_iter()
+        .map(|e| Ok((e.start, e.end, *values.get(&e.name).ok_or(())?)))
+        .collect::<std::result::Result<Vec<_>, ()>>()
+        .map_err(|_| internal("a tensor's name"))?;
+    placed.sort_by_key(|&(start, _, _)| start);
+    let mut size = 0;
+    for &(start, end, tensor) in &placed {
+        if start != size as u64 || end - start != std::mem::size_of_val(tensor) as u64 {
+            return Err(internal("a tensor's offsets"));
+        }
+        size += std::mem::size_of_val(tensor);
+    }
+    Ok(FileWriter {
+        size: N_LEN + n + size,
+        header,
+        n,
+        meta,
+        tensors: placed.into_iter().map(|(_, _, t)| t).collect(),
+    })
+}
+
+impl<T: Real> FileWriter<'_, T> {
+    /// The file's length in bytes.
+    pub fn size(&self) -> usize {
+        self.size
+    }
+
+    /// Writes the file into `out` (`size()` bytes): the header, then the data `STOP_EVERY`
+    /// values at a time with a call of `stop` before each (true: `Error::Interrupted`, `out`
+    /// left half written), then the data's CRC into the header.
+    pub fn write_into(&self, out: &mut [u8], stop: &mut dyn FnMut() -> bool) -> Result<()> {
+        if out.len() != self.size {
+            return Err(internal("the length of the buffer"));
+        }
+        let (head, mut data) = out.split_at_mut(self.header.len());
+        head.copy_from_slice(&self.header);
+        let mut crc = crc32fast::Hasher::new();
+        for tensor in &self.tensors {
+            for chunk in tensor.chunks(STOP_EVERY) {
+                if stop() {
+                    return Err(Error::Interrupted);
+                }
+                let (here, rest) =
+                    std::mem::take(&mut data).split_at_mut(std::mem::size_of_val(chunk));
+                write_le_bytes(here, chunk);
+                crc.update(here);
+                data = rest;
+            }
+        }
+        let mut with_crc = self.meta.clone();
+        with_crc.insert("data_crc32".to_string(), format!("{:08x}", crc.finalize()));
+        canonical_metadata(out, self.n, &self.meta, &with_crc)
+    }
 }
 
 /// The metadata of `net`'s file, with the CRC's placeholder (see `write_model` for what is
@@ -379,40 +457,6 @@ fn file_metadata<T: Real>(
     }
 
     Ok(meta)
-}
-
-/// Appends the tensors' data to `bytes` (the header the crate wrote, `n` bytes after the
-/// length), in the order of the header's offsets, `STOP_EVERY` values at a time with a call of
-/// `stop` before each; returns their CRC-32.
-fn append_data<T: Real>(
-    bytes: &mut Vec<u8>,
-    n: usize,
-    values: &BTreeMap<String, &[T]>,
-    stop: &mut dyn FnMut() -> bool,
-) -> Result<u32> {
-    let mut placed = scan_header(&bytes[N_LEN..])
-        .map_err(|_| internal("the header"))?
-        .into_iter()
-        .map(|e| Ok((e.start, e.end, *values.get(&e.name).ok_or(())?)))
-        .collect::<std::result::Result<Vec<_>, ()>>()
-        .map_err(|_| internal("a tensor's name"))?;
-    placed.sort_by_key(|&(start, _, _)| start);
-    let mut crc = crc32fast::Hasher::new();
-    for (start, end, tensor) in placed {
-        let at = bytes.len() - N_LEN - n;
-        if start != at as u64 || end - start != std::mem::size_of_val(tensor) as u64 {
-            return Err(internal("a tensor's offsets"));
-        }
-        for chunk in tensor.chunks(STOP_EVERY) {
-            if stop() {
-                return Err(Error::Interrupted);
-            }
-            let from = bytes.len();
-            push_le_bytes(bytes, chunk);
-            crc.update(&bytes[from..]);
-        }
-    }
-    Ok(crc.finalize())
 }
 
 /// The safetensors crate takes the metadata as a std `HashMap`, whose order changes from one
@@ -529,6 +573,19 @@ fn le_bytes<T: Real>(values: &[T]) -> Vec<u8> {
     let mut out = Vec::with_capacity(std::mem::size_of_val(values));
     push_le_bytes(&mut out, values);
     out
+}
+
+/// The little-endian bytes of the values into `out` (exactly their size).
+fn write_le_bytes<T: Real>(out: &mut [u8], values: &[T]) {
+    if is_f32::<T>() {
+        for (o, v) in out.chunks_exact_mut(4).zip(values) {
+            o.copy_from_slice(&(v.to_f64() as f32).to_le_bytes());
+        }
+    } else {
+        for (o, v) in out.chunks_exact_mut(8).zip(values) {
+            o.copy_from_slice(&v.to_f64().to_le_bytes());
+        }
+    }
 }
 
 /// Appends the little-endian bytes of the values to `out`.

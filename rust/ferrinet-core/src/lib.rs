@@ -76,9 +76,9 @@ pub use error::{Error, Result};
 pub use flat::{GradientSums, GRAD_BLOCK};
 pub use float::{first_non_finite, Real};
 pub use io::{
-    read_model, read_model_until, sync_directory, tensor_names, write_model, write_model_until,
-    LoadedModel, ModelFile, FORMAT_NAME, FORMAT_VERSION, MAX_HEADER_BYTES, MAX_LAYERS,
-    MAX_PYTHON_BYTES, MAX_THREADS,
+    model_file, read_model, read_model_until, sync_directory, tensor_names, write_model,
+    write_model_until, FileWriter, LoadedModel, ModelFile, FORMAT_NAME, FORMAT_VERSION,
+    MAX_HEADER_BYTES, MAX_LAYERS, MAX_PYTHON_BYTES, MAX_THREADS,
 };
 pub use kernels::{cpu_kernels, Threads};
 pub use layer::{Layer, LayerGradient};

@@ -21,6 +21,8 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(max_threads, m)?)?;
     m.add_function(wrap_pyfunction!(gil::_signal_polls, m)?)?;
     m.add_function(wrap_pyfunction!(saving::_fsync_directory, m)?)?;
+    #[cfg(unix)]
+    m.add_function(wrap_pyfunction!(saving::_read_all, m)?)?;
     m.add(
         "DivergenceError",
         m.py().get_type::<errors::DivergenceError>(),

@@ -7,7 +7,7 @@
 use std::time::Instant;
 
 use ferrinet_core::{
-    check_learning_rate, read_model, read_model_until, write_model_until, Accuracy, Activation,
+    check_learning_rate, model_file, read_model, read_model_until, Accuracy, Activation,
     EpochMetrics, EpochOptions, EvalSums, LoadedModel, Loss, MatRef, Matrix, ModelFile,
     NeuralNetwork, Optimizer, OptimizerConfig, PredictScratch, Targets, TrainProgress,
     TrainingState, PREDICT_BLOCK,
@@ -608,18 +608,29 @@ impl PyNeuralNetwork {
     ) -> PyResult<Bound<'py, PyBytes>> {
         let seed = self.seed;
         let big = self.n_parameters > RELEASE_GIL_ABOVE;
-        // A large network's data are written in chunks, with a look for Ctrl-C every
-        // CHECK_EVERY; an interrupt drops what was written (the network is only read).
+        // The file is written straight into the bytes object returned, a large network's
+        // data without the GIL and in chunks, looking for Ctrl-C before each; an interrupt
+        // drops the half-written object (the network is only read).
         let mut watch = SignalWatch::each_call();
-        let written = with_model!(self, m => m.with(py, big, |m| {
+        let written = with_model!(self, m => m.with(py, big, |m| -> PyResult<Py<PyBytes>> {
             let state = if training { m.training.as_ref() } else { None };
-            let stop = &mut || big && watch.stop();
-            write_model_until(&m.net, Some(seed), state, python.as_deref(), stop)
+            let file = model_file(&m.net, Some(seed), state, python.as_deref()).py()?;
+            Python::attach(|py| {
+                let (object, mut contents) = new_bytes(py, file.size())?;
+                let stop = &mut || big && watch.stop();
+                let mut write = || match contents.zeroed(stop) {
+                    Some(buffer) => file.write_into(buffer, stop),
+                    None => Err(ferrinet_core::Error::Interrupted),
+                };
+                let result = if big { py.detach(write) } else { write() };
+                result.py()?;
+                Ok(object.unbind())
+            })
         }));
         if let Some(e) = watch.take() {
             return Err(e);
         }
-        Ok(PyBytes::new(py, &written.py()?))
+        Ok(written?.into_bound(py))
     }
 
     /// Reads a ferrinet safetensors file (bytes) -> (an instance of `cls`, the "python"
@@ -1328,6 +1339,56 @@ impl PyNeuralNetwork {
             }
             result.py()
         })
+    }
+}
+
+/// A new `bytes` object of `len` bytes made without zeroing its contents while Python waits
+/// (a large file would pay for that with the GIL held), and its contents, which
+/// `Contents::zeroed` zeroes (it can run without the GIL) before they are written. Nothing
+/// else refers to the object until the caller hands it out, and the caller keeps it alive
+/// while it uses the contents.
+pub(crate) fn new_bytes(py: Python<'_>, len: usize) -> PyResult<(Bound<'_, PyBytes>, Contents)> {
+    let size = pyo3::ffi::Py_ssize_t::try_from(len)
+        .map_err(|_| PyValueError::new_err(format!("{len} bytes are too many")))?;
+    // SAFETY: a null pointer asks for an object of `size` bytes whose contents are not set;
+    // a null result is the MemoryError that `from_owned_ptr_or_err` takes.
+    let object = unsafe {
+        let ptr = pyo3::ffi::PyBytes_FromStringAndSize(std::ptr::null(), size);
+        Bound::from_owned_ptr_or_err(py, ptr)?.cast_into::<PyBytes>()?
+    };
+    // SAFETY: the contents of a bytes object, `len` bytes long.
+    let start = unsafe { pyo3::ffi::PyBytes_AsString(object.as_ptr()).cast::<u8>() };
+    Ok((object, Contents { start, len }))
+}
+
+/// The contents of a `bytes` object just made by `new_bytes`, to be written once (from code
+/// that may run without the GIL).
+pub(crate) struct Contents {
+    start: *mut u8,
+    len: usize,
+}
+
+// SAFETY: the object is reachable only by its maker until it is handed out, and the contents
+// are written through `&mut Contents`, by one thread at a time.
+unsafe impl Send for Contents {}
+
+impl Contents {
+    /// The contents, zeroed 4 MiB at a time with a call of `stop` before each (None when it
+    /// returns true): from then on they are ordinary initialised bytes to write.
+    pub(crate) fn zeroed(&mut self, stop: &mut dyn FnMut() -> bool) -> Option<&mut [u8]> {
+        const STEP: usize = 1 << 22;
+        let mut at = 0;
+        while at < self.len {
+            if stop() {
+                return None;
+            }
+            let n = STEP.min(self.len - at);
+            // SAFETY: inside the contents; raw writes need no initialised memory.
+            unsafe { std::ptr::write_bytes(self.start.add(at), 0, n) };
+            at += n;
+        }
+        // SAFETY: `len` initialised bytes, borrowed mutably through `self`.
+        Some(unsafe { std::slice::from_raw_parts_mut(self.start, self.len) })
     }
 }
 
