@@ -155,11 +155,12 @@ fn thread_counts_are_deterministic_and_agree() {
 #[test]
 fn zero_threads_are_refused() {
     let mut net = NeuralNetwork::<f64>::new(&[2, 1], &[], None, Loss::Mse, 0).unwrap();
+    let before = (net.n_threads(), net.n_threads_setting());
     assert!(matches!(
         net.set_n_threads(0),
         Err(ferrinet_core::Error::Value(_))
     ));
-    assert_eq!(net.n_threads(), 1);
+    assert_eq!((net.n_threads(), net.n_threads_setting()), before);
 }
 
 /// A batch split across threads keeps each row's share of the mean: with sample weights (the
