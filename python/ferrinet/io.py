@@ -116,7 +116,7 @@ def read_file(path) -> bytes:
         read_all = getattr(_core, "_read_all", None)
         if read_all is not None:
             return read_all(f.fileno())
-        chunks = []  # pragma: no cover - Windows
+        chunks: list = []  # pragma: no cover - Windows
         while True:  # pragma: no cover
             chunk = f.read(_CHUNK)
             if not chunk:
