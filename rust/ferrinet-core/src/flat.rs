@@ -17,8 +17,6 @@
 //! is reduced block by block exactly as `evaluate` does (the same blocks), so it is
 //! `regularized_loss`'s value bit for bit.
 
-use rayon::prelude::*;
-
 use crate::batch::{check_l2, Batch};
 use crate::error::{value_error, Result};
 use crate::float::Real;
@@ -27,6 +25,7 @@ use crate::layer::LayerGradient;
 use crate::matrix::try_resize;
 use crate::network::{backward_cached, forward_cached, NeuralNetwork, Normalizer, Workspace};
 use crate::predict::PREDICT_BLOCK;
+use crate::team::map_parts;
 
 /// Rows per block of the flat gradient: `predict`'s blocks, so that the loss reduced block by
 /// block is `evaluate`'s, and a block's activations stay in cache between its passes.
@@ -172,15 +171,13 @@ impl<T: Real> NeuralNetwork<T> {
                 self.block_gradient(batch, bounds(first), norm, &mut works[0])
                     .map(|p| parts[0] = p)
             } else {
-                works
-                    .par_iter_mut()
-                    .zip(parts.par_iter_mut())
-                    .enumerate()
-                    .with_max_len(1)
-                    .try_for_each(|(i, (work, part))| {
-                        *part = self.block_gradient(batch, bounds(first + i), norm, work)?;
-                        Ok(())
-                    })
+                let items = works.iter_mut().zip(parts.iter_mut()).enumerate().collect();
+                map_parts(items, |(i, (work, part))| {
+                    *part = self.block_gradient(batch, bounds(first + i), norm, work)?;
+                    Ok(())
+                })
+                .into_iter()
+                .collect()
             };
             if let Err(e) = result {
                 // Threads may stop at a later bad block first: report the first bad value.
@@ -325,10 +322,12 @@ fn add_gradients<T: Real>(
         let k = threads.0;
         if k > 1 && t.weights.len() >= 2 * PER_THREAD {
             let chunk = t.weights.len().div_ceil(k);
-            t.weights
-                .par_chunks_mut(chunk)
-                .zip(p.weights.par_chunks(chunk))
-                .for_each(|(a, b)| kernels::add_assign(a, b));
+            let pairs = t
+                .weights
+                .chunks_mut(chunk)
+                .zip(p.weights.chunks(chunk))
+                .collect();
+            map_parts(pairs, |(a, b): (&mut [T], &[T])| kernels::add_assign(a, b));
         } else {
             kernels::add_assign(&mut t.weights, &p.weights);
         }
