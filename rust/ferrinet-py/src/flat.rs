@@ -2,14 +2,12 @@
 //! detached for large batches, in chunks of whole `GRAD_BLOCK`s with Ctrl-C checks between
 //! them, all under one lock (the same bits however the chunks fall).
 
-use std::time::Instant;
-
 use ferrinet_core::{GradientSums, GRAD_BLOCK};
 use pyo3::prelude::*;
 
 use crate::convert::Float;
 use crate::errors::IntoPyResult;
-use crate::gil::{check_signals, Chunker, Shared};
+use crate::gil::{check_signals, for_each_chunk, Shared};
 use crate::network::{Inputs, Model, OwnedTargets};
 
 /// (loss + the L2 penalty, the flat gradient, each row's output when `outputs`).
@@ -32,24 +30,15 @@ pub(crate) fn loss_and_gradient<T: Float>(
         let mut out = outputs.then(|| vec![T::ZERO; rows * net.n_outputs()]);
         let mut grad = vec![T::ZERO; net.n_parameters()];
         let mut sums = GradientSums::default();
-        let mut chunker = Chunker::new();
-        let mut start = 0;
-        while start < rows {
-            let len = chunker.next_len(rows - start).next_multiple_of(GRAD_BLOCK);
-            let end = (start + len).min(rows);
-            let started = Instant::now();
-            let n_out = net.n_outputs();
+        let n_out = net.n_outputs();
+        let work = |start: usize, end: usize| {
             let part = out
                 .as_deref_mut()
                 .map(|o| &mut o[start * n_out..end * n_out]);
-            net.gradient_rows(&batch, start, end, &mut sums, part)
-                .py()?;
-            chunker.record(started);
-            start = end;
-            if big {
-                check_signals()?;
-            }
-        }
+            net.gradient_rows(&batch, start, end, &mut sums, part).py()
+        };
+        let between = || if big { check_signals() } else { Ok(()) };
+        for_each_chunk(rows, GRAD_BLOCK, work, between)?;
         let loss = net
             .finish_flat_gradient(&mut sums, &batch, l2, &mut grad)
             .py()?;

@@ -131,10 +131,6 @@ pub struct Chunker {
 }
 
 impl Chunker {
-    pub fn new() -> Self {
-        Chunker::with_granule(1)
-    }
-
     /// Chunks of a multiple of `granule` units (the last one excepted), so that where the work
     /// is cut, which depends on timing, never changes the result (`train_granule`).
     pub fn with_granule(granule: usize) -> Self {
@@ -152,4 +148,26 @@ impl Chunker {
             self.size *= 2;
         }
     }
+}
+
+/// Runs `work(start, end)` over `0..total` in chunks of whole `granule`s (the last excepted)
+/// sized by a `Chunker`, and `between()` after each chunk (a Ctrl-C check). Where the chunks
+/// fall depends on timing; whole granules keep the result independent of it.
+pub fn for_each_chunk(
+    total: usize,
+    granule: usize,
+    mut work: impl FnMut(usize, usize) -> PyResult<()>,
+    mut between: impl FnMut() -> PyResult<()>,
+) -> PyResult<()> {
+    let mut chunker = Chunker::with_granule(granule);
+    let mut start = 0;
+    while start < total {
+        let end = start + chunker.next_len(total - start);
+        let started = Instant::now();
+        work(start, end)?;
+        chunker.record(started);
+        start = end;
+        between()?;
+    }
+    Ok(())
 }

@@ -25,7 +25,7 @@ use crate::convert::{
     to_class_indices, to_f64, to_f64_array, type_name, vec_to_py, vector_in_place, Array, Float,
 };
 use crate::errors::IntoPyResult;
-use crate::gil::{check_signals, Chunker, Shared, SignalWatch};
+use crate::gil::{check_signals, for_each_chunk, Chunker, Shared, SignalWatch};
 use crate::saving::{optimizer_config_dict, LoadedCapsule};
 use crate::sparse::CsrArgs;
 
@@ -1233,25 +1233,15 @@ impl PyNeuralNetwork {
             // No separate check pass over x: each block is checked as it is predicted
             // (`predict_rows_with`), and an error leaves nothing behind but this buffer.
             let mut out = Vec::with_capacity(rows * self.n_outputs());
-            let mut chunker = Chunker::new();
             let mut scratch = PredictScratch::default();
-            let mut start = 0;
-            while start < rows {
-                // Whole blocks of PREDICT_BLOCK rows, so that each row goes through the same
-                // products (and gives the same bits) however the chunks fall.
-                let len = chunker
-                    .next_len(rows - start)
-                    .next_multiple_of(PREDICT_BLOCK);
-                let len = len.min(rows - start);
-                let started = Instant::now();
-                let part = net
-                    .predict_rows_with(xv, start, start + len, &mut scratch)
-                    .py()?;
+            // Whole blocks of PREDICT_BLOCK rows, so that each row goes through the same
+            // products (and gives the same bits) however the chunks fall.
+            let work = |start: usize, end: usize| {
+                let part = net.predict_rows_with(xv, start, end, &mut scratch).py()?;
                 out.extend_from_slice(part.as_slice());
-                chunker.record(started);
-                start += len;
-                check_signals()?;
-            }
+                Ok(())
+            };
+            for_each_chunk(rows, PREDICT_BLOCK, work, check_signals)?;
             Matrix::from_vec(out, rows, self.n_outputs()).py()
         })
     }
@@ -1274,22 +1264,10 @@ impl PyNeuralNetwork {
         let work = |net: &NeuralNetwork<T>| -> PyResult<(f64, Option<f64>)> {
             let batch = net.epoch_batch(xv, t.view(), weights).py()?;
             let mut sums = EvalSums::default();
-            let mut chunker = Chunker::new();
-            let mut start = 0;
-            while start < rows {
-                let len = chunker
-                    .next_len(rows - start)
-                    .next_multiple_of(PREDICT_BLOCK);
-                let len = len.min(rows - start);
-                let started = Instant::now();
-                net.evaluate_rows(&batch, start, start + len, &mut sums)
-                    .py()?;
-                chunker.record(started);
-                start += len;
-                if big {
-                    check_signals()?;
-                }
-            }
+            let work =
+                |start: usize, end: usize| net.evaluate_rows(&batch, start, end, &mut sums).py();
+            let between = || if big { check_signals() } else { Ok(()) };
+            for_each_chunk(rows, PREDICT_BLOCK, work, between)?;
             let result = net.finish_evaluation(&sums, &batch);
             Ok((result.loss + net.l2_penalty(l2), result.accuracy))
         };
