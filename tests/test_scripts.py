@@ -38,8 +38,10 @@ def test_bench_sgd_quick_checks_every_answer_and_judges_the_targets():
     # The script exits non-zero when an implementation disagrees with ferrinet's weights.
     out = run("benches/bench_sgd.py", "--quick")
     assert "total" in out
-    # every case's answer check covers the C yardstick (e) and gradients (f), and passes
-    for impl in ("(e) C yardstick", "(f) ferrinet net.gradients"):
+    # every case's answer check covers backward over rows (b) and with X[k] (b'), the C
+    # yardstick (e) and gradients (f), and passes
+    impls = ("(b) ferrinet net.backward", "(b') the same, X[k]", "(e) C yardstick")
+    for impl in impls + ("(f) ferrinet net.gradients",):
         verdicts = re.findall(re.escape(impl) + r".*steps .*max rel diff +\S+ +(\S+)", out)
         assert len(verdicts) == 5, (impl, verdicts)
         assert set(verdicts) <= {"ok", "bit-identical"}, verdicts

@@ -296,63 +296,6 @@ dispatch!(
     (w: &mut [T], b: &mut [T], delta: &[T], x: &[T], learning_rate: T, dx: Option<&mut [T]>)
 );
 
-/// `sgd_rank1` without dx (the same operations, so the same bits), which also tells whether
-/// every parameter it wrote is below `limit` in magnitude (a compare on each value as it is
-/// stored: no second pass over W).
-#[inline(always)]
-fn sgd_rank1_bounded_impl<T: Real, const FMA: bool>(
-    w: &mut [T],
-    b: &mut [T],
-    delta: &[T],
-    x: &[T],
-    learning_rate: T,
-    limit: T,
-) -> bool {
-    let n_in = x.len();
-    let mut ok = true;
-    for ((row, bi), &d) in w.chunks_exact_mut(n_in).zip(b.iter_mut()).zip(delta) {
-        let s = -(learning_rate * d);
-        for (wv, &xv) in row.iter_mut().zip(x) {
-            *wv = madd::<T, FMA>(s, xv, *wv);
-            ok &= wv.abs() < limit;
-        }
-        *bi += s;
-        ok &= bi.abs() < limit;
-    }
-    ok
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn sgd_rank1_bounded_avx2<T: Real>(
-    w: &mut [T],
-    b: &mut [T],
-    delta: &[T],
-    x: &[T],
-    learning_rate: T,
-    limit: T,
-) -> bool {
-    sgd_rank1_bounded_impl::<T, true>(w, b, delta, x, learning_rate, limit)
-}
-
-/// The fused per-sample SGD update of `sgd_rank1` (without dx); true when every parameter
-/// written is below `limit` in magnitude.
-pub fn sgd_rank1_bounded<T: Real>(
-    w: &mut [T],
-    b: &mut [T],
-    delta: &[T],
-    x: &[T],
-    learning_rate: T,
-    limit: T,
-) -> bool {
-    #[cfg(target_arch = "x86_64")]
-    if has_avx2_fma() {
-        // SAFETY: the CPU supports the features the function was compiled for.
-        return unsafe { sgd_rank1_bounded_avx2::<T>(w, b, delta, x, learning_rate, limit) };
-    }
-    sgd_rank1_bounded_impl::<T, false>(w, b, delta, x, learning_rate, limit)
-}
-
 /// The first layer's per-sample SGD step, deferred and fused with the next sample's forward
 /// pass. For every row i, with s_i = -(learning_rate * delta_i):
 ///

@@ -8,6 +8,7 @@ use crate::kernels::{self, Threads};
 use crate::matrix::{checked_len, try_resize, MatRef, Matrix};
 use crate::neuron::Neuron;
 use crate::rng::SplitMix64;
+use crate::step_bound::max_abs;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Layer<T = f64> {
@@ -16,28 +17,40 @@ pub struct Layer<T = f64> {
     weights: Vec<T>, // (n_outputs, n_inputs), row i = neuron i's weights
     biases: Vec<T>,  // (n_outputs,)
     activation: Activation,
-    bounded: Bounded,
+    bound: ParameterBound,
 }
 
-/// Whether every weight and bias is known to be below `step_limit()` in magnitude, so that a
-/// per-sample step whose size is below it too is finite without looking (`prove_step`). Set
-/// by the bounded step itself, which tracks it as it writes; cleared by every other method
-/// that changes the parameters (they are private to this file, so none can forget). Not part
-/// of the layer's value: two layers with the same parameters are equal either way.
-#[derive(Debug, Clone, Copy, Default)]
-struct Bounded(bool);
+/// An upper bound on max |parameter| (weights and biases) of the layer, kept by the proven
+/// per-sample step (`prove_step`, `sgd_sample_proven`) so that the next step can be proven
+/// finite from it without looking at the parameters; infinite when unknown. Every other method
+/// that changes the parameters forgets it (they are private to this file, so none can
+/// forget to). Not part of the layer's value: two layers with the same parameters are equal
+/// either way.
+#[derive(Debug, Clone, Copy)]
+struct ParameterBound(f64);
 
-impl PartialEq for Bounded {
+impl ParameterBound {
+    const UNKNOWN: ParameterBound = ParameterBound(f64::INFINITY);
+}
+
+impl PartialEq for ParameterBound {
     fn eq(&self, _: &Self) -> bool {
         true
     }
 }
 
-/// A quarter of the largest finite value: a parameter below it plus a step below it is at
-/// most half of it, and finite.
-fn step_limit<T: Real>() -> T {
-    T::MAX_FINITE * T::from_f64(0.25)
+/// A quarter of T's largest finite value, as f64: a parameter below it plus a step below it is
+/// at most half of T's largest value, and rounds to a finite value.
+fn step_limit<T: Real>() -> f64 {
+    T::MAX_FINITE.to_f64() * 0.25
 }
+
+/// The margin a carried bound gets for the rounding of one step: a written value is
+/// fl(w + fl(s x)) (or fl(w + s x) with a multiply-add), at most (|w| + |s| |x|) (1 + u)^2 plus
+/// twice half the smallest subnormal, u = 2^-24 in f32. 2^-10 relative and 1e-30 absolute cover
+/// both with room (the bound is recomputed when it gets too loose: `prove_step`).
+const BOUND_ROUNDING: f64 = 1.0 + 1.0 / 1024.0;
+const BOUND_SUBNORMAL: f64 = 1e-30;
 
 /// dL/dW and dL/db of one layer, shaped like the layer.
 #[derive(Debug, Clone, PartialEq)]
@@ -80,7 +93,7 @@ impl<T: Real> Layer<T> {
             weights,
             biases,
             activation,
-            bounded: Bounded(false),
+            bound: ParameterBound::UNKNOWN,
         })
     }
 
@@ -99,7 +112,7 @@ impl<T: Real> Layer<T> {
             weights,
             biases,
             activation,
-            bounded: Bounded(false),
+            bound: ParameterBound::UNKNOWN,
         })
     }
 
@@ -126,7 +139,7 @@ impl<T: Real> Layer<T> {
 
     /// Weights and biases, mutably: for optimizers, which keep shapes.
     pub(crate) fn parameters_mut(&mut self) -> (&mut [T], &mut [T]) {
-        self.bounded = Bounded(false);
+        self.bound = ParameterBound::UNKNOWN;
         (&mut self.weights, &mut self.biases)
     }
 
@@ -145,7 +158,7 @@ impl<T: Real> Layer<T> {
     /// Replaces the parameters after checking their shapes and values.
     pub fn set_parameters(&mut self, weights: Vec<T>, biases: Vec<T>) -> Result<()> {
         check_parameters(self.n_inputs, self.n_outputs, &weights, &biases)?;
-        self.bounded = Bounded(false);
+        self.bound = ParameterBound::UNKNOWN;
         self.weights = weights;
         self.biases = biases;
         Ok(())
@@ -236,7 +249,7 @@ impl<T: Real> Layer<T> {
         learning_rate: T,
         threads: Threads,
     ) -> Result<()> {
-        self.bounded = Bounded(false);
+        self.bound = ParameterBound::UNKNOWN;
         let n = x.rows();
         if !kernels::weight_grad_is_gemm(n, self.n_inputs, self.n_outputs) {
             self.backward(x, delta, grad, dx, threads)?;
@@ -264,7 +277,7 @@ impl<T: Real> Layer<T> {
 
     /// Plain SGD: W -= learning_rate dW, b -= learning_rate db.
     pub fn apply_gradient(&mut self, grad: &LayerGradient<T>, learning_rate: T) {
-        self.bounded = Bounded(false);
+        self.bound = ParameterBound::UNKNOWN;
         for (w, &g) in self.weights.iter_mut().zip(&grad.weights) {
             *w -= learning_rate * g;
         }
@@ -282,7 +295,7 @@ impl<T: Real> Layer<T> {
         learning_rate: T,
         dx: Option<&mut [T]>,
     ) {
-        self.bounded = Bounded(false);
+        self.bound = ParameterBound::UNKNOWN;
         kernels::sgd_rank1(
             &mut self.weights,
             &mut self.biases,
@@ -307,7 +320,7 @@ impl<T: Real> Layer<T> {
     ) -> Result<()> {
         z.resize(1, self.n_outputs)?;
         a.resize(1, self.n_outputs)?;
-        self.bounded = Bounded(false);
+        self.bound = ParameterBound::UNKNOWN;
         kernels::sgd_rank1_gemv(
             &mut self.weights,
             &mut self.biases,
@@ -322,40 +335,44 @@ impl<T: Real> Layer<T> {
         Ok(())
     }
 
-    /// Whether the per-sample step of `sgd_sample_bounded` (input `x`, error `delta`) is sure
-    /// to leave every parameter finite: every |parameter| below `step_limit()` (looked at only
-    /// after another method changed them) and every |lr delta_i| max(1, |x_j|) below it too.
-    /// O(n_inputs + n_outputs) when the bound is known.
-    pub(crate) fn prove_step(&mut self, x: &[T], delta: &[T], learning_rate: T) -> bool {
+    /// Whether the per-sample step of `sgd_sample_proven` (input `x`, error `delta`) is sure to
+    /// leave every parameter finite: with s_i = lr delta_i, a written value is w + s_i x_j (or
+    /// b + s_i), at most B + G in magnitude, B = max |parameter| and G = max |s_i| max(1, |x_j|);
+    /// when B and G are both below `step_limit()` that is below half the largest finite value.
+    /// B is the bound carried from the last proven step, O(n_inputs + n_outputs) per step; only
+    /// when it is unknown (another method changed the parameters) or too loose to prove the step
+    /// is it measured (one pass over the parameters). Some(bound after the step) when proven.
+    pub(crate) fn prove_step(&mut self, x: &[T], delta: &[T], learning_rate: T) -> Option<f64> {
         let limit = step_limit::<T>();
-        if !self.bounded.0 {
-            let below = |v: &[T]| v.iter().fold(true, |ok, &p| ok & (p.abs() < limit));
-            self.bounded = Bounded(below(&self.weights) & below(&self.biases));
-        }
-        if !self.bounded.0 {
-            return false;
-        }
-        let x_max = x.iter().fold(T::ONE, |m, &v| m.max(v.abs()));
+        let x_max = x.iter().fold(T::ONE, |m, &v| m.max(v.abs())).to_f64();
         let (finite, s_max) = delta.iter().fold((true, T::ZERO), |(ok, m), &d| {
             let s = (learning_rate * d).abs();
             (ok & s.is_finite(), m.max(s))
         });
-        finite && x_max.is_finite() && s_max < limit / x_max
+        if !finite || !x_max.is_finite() {
+            return None;
+        }
+        let growth = s_max.to_f64() * x_max;
+        if growth >= limit {
+            return None;
+        }
+        if self.bound.0 >= limit {
+            let measured = max_abs(&self.weights).max(max_abs(&self.biases));
+            self.bound = ParameterBound(measured);
+            if measured >= limit {
+                return None;
+            }
+        }
+        Some((self.bound.0 + growth) * BOUND_ROUNDING + BOUND_SUBNORMAL)
     }
 
-    /// The fused per-sample step of `sgd_sample` (without dx, the same bits), for a step
-    /// `prove_step` accepted: no check needed, and the bound is kept as the values are written.
-    pub(crate) fn sgd_sample_bounded(&mut self, x: &[T], delta: &[T], learning_rate: T) {
-        let limit = step_limit::<T>();
+    /// The fused per-sample step of `sgd_sample` (without dx: the same bits), for a step that
+    /// `prove_step` proved finite: no value is checked, and `bound` (what `prove_step` gave) is
+    /// kept for the next step's proof.
+    pub(crate) fn sgd_sample_proven(&mut self, x: &[T], delta: &[T], learning_rate: T, bound: f64) {
         let (w, b) = (&mut self.weights, &mut self.biases);
-        self.bounded = Bounded(kernels::sgd_rank1_bounded(
-            w,
-            b,
-            delta,
-            x,
-            learning_rate,
-            limit,
-        ));
+        kernels::sgd_rank1(w, b, delta, x, learning_rate, None);
+        self.bound = ParameterBound(bound);
     }
 
     pub(crate) fn all_finite(&self) -> bool {
@@ -397,4 +414,71 @@ fn check_parameters<T: Real>(
         return value_error!("weights and biases must be finite, got {v}");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Random one-sample steps, with inputs and errors from subnormal to large: the bound a
+    /// proven step carries is never below the largest parameter it leaves, in either type.
+    fn carried_bound_holds<T: Real>() {
+        let mut rng = SplitMix64::new(7);
+        for case in 0..40 {
+            let (n_in, n_out) = (1 + case % 9, 1 + (case * 7) % 13);
+            let mut layer = Layer::<T>::new(n_in, n_out, Activation::Relu, &mut rng).unwrap();
+            for step in 0..200 {
+                // magnitudes 10^-40 .. 10^6: subnormal in f32 at the low end
+                let mut draw = |lo: f64, hi: f64| {
+                    let e = lo + (hi - lo) * rng.uniform();
+                    T::from_f64((2.0 * rng.uniform() - 1.0) * 10f64.powf(e))
+                };
+                let x: Vec<T> = (0..n_in).map(|_| draw(-40.0, 3.0)).collect();
+                let delta: Vec<T> = (0..n_out).map(|_| draw(-40.0, 3.0)).collect();
+                let lr = T::from_f64(10f64.powi(-(step % 5)));
+                let bound = layer
+                    .prove_step(&x, &delta, lr)
+                    .expect("a small step is proven");
+                layer.sgd_sample_proven(&x, &delta, lr, bound);
+                let actual = max_abs(&layer.weights).max(max_abs(&layer.biases));
+                assert!(actual <= layer.bound.0, "case {case} step {step}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_carried_bound_is_an_upper_bound() {
+        carried_bound_holds::<f32>();
+        carried_bound_holds::<f64>();
+    }
+
+    /// A carried bound too loose to prove a step is measured again instead of refusing it;
+    /// every other change of the parameters forgets it; a step too large is refused.
+    #[test]
+    fn a_loose_or_forgotten_bound_is_measured_again() {
+        let mut rng = SplitMix64::new(8);
+        let mut layer = Layer::<f32>::new(3, 2, Activation::Tanh, &mut rng).unwrap();
+        let (x, delta) = ([0.5f32, -1.0, 2.0], [0.25f32, -0.5]);
+        layer.bound = ParameterBound(step_limit::<f32>() * 3.0);
+        let bound = layer
+            .prove_step(&x, &delta, 0.1)
+            .expect("measured, then proven");
+        assert!(bound < 10.0, "the bound was measured: {bound}");
+        layer.sgd_sample_proven(&x, &delta, 0.1, bound);
+        layer.apply_gradient(
+            &LayerGradient {
+                weights: vec![0.0; 6],
+                biases: vec![0.0; 2],
+            },
+            1.0,
+        );
+        assert_eq!(layer.bound.0, f64::INFINITY);
+        assert!(layer.prove_step(&x, &delta, 0.1).is_some());
+        assert_eq!(layer.prove_step(&x, &delta, f32::MAX), None);
+        let mut huge = layer.clone();
+        let (mut w, b) = (huge.weights.clone(), huge.biases.clone());
+        w[0] = f32::MAX * 0.5;
+        huge.set_parameters(w, b).unwrap();
+        assert_eq!(huge.prove_step(&x, &delta, 0.1), None);
+    }
 }

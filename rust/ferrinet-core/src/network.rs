@@ -44,6 +44,7 @@ pub(crate) struct Workspace<T> {
     pub delta: Vec<Matrix<T>>, // per layer (n, n_out): dL/dz
     pub grads: Vec<LayerGradient<T>>,
     pub block: SgdBlock<T>, // `train`'s open block of first-layer steps (sgd_block.rs)
+    pub step_bounds: Vec<f64>, // per layer: its bound after `backward`'s proven step
 }
 
 impl<T: Real> Workspace<T> {
@@ -57,6 +58,7 @@ impl<T: Real> Workspace<T> {
             delta: fresh(),
             grads: (0..n_layers).map(|_| LayerGradient::default()).collect(),
             block: SgdBlock::default(),
+            step_bounds: vec![f64::INFINITY; n_layers],
         }
     }
 }
@@ -310,9 +312,9 @@ impl<T: Real> NeuralNetwork<T> {
     ///
     /// One sample takes the fused per-sample step of `train` (the same bits as a one-sample
     /// `train`), in one pass over each layer's weights, when it is sure up front to stay
-    /// finite (`Layer::prove_step`, from the sizes of the step and a bound on the parameters
-    /// that the step keeps as it writes them); otherwise, and for batches, the gradient is
-    /// computed, every updated value checked, and only then applied.
+    /// finite (`Layer::prove_step`, from the size of the step and a bound on the parameters
+    /// carried from step to step, with no look at the parameters); otherwise, and for batches,
+    /// the gradient is computed, every updated value checked, and only then applied.
     pub fn backward(&mut self, batch: &Batch<T>, learning_rate: f64) -> Result<f64> {
         check_learning_rate(learning_rate)?;
         if batch.len() == 1 {
@@ -392,12 +394,14 @@ impl<T: Real> NeuralNetwork<T> {
             }
         };
         for (l, layer) in layers.iter_mut().enumerate() {
-            if !layer.prove_step(input(l), work.delta[l].row(0), lr) {
-                return Ok(None);
+            match layer.prove_step(input(l), work.delta[l].row(0), lr) {
+                Some(bound) => work.step_bounds[l] = bound,
+                None => return Ok(None),
             }
         }
         for (l, layer) in layers.iter_mut().enumerate() {
-            layer.sgd_sample_bounded(input(l), work.delta[l].row(0), lr);
+            let bound = work.step_bounds[l];
+            layer.sgd_sample_proven(input(l), work.delta[l].row(0), lr, bound);
         }
         Ok(Some(loss.to_f64()))
     }
