@@ -98,7 +98,9 @@ class NeuralNetwork:
         l2: float = 0.0,
         sample_weight: Optional[_ArrayLike] = None,
     ) -> List[Tuple[_Float64Array, _Float64Array]]:
-        """[(dW (n_out, n_in), db (n_out,)) per layer] of the mean loss; model unchanged."""
+        """[(dW (n_out, n_in), db (n_out,)) per layer] of the mean loss; model unchanged. A
+        batch of more than 256 rows is summed block by block (`loss_and_gradient`'s bits),
+        without the GIL, looking for Ctrl-C between blocks."""
     def loss_and_gradient(
         self,
         x: _ArrayLike,
@@ -125,12 +127,15 @@ class NeuralNetwork:
     def set_flat_parameters(self, theta: _ArrayLike) -> None:
         """Replaces every parameter from `get_flat_parameters`' layout; on error nothing changes."""
     def backward(self, x: _ArrayLike, y: _ArrayLike, learning_rate: float) -> float:
-        """One SGD step; returns the loss of the forward pass before the step."""
+        """One SGD step; returns the loss of the forward pass before the step. A batch of more
+        than 256 rows takes the step of `gradients`' block-by-block sum, computed without the
+        GIL and looking for Ctrl-C between blocks (an interrupt takes no step)."""
     def train(self, x: _ArrayLike, y: _ArrayLike, epochs: int, learning_rate: float) -> List[float]:
         """Per-sample SGD in order, in Rust with the GIL released; mean loss per epoch. A first
         layer of 16,384+ weights and 64+ outputs takes its steps 32 at a time (docs/maths.md):
         the same steps, rounded a few ulps apart, deterministic."""
     def get_weights(self) -> List[Tuple[_Float64Array, _Float64Array]]: ...
+    def _copy(self, cls: Type[_Network]) -> _Network: ...
     def set_weights(self, weights: Sequence[Tuple[_ArrayLike, _ArrayLike]]) -> None: ...
     def _start_training(self, optimizer: Dict[str, Any], seed: Optional[int]) -> None:
         """Starts the training state: optimizer from a `ferrinet.optim` `to_dict()`, the

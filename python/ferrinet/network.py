@@ -240,17 +240,16 @@ class NeuralNetwork(FitMixin, _core.NeuralNetwork):
         return [Layer(w, b, act) for (w, b), act in zip(self.get_weights(), self.activations)]
 
     def copy(self) -> "NeuralNetwork":
-        """An independent network with the same architecture and weights."""
-        clone = type(self)(
-            self.sizes,
-            activation=self.activations[:-1],
-            output_activation=self.activations[-1],
-            loss=self.loss,
-            seed=self.seed,
-            dtype=self.dtype,
-        )
-        clone.set_weights(self.get_weights())
-        clone.n_threads = self._n_threads_setting
+        """An independent network with the same class, architecture, weights, seed, dtype and
+        ``n_threads`` setting, and no training run; a subclass instance's other attributes
+        are copied shallowly (as ``copy.copy`` copies them). The weights are copied by Rust,
+        a large network's without the GIL and in chunks with a look for Ctrl-C between them
+        (KeyboardInterrupt: no copy, this network unchanged)."""
+        clone = self._copy(type(self))
+        state = {k: v for k, v in self.__dict__.items() if k not in ("_run", "_fit_record")}
+        clone.__dict__.update(state)
+        clone.__dict__["_run"] = None
+        clone.__dict__["_fit_record"] = None
         return clone
 
     def __repr__(self) -> str:

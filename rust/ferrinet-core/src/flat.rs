@@ -18,8 +18,9 @@
 //! `regularized_loss`'s value bit for bit.
 
 use crate::batch::{check_l2, Batch};
-use crate::error::{value_error, Result};
-use crate::float::Real;
+use crate::chunks::STOP_EVERY;
+use crate::error::{value_error, Error, Result};
+use crate::float::{first_non_finite, Real};
 use crate::kernels::{self, Threads};
 use crate::layer::LayerGradient;
 use crate::matrix::try_resize;
@@ -30,6 +31,10 @@ use crate::team::map_parts;
 /// Rows per block of the flat gradient: `predict`'s blocks, so that the loss reduced block by
 /// block is `evaluate`'s, and a block's activations stay in cache between its passes.
 pub const GRAD_BLOCK: usize = PREDICT_BLOCK;
+
+/// Values per chunk of the transposing copies between W and the flat layout: a quarter of
+/// `STOP_EVERY`, as their scattered writes take several times longer per value than a copy.
+const TRANSPOSE_EVERY: usize = STOP_EVERY / 4;
 
 /// The running state of a flat gradient over consecutive ranges of rows
 /// (`NeuralNetwork::gradient_rows`): the gradient of the blocks seen so far, in the network's
@@ -59,28 +64,57 @@ impl<T: Real> NeuralNetwork<T> {
     /// Every parameter in scikit-learn's packing (module doc): all layers' W transposed and
     /// raveled, then all biases. Its length is `n_parameters()`.
     pub fn flat_parameters(&self) -> Vec<T> {
+        self.flat_parameters_until(&mut crate::chunks::never)
+            .expect("a pass that is never stopped, into memory the network's size")
+    }
+
+    /// `flat_parameters`, packed about `TRANSPOSE_EVERY` values at a time (whole rows of W) with a
+    /// call of `stop` before each chunk (`Error::Interrupted` when it answers true).
+    pub fn flat_parameters_until(&self, stop: &mut dyn FnMut() -> bool) -> Result<Vec<T>> {
         let mut theta = vec![T::ZERO; self.n_parameters()];
         let mut at = 0;
         for layer in &self.layers {
             let (n_in, n_out) = (layer.n_inputs(), layer.n_outputs());
-            pack_transposed(
-                layer.weights(),
-                n_out,
-                n_in,
-                &mut theta[at..at + n_in * n_out],
-            );
+            let dst = &mut theta[at..at + n_in * n_out];
+            // W's rows r0..r1 are columns r0..r1 of theta's (n_in, n_out) part
+            let rows_per = (TRANSPOSE_EVERY / n_in.max(1)).max(1);
+            let mut r0 = 0;
+            while r0 < n_out {
+                if stop() {
+                    return Err(Error::Interrupted);
+                }
+                let r1 = (r0 + rows_per).min(n_out);
+                let src = &layer.weights()[r0 * n_in..r1 * n_in];
+                for (r, src_row) in src.chunks_exact(n_in.max(1)).enumerate() {
+                    for (c, &v) in src_row.iter().enumerate() {
+                        dst[c * n_out + r0 + r] = v;
+                    }
+                }
+                r0 = r1;
+            }
             at += n_in * n_out;
         }
         for layer in &self.layers {
             theta[at..at + layer.n_outputs()].copy_from_slice(layer.biases());
             at += layer.n_outputs();
         }
-        theta
+        Ok(theta)
     }
 
     /// Replaces every parameter from a vector in `flat_parameters`' layout: `n_parameters()`
     /// finite values. Everything is checked before anything changes.
     pub fn set_flat_parameters(&mut self, theta: &[T]) -> Result<()> {
+        self.set_flat_parameters_until(theta, &mut crate::chunks::never)
+    }
+
+    /// `set_flat_parameters`, checking `STOP_EVERY` and unpacking `TRANSPOSE_EVERY` values at a time with
+    /// a call of `stop` before each chunk (`Error::Interrupted` when it answers true, the
+    /// network unchanged).
+    pub fn set_flat_parameters_until(
+        &mut self,
+        theta: &[T],
+        stop: &mut dyn FnMut() -> bool,
+    ) -> Result<()> {
         if theta.len() != self.n_parameters() {
             return value_error!(
                 "expected {} values (n_parameters, scikit-learn's packing of coefs_ then \
@@ -89,8 +123,14 @@ impl<T: Real> NeuralNetwork<T> {
                 theta.len()
             );
         }
-        if let Some(i) = theta.iter().position(|v| !v.is_finite()) {
-            return value_error!("parameters must be finite, got {} at index {i}", theta[i]);
+        for (c, chunk) in theta.chunks(STOP_EVERY).enumerate() {
+            if stop() {
+                return Err(Error::Interrupted);
+            }
+            if let Some(i) = first_non_finite(chunk) {
+                let i = c * STOP_EVERY + i;
+                return value_error!("parameters must be finite, got {} at index {i}", theta[i]);
+            }
         }
         let n_coefs: usize = self.layers.iter().map(|l| l.weights().len()).sum();
         let (mut at, mut bias_at) = (0, n_coefs);
@@ -99,13 +139,28 @@ impl<T: Real> NeuralNetwork<T> {
             let (n_in, n_out) = (layer.n_inputs(), layer.n_outputs());
             let mut w = Vec::new();
             try_resize(&mut w, n_in * n_out)?;
-            // theta's part is (n_in, n_out) row-major; W is its transpose.
-            pack_transposed(&theta[at..at + n_in * n_out], n_in, n_out, &mut w);
+            // theta's part is (n_in, n_out) row-major, W its transpose: theta's rows i0..i1
+            // are W's columns i0..i1
+            let part = &theta[at..at + n_in * n_out];
+            let rows_per = (TRANSPOSE_EVERY / n_out.max(1)).max(1);
+            let mut i0 = 0;
+            while i0 < n_in {
+                if stop() {
+                    return Err(Error::Interrupted);
+                }
+                let i1 = (i0 + rows_per).min(n_in);
+                for (i, row) in part[i0 * n_out..i1 * n_out].chunks_exact(n_out).enumerate() {
+                    for (j, &v) in row.iter().enumerate() {
+                        w[j * n_in + i0 + i] = v;
+                    }
+                }
+                i0 = i1;
+            }
             params.push((w, theta[bias_at..bias_at + n_out].to_vec()));
             at += n_in * n_out;
             bias_at += n_out;
         }
-        self.set_parameters(params)
+        self.set_parameters_until(params, stop)
     }
 
     /// The mean loss of the batch plus (l2 / 2) * sum of squared weights, and its gradient
@@ -234,8 +289,41 @@ impl<T: Real> NeuralNetwork<T> {
         l2: f64,
         grad: &mut [T],
     ) -> Result<f64> {
-        check_l2(l2)?;
         self.check_flat_len(grad.len(), "grad")?;
+        let loss = self.finish_sums(sums, batch, l2)?;
+        let mut at = 0;
+        for (layer, g) in self.layers.iter().zip(sums.total.iter_mut()) {
+            let (n_in, n_out) = (layer.n_inputs(), layer.n_outputs());
+            pack_transposed(&g.weights, n_out, n_in, &mut grad[at..at + n_in * n_out]);
+            at += n_in * n_out;
+        }
+        for g in &sums.total {
+            grad[at..at + g.biases.len()].copy_from_slice(&g.biases);
+            at += g.biases.len();
+        }
+        Ok(loss)
+    }
+
+    /// `finish_flat_gradient` in `gradients`' layout: the loss (plus the L2 penalty) and every
+    /// layer's (dW + l2 W, db), the buffers of the running sums handed over. The same values
+    /// as the flat gradient, bit for bit; for a batch of one block also `gradients`' own on
+    /// one thread (a larger batch is summed block by block, which rounds differently from one
+    /// product over all its rows).
+    pub fn finish_gradients(
+        &self,
+        sums: &mut GradientSums<T>,
+        batch: &Batch<T>,
+        l2: f64,
+    ) -> Result<(f64, Vec<LayerGradient<T>>)> {
+        let loss = self.finish_sums(sums, batch, l2)?;
+        sums.started = false;
+        Ok((loss, std::mem::take(&mut sums.total)))
+    }
+
+    /// Checks that the sums hold every row of `batch`, adds l2 W to their dW (as
+    /// `regularized_gradients` does) and returns the loss plus the L2 penalty.
+    fn finish_sums(&self, sums: &mut GradientSums<T>, batch: &Batch<T>, l2: f64) -> Result<f64> {
+        check_l2(l2)?;
         if !sums.started || sums.rows != batch.len() {
             return value_error!(
                 "the running gradient holds {} of the batch's {} rows",
@@ -249,22 +337,14 @@ impl<T: Real> NeuralNetwork<T> {
             sums.rows,
             self.n_outputs(),
         );
-        let l2t = T::from_f64(l2);
-        let mut at = 0;
-        for (layer, g) in self.layers.iter().zip(sums.total.iter_mut()) {
-            if l2 != 0.0 {
+        if l2 != 0.0 {
+            let l2t = T::from_f64(l2);
+            for (layer, g) in self.layers.iter().zip(sums.total.iter_mut()) {
                 // dW += l2 W, as `regularized_gradients` adds it
                 for (gv, &w) in g.weights.iter_mut().zip(layer.weights()) {
                     *gv += l2t * w;
                 }
             }
-            let (n_in, n_out) = (layer.n_inputs(), layer.n_outputs());
-            pack_transposed(&g.weights, n_out, n_in, &mut grad[at..at + n_in * n_out]);
-            at += n_in * n_out;
-        }
-        for g in &sums.total {
-            grad[at..at + g.biases.len()].copy_from_slice(&g.biases);
-            at += g.biases.len();
         }
         Ok(value.to_f64() + self.l2_penalty(l2))
     }

@@ -2,7 +2,8 @@
 //! row-major (n_outputs, n_inputs) buffer; row i is neuron i (see `Layer::neuron`).
 
 use crate::activation::Activation;
-use crate::error::{value_error, Result};
+use crate::chunks;
+use crate::error::{value_error, Error, Result};
 use crate::float::Real;
 use crate::kernels::{self, Threads};
 use crate::matrix::{checked_len, try_resize, MatRef, Matrix};
@@ -78,14 +79,30 @@ impl<T: Real> Layer<T> {
         activation: Activation,
         rng: &mut SplitMix64,
     ) -> Result<Self> {
+        Self::new_until(n_inputs, n_outputs, activation, rng, &mut chunks::never)
+    }
+
+    /// `new`, with a call of `stop` before each `STOP_EVERY` weights drawn (chunks.rs): the
+    /// same weights, and `Error::Interrupted` when `stop` answers true.
+    pub fn new_until(
+        n_inputs: usize,
+        n_outputs: usize,
+        activation: Activation,
+        rng: &mut SplitMix64,
+        stop: &mut dyn FnMut() -> bool,
+    ) -> Result<Self> {
         check_width(n_inputs, n_outputs)?;
-        let mut weights = Vec::new();
-        try_resize(&mut weights, checked_len(n_outputs, n_inputs)?)?;
+        let len = checked_len(n_outputs, n_inputs)?;
+        let mut weights = chunks::reserve(len)?;
         let mut biases = Vec::new();
         try_resize(&mut biases, n_outputs)?;
         let limit = activation.init_limit(n_inputs, n_outputs);
-        for w in weights.iter_mut() {
-            *w = T::from_f64(limit * (2.0 * rng.uniform() - 1.0));
+        while weights.len() < len {
+            if stop() {
+                return Err(Error::Interrupted);
+            }
+            let n = chunks::STOP_EVERY.min(len - weights.len());
+            weights.extend((0..n).map(|_| T::from_f64(limit * (2.0 * rng.uniform() - 1.0))));
         }
         Ok(Layer {
             n_inputs,
@@ -113,6 +130,16 @@ impl<T: Real> Layer<T> {
             biases,
             activation,
             bound: ParameterBound::UNKNOWN,
+        })
+    }
+
+    /// A copy of the layer, its weights copied `STOP_EVERY` values at a time with a call of
+    /// `stop` before each chunk (`Error::Interrupted` when it answers true).
+    pub fn copy_until(&self, stop: &mut dyn FnMut() -> bool) -> Result<Self> {
+        Ok(Layer {
+            weights: chunks::copy_until(&self.weights, stop)?,
+            biases: self.biases.clone(),
+            ..*self
         })
     }
 
@@ -158,10 +185,34 @@ impl<T: Real> Layer<T> {
     /// Replaces the parameters after checking their shapes and values.
     pub fn set_parameters(&mut self, weights: Vec<T>, biases: Vec<T>) -> Result<()> {
         check_parameters(self.n_inputs, self.n_outputs, &weights, &biases)?;
+        self.replace_checked(weights, biases);
+        Ok(())
+    }
+
+    /// `set_parameters`' checks of (weights, biases) for this layer, the finite check made
+    /// `STOP_EVERY` values at a time with a call of `stop` before each chunk
+    /// (`Error::Interrupted` when it answers true).
+    pub(crate) fn check_parameters_until(
+        &self,
+        weights: &[T],
+        biases: &[T],
+        stop: &mut dyn FnMut() -> bool,
+    ) -> Result<()> {
+        check_shapes(self.n_inputs, self.n_outputs, weights.len(), biases.len())?;
+        for chunk in weights.chunks(chunks::STOP_EVERY) {
+            if stop() {
+                return Err(Error::Interrupted);
+            }
+            check_finite(chunk)?;
+        }
+        check_finite(biases)
+    }
+
+    /// Puts in parameters already checked (shapes and finite values).
+    pub(crate) fn replace_checked(&mut self, weights: Vec<T>, biases: Vec<T>) {
         self.bound = ParameterBound::UNKNOWN;
         self.weights = weights;
         self.biases = biases;
-        Ok(())
     }
 
     /// z = x W^T + b and a = f(z) for a batch x of shape (n, n_inputs), into reused buffers:
@@ -396,21 +447,35 @@ fn check_parameters<T: Real>(
     weights: &[T],
     biases: &[T],
 ) -> Result<()> {
+    check_shapes(n_inputs, n_outputs, weights.len(), biases.len())?;
+    check_finite(weights)?;
+    check_finite(biases)
+}
+
+/// The shapes part of `check_parameters`, from the lengths of weights and biases.
+fn check_shapes(
+    n_inputs: usize,
+    n_outputs: usize,
+    n_weights: usize,
+    n_biases: usize,
+) -> Result<()> {
     check_width(n_inputs, n_outputs)?;
-    if weights.len() as u128 != n_inputs as u128 * n_outputs as u128 {
+    if n_weights as u128 != n_inputs as u128 * n_outputs as u128 {
         return value_error!(
             "weights must have shape ({n_outputs}, {n_inputs}) = {} values, got {}",
             n_inputs as u128 * n_outputs as u128,
-            weights.len()
+            n_weights
         );
     }
-    if biases.len() != n_outputs {
-        return value_error!(
-            "biases must have shape ({n_outputs},), got {} values",
-            biases.len()
-        );
+    if n_biases != n_outputs {
+        return value_error!("biases must have shape ({n_outputs},), got {n_biases} values");
     }
-    if let Some(v) = weights.iter().chain(biases).find(|v| !v.is_finite()) {
+    Ok(())
+}
+
+/// The finite part of `check_parameters`.
+fn check_finite<T: Real>(values: &[T]) -> Result<()> {
+    if let Some(v) = values.iter().find(|v| !v.is_finite()) {
         return value_error!("weights and biases must be finite, got {v}");
     }
     Ok(())

@@ -44,6 +44,7 @@
 
 mod activation;
 mod batch;
+mod chunks;
 mod error;
 mod flat;
 mod float;
@@ -72,6 +73,7 @@ mod training;
 
 pub use activation::Activation;
 pub use batch::{check_learning_rate, Batch};
+pub use chunks::{copy_until, STOP_EVERY};
 pub use error::{Error, Result};
 pub use flat::{GradientSums, GRAD_BLOCK};
 pub use float::{first_non_finite, Real};

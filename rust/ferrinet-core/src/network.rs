@@ -107,6 +107,27 @@ impl<T: Real> NeuralNetwork<T> {
         loss: Loss,
         seed: u64,
     ) -> Result<Self> {
+        let never = &mut crate::chunks::never;
+        Self::new_until(
+            sizes,
+            hidden_activations,
+            output_activation,
+            loss,
+            seed,
+            never,
+        )
+    }
+
+    /// `new`, with a call of `stop` before each `STOP_EVERY` weights drawn: the same network,
+    /// or `Error::Interrupted` when `stop` answers true (a large network takes a while to draw).
+    pub fn new_until(
+        sizes: &[usize],
+        hidden_activations: &[Activation],
+        output_activation: Option<Activation>,
+        loss: Loss,
+        seed: u64,
+        stop: &mut dyn FnMut() -> bool,
+    ) -> Result<Self> {
         if sizes.len() < 2 {
             return value_error!(
                 "sizes must list at least the input and output sizes, e.g. [2, 8, 1], got {sizes:?}"
@@ -140,9 +161,47 @@ impl<T: Real> NeuralNetwork<T> {
         let mut layers = Vec::with_capacity(sizes.len() - 1);
         for (l, pair) in sizes.windows(2).enumerate() {
             let activation = hidden_activations.get(l).copied().unwrap_or(output);
-            layers.push(Layer::new(pair[0], pair[1], activation, &mut rng)?);
+            layers.push(Layer::new_until(
+                pair[0], pair[1], activation, &mut rng, stop,
+            )?);
         }
         Self::from_layers(layers, loss)
+    }
+
+    /// A copy of the network (`clone`: layers, loss, thread setting; fresh workspaces), its
+    /// weights copied `STOP_EVERY` values at a time with a call of `stop` before each chunk
+    /// (`Error::Interrupted` when it answers true; the network is only read).
+    pub fn copy_until(&self, stop: &mut dyn FnMut() -> bool) -> Result<Self> {
+        let layers = self
+            .layers
+            .iter()
+            .map(|l| l.copy_until(stop))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(NeuralNetwork {
+            layers,
+            loss: self.loss,
+            threads: self.threads,
+            threads_set: self.threads_set,
+            work: Workspace::for_layers(self.layers.len()),
+            shares: Vec::new(),
+        })
+    }
+
+    /// `parameters`, copied `STOP_EVERY` values at a time with a call of `stop` before each
+    /// chunk (`Error::Interrupted` when it answers true).
+    pub fn parameters_until(
+        &self,
+        stop: &mut dyn FnMut() -> bool,
+    ) -> Result<Vec<(Vec<T>, Vec<T>)>> {
+        self.layers
+            .iter()
+            .map(|l| {
+                Ok((
+                    crate::chunks::copy_until(l.weights(), stop)?,
+                    l.biases().to_vec(),
+                ))
+            })
+            .collect()
     }
 
     /// A network from ready layers; checks that they chain and that the loss fits the output.
@@ -248,6 +307,17 @@ impl<T: Real> NeuralNetwork<T> {
 
     /// Replaces every layer's (W, b); all are checked before any is changed.
     pub fn set_parameters(&mut self, params: Vec<(Vec<T>, Vec<T>)>) -> Result<()> {
+        self.set_parameters_until(params, &mut crate::chunks::never)
+    }
+
+    /// `set_parameters`, whose check that every value is finite reads `STOP_EVERY` values at
+    /// a time with a call of `stop` before each chunk (`Error::Interrupted` when it answers
+    /// true, the network unchanged). The checked vectors are moved in, not copied.
+    pub fn set_parameters_until(
+        &mut self,
+        params: Vec<(Vec<T>, Vec<T>)>,
+        stop: &mut dyn FnMut() -> bool,
+    ) -> Result<()> {
         if params.len() != self.layers.len() {
             return value_error!(
                 "expected {} (weights, biases) pairs, one per layer, got {}",
@@ -255,13 +325,17 @@ impl<T: Real> NeuralNetwork<T> {
                 params.len()
             );
         }
-        let mut checked = self.layers.clone();
-        for (l, (layer, (w, b))) in checked.iter_mut().zip(params).enumerate() {
+        for (l, (layer, (w, b))) in self.layers.iter().zip(&params).enumerate() {
             layer
-                .set_parameters(w, b)
-                .map_err(|e| Error::Value(format!("layer {l}: {e}")))?;
+                .check_parameters_until(w, b, stop)
+                .map_err(|e| match e {
+                    Error::Interrupted => e,
+                    e => Error::Value(format!("layer {l}: {e}")),
+                })?;
         }
-        self.layers = checked;
+        for (layer, (w, b)) in self.layers.iter_mut().zip(params) {
+            layer.replace_checked(w, b);
+        }
         Ok(())
     }
 
@@ -324,35 +398,29 @@ impl<T: Real> NeuralNetwork<T> {
             }
         }
         let loss = self.backprop(batch, 0.0, None)?;
-        if !loss.is_finite() {
-            return Err(Error::NonFinite(format!(
-                "the loss is {loss}; the step was not applied"
-            )));
-        }
-        // A read-only pass first, so that a refused step leaves no weight changed.
-        let lr = T::from_f64(learning_rate);
-        let stays_finite = |p: &[T], g: &[T]| {
-            p.iter()
-                .zip(g)
-                .fold(true, |ok, (&w, &g)| ok & (w - lr * g).is_finite())
-        };
-        let finite = self
-            .layers
-            .iter()
-            .zip(&self.work.grads)
-            .all(|(layer, grad)| {
-                stays_finite(layer.weights(), &grad.weights)
-                    && stays_finite(layer.biases(), &grad.biases)
-            });
-        if !finite {
-            return Err(Error::NonFinite(format!(
-                "the update would make a weight non-finite (loss {loss}); the step was not applied"
-            )));
-        }
-        for (layer, grad) in self.layers.iter_mut().zip(&self.work.grads) {
-            layer.apply_gradient(grad, lr);
-        }
+        apply_checked_step(&mut self.layers, &self.work.grads, loss, learning_rate)?;
         Ok(loss)
+    }
+
+    /// The SGD step W -= learning_rate * dW (and b) with gradients computed elsewhere (the
+    /// binding's blocked gradient of a large batch, `gradient_rows`), checked as `backward`
+    /// checks its own: refused with `Error::NonFinite`, nothing changed, when `loss` or an
+    /// updated value is not finite. `grads` must have the network's shapes.
+    pub fn apply_step(
+        &mut self,
+        grads: &[LayerGradient<T>],
+        loss: f64,
+        learning_rate: f64,
+    ) -> Result<()> {
+        check_learning_rate(learning_rate)?;
+        let shapes_match = grads.len() == self.layers.len()
+            && self.layers.iter().zip(grads).all(|(layer, g)| {
+                g.weights.len() == layer.weights().len() && g.biases.len() == layer.biases().len()
+            });
+        if !shapes_match {
+            return value_error!("the gradients do not have the network's shapes");
+        }
+        apply_checked_step(&mut self.layers, grads, loss, learning_rate)
     }
 
     /// `backward` on one sample as `train` steps it (`per_sample.rs`): forward, the loss's
@@ -656,6 +724,39 @@ pub(crate) fn apply_dropout<T: Real>(
             mask.push(if keep { scale } else { T::ZERO });
             *o = if keep { av * scale } else { T::ZERO };
         }
+    }
+    Ok(())
+}
+
+/// `backward`'s update: refused (nothing changed) when the loss or any updated parameter is
+/// not finite, which a read-only pass over every layer finds before the first is written.
+fn apply_checked_step<T: Real>(
+    layers: &mut [Layer<T>],
+    grads: &[LayerGradient<T>],
+    loss: f64,
+    learning_rate: f64,
+) -> Result<()> {
+    if !loss.is_finite() {
+        return Err(Error::NonFinite(format!(
+            "the loss is {loss}; the step was not applied"
+        )));
+    }
+    let lr = T::from_f64(learning_rate);
+    let stays_finite = |p: &[T], g: &[T]| {
+        p.iter()
+            .zip(g)
+            .fold(true, |ok, (&w, &g)| ok & (w - lr * g).is_finite())
+    };
+    let finite = layers.iter().zip(grads).all(|(layer, grad)| {
+        stays_finite(layer.weights(), &grad.weights) && stays_finite(layer.biases(), &grad.biases)
+    });
+    if !finite {
+        return Err(Error::NonFinite(format!(
+            "the update would make a weight non-finite (loss {loss}); the step was not applied"
+        )));
+    }
+    for (layer, grad) in layers.iter_mut().zip(grads) {
+        layer.apply_gradient(grad, lr);
     }
     Ok(())
 }

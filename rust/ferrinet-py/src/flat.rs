@@ -2,7 +2,7 @@
 //! detached for large batches, in chunks of whole `GRAD_BLOCK`s with Ctrl-C checks between
 //! them, all under one lock (the same bits however the chunks fall).
 
-use ferrinet_core::{GradientSums, GRAD_BLOCK};
+use ferrinet_core::{Batch, GradientSums, LayerGradient, NeuralNetwork, GRAD_BLOCK};
 use pyo3::prelude::*;
 
 use crate::convert::Float;
@@ -48,4 +48,21 @@ pub(crate) fn loss_and_gradient<T: Float>(
         return m.with(py, false, |m| work(m));
     }
     py.detach(|| work(&m.lock()))
+}
+
+/// (loss + the L2 penalty, every layer's gradient) of a batch of more than one block, summed
+/// block by block as the flat gradient is (`gradient_rows`, `finish_gradients`): `gradients`
+/// and a batch `backward` of a large batch. Called detached and under the network's lock;
+/// looks for Ctrl-C between chunks of whole blocks (the same bits however the chunks fall),
+/// and an interrupt leaves nothing behind but the partial sums.
+pub(crate) fn blocked_gradients<T: Float>(
+    net: &NeuralNetwork<T>,
+    batch: &Batch<'_, T>,
+    l2: f64,
+) -> PyResult<(f64, Vec<LayerGradient<T>>)> {
+    let mut sums = GradientSums::default();
+    let work =
+        |start: usize, end: usize| net.gradient_rows(batch, start, end, &mut sums, None).py();
+    for_each_chunk(batch.len(), GRAD_BLOCK, work, check_signals)?;
+    net.finish_gradients(&mut sums, batch, l2).py()
 }

@@ -10,7 +10,7 @@ use ferrinet_core::{
     check_learning_rate, model_file, read_model, read_model_until, Accuracy, Activation,
     EpochMetrics, EpochOptions, EvalSums, LoadedModel, Loss, MatRef, Matrix, ModelFile,
     NeuralNetwork, Optimizer, OptimizerConfig, PredictScratch, Targets, TrainProgress,
-    TrainingState, PREDICT_BLOCK,
+    TrainingState, GRAD_BLOCK, PREDICT_BLOCK,
 };
 use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
@@ -38,6 +38,17 @@ pub struct Model<T> {
     pub(crate) training: Option<TrainingState<T>>,
     /// The training state `_stash_training` kept, for `_unstash_training` to put back.
     pub(crate) stashed: Option<Option<TrainingState<T>>>,
+}
+
+impl<T> Model<T> {
+    /// A model around `net` with no training state.
+    fn fresh(net: NeuralNetwork<T>) -> Self {
+        Model {
+            net,
+            training: None,
+            stashed: None,
+        }
+    }
 }
 
 pub(crate) enum Inner {
@@ -126,6 +137,59 @@ impl<T: Float> SampleTargets<'_, T> {
     }
 }
 
+/// Whether an epoch counts a classifier's running accuracy. `Count(None)` counts every sample
+/// once (unweighted), which is not `Skip`.
+#[derive(Clone, Copy)]
+enum Measure<'a, 'py> {
+    Skip,
+    /// Count it, weighted by these sample weights when given.
+    Count(Option<&'a Bound<'py, PyAny>>),
+}
+
+/// x, y and the sample weights of a dense epoch, as Python gave them.
+type DenseData<'a, 'py> = (
+    &'a Bound<'py, PyAny>,
+    &'a Bound<'py, PyAny>,
+    Option<&'a Bound<'py, PyAny>>,
+);
+
+/// indptr, indices, data and shape of a CSR matrix, as Python gave them.
+type CsrParts<'a, 'py> = (
+    &'a Bound<'py, PyAny>,
+    &'a Bound<'py, PyAny>,
+    &'a Bound<'py, PyAny>,
+    (usize, usize),
+);
+
+/// A layer's W for `set_weights`: converted while parsing, or a large C-contiguous array of
+/// the network's dtype read in place (`parse_weights` returns the references that keep such
+/// arrays alive) and copied by `take`.
+enum Weights<'py, T> {
+    Owned(Vec<T>, Vec<usize>),
+    Borrowed(&'py [T], Vec<usize>),
+}
+
+impl<T: Float> Weights<'_, T> {
+    fn shape(&self) -> &[usize] {
+        match self {
+            Weights::Owned(_, shape) | Weights::Borrowed(_, shape) => shape,
+        }
+    }
+
+    /// The values as a vector of their own: a borrowed array is copied in chunks with a call
+    /// of `stop` before each (`Error::Interrupted` when it answers true).
+    fn take(self, stop: &mut dyn FnMut() -> bool) -> ferrinet_core::Result<Vec<T>> {
+        match self {
+            Weights::Owned(data, _) => Ok(data),
+            Weights::Borrowed(data, _) => ferrinet_core::copy_until(data, stop),
+        }
+    }
+}
+
+/// `parse_weights`' result: the (W, b) pairs, and the arrays borrowed by them, kept alive
+/// (and dropped with the GIL) by the caller.
+type ParsedWeights<'py, T> = (Vec<(Weights<'py, T>, Vec<T>)>, Vec<Bound<'py, PyAny>>);
+
 /// What `_train_epoch` needs besides the data, already checked by the Python layer's types.
 struct EpochArgs<T> {
     options: EpochOptions,
@@ -153,11 +217,18 @@ impl Architecture<'_> {
         py: Python<'_>,
         wrap: fn(Shared<Model<T>>) -> Inner,
     ) -> PyResult<(Inner, Vec<Activation>, usize)> {
-        let mut net = py
-            .detach(|| {
-                NeuralNetwork::<T>::new(self.sizes, self.hidden, self.output, self.loss, self.seed)
-            })
-            .py()?;
+        // A large network's weights are drawn without the GIL, in chunks with a look for
+        // Ctrl-C before each (a network of hundreds of MB takes a while to draw).
+        let mut watch = SignalWatch::each_call();
+        let drawn = py.detach(|| {
+            let (sizes, hidden, output) = (self.sizes, self.hidden, self.output);
+            let stop = &mut || watch.stop();
+            NeuralNetwork::<T>::new_until(sizes, hidden, output, self.loss, self.seed, stop)
+        });
+        if let Some(e) = watch.take() {
+            return Err(e);
+        }
+        let mut net = drawn.py()?;
         if let Some(n) = self.n_threads {
             net.set_n_threads(n).py()?;
         }
@@ -352,7 +423,9 @@ impl PyNeuralNetwork {
     }
 
     /// [(dW (n_out, n_in), db (n_out,)) per layer] of the mean loss over the samples (with the
-    /// L2 penalty and sample weights when given). The model is unchanged.
+    /// L2 penalty and sample weights when given). The model is unchanged. A batch of more than
+    /// one block (`GRAD_BLOCK` rows) is summed block by block as `loss_and_gradient` sums it
+    /// (the same bits, for any thread count), detached, looking for Ctrl-C between blocks.
     #[pyo3(signature = (x, y, l2=0.0, sample_weight=None))]
     fn gradients<'py>(
         &self,
@@ -366,6 +439,14 @@ impl PyNeuralNetwork {
         with_model!(self, m => {
             let (_, grads) = self.with_sample_or_batch(x, y, |xv, tv| {
                 let w = self.sample_weights(sample_weight, xv.rows())?;
+                if xv.rows() > GRAD_BLOCK {
+                    // Summed block by block, detached, with looks for Ctrl-C between blocks.
+                    return py.detach(|| {
+                        let net = &m.lock().net;
+                        let batch = net.epoch_batch(xv, tv, w.as_deref()).py()?;
+                        crate::flat::blocked_gradients(net, &batch, l2)
+                    });
+                }
                 m.with(py, self.is_big(xv.rows()), |m| {
                     let batch = match &w {
                         Some(w) => m.net.weighted_batch(xv, tv, w)?,
@@ -432,11 +513,42 @@ impl PyNeuralNetwork {
     /// Every parameter as one 1-D array (n_parameters,) in scikit-learn's packing: each
     /// layer's W transposed to (n_in, n_out) and raveled (C order), layer after layer, then
     /// every layer's b. A copy.
-    fn get_flat_parameters<'py>(&self, py: Python<'py>) -> Bound<'py, PyAny> {
+    fn get_flat_parameters<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         with_model!(self, m => {
-            let big = self.n_parameters > RELEASE_GIL_ABOVE;
-            vec_to_py(py, m.with(py, big, |m| m.net.flat_parameters())).into_any()
+            let theta = self.copied(py, m, |net, stop| net.flat_parameters_until(stop))?;
+            Ok(vec_to_py(py, theta).into_any())
         })
+    }
+
+    /// A copy of the network (architecture, weights, seed, dtype, thread setting; no training
+    /// state) as a new instance of `cls`, built without calling its `__init__`; a large
+    /// network's weights are copied without the GIL, looking for Ctrl-C between chunks.
+    /// `NeuralNetwork.copy` is the public form.
+    fn _copy<'py>(slf: &Bound<'py, Self>, cls: &Bound<'py, PyType>) -> PyResult<Bound<'py, PyAny>> {
+        let py = slf.py();
+        let this = slf.get();
+        let inner = match &this.inner {
+            Inner::F32(m) => Inner::F32(Shared::new(Model::fresh(this.copied(
+                py,
+                m,
+                |net, stop| net.copy_until(stop),
+            )?))),
+            Inner::F64(m) => Inner::F64(Shared::new(Model::fresh(this.copied(
+                py,
+                m,
+                |net, stop| net.copy_until(stop),
+            )?))),
+        };
+        let copy = PyNeuralNetwork {
+            inner,
+            sizes: this.sizes.clone(),
+            activations: this.activations.clone(),
+            loss: this.loss,
+            seed: this.seed,
+            n_parameters: this.n_parameters,
+        };
+        let capsule = Bound::new(py, LoadedCapsule::new(copy))?;
+        cls.call_method1("__new__", (cls, capsule))
     }
 
     /// Replaces every parameter from a 1-D array in `get_flat_parameters`' layout
@@ -444,7 +556,16 @@ impl PyNeuralNetwork {
     /// (optimizer moments) is kept, as with `set_weights`.
     fn set_flat_parameters(&self, py: Python<'_>, theta: &Bound<'_, PyAny>) -> PyResult<()> {
         with_model!(self, m => {
-            let Array { data, shape } = to_array(theta, "theta")?;
+            // A large array of the network's dtype is read in place (no copy with the GIL).
+            let borrowed = borrow_array(theta);
+            let converted;
+            let (theta, shape) = match borrowed {
+                Some((data, shape)) => (data, shape),
+                None => {
+                    converted = to_array(theta, "theta")?;
+                    (&converted.data[..], converted.shape.clone())
+                }
+            };
             if shape.len() != 1 {
                 return Err(PyValueError::new_err(format!(
                     "theta must be a 1-D array of n_parameters = {} values, got shape {}",
@@ -453,12 +574,21 @@ impl PyNeuralNetwork {
                 )));
             }
             let big = self.n_parameters > RELEASE_GIL_ABOVE;
-            m.with(py, big, |m| m.net.set_flat_parameters(&data)).py()
+            let mut watch = SignalWatch::each_call();
+            let result = m.with(py, big, |m| {
+                let stop = &mut || big && watch.stop();
+                m.net.set_flat_parameters_until(theta, stop)
+            });
+            if let Some(e) = watch.take() {
+                return Err(e);
+            }
+            result.py()
         })
     }
 
     /// One SGD step on a sample (1-D x) or on the mean loss of a batch (2-D x). Returns the
-    /// loss of the forward pass done before the step.
+    /// loss of the forward pass done before the step. A batch of more than one block takes
+    /// the step of `gradients`' blocked sum, interruptible until the step is taken.
     fn backward(
         &self,
         py: Python<'_>,
@@ -468,6 +598,22 @@ impl PyNeuralNetwork {
     ) -> PyResult<f64> {
         let learning_rate = to_f64(learning_rate, "learning_rate")?;
         with_model!(self, m => self.with_sample_or_batch(x, y, |xv, tv| {
+            if xv.rows() > GRAD_BLOCK {
+                // The gradient summed block by block (as `gradients`), detached, with looks for
+                // Ctrl-C between blocks; the step is taken only once it is complete, so an
+                // interrupt leaves the weights as they were.
+                check_learning_rate(learning_rate).py()?;
+                return py.detach(|| {
+                    let mut guard = m.lock();
+                    let net = &mut guard.net;
+                    let (loss, grads) = {
+                        let batch = net.epoch_batch(xv, tv, None).py()?;
+                        crate::flat::blocked_gradients(net, &batch, 0.0)?
+                    };
+                    net.apply_step(&grads, loss, learning_rate).py()?;
+                    Ok(loss)
+                });
+            }
             m.with(py, self.is_big(xv.rows()), |m| {
                 let batch = m.net.batch(xv, tv)?;
                 m.net.backward(&batch, learning_rate)
@@ -531,14 +677,18 @@ impl PyNeuralNetwork {
     }
 
     /// Copies of [(W (n_out, n_in), b (n_out,)) per layer].
-    fn get_weights<'py>(&self, py: Python<'py>) -> Vec<(Bound<'py, PyAny>, Bound<'py, PyAny>)> {
+    fn get_weights<'py>(
+        &self,
+        py: Python<'py>,
+    ) -> PyResult<Vec<(Bound<'py, PyAny>, Bound<'py, PyAny>)>> {
         with_model!(self, m => {
-            let params = m.with(py, false, |m| m.net.parameters());
-            params
+            // A large network is copied without the GIL, looking for Ctrl-C between chunks.
+            let params = self.copied(py, m, |net, stop| net.parameters_until(stop))?;
+            Ok(params
                 .into_iter()
                 .zip(self.sizes.windows(2))
                 .map(|((w, b), s)| (rows_to_py(py, w, s[1], s[0]).into_any(), vec_to_py(py, b).into_any()))
-                .collect()
+                .collect())
         })
     }
 
@@ -546,8 +696,23 @@ impl PyNeuralNetwork {
     /// error no layer is changed. Training state (optimizer moments) is kept.
     fn set_weights(&self, py: Python<'_>, weights: &Bound<'_, PyAny>) -> PyResult<()> {
         with_model!(self, m => {
-            let params = self.parse_weights(weights)?;
-            m.with(py, false, |m| m.net.set_parameters(params)).py()
+            let (params, _keep) = self.parse_weights(weights)?;
+            // A large network's weights are copied in and checked without the GIL, in chunks
+            // with a look for Ctrl-C before each (an interrupt changes nothing).
+            let big = self.n_parameters > RELEASE_GIL_ABOVE;
+            let mut watch = SignalWatch::each_call();
+            let result = m.with(py, big, |m| {
+                let stop = &mut || big && watch.stop();
+                let params = params
+                    .into_iter()
+                    .map(|(w, b)| Ok((w.take(stop)?, b)))
+                    .collect::<ferrinet_core::Result<Vec<_>>>()?;
+                m.net.set_parameters_until(params, stop)
+            });
+            if let Some(e) = watch.take() {
+                return Err(e);
+            }
+            result.py()
         })
     }
 
@@ -767,18 +932,9 @@ impl PyNeuralNetwork {
         accuracy_weight: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<(f64, Option<f64>)> {
         let options = self.epoch_options(batch_size, shuffle, l2, dropout, clip_norm)?;
-        with_model!(self, m => {
-            let (x, t) = self.inputs_and_targets(x, y)?;
-            let weights = self.sample_weights(sample_weight, x.rows)?;
-            let accuracy = if self.loss == Loss::Mse {
-                None
-            } else {
-                Some(self.sample_weights(accuracy_weight, x.rows)?)
-            };
-            let args = EpochArgs { options, weights, accuracy };
-            let metrics = self.run_epoch(py, m, &x, &t, &args)?;
-            Ok((metrics.loss, metrics.accuracy))
-        })
+        let measure = Measure::Count(accuracy_weight);
+        let metrics = self.dense_epoch(py, (x, y, sample_weight), options, measure)?;
+        Ok((metrics.loss, metrics.accuracy))
     }
 
     /// One epoch of mini-batch training with the stored training state (`_start_training`),
@@ -799,13 +955,10 @@ impl PyNeuralNetwork {
         sample_weight: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<f64> {
         let options = self.epoch_options(batch_size, shuffle, l2, dropout, clip_norm)?;
-        with_model!(self, m => {
-            let (x, t) = self.inputs_and_targets(x, y)?;
-            let weights = self.sample_weights(sample_weight, x.rows)?;
-            let args = EpochArgs { options, weights, accuracy: None };
-            Ok(self.run_epoch(py, m, &x, &t, &args)?.loss)
-        })
+        let data = (x, y, sample_weight);
+        Ok(self.dense_epoch(py, data, options, Measure::Skip)?.loss)
     }
+
     /// `predict` of a CSR matrix given as its parts (`ferrinet.network` prepares them:
     /// int64 indptr, int32 indices, data in the network's dtype, canonical rows).
     fn _predict_csr<'py>(
@@ -864,13 +1017,9 @@ impl PyNeuralNetwork {
         sample_weight: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<f64> {
         let options = self.epoch_options(batch_size, shuffle, l2, dropout, clip_norm)?;
-        with_model!(self, m => {
-            let x = CsrArgs::new(indptr, indices, data, shape)?;
-            let t = self.targets(y, false)?;
-            let w = self.sample_weights(sample_weight, shape.0)?;
-            let data = (&t, w.as_deref());
-            Ok(crate::sparse::train_epoch(py, m, &x, data, &options, None)?.loss)
-        })
+        let parts = (indptr, indices, data, shape);
+        let metrics = self.csr_epoch(py, parts, (y, sample_weight), options, Measure::Skip)?;
+        Ok(metrics.loss)
     }
 
     /// `_train_epoch_measured` of a CSR matrix given as its parts -> (loss, accuracy or None).
@@ -893,20 +1042,10 @@ impl PyNeuralNetwork {
         accuracy_weight: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<(f64, Option<f64>)> {
         let options = self.epoch_options(batch_size, shuffle, l2, dropout, clip_norm)?;
-        with_model!(self, m => {
-            let x = CsrArgs::new(indptr, indices, data, shape)?;
-            let t = self.targets(y, false)?;
-            let w = self.sample_weights(sample_weight, shape.0)?;
-            let accuracy = if self.loss == Loss::Mse {
-                None
-            } else {
-                Some(self.sample_weights(accuracy_weight, shape.0)?)
-            };
-            let data = (&t, w.as_deref());
-            let accuracy = accuracy.as_ref().map(|a| a.as_deref());
-            let metrics = crate::sparse::train_epoch(py, m, &x, data, &options, accuracy)?;
-            Ok((metrics.loss, metrics.accuracy))
-        })
+        let parts = (indptr, indices, data, shape);
+        let measure = Measure::Count(accuracy_weight);
+        let metrics = self.csr_epoch(py, parts, (y, sample_weight), options, measure)?;
+        Ok((metrics.loss, metrics.accuracy))
     }
 
     /// `_check_data` of a CSR matrix given as its parts: shapes, targets and sample weights;
@@ -954,6 +1093,82 @@ impl PyNeuralNetwork {
                 stashed: None,
             })),
         }
+    }
+
+    /// The accuracy an epoch counts, as `run_epoch` takes it: None for `Measure::Skip` and for
+    /// a regression loss (no classes to count), else the accuracy's sample weights (None
+    /// inside: every sample counts 1).
+    fn accuracy_choice<T: Float>(
+        &self,
+        measure: Measure<'_, '_>,
+        n: usize,
+    ) -> PyResult<Option<Option<Vec<T>>>> {
+        match measure {
+            Measure::Count(weights) if self.loss != Loss::Mse => {
+                Ok(Some(self.sample_weights(weights, n)?))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// The dense `_train_epoch` and `_train_epoch_measured`: the same epoch, the accuracy
+    /// counted or not as `measure` says.
+    fn dense_epoch(
+        &self,
+        py: Python<'_>,
+        (x, y, sample_weight): DenseData<'_, '_>,
+        options: EpochOptions,
+        measure: Measure<'_, '_>,
+    ) -> PyResult<EpochMetrics> {
+        with_model!(self, m => {
+            let (x, t) = self.inputs_and_targets(x, y)?;
+            let weights = self.sample_weights(sample_weight, x.rows)?;
+            let accuracy = self.accuracy_choice(measure, x.rows)?;
+            let args = EpochArgs { options, weights, accuracy };
+            self.run_epoch(py, m, &x, &t, &args)
+        })
+    }
+
+    /// The CSR `_train_epoch_csr` and `_train_epoch_csr_measured`, as `dense_epoch`.
+    fn csr_epoch(
+        &self,
+        py: Python<'_>,
+        (indptr, indices, data, shape): CsrParts<'_, '_>,
+        (y, sample_weight): (&Bound<'_, PyAny>, Option<&Bound<'_, PyAny>>),
+        options: EpochOptions,
+        measure: Measure<'_, '_>,
+    ) -> PyResult<EpochMetrics> {
+        with_model!(self, m => {
+            let x = CsrArgs::new(indptr, indices, data, shape)?;
+            let t = self.targets(y, false)?;
+            let w = self.sample_weights(sample_weight, shape.0)?;
+            let accuracy = self.accuracy_choice(measure, shape.0)?;
+            let accuracy = accuracy.as_ref().map(|a| a.as_deref());
+            crate::sparse::train_epoch(py, m, &x, (&t, w.as_deref()), &options, accuracy)
+        })
+    }
+
+    /// `copy(net, stop)` on the network: a pass that copies its parameters out in chunks,
+    /// asking `stop` before each. A large network is copied without the GIL, with a look for
+    /// Ctrl-C before each chunk (KeyboardInterrupt, the copy dropped, the network only read);
+    /// a small one in one go with the GIL.
+    fn copied<T: Float, R: Send>(
+        &self,
+        py: Python<'_>,
+        m: &Shared<Model<T>>,
+        copy: impl FnOnce(&NeuralNetwork<T>, &mut dyn FnMut() -> bool) -> ferrinet_core::Result<R>
+            + Send,
+    ) -> PyResult<R> {
+        let big = self.n_parameters > RELEASE_GIL_ABOVE;
+        let mut watch = SignalWatch::each_call();
+        let result = m.with(py, big, |m| {
+            let stop = &mut || big && watch.stop();
+            copy(&m.net, stop)
+        });
+        if let Some(e) = watch.take() {
+            return Err(e);
+        }
+        result.py()
     }
 
     /// The options of one epoch, checked against this network (every `_train_epoch*`).
@@ -1151,12 +1366,15 @@ impl PyNeuralNetwork {
         Ok(Some(data))
     }
 
-    fn parse_weights<T: Float>(
+    /// The (W, b) pairs of `set_weights`, shapes checked. A large W that is a C-contiguous
+    /// array of the network's dtype is borrowed (`Weights::Borrowed`), to be copied without
+    /// the GIL and in chunks by `Weights::take`; any other form is converted here.
+    fn parse_weights<'py, T: Float>(
         &self,
-        weights: &Bound<'_, PyAny>,
-    ) -> PyResult<Vec<(Vec<T>, Vec<T>)>> {
+        weights: &Bound<'py, PyAny>,
+    ) -> PyResult<ParsedWeights<'py, T>> {
         refuse_unordered(weights, "weights must be a list of (W, b) pairs")?;
-        let pairs: Vec<Bound<'_, PyAny>> = weights
+        let pairs: Vec<Bound<'py, PyAny>> = weights
             .try_iter()
             .map_err(|_| {
                 PyTypeError::new_err(format!(
@@ -1173,11 +1391,12 @@ impl PyNeuralNetwork {
             )));
         }
         let mut params = Vec::with_capacity(pairs.len());
+        let mut keep = Vec::new();
         for (l, (pair, s)) in pairs.iter().zip(self.sizes.windows(2)).enumerate() {
             let (n_in, n_out) = (s[0], s[1]);
             refuse_unordered(pair, &format!("layer {l}: expected a (W, b) pair"))?;
             let tuple = pair.cast::<PyTuple>().ok().filter(|t| t.len() == 2);
-            let items: Vec<Bound<'_, PyAny>> = match tuple {
+            let items: Vec<Bound<'py, PyAny>> = match tuple {
                 Some(t) => t.iter().collect(),
                 None => pair
                     .try_iter()
@@ -1195,12 +1414,21 @@ impl PyNeuralNetwork {
                     items.len()
                 )));
             }
-            let w = to_array::<T>(&items[0], "W")?;
+            let w = match borrow_array::<T>(&items[0]) {
+                Some((data, shape)) => {
+                    keep.push(items[0].clone());
+                    Weights::Borrowed(data, shape)
+                }
+                None => {
+                    let Array { data, shape } = to_array::<T>(&items[0], "W")?;
+                    Weights::Owned(data, shape)
+                }
+            };
             let b = to_array::<T>(&items[1], "b")?;
-            if w.shape != [n_out, n_in] {
+            if w.shape() != [n_out, n_in] {
                 return Err(PyValueError::new_err(format!(
                     "layer {l}: W must have shape ({n_out}, {n_in}), got {}",
-                    shape_str(&w.shape)
+                    shape_str(w.shape())
                 )));
             }
             if b.shape != [n_out] {
@@ -1209,9 +1437,9 @@ impl PyNeuralNetwork {
                     shape_str(&b.shape)
                 )));
             }
-            params.push((w.data, b.data));
+            params.push((w, b.data));
         }
-        Ok(params)
+        Ok((params, keep))
     }
 
     /// Batch forward; large batches run detached, in chunks of rows with Ctrl-C checks between
