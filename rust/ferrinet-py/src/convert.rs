@@ -207,6 +207,38 @@ pub fn type_name(obj: &Bound<'_, PyAny>) -> String {
         .unwrap_or_else(|_| "object".into())
 }
 
+/// Class indices read straight from a 1-D NumPy array of int64 or int32 (the usual dtypes of
+/// labels), without the float64 copy that `to_class_indices` checks: the same indices, and the
+/// same error for one out of range. None for any other object or dtype.
+pub fn int_class_indices(obj: &Bound<'_, PyAny>, n_classes: usize) -> Option<PyResult<Vec<usize>>> {
+    indices_of::<i64>(obj, n_classes).or_else(|| indices_of::<i32>(obj, n_classes))
+}
+
+fn indices_of<E: numpy::Element + Copy + Into<i64>>(
+    obj: &Bound<'_, PyAny>,
+    n_classes: usize,
+) -> Option<PyResult<Vec<usize>>> {
+    let arr = obj.cast::<PyArray1<E>>().ok()?;
+    // SAFETY: as in `copy_array`: the view lives only for the loop below, run with the GIL
+    // held and without calling back into Python.
+    let view = unsafe { arr.as_array() };
+    let mut out = Vec::with_capacity(view.len());
+    for (k, &v) in view.iter().enumerate() {
+        let v: i64 = v.into();
+        match usize::try_from(v) {
+            Ok(c) if c < n_classes => out.push(c),
+            _ => return Some(Err(class_out_of_range(v as f64, k, n_classes))),
+        }
+    }
+    Some(Ok(out))
+}
+
+fn class_out_of_range(v: f64, k: usize, n_classes: usize) -> PyErr {
+    PyValueError::new_err(format!(
+        "class index {v} at position {k} is out of range: expected 0 <= class < {n_classes}"
+    ))
+}
+
 /// Class indices for cross-entropy: integers (or integral floats) in [0, n_classes).
 pub fn to_class_indices(values: &[f64], n_classes: usize) -> PyResult<Vec<usize>> {
     values
@@ -218,9 +250,7 @@ pub fn to_class_indices(values: &[f64], n_classes: usize) -> PyResult<Vec<usize>
                     "class indices must be integers, got {v} at position {k}"
                 )))
             } else if v < 0.0 || v >= n_classes as f64 {
-                Err(PyValueError::new_err(format!(
-                    "class index {v} at position {k} is out of range: expected 0 <= class < {n_classes}"
-                )))
+                Err(class_out_of_range(v, k, n_classes))
             } else {
                 Ok(v as usize)
             }

@@ -76,8 +76,9 @@ pub fn _signal_polls() -> u64 {
 }
 
 /// The stop callback of a core loop (`train_epoch_until`, `train_steps_until`): asks Python for
-/// pending signals at most every `CHECK_EVERY`, and keeps a signal's exception to raise once
-/// the core has stopped at a consistent point.
+/// pending signals at most every half `CHECK_EVERY` (a look costs about a microsecond; the
+/// other half is left for the step in progress and for other processes on the cores), and
+/// keeps a signal's exception to raise once the core has stopped at a consistent point.
 pub struct SignalWatch {
     last_check: Instant,
     every: Duration,
@@ -88,7 +89,7 @@ impl SignalWatch {
     pub fn new() -> Self {
         SignalWatch {
             last_check: Instant::now(),
-            every: CHECK_EVERY,
+            every: CHECK_EVERY / 2,
             pending: None,
         }
     }
@@ -123,19 +124,24 @@ impl SignalWatch {
     }
 }
 
-/// Sizes chunks of repeated work so that each takes about `CHECK_EVERY`: starts with one unit
-/// and doubles while chunks finish early, so tiny steps are not slowed by clock reads and huge
-/// ones still stop promptly.
+/// Sizes chunks of repeated work so that each takes a quarter to a half of `CHECK_EVERY`:
+/// starts with one granule, doubles while chunks finish in under a quarter, and halves (down
+/// to one granule) when one takes over a half. Tiny steps are not slowed by clock reads, huge
+/// ones still stop promptly, and when other processes take the cores (a chunk sized on an idle
+/// core then takes several times as long) the chunks shrink back.
 pub struct Chunker {
     size: usize,
+    granule: usize,
 }
 
 impl Chunker {
     /// Chunks of a multiple of `granule` units (the last one excepted), so that where the work
     /// is cut, which depends on timing, never changes the result (`train_granule`).
     pub fn with_granule(granule: usize) -> Self {
+        let granule = granule.max(1);
         Chunker {
-            size: granule.max(1),
+            size: granule,
+            granule,
         }
     }
 
@@ -144,8 +150,12 @@ impl Chunker {
     }
 
     pub fn record(&mut self, started: Instant) {
-        if started.elapsed() < CHECK_EVERY / 2 && self.size < (1 << 20) {
+        let took = started.elapsed();
+        if took < CHECK_EVERY / 4 && self.size < (1 << 20) {
             self.size *= 2;
+        } else if took > CHECK_EVERY / 2 && self.size > self.granule {
+            // size is granule * 2^k with k >= 1: half of it is a whole number of granules
+            self.size /= 2;
         }
     }
 }

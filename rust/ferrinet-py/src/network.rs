@@ -21,8 +21,9 @@ use crate::args::{
     Seed,
 };
 use crate::convert::{
-    borrow_array, class_index_in_range, matrix_to_py, rows_to_py, shape_str, to_array,
-    to_class_indices, to_f64, to_f64_array, type_name, vec_to_py, vector_in_place, Array, Float,
+    borrow_array, class_index_in_range, int_class_indices, matrix_to_py, rows_to_py, shape_str,
+    to_array, to_class_indices, to_f64, to_f64_array, type_name, vec_to_py, vector_in_place, Array,
+    Float,
 };
 use crate::errors::IntoPyResult;
 use crate::gil::{check_signals, for_each_chunk, Chunker, Shared, SignalWatch};
@@ -652,7 +653,7 @@ impl PyNeuralNetwork {
                 let mut watch = SignalWatch::new();
                 // Chunks end between whole blocks (`granule`), so where they end never changes
                 // the result; a chunk of blocks (steps of a large first layer, a few us each at
-                // least) also looks for Ctrl-C inside, every CHECK_EVERY. Unblocked steps can be
+                // least) also looks for Ctrl-C inside, every CHECK_EVERY / 2. Unblocked steps can be
                 // 0.2 us: their chunks end often enough, and a clock read per step would cost
                 // them 10%.
                 let look_inside = granule > 1;
@@ -1307,6 +1308,12 @@ impl PyNeuralNetwork {
         };
         // Class indices are read as float64 (exact for any index), everything else in T.
         let as_indices = classes && ((single && ndim == Some(0)) || (!single && ndim == Some(1)));
+        if as_indices && !single {
+            // int64 / int32 labels are read as they are (no float64 copy to check)
+            if let Some(indices) = int_class_indices(obj, m) {
+                return Ok(OwnedTargets::Classes(indices?));
+            }
+        }
         if as_indices || (classes && ndim.is_none()) {
             let Array { data, shape } = to_f64_array(obj, "y")?;
             match (single, &shape[..]) {
@@ -1506,7 +1513,7 @@ impl PyNeuralNetwork {
     }
 
     /// One epoch, detached. The core checks a stop flag between batches; the flag is raised
-    /// when Python has a pending signal (checked every `CHECK_EVERY`), and the signal's
+    /// when Python has a pending signal (checked every `CHECK_EVERY` / 2), and the signal's
     /// exception is raised after the core has stopped at a batch boundary.
     fn run_epoch<T: Float>(
         &self,
