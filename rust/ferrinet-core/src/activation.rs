@@ -22,6 +22,45 @@ pub enum Activation {
 /// Slope of leaky_relu for z <= 0 (PyTorch's default `negative_slope`).
 pub const LEAKY_SLOPE: f64 = 0.01;
 
+/// `per_activation!(act, f => body)`: `body` with `f` bound to the constant variant equal to
+/// `act`, one arm per variant, so that a loop in `body` calling `f.f` or `f.derivative` is
+/// compiled once per activation with the match folded away (a match per element costs more than
+/// a narrow layer's own arithmetic).
+macro_rules! per_activation {
+    ($act:expr, $f:ident => $body:expr) => {
+        match $act {
+            Activation::Identity => {
+                let $f = Activation::Identity;
+                $body
+            }
+            Activation::Relu => {
+                let $f = Activation::Relu;
+                $body
+            }
+            Activation::LeakyRelu => {
+                let $f = Activation::LeakyRelu;
+                $body
+            }
+            Activation::Sigmoid => {
+                let $f = Activation::Sigmoid;
+                $body
+            }
+            Activation::Tanh => {
+                let $f = Activation::Tanh;
+                $body
+            }
+            Activation::Softmax => {
+                let $f = Activation::Softmax;
+                $body
+            }
+            Activation::Exp => {
+                let $f = Activation::Exp;
+                $body
+            }
+        }
+    };
+}
+
 impl Activation {
     /// Every activation, in the order error messages and the binding's `ACTIVATIONS` list
     /// them: the one list of activations (`from_name` and `names` go through it).
@@ -150,12 +189,35 @@ impl Activation {
                     softmax(zk, ak);
                 }
             }
-            _ => {
-                for (ai, &zi) in a.iter_mut().zip(z) {
-                    *ai = self.f(zi);
-                }
+            _ => self.map_f(z, a),
+        }
+    }
+
+    /// a[i] = f(z[i]), with the match on the activation made once for the row rather than per
+    /// element (`per_activation!`): the same operations.
+    #[inline]
+    fn map_f<T: Real>(self, z: &[T], a: &mut [T]) {
+        #[inline(always)]
+        fn each<T: Real>(f: Activation, z: &[T], a: &mut [T]) {
+            for (ai, &zi) in a.iter_mut().zip(z) {
+                *ai = f.f(zi);
             }
         }
+        per_activation!(self, f => each(f, z, a))
+    }
+
+    /// d[i] *= f'(z[i]) given a[i] = f(z[i]): the chain rule through this activation for one
+    /// row of deltas (the layer below's delta from its input gradient), with the match on the
+    /// activation made once for the row rather than per element: the same operations.
+    #[inline]
+    pub fn scale_by_derivative<T: Real>(self, d: &mut [T], z: &[T], a: &[T]) {
+        #[inline(always)]
+        fn each<T: Real>(f: Activation, d: &mut [T], z: &[T], a: &[T]) {
+            for ((dv, &zv), &av) in d.iter_mut().zip(z).zip(a) {
+                *dv *= f.derivative(zv, av);
+            }
+        }
+        per_activation!(self, f => each(f, d, z, a))
     }
 
     /// Applies the activation to one row of pre-activations: `a[i] = f(z[i])`, or the softmax.
@@ -164,9 +226,7 @@ impl Activation {
         if self == Activation::Softmax {
             softmax(z, a);
         } else {
-            for (ai, &zi) in a.iter_mut().zip(z) {
-                *ai = self.f(zi);
-            }
+            self.map_f(z, a);
         }
     }
 

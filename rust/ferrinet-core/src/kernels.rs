@@ -289,12 +289,93 @@ fn sgd_rank1_impl<T: Real, const FMA: bool>(
 }
 
 dispatch!(
-    /// Fused per-sample SGD update of one layer (see `sgd_rank1_impl`).
-    sgd_rank1,
+    /// `sgd_rank1` for rows of LANES values or more.
+    sgd_rank1_lanes,
     sgd_rank1_avx2,
     sgd_rank1_impl,
     (w: &mut [T], b: &mut [T], delta: &[T], x: &[T], learning_rate: T, dx: Option<&mut [T]>)
 );
+
+/// `sgd_rank1_impl` for rows shorter than a lane block (TAIL = n_in < LANES), the same
+/// operations in the same order, with the row length a constant: each row unrolls, and its
+/// bounds are checked once (as `gemv_bias_rows`; a loop over 2 values costs more in setup than
+/// in arithmetic).
+#[inline(always)]
+fn sgd_rank1_rows<T: Real, const FMA: bool, const TAIL: usize>(
+    w: &mut [T],
+    b: &mut [T],
+    delta: &[T],
+    x: &[T],
+    learning_rate: T,
+    dx: Option<&mut [T]>,
+) {
+    let x: &[T; TAIL] = x.try_into().expect("TAIL = n_in");
+    let rows = w.chunks_exact_mut(TAIL).zip(b.iter_mut()).zip(delta);
+    match dx {
+        Some(dx) => {
+            let dx: &mut [T; TAIL] = dx.try_into().expect("dx has n_in values");
+            for ((row, bi), &d) in rows {
+                let row: &mut [T; TAIL] = row.try_into().expect("rows of n_in");
+                let s = -(learning_rate * d);
+                for l in 0..TAIL {
+                    dx[l] = madd::<T, FMA>(d, row[l], dx[l]);
+                    row[l] = madd::<T, FMA>(s, x[l], row[l]);
+                }
+                *bi += s;
+            }
+        }
+        None => {
+            for ((row, bi), &d) in rows {
+                let row: &mut [T; TAIL] = row.try_into().expect("rows of n_in");
+                let s = -(learning_rate * d);
+                for l in 0..TAIL {
+                    row[l] = madd::<T, FMA>(s, x[l], row[l]);
+                }
+                *bi += s;
+            }
+        }
+    }
+}
+
+#[inline(always)]
+fn sgd_rank1_narrow_impl<T: Real, const FMA: bool>(
+    w: &mut [T],
+    b: &mut [T],
+    delta: &[T],
+    x: &[T],
+    learning_rate: T,
+    dx: Option<&mut [T]>,
+) {
+    with_tail!(
+        x.len(),
+        sgd_rank1_rows::<T, FMA>(w, b, delta, x, learning_rate, dx)
+    )
+}
+
+dispatch!(
+    /// `sgd_rank1` for rows shorter than LANES values.
+    sgd_rank1_narrow,
+    sgd_rank1_narrow_avx2,
+    sgd_rank1_narrow_impl,
+    (w: &mut [T], b: &mut [T], delta: &[T], x: &[T], learning_rate: T, dx: Option<&mut [T]>)
+);
+
+/// Fused per-sample SGD update of one layer (see `sgd_rank1_impl`); rows shorter than a lane
+/// block take their own copy of the kernel (`sgd_rank1_rows`), as in `gemv_bias`.
+pub fn sgd_rank1<T: Real>(
+    w: &mut [T],
+    b: &mut [T],
+    delta: &[T],
+    x: &[T],
+    learning_rate: T,
+    dx: Option<&mut [T]>,
+) {
+    if x.len() < LANES {
+        sgd_rank1_narrow(w, b, delta, x, learning_rate, dx)
+    } else {
+        sgd_rank1_lanes(w, b, delta, x, learning_rate, dx)
+    }
+}
 
 /// The first layer's per-sample SGD step, deferred and fused with the next sample's forward
 /// pass. For every row i, with s_i = -(learning_rate * delta_i):

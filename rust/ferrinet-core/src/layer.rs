@@ -395,15 +395,12 @@ impl<T: Real> Layer<T> {
     /// is it measured (one pass over the parameters). Some(bound after the step) when proven.
     pub(crate) fn prove_step(&mut self, x: &[T], delta: &[T], learning_rate: T) -> Option<f64> {
         let limit = step_limit::<T>();
-        let x_max = x.iter().fold(T::ONE, |m, &v| m.max(v.abs())).to_f64();
-        let (finite, s_max) = delta.iter().fold((true, T::ZERO), |(ok, m), &d| {
-            let s = (learning_rate * d).abs();
-            (ok & s.is_finite(), m.max(s))
-        });
-        if !finite || !x_max.is_finite() {
+        let (x_finite, x_max) = max_abs_from(T::ONE, x.iter().copied());
+        let (s_finite, s_max) = max_abs_from(T::ZERO, delta.iter().map(|&d| learning_rate * d));
+        if !(x_finite && s_finite) {
             return None;
         }
-        let growth = s_max.to_f64() * x_max;
+        let growth = s_max.to_f64() * x_max.to_f64();
         if growth >= limit {
             return None;
         }
@@ -430,6 +427,16 @@ impl<T: Real> Layer<T> {
         let finite = |v: &[T]| v.iter().fold(true, |ok, &x| ok & x.is_finite());
         finite(&self.weights) & finite(&self.biases)
     }
+}
+
+/// (whether every value is finite, max(start, max |v|)): one compare per value (not `max`,
+/// whose NaN rule costs more), and a separate finite test that sees NaN as well as infinity.
+#[inline]
+fn max_abs_from<T: Real>(start: T, values: impl Iterator<Item = T>) -> (bool, T) {
+    values.fold((true, start), |(ok, m), v| {
+        let a = v.abs();
+        (ok & a.is_finite(), if a > m { a } else { m })
+    })
 }
 
 fn check_width(n_inputs: usize, n_outputs: usize) -> Result<()> {
@@ -545,5 +552,20 @@ mod tests {
         w[0] = f32::MAX * 0.5;
         huge.set_parameters(w, b).unwrap();
         assert_eq!(huge.prove_step(&x, &delta, 0.1), None);
+    }
+
+    /// A NaN input (a hidden activation can be NaN while the loss is finite, e.g. leaky_relu of
+    /// inf - inf under a relu output) or a NaN error is not proven: the step would write NaN.
+    #[test]
+    fn a_nan_input_or_error_is_not_proven() {
+        let mut rng = SplitMix64::new(9);
+        let mut layer = Layer::<f64>::new(3, 2, Activation::Relu, &mut rng).unwrap();
+        let ok = ([0.5, -1.0, 2.0], [0.25, -0.5]);
+        assert!(layer.prove_step(&ok.0, &ok.1, 0.1).is_some());
+        for bad in [f64::NAN, f64::INFINITY] {
+            assert_eq!(layer.prove_step(&[0.5, bad, 2.0], &ok.1, 0.1), None);
+            assert_eq!(layer.prove_step(&[bad, -1.0, 2.0], &ok.1, 0.1), None);
+            assert_eq!(layer.prove_step(&ok.0, &[0.25, bad], 0.1), None);
+        }
     }
 }

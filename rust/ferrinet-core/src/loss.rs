@@ -372,6 +372,17 @@ impl Loss {
         }
     }
 
+    /// `value` of a batch of one unweighted sample (the per-sample steps): sample k of `t`
+    /// against the output row (z, a); the same operations as `value` with n = 1 (its division
+    /// by n is by 1 for cross-entropy, by m otherwise).
+    pub(crate) fn value_sample<T: Real>(self, z: &[T], a: &[T], t: &Targets<T>, k: usize) -> T {
+        let sum = self.accumulate_row(z, a, t, k, T::ZERO);
+        match self {
+            Loss::CrossEntropy => sum / T::ONE,
+            _ => sum / T::from_f64(z.len() as f64),
+        }
+    }
+
     /// `sum` plus sample k's loss terms, added one by one (cross-entropy: one term per class
     /// with a non-zero target), so that one running sum over a batch follows docs/maths.md.
     #[inline]
@@ -381,18 +392,31 @@ impl Loss {
         a: MatRef<T>,
         t: &Targets<T>,
         k: usize,
+        sum: T,
+    ) -> T {
+        self.accumulate_row(z.row(k), a.row(k), t, k, sum)
+    }
+
+    /// `accumulate` for sample k of `t` with its output row (zk, ak).
+    #[inline]
+    fn accumulate_row<T: Real>(
+        self,
+        zk: &[T],
+        ak: &[T],
+        t: &Targets<T>,
+        k: usize,
         mut sum: T,
     ) -> T {
         match self {
             Loss::Mse => {
-                for (i, &ai) in a.row(k).iter().enumerate() {
+                for (i, &ai) in ak.iter().enumerate() {
                     let d = ai - t.get(k, i);
                     sum += d * d;
                 }
             }
             Loss::BinaryCrossEntropy => {
                 // max(z,0) - z t + log(1 + exp(-|z|)): never exponentiates a positive number.
-                for (i, &zi) in z.row(k).iter().enumerate() {
+                for (i, &zi) in zk.iter().enumerate() {
                     sum += (zi.max(T::ZERO) - zi * t.get(k, i)) + (-zi.abs()).exp().ln_1p();
                 }
             }
@@ -400,12 +424,11 @@ impl Loss {
                 // From z, never from a log of the output: exp(z) - t z + t ln t - t, arranged
                 // as (exp(z) - t) + t (ln t - z) so that near the fit (z ~ ln t) no large
                 // t ln t and t z cancel; 0 ln 0 = 0.
-                for (i, &zi) in z.row(k).iter().enumerate() {
+                for (i, &zi) in zk.iter().enumerate() {
                     sum += poisson_deviance(zi, t.get(k, i));
                 }
             }
             Loss::CrossEntropy => {
-                let zk = z.row(k);
                 let lse = log_sum_exp(zk);
                 match t {
                     Targets::Classes(c) => sum += lse - zk[c[k]],
@@ -474,30 +497,69 @@ impl Loss {
             }
         };
         for k in 0..n {
-            let c = factor(k);
             let (zk, ak, dk) = (z.row(k), a.row(k), delta.row_mut(k));
-            match self {
-                // d/da (a - t)^2 / (n m) = 2 (a - t) / (n m), then times f'(z).
-                Loss::Mse => {
-                    for i in 0..m {
-                        dk[i] = (c * (ak[i] - t.get(k, i))) * output.derivative(zk[i], ak[i]);
-                    }
+            self.seed_row(factor(k), zk, ak, t, k, output, dk);
+        }
+    }
+
+    /// `seed` for a batch of one unweighted sample (the per-sample steps of `train` and
+    /// `backward`): sample k of `t` against the output row (z, a), into the row `d`. The
+    /// factor is `seed`'s with n = 1 (1 n = n exactly), so the bits are `seed`'s; without its
+    /// generality (the batch's size and weights, a matrix per argument), which costs more than
+    /// the arithmetic for a narrow output.
+    pub(crate) fn seed_sample<T: Real>(
+        self,
+        z: &[T],
+        a: &[T],
+        t: &Targets<T>,
+        k: usize,
+        output: Activation,
+        d: &mut [T],
+    ) {
+        let mf = T::from_f64(z.len() as f64);
+        let c = match self {
+            Loss::Mse => (T::ONE + T::ONE) / mf,
+            Loss::BinaryCrossEntropy | Loss::Poisson => T::ONE / mf,
+            Loss::CrossEntropy => T::ONE,
+        };
+        self.seed_row(c, z, a, t, k, output, d);
+    }
+
+    /// Row k's delta with its factor c (`seed_normalized`).
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    fn seed_row<T: Real>(
+        self,
+        c: T,
+        zk: &[T],
+        ak: &[T],
+        t: &Targets<T>,
+        k: usize,
+        output: Activation,
+        dk: &mut [T],
+    ) {
+        let m = zk.len();
+        match self {
+            // d/da (a - t)^2 / (n m) = 2 (a - t) / (n m), then times f'(z).
+            Loss::Mse => {
+                for i in 0..m {
+                    dk[i] = (c * (ak[i] - t.get(k, i))) * output.derivative(zk[i], ak[i]);
                 }
-                // d/dz of the logit form is sigmoid(z) - t; of the log-rate form exp(z) - t.
-                Loss::BinaryCrossEntropy | Loss::Poisson => {
-                    for i in 0..m {
-                        dk[i] = c * (ak[i] - t.get(k, i));
-                    }
+            }
+            // d/dz of the logit form is sigmoid(z) - t; of the log-rate form exp(z) - t.
+            Loss::BinaryCrossEntropy | Loss::Poisson => {
+                for i in 0..m {
+                    dk[i] = c * (ak[i] - t.get(k, i));
                 }
-                // d/dz_i of -sum_c t_c log softmax(z)_c = softmax(z)_i * sum_c t_c - t_i.
-                Loss::CrossEntropy => {
-                    let total = match t {
-                        Targets::Classes(_) => T::ONE,
-                        Targets::Dense(tt) => tt.row(k).iter().fold(T::ZERO, |s, &v| s + v),
-                    };
-                    for i in 0..m {
-                        dk[i] = c * (ak[i] * total - t.get(k, i));
-                    }
+            }
+            // d/dz_i of -sum_c t_c log softmax(z)_c = softmax(z)_i * sum_c t_c - t_i.
+            Loss::CrossEntropy => {
+                let total = match t {
+                    Targets::Classes(_) => T::ONE,
+                    Targets::Dense(tt) => tt.row(k).iter().fold(T::ZERO, |s, &v| s + v),
+                };
+                for i in 0..m {
+                    dk[i] = c * (ak[i] * total - t.get(k, i));
                 }
             }
         }

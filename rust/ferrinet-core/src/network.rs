@@ -434,14 +434,16 @@ impl<T: Real> NeuralNetwork<T> {
         forward_cached(layers, batch.x, work, self.threads, None)?;
         let last = layers.len() - 1;
         let (z_out, a_out) = (work.z[last].view(), work.a[last].view());
-        let loss = self.loss.value(z_out, a_out, &batch.t, None);
+        let (z_out, a_out) = (z_out.row(0), a_out.row(0));
+        let loss = self.loss.value_sample(z_out, a_out, &batch.t, 0);
         if !loss.is_finite() {
             return Ok(None);
         }
         work.delta[last].resize(1, layers[last].n_outputs())?;
         let out_act = layers[last].activation();
+        let d_out = work.delta[last].row_mut(0);
         self.loss
-            .seed(z_out, a_out, &batch.t, None, out_act, &mut work.delta[last]);
+            .seed_sample(z_out, a_out, &batch.t, 0, out_act, d_out);
         for l in (1..layers.len()).rev() {
             let (below, here) = work.delta.split_at_mut(l);
             let dx = &mut below[l - 1];
@@ -450,9 +452,7 @@ impl<T: Real> NeuralNetwork<T> {
             kernels::gemv_t_accumulate(layers[l].weights(), here[0].row(0), dx.as_mut_slice());
             let below_act = layers[l - 1].activation();
             let (z, a) = (work.z[l - 1].row(0), work.a[l - 1].row(0));
-            for ((d, &zv), &av) in dx.as_mut_slice().iter_mut().zip(z).zip(a) {
-                *d *= below_act.derivative(zv, av);
-            }
+            below_act.scale_by_derivative(dx.as_mut_slice(), z, a);
         }
         let input = |l: usize| {
             if l == 0 {
@@ -641,24 +641,13 @@ pub(crate) fn delta_below<T: Real>(
 ) {
     let below_act = layers[l - 1].activation();
     let (z, a, d) = (&work.z[l - 1], &work.a[l - 1], &mut work.delta[l - 1]);
-    let dropped = rates.is_some_and(|r| r[l - 1] > 0.0);
-    let mask = &work.mask[l - 1];
-    for (idx, ((dv, &zv), &av)) in d
-        .as_mut_slice()
-        .iter_mut()
-        .zip(z.as_slice())
-        .zip(a.as_slice())
-        .enumerate()
-    {
-        if dropped {
-            *dv = if mask[idx] != T::ZERO {
-                *dv * mask[idx]
-            } else {
-                T::ZERO
-            };
+    if rates.is_some_and(|r| r[l - 1] > 0.0) {
+        let mask = &work.mask[l - 1];
+        for (dv, &m) in d.as_mut_slice().iter_mut().zip(mask) {
+            *dv = if m != T::ZERO { *dv * m } else { T::ZERO };
         }
-        *dv *= below_act.derivative(zv, av);
     }
+    below_act.scale_by_derivative(d.as_mut_slice(), z.as_slice(), a.as_slice());
 }
 
 /// The input of layer l in the last forward pass: x, the activation below, or the activation

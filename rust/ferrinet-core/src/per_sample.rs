@@ -183,7 +183,9 @@ impl<T: Real> NeuralNetwork<T> {
     /// `Blocked`: the step is one of the open block's (sgd_block.rs), which the caller opened
     /// and flushes if the run stops inside it.
     fn sgd_sample(&mut self, batch: &Batch<T>, k: usize, lr: T, first: FirstLayer) -> Result<f64> {
-        let sample = batch.rows_range(k, k + 1);
+        // sample k: its row of x, and its targets read at k (no `Batch::rows_range`, whose
+        // targets and weights cost more than a narrow step's arithmetic)
+        let x_k = batch.x.rows_range(k, k + 1);
         let (layers, work) = (&mut self.layers, &mut self.work);
         // The first layer's forward pass where this step takes it its own way; then the rest.
         let first_done = match first {
@@ -195,7 +197,7 @@ impl<T: Real> NeuralNetwork<T> {
             FirstLayer::Deferred(pending) => match pending.take() {
                 Some(prev) => {
                     let (delta, z, a) = (&work.delta[0], &mut work.z[0], &mut work.a[0]);
-                    let x = sample.x.row(0);
+                    let x = x_k.row(0);
                     if let Err(e) =
                         layers[0].sgd_then_forward(batch.x.row(prev), delta.row(0), lr, x, z, a)
                     {
@@ -215,33 +217,27 @@ impl<T: Real> NeuralNetwork<T> {
                 layers[l].forward(input, &mut work.z[l], &mut a_here[0], self.threads)?;
             }
         } else {
-            forward_cached(layers, sample.x, work, self.threads, None)?;
+            forward_cached(layers, x_k, work, self.threads, None)?;
         }
         let last = layers.len() - 1;
         let (z_out, a_out) = (work.z[last].view(), work.a[last].view());
-        let loss = self.loss.value(z_out, a_out, &sample.t, None);
+        let (z_out, a_out) = (z_out.row(0), a_out.row(0));
+        let loss = self.loss.value_sample(z_out, a_out, &batch.t, k);
         if !loss.is_finite() {
             return Err(Error::NonFinite(format!("the loss is {loss}")));
         }
         work.delta[last].resize(1, layers[last].n_outputs())?;
         let out_act = layers[last].activation();
-        self.loss.seed(
-            z_out,
-            a_out,
-            &sample.t,
-            None,
-            out_act,
-            &mut work.delta[last],
-        );
+        let d_out = work.delta[last].row_mut(0);
+        self.loss
+            .seed_sample(z_out, a_out, &batch.t, k, out_act, d_out);
         for l in (0..layers.len()).rev() {
             let (below, here) = work.delta.split_at_mut(l);
             if l == 0 {
                 match first {
                     FirstLayer::Deferred(pending) => pending.set(Some(k)),
                     FirstLayer::Blocked => work.block.record(&mut layers[0], here[0].row(0), lr),
-                    FirstLayer::Now => {
-                        layers[0].sgd_sample(sample.x.row(0), here[0].row(0), lr, None)
-                    }
+                    FirstLayer::Now => layers[0].sgd_sample(x_k.row(0), here[0].row(0), lr, None),
                 }
                 break;
             }
@@ -256,9 +252,7 @@ impl<T: Real> NeuralNetwork<T> {
             );
             let below_act = layers[l - 1].activation();
             let (z, a) = (work.z[l - 1].row(0), work.a[l - 1].row(0));
-            for ((d, &zv), &av) in dx.as_mut_slice().iter_mut().zip(z).zip(a) {
-                *d *= below_act.derivative(zv, av);
-            }
+            below_act.scale_by_derivative(dx.as_mut_slice(), z, a);
         }
         Ok(loss.to_f64())
     }
