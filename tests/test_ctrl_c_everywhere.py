@@ -240,3 +240,16 @@ def test_int_labels_give_what_float_labels_give_and_the_same_errors(dtype):
             net.compute_loss(X, wrong.astype(np.float64))
         assert str(err.value) == str(err_float.value)
         assert f"class index {bad} at position 123 is out of range" in str(err.value)
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_compute_loss_is_evaluates_loss_bit_for_bit_without_the_accuracy(dtype):
+    """compute_loss reduces the same blocks as evaluate, without the argmax of every row that
+    only evaluate's accuracy needs: the same loss, bit for bit, weighted or not."""
+    X, y = big_data(3000, np.float32 if dtype == "float32" else np.float64)
+    w = np.random.default_rng(5).random(3000)
+    for n_threads in (1, 3):
+        net = small_net(dtype, n_threads)
+        assert net.compute_loss(X, y) == net.evaluate(X, y)["loss"]
+        assert net.compute_loss(X, y, sample_weight=w) == net.evaluate(X, y, w)["loss"]
+        assert net.loss_and_gradient(X, y)[0] == net.compute_loss(X, y)

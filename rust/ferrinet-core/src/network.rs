@@ -356,7 +356,7 @@ impl<T: Real> NeuralNetwork<T> {
     /// blocked forward pass of `evaluate` (predict.rs), which keeps no whole output.
     pub fn regularized_loss(&self, batch: &Batch<T>, l2: f64) -> Result<f64> {
         check_l2(l2)?;
-        Ok(self.evaluate(batch)?.loss + self.l2_penalty(l2))
+        Ok(self.evaluate_loss(batch)? + self.l2_penalty(l2))
     }
 
     /// (loss, [dW, db per layer]) of the mean loss over the batch; weights unchanged.

@@ -162,6 +162,14 @@ impl<T: Real> NeuralNetwork<T> {
         Ok(self.finish_evaluation(&sums, batch))
     }
 
+    /// `evaluate`'s loss alone: the same blocked pass and the same bits, without counting the
+    /// accuracy (`compute_loss`, `regularized_loss`).
+    pub fn evaluate_loss(&self, batch: &Batch<T>) -> Result<f64> {
+        let mut sums = EvalSums::loss_only();
+        self.evaluate_rows(batch, 0, batch.len(), &mut sums)?;
+        Ok(self.finish_evaluation(&sums, batch).loss)
+    }
+
     /// Adds rows `start..end` of the batch to the running sums of an evaluation (`start` a
     /// multiple of `PREDICT_BLOCK`). The rows go through the network `PREDICT_BLOCK` at a time,
     /// as in `predict`, and each block is reduced to its loss sums and accuracy counts as soon
@@ -195,18 +203,19 @@ impl<T: Real> NeuralNetwork<T> {
             parts.iter_mut().enumerate().try_for_each(|(j, part)| {
                 let row = start + j * PREDICT_BLOCK;
                 let stop = (row + PREDICT_BLOCK).min(end);
-                *part = self.block_sums(batch, (row, stop), &mut bufs)?;
+                *part = self.block_sums(batch, (row, stop), &mut bufs, sums.count_accuracy)?;
                 Ok(())
             })
         } else {
             let runs = parts.chunks_mut(per_thread).enumerate().collect();
+            let count = sums.count_accuracy;
             map_parts(runs, |(i, run): (usize, &mut [BlockSums<T>])| {
                 let mut bufs = (Matrix::default(), Matrix::default(), Matrix::default());
                 let first = start + i * per_thread * PREDICT_BLOCK;
                 for (j, part) in run.iter_mut().enumerate() {
                     let row = first + j * PREDICT_BLOCK;
                     let stop = (row + PREDICT_BLOCK).min(end);
-                    *part = self.block_sums(batch, (row, stop), &mut bufs)?;
+                    *part = self.block_sums(batch, (row, stop), &mut bufs, count)?;
                 }
                 Ok(())
             })
@@ -227,12 +236,14 @@ impl<T: Real> NeuralNetwork<T> {
         Ok(())
     }
 
-    /// The loss sums and accuracy counts of rows row..stop (one block).
+    /// The loss sums and, with `count_accuracy`, the accuracy counts of rows row..stop (one
+    /// block).
     fn block_sums(
         &self,
         batch: &Batch<T>,
         (row, stop): (usize, usize),
         (z, a, input): &mut (Matrix<T>, Matrix<T>, Matrix<T>),
+        count_accuracy: bool,
     ) -> Result<BlockSums<T>> {
         if batch.x_unchecked {
             self.check_rows(batch.x, row, stop)?;
@@ -242,7 +253,7 @@ impl<T: Real> NeuralNetwork<T> {
         let weights = batch.weights.map(|w| &w[row..stop]);
         let loss = self.loss.block_sums(z.view(), a.view(), &t, weights);
         let (mut hits, mut seen) = (0.0, 0.0);
-        if self.loss.is_classifier() {
+        if count_accuracy && self.loss.is_classifier() {
             let out = a.view();
             for k in 0..out.rows() {
                 let w = weights.map_or(1.0, |w| w[k].to_f64());
@@ -263,7 +274,8 @@ impl<T: Real> NeuralNetwork<T> {
         );
         Evaluation {
             loss: loss.to_f64(),
-            accuracy: self.loss.is_classifier().then(|| sums.hits / sums.seen),
+            accuracy: (sums.count_accuracy && self.loss.is_classifier())
+                .then(|| sums.hits / sums.seen),
         }
     }
 }
@@ -286,13 +298,15 @@ impl<T: Real> Default for BlockSums<T> {
     }
 }
 
-/// The running sums of an evaluation over consecutive ranges of rows (`evaluate_rows`).
+/// The running sums of an evaluation over consecutive ranges of rows (`evaluate_rows`):
+/// `default()` counts a classifier's accuracy, `loss_only()` does not.
 #[derive(Debug, Clone, Copy)]
 pub struct EvalSums<T = f64> {
     loss: (T, T),
     hits: f64,
     seen: f64,
     rows: usize,
+    count_accuracy: bool,
 }
 
 impl<T: Real> Default for EvalSums<T> {
@@ -302,11 +316,21 @@ impl<T: Real> Default for EvalSums<T> {
             hits: 0.0,
             seen: 0.0,
             rows: 0,
+            count_accuracy: true,
         }
     }
 }
 
 impl<T: Real> EvalSums<T> {
+    /// Sums of the loss alone (the evaluation's accuracy is then None): what `compute_loss`
+    /// needs, without the argmax of every row.
+    pub fn loss_only() -> Self {
+        EvalSums {
+            count_accuracy: false,
+            ..Self::default()
+        }
+    }
+
     fn add(&mut self, part: &BlockSums<T>) {
         self.loss.0 += part.loss.0;
         self.loss.1 += part.loss.1;

@@ -419,7 +419,7 @@ impl PyNeuralNetwork {
         with_model!(self, m => {
             let (x, t) = self.inputs_and_targets(x, y)?;
             let w = self.sample_weights(sample_weight, x.rows)?;
-            Ok(self.run_evaluate(py, m, &x, &t, w.as_deref(), l2)?.0)
+            Ok(self.run_evaluate(py, m, (&x, &t, w.as_deref()), l2, EvalSums::loss_only())?.0)
         })
     }
 
@@ -857,7 +857,7 @@ impl PyNeuralNetwork {
         with_model!(self, m => {
             let (x, t) = self.inputs_and_targets(x, y)?;
             let w = self.sample_weights(sample_weight, x.rows)?;
-            self.run_evaluate(py, m, &x, &t, w.as_deref(), 0.0)
+            self.run_evaluate(py, m, (&x, &t, w.as_deref()), 0.0, EvalSums::default())
         })
     }
 
@@ -1488,17 +1488,16 @@ impl PyNeuralNetwork {
         &self,
         py: Python<'_>,
         m: &Shared<Model<T>>,
-        x: &Inputs<'_, T>,
-        t: &OwnedTargets<T>,
-        weights: Option<&[T]>,
+        (x, t, weights): (&Inputs<'_, T>, &OwnedTargets<T>, Option<&[T]>),
         l2: f64,
+        sums: EvalSums<T>,
     ) -> PyResult<(f64, Option<f64>)> {
         let xv = x.view();
         let rows = x.rows;
         let big = self.is_big(rows);
         let work = |net: &NeuralNetwork<T>| -> PyResult<(f64, Option<f64>)> {
             let batch = net.epoch_batch(xv, t.view(), weights).py()?;
-            let mut sums = EvalSums::default();
+            let mut sums = sums;
             let work =
                 |start: usize, end: usize| net.evaluate_rows(&batch, start, end, &mut sums).py();
             let between = || if big { check_signals() } else { Ok(()) };
