@@ -547,6 +547,42 @@ fn fuses_sgd(options: &EpochOptions, optimizer: &Optimizer) -> bool {
         && options.clip_norm.is_none()
 }
 
+/// `dst.copy_from_slice(src)` one cache line at a time, asking for the same line of `next` (the
+/// row copied after this one) as each is copied. A shuffled batch's rows come from all over x,
+/// out of DRAM: the hardware prefetcher only starts on a row once its first lines have missed,
+/// so each row would begin with a stall. Asked one row ahead, its lines are on their way while
+/// this row is copied: gathering an epoch's batches of 64 rows of 784 float64 took 40-43 ms
+/// instead of 44-49 ms (best of 8, interleaved; the gather is ~8% of a batch-64 epoch). Only
+/// timing changes: the values copied are the same.
+fn copy_fetching_next<T: Copy>(dst: &mut [T], src: &[T], next: &[T]) {
+    const LINE_BYTES: usize = 64;
+    let line = (LINE_BYTES / std::mem::size_of::<T>()).max(1);
+    let mut d = dst.chunks_exact_mut(line);
+    let mut s = src.chunks_exact(line);
+    for (i, (dc, sc)) in (&mut d).zip(&mut s).enumerate() {
+        if let Some(ahead) = next.get(i * line) {
+            prefetch(ahead);
+        }
+        dc.copy_from_slice(sc);
+    }
+    d.into_remainder().copy_from_slice(s.remainder());
+}
+
+/// Asks the CPU to bring the cache line holding `value` into cache (x86-64's PREFETCHT0; a
+/// hint that never faults and changes nothing). Elsewhere nothing.
+#[inline(always)]
+fn prefetch<T>(value: &T) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch is only a hint: it cannot fault and changes no value, and SSE (which
+    // has it) is part of every x86-64 CPU; `value` is a live reference anyway.
+    unsafe {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        _mm_prefetch::<_MM_HINT_T0>((value as *const T).cast::<i8>());
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = value;
+}
+
 /// The buffers a shuffled epoch gathers its mini-batches into (x, dense targets, classes,
 /// sample weights), reused from batch to batch.
 type Gathered<T> = (Vec<T>, Vec<T>, Vec<usize>, Vec<T>);
@@ -604,7 +640,10 @@ fn gather<'b, T: Real>(
     let copy = |dst: &mut [T], rows: &[usize]| -> Option<usize> {
         let mut bad = None;
         for (j, (d, &k)) in dst.chunks_exact_mut(cols).zip(rows).enumerate() {
-            d.copy_from_slice(x.row(k));
+            match rows.get(j + 1) {
+                Some(&next) => copy_fetching_next(d, x.row(k), x.row(next)),
+                None => d.copy_from_slice(x.row(k)),
+            }
             if check && bad.is_none() {
                 bad = first_non_finite(d).map(|i| j * cols + i);
             }
@@ -654,4 +693,25 @@ fn gather<'b, T: Real>(
         weights,
     );
     (sub, bad)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::copy_fetching_next;
+
+    #[test]
+    fn copy_fetching_next_copies_every_value_whatever_the_length() {
+        // Lengths below, at and past a cache line (8 float64 / 16 float32), with remainders,
+        // and a next row shorter or longer than the one copied.
+        for len in [0, 1, 7, 8, 9, 16, 17, 100, 784] {
+            let src: Vec<f64> = (0..len).map(|i| i as f64 * 0.5 - 3.0).collect();
+            let mut dst = vec![f64::NAN; len];
+            copy_fetching_next(&mut dst, &src, &[1.0; 3]);
+            assert_eq!(dst, src, "float64, {len} values");
+            let src: Vec<f32> = (0..len).map(|i| i as f32 - 1.5).collect();
+            let mut dst = vec![f32::NAN; len];
+            copy_fetching_next(&mut dst, &src, &vec![2.0; len + 40]);
+            assert_eq!(dst, src, "float32, {len} values");
+        }
+    }
 }
