@@ -8,16 +8,6 @@ use crate::layer::Layer;
 use crate::network::NeuralNetwork;
 
 impl<T: Real> NeuralNetwork<T> {
-    /// `guarded_deferred` for steps that leave nothing to finish.
-    pub(crate) fn guarded<S: Clone>(
-        &mut self,
-        state: &mut S,
-        steps: usize,
-        mut step: impl FnMut(&mut Self, &mut S, usize) -> Result<()>,
-    ) -> Result<()> {
-        self.guarded_deferred(state, steps, |net, s, i, _| step(net, s, i), |_, _| {})
-    }
-
     /// Runs `steps` calls of `step`, which must not change anything when it fails with a
     /// non-finite loss. If the run ends with a non-finite weight, it is replayed from a snapshot
     /// with a check after every step and stopped before the step that broke it.

@@ -326,6 +326,59 @@ impl<T: Real> Layer<T> {
         Ok(())
     }
 
+    /// `forward` of a GEMM-sized batch (`kernels::forward_is_gemm`) from this layer's weights
+    /// kept transposed in `wt` (in, out) = W^T, by a fused-SGD epoch (`TransposedFirst`): the
+    /// same bits as `forward` on the weights `wt` holds.
+    pub(crate) fn forward_transposed(
+        &self,
+        wt: &[T],
+        x: MatRef<T>,
+        z: &mut Matrix<T>,
+        a: &mut Matrix<T>,
+        threads: Threads,
+    ) -> Result<()> {
+        let n = x.rows();
+        z.resize(n, self.n_outputs)?;
+        a.resize(n, self.n_outputs)?;
+        kernels::linear_forward_transposed(
+            x.as_slice(),
+            n,
+            wt,
+            &self.biases,
+            z.as_mut_slice(),
+            Some((self.activation, a.as_mut_slice())),
+            threads,
+        );
+        Ok(())
+    }
+
+    /// `sgd_backward` of a GEMM-sized batch without dx (a first layer), on this layer's biases
+    /// and its weights kept transposed in `wt` (`kernels::sgd_through_weight_grad_transposed`:
+    /// the same bits).
+    pub(crate) fn sgd_backward_transposed(
+        &mut self,
+        wt: &mut [T],
+        x: MatRef<T>,
+        delta: MatRef<T>,
+        grad: &mut LayerGradient<T>,
+        learning_rate: T,
+        threads: Threads,
+    ) -> Result<()> {
+        self.bound = ParameterBound::UNKNOWN;
+        try_resize(&mut grad.biases, self.n_outputs)?;
+        kernels::sgd_through_weight_grad_transposed(
+            delta.as_slice(),
+            x.as_slice(),
+            x.rows(),
+            wt,
+            &mut self.biases,
+            &mut grad.biases,
+            learning_rate,
+            threads,
+        );
+        Ok(())
+    }
+
     /// Plain SGD: W -= learning_rate dW, b -= learning_rate db.
     pub fn apply_gradient(&mut self, grad: &LayerGradient<T>, learning_rate: T) {
         self.bound = ParameterBound::UNKNOWN;

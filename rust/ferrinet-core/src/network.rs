@@ -45,6 +45,24 @@ pub(crate) struct Workspace<T> {
     pub grads: Vec<LayerGradient<T>>,
     pub block: SgdBlock<T>, // `train`'s open block of first-layer steps (sgd_block.rs)
     pub step_bounds: Vec<f64>, // per layer: its bound after `backward`'s proven step
+    pub first_t: TransposedFirst<T>, // a fused-SGD epoch's first-layer weights, transposed
+}
+
+/// The first layer's weights as W^T (in, out) row-major, which a fused plain-SGD epoch in
+/// float32 updates and reads in place of the layer's W (out, in) from batch to batch
+/// (`sgd_batch`): the forward product reads W^T as it is, where from W the gemm crate first
+/// copies it into its packed layout, every batch (784-128-10 float32, batch 64: 141 instead of
+/// 161 us per forward product, ~5% of an epoch; the same bits, see
+/// `kernels::linear_forward_transposed`). Float64's products gain nothing, so it keeps W.
+///
+/// While `live`, `wt` holds the first layer's weights and the layer's own are stale: the epoch
+/// puts them back (`NeuralNetwork::settle_first_layer`) before anything else reads them: at
+/// the end of its fast run, whatever ended it (the guard's `finish`), before a step of the
+/// guard's checked replay, and before a step that takes another path.
+#[derive(Debug, Default)]
+pub(crate) struct TransposedFirst<T> {
+    pub wt: Vec<T>,
+    pub live: bool,
 }
 
 impl<T: Real> Workspace<T> {
@@ -59,6 +77,7 @@ impl<T: Real> Workspace<T> {
             grads: (0..n_layers).map(|_| LayerGradient::default()).collect(),
             block: SgdBlock::default(),
             step_bounds: vec![f64::INFINITY; n_layers],
+            first_t: TransposedFirst::default(),
         }
     }
 }
@@ -530,18 +549,28 @@ impl<T: Real> NeuralNetwork<T> {
     /// updated when the loss is not finite; the loss is returned either way. Only where the
     /// batch's rows are not split (`splits` false): a split batch sums its shares' gradients
     /// first.
+    ///
+    /// `transposed`: the step may keep the first layer's weights transposed for the next
+    /// (`TransposedFirst`), where that pays; the caller then settles them after its last step.
     pub(crate) fn sgd_batch(
         &mut self,
         batch: &Batch<T>,
         dropout: Option<Dropout>,
         learning_rate: f64,
+        transposed: bool,
     ) -> Result<f64> {
         self.check_batch(batch)?;
         debug_assert!(!self.splits(batch.len(), dropout.is_some()));
+        let transposed = transposed && self.transposes_first(batch.len());
+        if transposed {
+            self.transpose_first_layer();
+        } else {
+            self.settle_first_layer();
+        }
         let (layers, work, threads) = (&mut self.layers, &mut self.work, self.threads);
         let norm = Normalizer::of(batch);
         let rates = dropout.as_ref().map(|d| d.rates);
-        forward_cached(layers, batch.x, work, threads, dropout)?;
+        forward_cached_from(layers, batch.x, work, threads, dropout, transposed)?;
         let last = layers.len() - 1;
         let (z_out, a_out) = (work.z[last].view(), work.a[last].view());
         let loss = self.loss.value(z_out, a_out, &batch.t, batch.weights);
@@ -556,12 +585,61 @@ impl<T: Real> NeuralNetwork<T> {
             let dx = below.last_mut(); // None for the first layer: its dx is not needed
             let has_dx = dx.is_some();
             let grad = &mut work.grads[l];
+            if l == 0 && transposed {
+                let wt = &mut work.first_t.wt;
+                layers[0].sgd_backward_transposed(wt, input, here[0].view(), grad, lr, threads)?;
+                continue; // the first layer: no dx
+            }
             layers[l].sgd_backward(input, here[0].view(), grad, dx, lr, threads)?;
             if has_dx {
                 delta_below(layers, work, l, rates);
             }
         }
         Ok(loss.to_f64())
+    }
+
+    /// Whether a fused-SGD step on n rows keeps the first layer's weights transposed
+    /// (`TransposedFirst`): in float32, where its forward and weight products are GEMMs.
+    fn transposes_first(&self, n: usize) -> bool {
+        let first = &self.layers[0];
+        let (n_in, n_out) = (first.n_inputs(), first.n_outputs());
+        std::mem::size_of::<T>() == 4
+            && kernels::forward_is_gemm(n, n_in, n_out)
+            && kernels::weight_grad_is_gemm(n, n_in, n_out)
+    }
+
+    /// Makes the transposed copy of the first layer's weights the live one, unless it is.
+    fn transpose_first_layer(&mut self) {
+        let t = &mut self.work.first_t;
+        if !t.live {
+            let first = &self.layers[0];
+            let (n_in, n_out) = (first.n_inputs(), first.n_outputs());
+            t.wt.clear();
+            t.wt.resize(n_in * n_out, T::ZERO);
+            for (i, row) in first.weights().chunks_exact(n_in).enumerate() {
+                for (j, &w) in row.iter().enumerate() {
+                    t.wt[j * n_out + i] = w;
+                }
+            }
+            t.live = true;
+        }
+    }
+
+    /// Puts the first layer's weights back from their transposed copy when a fused-SGD epoch
+    /// left them there (`TransposedFirst`); nothing otherwise.
+    pub(crate) fn settle_first_layer(&mut self) {
+        let t = &mut self.work.first_t;
+        if t.live {
+            let first = &mut self.layers[0];
+            let (n_in, n_out) = (first.n_inputs(), first.n_outputs());
+            let (w, _) = first.parameters_mut();
+            for (i, row) in w.chunks_exact_mut(n_in).enumerate() {
+                for (j, w) in row.iter_mut().enumerate() {
+                    *w = t.wt[j * n_out + i];
+                }
+            }
+            t.live = false;
+        }
     }
 }
 
@@ -675,13 +753,31 @@ pub(crate) fn forward_cached<T: Real>(
     x: MatRef<T>,
     work: &mut Workspace<T>,
     threads: Threads,
+    dropout: Option<Dropout>,
+) -> Result<()> {
+    forward_cached_from(layers, x, work, threads, dropout, false)
+}
+
+/// `forward_cached`, the first layer's product from its transposed weights in
+/// `work.first_t` when `transposed` (`TransposedFirst`).
+pub(crate) fn forward_cached_from<T: Real>(
+    layers: &[Layer<T>],
+    x: MatRef<T>,
+    work: &mut Workspace<T>,
+    threads: Threads,
     mut dropout: Option<Dropout>,
+    transposed: bool,
 ) -> Result<()> {
     let rates = dropout.as_ref().map(|d| d.rates);
     for (l, layer) in layers.iter().enumerate() {
         let (a_below, a_here) = work.a.split_at_mut(l);
         let input = layer_input(x, a_below, &work.out, l, rates);
-        layer.forward(input, &mut work.z[l], &mut a_here[0], threads)?;
+        if l == 0 && transposed {
+            let wt = &work.first_t.wt;
+            layer.forward_transposed(wt, input, &mut work.z[0], &mut a_here[0], threads)?;
+        } else {
+            layer.forward(input, &mut work.z[l], &mut a_here[0], threads)?;
+        }
         apply_dropout(work, l, rates, dropout.as_mut())?;
     }
     Ok(())

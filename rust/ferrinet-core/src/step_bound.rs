@@ -2,8 +2,8 @@
 //! needs no copy of the weights and the optimizer state (for Adam three times the weights).
 //!
 //! The guard's promise: a step that would make a weight non-finite is not taken, and the
-//! network and the training state stay those before it. `guarded` (guard.rs) keeps it with a
-//! snapshot of everything at the start of the call. Here each tensor instead carries upper
+//! network and the training state stay those before it. `guarded_deferred` (guard.rs) keeps it
+//! with a snapshot of everything at the start of the call. Here each tensor instead carries upper
 //! bounds on max |w|, max |m| and max v (its optimizer buffers: moment or momentum buffer, and
 //! second moment with AMSGrad's running max), and each step gets a bound on its gradient,
 //! max |g|. The optimizer's per-element formula (optimizer.rs, kernels.rs) maps these bounds

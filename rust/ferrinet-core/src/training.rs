@@ -177,9 +177,9 @@ pub(crate) struct EpochFrame<'f, 'b, T> {
 /// How an epoch keeps a diverged step from leaving non-finite weights.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum EpochGuard {
-    /// `guarded` (guard.rs): a snapshot of the weights and the state at the start, the call
-    /// replayed from it when a weight went non-finite, and put back whole when the data were
-    /// refused part way (inputs checked as they are gathered).
+    /// `guarded_deferred` (guard.rs): a snapshot of the weights and the state at the start,
+    /// the call replayed from it when a weight went non-finite, and put back whole when the
+    /// data were refused part way (inputs checked as they are gathered).
     Snapshot,
     /// Each step keeps the promise itself, with no snapshot: a refused step changes nothing,
     /// and a step that would make a weight non-finite is proven finite first or taken on a
@@ -197,6 +197,9 @@ pub(crate) struct StepRows<'o> {
     pub shuffled: bool,
     pub epoch: usize,
     pub b: usize,
+    /// A step of the guard's checked replay (guard.rs), whose weights are read right after
+    /// it: it leaves nothing for later (`TransposedFirst`).
+    pub checked: bool,
 }
 
 impl StepRows<'_> {
@@ -315,7 +318,9 @@ impl<T: Real> NeuralNetwork<T> {
                 threads,
                 &mut buffers,
             )?;
-            let loss = net.minibatch_step(&sub, options, fused, st, (rows.epoch, rows.b))?;
+            let deferred = !rows.checked;
+            let at = (rows.epoch, rows.b);
+            let loss = net.minibatch_step(&sub, options, (fused, deferred), st, at)?;
             tally.count(net, &sub, rows.index(), net.splits(sub.len(), dropout));
             Ok(loss)
         })
@@ -360,31 +365,44 @@ impl<T: Real> NeuralNetwork<T> {
         let bs = options.batch_size.min(n);
         let mut tally = Tally::new(count);
         let epoch = state.epochs;
-        let mut one = |net: &mut Self, st: &mut TrainingState<T>, b: usize| -> Result<()> {
-            if b > 0 && stop() {
-                return Err(Error::Interrupted);
-            }
-            if b == 0 {
-                tally = Tally::new(count); // a replay (guard.rs) starts the sums again
-            }
-            let (start, end) = (b * bs, ((b + 1) * bs).min(n));
-            let shuffled = options.shuffle;
-            let rows = StepRows {
-                order: &order,
-                start,
-                end,
-                shuffled,
-                epoch,
-                b,
+        let mut one =
+            |net: &mut Self, st: &mut TrainingState<T>, b: usize, checked| -> Result<()> {
+                if b > 0 && stop() {
+                    return Err(Error::Interrupted);
+                }
+                if b == 0 {
+                    tally = Tally::new(count); // a replay (guard.rs) starts the sums again
+                }
+                let (start, end) = (b * bs, ((b + 1) * bs).min(n));
+                let shuffled = options.shuffle;
+                let rows = StepRows {
+                    order: &order,
+                    start,
+                    end,
+                    shuffled,
+                    epoch,
+                    b,
+                    checked,
+                };
+                let loss = step(net, st, &rows, &mut tally)?;
+                tally.total += loss * (end - start) as f64;
+                Ok(())
             };
-            let loss = step(net, st, &rows, &mut tally)?;
-            tally.total += loss * (end - start) as f64;
-            Ok(())
-        };
         // With several threads, helpers stay awake for the epoch's parallel sections (team.rs).
+        // Whatever ends the steps, the first layer's weights are put back from a transposed
+        // copy before anything reads them (`TransposedFirst`).
         let result = with_team(self.n_threads(), || match guard {
-            EpochGuard::Snapshot => self.guarded(state, n.div_ceil(bs), &mut one),
-            EpochGuard::EachStep => (0..n.div_ceil(bs)).try_for_each(|b| one(self, state, b)),
+            EpochGuard::Snapshot => self.guarded_deferred(
+                state,
+                n.div_ceil(bs),
+                &mut one,
+                |net: &mut Self, _: &mut TrainingState<T>| net.settle_first_layer(),
+            ),
+            EpochGuard::EachStep => {
+                let run = (0..n.div_ceil(bs)).try_for_each(|b| one(self, state, b, true));
+                self.settle_first_layer();
+                run
+            }
         });
         if let Err(Error::Value(_) | Error::Memory(_)) = result {
             // A refused call changes nothing (the guard put the rest back): not the shuffle.
@@ -446,11 +464,14 @@ impl<T: Real> NeuralNetwork<T> {
     /// One step of the epoch on the mini-batch `sub` (batch `b` of epoch `epoch`): forward,
     /// backward and the optimizer's update, or the fused plain-SGD step when `fused`. Returns
     /// the batch's objective before the update; a non-finite one changes nothing.
+    ///
+    /// `deferred`: the fused step may leave the first layer's weights transposed
+    /// (`TransposedFirst`); the caller settles them. Every other step settles them first.
     fn minibatch_step(
         &mut self,
         sub: &Batch<T>,
         options: &EpochOptions,
-        fused: bool,
+        (fused, deferred): (bool, bool),
         st: &mut TrainingState<T>,
         (epoch, b): (usize, usize),
     ) -> Result<f64> {
@@ -462,8 +483,9 @@ impl<T: Real> NeuralNetwork<T> {
         });
         let fused = fused && !self.splits(sub.len(), dropout.is_some());
         let loss = if fused {
-            self.sgd_batch(sub, dropout, st.learning_rate)?
+            self.sgd_batch(sub, dropout, st.learning_rate, deferred)?
         } else {
+            self.settle_first_layer();
             self.backprop(sub, options.l2, dropout)?
         };
         if !loss.is_finite() {

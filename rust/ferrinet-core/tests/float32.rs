@@ -310,3 +310,110 @@ fn f32_logit_losses_stay_finite_at_huge_logits() {
     assert_eq!(loss, 1e4);
     assert_eq!(g[0].biases, vec![0.5f32, -0.5, 0.0]);
 }
+
+// ---------------------------------------------------------------------------------------------
+// A float32 plain-SGD epoch keeps its first layer's weights transposed from batch to batch
+// (network.rs, `TransposedFirst`) and puts them back whatever ends it.
+
+/// 64-32-10 in float32 (the first layer's products are GEMMs from 3 rows on), 16 * 3 + 1 rows:
+/// three batches of 16 then one row, which takes the one-sample path (the layer's own W).
+fn transposed_case() -> (NeuralNetwork<f32>, Vec<f32>, Vec<usize>) {
+    let net = NeuralNetwork::<f32>::new(
+        &[64, 32, 10],
+        &[Activation::Relu],
+        None,
+        ferrinet_core::Loss::CrossEntropy,
+        5,
+    )
+    .unwrap();
+    let mut rng = SplitMix64::new(41);
+    let n = 49;
+    let x = to32(&random_vec(&mut rng, n * 64, -1.0, 1.0));
+    let classes = (0..n).map(|_| int_in(&mut rng, 0, 9)).collect();
+    (net, x, classes)
+}
+
+fn bits32(net: &NeuralNetwork<f32>) -> Vec<u32> {
+    let layers = net.layers().iter();
+    layers
+        .flat_map(|l| l.weights().iter().chain(l.biases()).map(|v| v.to_bits()))
+        .collect()
+}
+
+/// Rows start..end as one in-order epoch of batches of 16, continuing `st`.
+fn epoch_on(
+    net: &mut NeuralNetwork<f32>,
+    (x, classes): (&[f32], &[usize]),
+    (start, end): (usize, usize),
+    st: &mut TrainingState<f32>,
+) {
+    let xm = MatRef::new(&x[start * 64..end * 64], end - start, 64).unwrap();
+    let batch = net
+        .batch(xm, Targets::Classes(&classes[start..end]))
+        .unwrap();
+    let options = EpochOptions {
+        shuffle: false,
+        ..EpochOptions::new(16)
+    };
+    net.train_epoch(&batch, &options, st).unwrap();
+}
+
+#[test]
+fn a_float32_sgd_epoch_equals_one_call_per_batch_bit_for_bit() {
+    // Batch by batch, every call starts from and ends on the layer's own W; in one epoch the
+    // first layer's W lives transposed between the batches of 16, and the last, one-row batch
+    // must see (and update) the weights the batches before it left.
+    let (net, x, classes) = transposed_case();
+    let opt = Optimizer::sgd(0.05);
+    let mut whole = net.clone();
+    let mut st = TrainingState::<f32>::new(opt, 0, 2).unwrap();
+    epoch_on(&mut whole, (&x, &classes), (0, 49), &mut st);
+    let mut parts = net.clone();
+    let mut st = TrainingState::<f32>::new(opt, 0, 2).unwrap();
+    for range in [(0, 16), (16, 32), (32, 48), (48, 49)] {
+        epoch_on(&mut parts, (&x, &classes), range, &mut st);
+    }
+    assert_eq!(bits32(&whole), bits32(&parts));
+    let first = |n: &NeuralNetwork<f32>| n.layers()[0].weights().to_vec();
+    assert_ne!(
+        first(&whole),
+        first(&net),
+        "the first layer's W was stepped"
+    );
+}
+
+#[test]
+fn an_interrupted_float32_sgd_epoch_keeps_the_first_layers_steps() {
+    // Stopped before its third batch, the epoch has left its first layer's W transposed: the
+    // network must hold the weights of the two batches done, as an epoch over their rows does.
+    let (net, x, classes) = transposed_case();
+    let opt = Optimizer::sgd(0.05);
+    let mut stopped = net.clone();
+    let mut st = TrainingState::<f32>::new(opt, 0, 2).unwrap();
+    let xm = MatRef::new(&x, 49, 64).unwrap();
+    let batch = stopped.batch(xm, Targets::Classes(&classes)).unwrap();
+    let options = EpochOptions {
+        shuffle: false,
+        ..EpochOptions::new(16)
+    };
+    let mut asked = 0;
+    let result = stopped.train_epoch_until(&batch, &options, &mut st, &mut || {
+        asked += 1;
+        asked == 2
+    });
+    assert!(
+        matches!(result, Err(ferrinet_core::Error::Interrupted)),
+        "{result:?}"
+    );
+    assert_eq!(st.steps(), 2);
+    let mut two = net.clone();
+    let mut st = TrainingState::<f32>::new(opt, 0, 2).unwrap();
+    epoch_on(&mut two, (&x, &classes), (0, 32), &mut st);
+    assert_eq!(bits32(&stopped), bits32(&two));
+    let first = |n: &NeuralNetwork<f32>| n.layers()[0].weights().to_vec();
+    assert_ne!(
+        first(&stopped),
+        first(&net),
+        "the first layer's W was stepped"
+    );
+}
