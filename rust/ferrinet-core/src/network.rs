@@ -59,10 +59,38 @@ pub(crate) struct Workspace<T> {
 /// puts them back (`NeuralNetwork::settle_first_layer`) before anything else reads them: at
 /// the end of its fast run, whatever ended it (the guard's `finish`), before a step of the
 /// guard's checked replay, and before a step that takes another path.
+///
+/// W^T starts on a cache line (`start`): threads that split the layer's neurons own blocks of
+/// 16 columns (`kernels::SPLIT_ALIGN`), 64 bytes in float32, so that from an aligned start no
+/// two threads write the same line of a row (a block of a malloc'd buffer, 16 bytes past a
+/// line, would share one per row of W^T, 784 per update on 784-128).
 #[derive(Debug, Default)]
 pub(crate) struct TransposedFirst<T> {
-    pub wt: Vec<T>,
+    buf: Vec<T>,
+    start: usize,
+    len: usize,
     pub live: bool,
+}
+
+impl<T: Real> TransposedFirst<T> {
+    /// W^T, `len` values from a cache line.
+    pub fn wt(&self) -> &[T] {
+        &self.buf[self.start..self.start + self.len]
+    }
+
+    pub fn wt_mut(&mut self) -> &mut [T] {
+        &mut self.buf[self.start..self.start + self.len]
+    }
+
+    /// Room for `len` values from a cache line (kept between epochs).
+    fn size(&mut self, len: usize) {
+        let line = (64 / std::mem::size_of::<T>()).max(1);
+        if self.buf.len() < len + line {
+            self.buf = vec![T::ZERO; len + line];
+        }
+        self.start = self.buf.as_ptr().align_offset(64).min(line);
+        self.len = len;
+    }
 }
 
 impl<T: Real> Workspace<T> {
@@ -586,7 +614,7 @@ impl<T: Real> NeuralNetwork<T> {
             let has_dx = dx.is_some();
             let grad = &mut work.grads[l];
             if l == 0 && transposed {
-                let wt = &mut work.first_t.wt;
+                let wt = work.first_t.wt_mut();
                 layers[0].sgd_backward_transposed(wt, input, here[0].view(), grad, lr, threads)?;
                 continue; // the first layer: no dx
             }
@@ -614,11 +642,11 @@ impl<T: Real> NeuralNetwork<T> {
         if !t.live {
             let first = &self.layers[0];
             let (n_in, n_out) = (first.n_inputs(), first.n_outputs());
-            t.wt.clear();
-            t.wt.resize(n_in * n_out, T::ZERO);
+            t.size(n_in * n_out);
+            let wt = t.wt_mut();
             for (i, row) in first.weights().chunks_exact(n_in).enumerate() {
                 for (j, &w) in row.iter().enumerate() {
-                    t.wt[j * n_out + i] = w;
+                    wt[j * n_out + i] = w;
                 }
             }
             t.live = true;
@@ -635,7 +663,7 @@ impl<T: Real> NeuralNetwork<T> {
             let (w, _) = first.parameters_mut();
             for (i, row) in w.chunks_exact_mut(n_in).enumerate() {
                 for (j, w) in row.iter_mut().enumerate() {
-                    *w = t.wt[j * n_out + i];
+                    *w = t.wt()[j * n_out + i];
                 }
             }
             t.live = false;
@@ -773,7 +801,7 @@ pub(crate) fn forward_cached_from<T: Real>(
         let (a_below, a_here) = work.a.split_at_mut(l);
         let input = layer_input(x, a_below, &work.out, l, rates);
         if l == 0 && transposed {
-            let wt = &work.first_t.wt;
+            let wt = work.first_t.wt();
             layer.forward_transposed(wt, input, &mut work.z[0], &mut a_here[0], threads)?;
         } else {
             layer.forward(input, &mut work.z[l], &mut a_here[0], threads)?;
