@@ -594,6 +594,62 @@ def test_fit_reads_a_memmap_without_copying_it(tmp_path, shuffle, monkeypatch):
 
 
 @no_convergence_warning
+def test_best_weights_are_copied_only_with_early_stopping():
+    """The best epoch's weights (a whole copy) exist only when early stopping needs them; a
+    warm start that turns it on starts from the weights it continues."""
+    clf = MLPClassifier(hidden_layer_sizes=(6,), max_iter=2, random_state=0)
+    clf.fit(X, TARGETS["binary"])
+    assert clf._best_weights is None
+    clf.set_params(warm_start=True, early_stopping=True, max_iter=3)
+    clf.fit(X, TARGETS["binary"])
+    assert clf._best_weights is not None and len(clf.validation_scores_) == 3
+    best = int(np.argmax(clf.validation_scores_))
+    assert clf.best_validation_score_ == clf.validation_scores_[best]
+
+
+@no_convergence_warning
+def test_the_core_compares_and_writes_coefs_in_place():
+    """_layer_equals reads coefs_ as they are (any layout, float32 or float64, compared as
+    np.array_equal does); _copy_layer_into writes the transposed weights into any writeable
+    array of the network's dtype and refuses others."""
+    clf = MLPClassifier(hidden_layer_sizes=(6,), max_iter=2, random_state=0).fit(
+        X, TARGETS["binary"]
+    )
+    net, c, b = clf._net, clf.coefs_[0], clf.intercepts_[0]
+    assert net._layer_equals(0, c, b) and net._layer_equals(1, *[clf.coefs_[1], clf.intercepts_[1]])
+    assert net._layer_equals(0, np.asfortranarray(c), b)
+    assert net._layer_equals(0, np.ascontiguousarray(net.get_weights()[0][0].T), b)
+    assert not net._layer_equals(1, c, b)  # another layer's shape
+    assert not net._layer_equals(0, c.tolist(), b)
+    assert not net._layer_equals(0, c.astype(np.float32), b)  # rounded: values differ
+    small = np.round(c * 64) / 64  # exact in float32 too
+    clf.coefs_[0] = small
+    clf.predict(X)  # sent to the network
+    assert net._layer_equals(0, small.astype(np.float32), b)  # same values, float32
+    edited = small.copy()
+    edited[4, 5] = np.nextafter(edited[4, 5], 1.0)
+    assert not net._layer_equals(0, edited, b)
+    nan = small.copy()
+    nan[0, 0] = np.nan
+    assert not net._layer_equals(0, nan, b)
+    assert not net._layer_equals(0, small, b + 1.0)
+    out_c, out_b = np.zeros((5, 6), order="F"), np.zeros(12)[::2]
+    net._copy_layer_into(0, out_c, out_b)
+    np.testing.assert_array_equal(out_c, small)
+    np.testing.assert_array_equal(out_b, b)
+    with pytest.raises(TypeError, match=r"coef must be a writeable \(5, 6\) NumPy array"):
+        net._copy_layer_into(0, np.zeros((5, 6), dtype=np.float32), out_b)
+    frozen = np.zeros((5, 6))
+    frozen.flags.writeable = False
+    with pytest.raises(TypeError, match="writeable"):
+        net._copy_layer_into(0, frozen, out_b)
+    with pytest.raises(ValueError, match=r"layer 0 needs coef \(5, 6\)"):
+        net._copy_layer_into(0, np.zeros((6, 5)), out_b)
+    with pytest.raises(IndexError, match="layer index 2"):
+        net._layer_equals(2, c, b)
+
+
+@no_convergence_warning
 def test_pickles_from_before_coefs_were_the_model_still_load():
     import pickle
 
@@ -601,9 +657,14 @@ def test_pickles_from_before_coefs_were_the_model_still_load():
         X, TARGETS["binary"]
     )
     state = dict(clf.__getstate__())
+    assert "_synced" not in state  # no copy of coefs_ is kept (nor pickled)
+    # the layout of versions between: a copy of coefs_ in "_synced", dropped on loading
+    between = MLPClassifier.__new__(MLPClassifier)
+    between.__setstate__({**state, "_synced": [np.copy(c) for c in clf.coefs_]})
+    assert "_synced" not in between.__dict__
+    np.testing.assert_array_equal(between.predict_proba(X), clf.predict_proba(X))
     # the layout of earlier versions: the network in "network_", no snapshot
     state["network_"] = state.pop("_net")
-    del state["_synced"]
     old = MLPClassifier.__new__(MLPClassifier)
     old.__setstate__(state)
     np.testing.assert_array_equal(old.predict_proba(X), clf.predict_proba(X))

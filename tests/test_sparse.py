@@ -280,3 +280,41 @@ def test_a_sparse_epoch_keeps_no_snapshot_of_the_weights_and_state(optimizer):
     assert out.returncode == 0, out.stderr
     growth = int(out.stdout.strip().splitlines()[-1])
     assert growth < 4_000_000 * 8 // 4, f"peak growth {growth / 2**20:.1f} MiB"
+
+
+_SKLEARN_MEMORY_CHILD = r"""
+import warnings
+import numpy as np, scipy.sparse as sp
+from ferrinet.sklearn import MLPClassifier
+def status(key):
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(key + ":"):
+                return int(line.split()[1]) * 1024
+X = sp.random(64, 200_000, density=1e-4, format="csr", random_state=0)
+y = np.arange(64) % 2
+warnings.simplefilter("ignore")
+clf = MLPClassifier(hidden_layer_sizes=(20,), max_iter=2, random_state=0)
+with open("/proc/self/clear_refs", "w") as f:
+    f.write("5")
+base = status("VmRSS")
+clf.fit(X, y)
+print(status("VmHWM") - base)
+"""
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/clear_refs"), reason="Linux /proc only")
+def test_sklearn_fit_on_a_wide_sparse_matrix_holds_few_copies_of_the_weights():
+    """ferrinet.sklearn's Adam fit with a large first layer (4,000,000 weights, P = 32 MB a
+    copy): its peak growth is the network's weights, coefs_, Adam's m and v and the first
+    layer's gradient (5 P), and little else: no copy of coefs_ to see edits by (the core
+    compares them in place), no best-epoch copy without early stopping, no intermediate copy
+    while coefs_ are written (8 P before)."""
+    pytest.importorskip("sklearn")
+    out = subprocess.run(
+        [sys.executable, "-c", _SKLEARN_MEMORY_CHILD], capture_output=True, text=True
+    )
+    assert out.returncode == 0, out.stderr
+    growth = int(out.stdout.strip().splitlines()[-1])
+    P = 4_000_000 * 8
+    assert growth < 5.5 * P, f"peak growth {growth / P:.2f} P"

@@ -137,6 +137,12 @@ class NeuralNetwork:
     def get_weights(self) -> List[Tuple[_Float64Array, _Float64Array]]: ...
     def _copy(self, cls: Type[_Network]) -> _Network: ...
     def set_weights(self, weights: Sequence[Tuple[_ArrayLike, _ArrayLike]]) -> None: ...
+    def _layer_equals(self, index: int, coef: Any, intercept: Any) -> bool:
+        """Whether `coef` (a float32/float64 array, (n_in, n_out)) holds layer `index`'s
+        weights transposed and `intercept` its biases, compared in place (no copy)."""
+    def _copy_layer_into(self, index: int, coef: Any, intercept: Any) -> None:
+        """Writes layer `index`'s weights transposed into `coef` (writeable, (n_in, n_out),
+        the network's dtype) and its biases into `intercept`."""
     def _start_training(self, optimizer: Dict[str, Any], seed: Optional[int]) -> None:
         """Starts the training state: optimizer from a `ferrinet.optim` `to_dict()`, the
         generator of shuffles and dropout seeded with `seed` (None: random), step counter 0."""

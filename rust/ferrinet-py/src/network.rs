@@ -677,6 +677,48 @@ impl PyNeuralNetwork {
         })
     }
 
+    /// Whether `coef` holds exactly layer `index`'s weights transposed (its shape (n_in,
+    /// n_out)) and `intercept` its biases: NumPy arrays of float32 or float64 in any layout,
+    /// compared value by value in place (as `np.array_equal`, in float64), with no copy of
+    /// either side. False for anything else (another shape or dtype, a list, NaN). Lets
+    /// `ferrinet.sklearn` see whether `coefs_` were edited without keeping a copy of them.
+    fn _layer_equals(
+        &self,
+        py: Python<'_>,
+        index: usize,
+        coef: &Bound<'_, PyAny>,
+        intercept: &Bound<'_, PyAny>,
+    ) -> PyResult<bool> {
+        self.check_layer_index(index)?;
+        let (Some(w), Some(b)) = (RealArray::of(coef), RealArray::of(intercept)) else {
+            return Ok(false);
+        };
+        let (w, b) = (w.view2(), b.view1());
+        let (Some(w), Some(b)) = (w, b) else {
+            return Ok(false);
+        };
+        Ok(with_model!(self, m => m.with(py, false, |m| {
+            let layer = &m.net.layers()[index];
+            w.equals_transposed(layer.weights(), layer.n_inputs(), layer.n_outputs())
+                && b.equals_transposed(layer.biases(), 1, layer.n_outputs())
+        })))
+    }
+
+    /// Writes layer `index`'s weights transposed into `coef` (a writeable (n_in, n_out) NumPy
+    /// array of the network's dtype, any layout) and its biases into `intercept` ((n_out,)):
+    /// `coefs_` refreshed with no intermediate copy.
+    fn _copy_layer_into(
+        &self,
+        py: Python<'_>,
+        index: usize,
+        coef: &Bound<'_, PyAny>,
+        intercept: &Bound<'_, PyAny>,
+    ) -> PyResult<()> {
+        self.check_layer_index(index)?;
+        let shape = (self.sizes[index], self.sizes[index + 1]);
+        with_model!(self, m => copy_layer_into(m, py, (index, shape), coef, intercept))
+    }
+
     /// Copies of [(W (n_out, n_in), b (n_out,)) per layer].
     fn get_weights<'py>(
         &self,
@@ -1074,6 +1116,17 @@ impl PyNeuralNetwork {
 }
 
 impl PyNeuralNetwork {
+    /// An IndexError unless `index` names a layer.
+    fn check_layer_index(&self, index: usize) -> PyResult<()> {
+        let n = self.sizes.len() - 1;
+        if index >= n {
+            return Err(pyo3::exceptions::PyIndexError::new_err(format!(
+                "layer index {index} is out of range for a network of {n} layers"
+            )));
+        }
+        Ok(())
+    }
+
     /// The class around a network read from a file.
     fn from_file<T: Float>(file: ModelFile<T>, wrap: fn(Shared<Model<T>>) -> Inner) -> Self {
         let ModelFile {
@@ -1652,4 +1705,130 @@ fn parse_optimizer(d: &Bound<'_, PyDict>) -> PyResult<Optimizer> {
         ))
     })?;
     config.to_optimizer().py()
+}
+
+/// A NumPy array of float32 or float64, read in place (`_layer_equals`).
+enum RealArray<'py> {
+    F32(numpy::PyReadonlyArrayDyn<'py, f32>),
+    F64(numpy::PyReadonlyArrayDyn<'py, f64>),
+}
+
+/// A 2-D view of either float type; a 1-D array is seen as one row.
+enum RealView<'a> {
+    F32(numpy::ndarray::ArrayView2<'a, f32>),
+    F64(numpy::ndarray::ArrayView2<'a, f64>),
+}
+
+impl<'py> RealArray<'py> {
+    /// None unless `obj` is a float32 or float64 NumPy array that nothing writes to now.
+    fn of(obj: &Bound<'py, PyAny>) -> Option<Self> {
+        use numpy::{PyArrayDyn, PyArrayMethods};
+        if let Ok(a) = obj.cast::<PyArrayDyn<f64>>() {
+            return a.try_readonly().ok().map(RealArray::F64);
+        }
+        let a = obj.cast::<PyArrayDyn<f32>>().ok()?;
+        a.try_readonly().ok().map(RealArray::F32)
+    }
+
+    fn view(&self, two_d: bool) -> Option<RealView<'_>> {
+        use numpy::ndarray::{Axis, Ix1, Ix2};
+        fn shaped<A>(
+            v: numpy::ndarray::ArrayViewD<'_, A>,
+            two_d: bool,
+        ) -> Option<numpy::ndarray::ArrayView2<'_, A>> {
+            if two_d {
+                v.into_dimensionality::<Ix2>().ok()
+            } else {
+                Some(v.into_dimensionality::<Ix1>().ok()?.insert_axis(Axis(0)))
+            }
+        }
+        Some(match self {
+            RealArray::F32(a) => RealView::F32(shaped(a.as_array(), two_d)?),
+            RealArray::F64(a) => RealView::F64(shaped(a.as_array(), two_d)?),
+        })
+    }
+
+    fn view2(&self) -> Option<RealView<'_>> {
+        self.view(true)
+    }
+
+    fn view1(&self) -> Option<RealView<'_>> {
+        self.view(false)
+    }
+}
+
+impl RealView<'_> {
+    /// Whether this (cols, rows) view holds `values`, a row-major (rows, cols) matrix,
+    /// transposed: view[j, i] == values[i * cols + j] for all i, j, compared in float64.
+    /// Read along the view's rows: each pass over `values` touches `rows` cache lines that the
+    /// next few j reuse, so a large first layer is read once, not once per row.
+    fn equals_transposed<T: Float>(&self, values: &[T], cols: usize, rows: usize) -> bool {
+        fn eq<T: Float, A: Float>(
+            v: &numpy::ndarray::ArrayView2<'_, A>,
+            values: &[T],
+            cols: usize,
+            rows: usize,
+        ) -> bool {
+            v.dim() == (cols, rows)
+                && v.outer_iter().enumerate().all(|(j, line)| {
+                    line.iter()
+                        .enumerate()
+                        .all(|(i, &x)| values[i * cols + j].to_f64() == x.to_f64())
+                })
+        }
+        match self {
+            RealView::F32(v) => eq(v, values, cols, rows),
+            RealView::F64(v) => eq(v, values, cols, rows),
+        }
+    }
+}
+
+/// `_copy_layer_into` for the network's float type T.
+fn copy_layer_into<T: Float>(
+    m: &Shared<Model<T>>,
+    py: Python<'_>,
+    (index, (n_in, n_out)): (usize, (usize, usize)),
+    coef: &Bound<'_, PyAny>,
+    intercept: &Bound<'_, PyAny>,
+) -> PyResult<()> {
+    use numpy::{PyArray1, PyArray2, PyArrayMethods};
+    let wrong = |what: &str, shape: String| {
+        PyTypeError::new_err(format!(
+            "{what} must be a writeable {shape} NumPy array of {}, got {}",
+            T::NAME,
+            crate::convert::type_name(if what == "coef" { coef } else { intercept })
+        ))
+    };
+    let coef_shape = format!("({n_in}, {n_out})");
+    let mut w = coef
+        .cast::<PyArray2<T>>()
+        .ok()
+        .and_then(|a| a.try_readwrite().ok())
+        .ok_or_else(|| wrong("coef", coef_shape.clone()))?;
+    let mut b = intercept
+        .cast::<PyArray1<T>>()
+        .ok()
+        .and_then(|a| a.try_readwrite().ok())
+        .ok_or_else(|| wrong("intercept", format!("({n_out},)")))?;
+    let (mut w, mut b) = (w.as_array_mut(), b.as_array_mut());
+    if w.dim() != (n_in, n_out) || b.len() != n_out {
+        return Err(PyValueError::new_err(format!(
+            "layer {index} needs coef {coef_shape} and intercept ({n_out},), got {:?} and ({},)",
+            w.dim(),
+            b.len()
+        )));
+    }
+    m.with(py, false, |m| {
+        let layer = &m.net.layers()[index];
+        let weights = layer.weights();
+        for (j, mut line) in w.outer_iter_mut().enumerate() {
+            for (i, x) in line.iter_mut().enumerate() {
+                *x = weights[i * n_in + j];
+            }
+        }
+        for (x, &v) in b.iter_mut().zip(layer.biases()) {
+            *x = v;
+        }
+    });
+    Ok(())
 }
