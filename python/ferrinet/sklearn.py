@@ -350,6 +350,10 @@ _NON_FINITE = (
 
 #: Shuffled epochs gather at most this many bytes of X at a time (whole batches; _fit_epoch).
 _GATHER_BYTES = 1 << 24
+#: The same for sparse X, smaller: a sparse matrix is often small next to the network's wide
+#: first layer, so a gather is a larger share of fit's peak memory (bench_sparse), and CSR rows
+#: cost the same to gather in smaller pieces.
+_SPARSE_GATHER_BYTES = 1 << 22
 
 
 def _scipy_below_1_15():
@@ -1001,16 +1005,19 @@ class _BaseMLP(BaseEstimator):
         """One epoch (scikit-learn's iteration): True when training stops after it.
 
         Shuffled epochs gather their rows a few whole batches at a time (at most
-        ``_GATHER_BYTES`` of X per gather), not the whole of X: the same batches in the same
-        order, one ``train_epoch`` call per gather, and no copy of X (a memory map larger than
-        memory stays on disk)."""
+        ``_GATHER_BYTES`` of X per gather, ``_SPARSE_GATHER_BYTES`` of a sparse X), not the
+        whole of X: the same batches in the same order, one ``train_epoch`` call per gather,
+        one gather alive at a time, and no copy of X (a memory map larger than memory stays on
+        disk)."""
         if p.shuffle:
             e.sample_idx = _sk_shuffle(e.sample_idx, random_state=self._random_state)
         if is_sparse(e.X):  # a CSR row holds its nonzeros (value and column index)
             row_bytes = max(1, (e.X.data.nbytes + e.X.indices.nbytes) // max(1, e.X.shape[0]))
+            gather_bytes = _SPARSE_GATHER_BYTES
         else:
             row_bytes = max(1, e.X.shape[1] * e.X.itemsize)
-        per_gather = max(1, _GATHER_BYTES // (row_bytes * e.batch_size)) * e.batch_size
+            gather_bytes = _GATHER_BYTES
+        per_gather = max(1, gather_bytes // (row_bytes * e.batch_size)) * e.batch_size
         total = 0.0
         for start, stop, l2 in e.parts:
             step = per_gather if p.shuffle else max(1, stop - start)
@@ -1035,6 +1042,7 @@ class _BaseMLP(BaseEstimator):
                     sample_weight=wc,
                 )
                 total += epoch_loss * (b - a)
+                del Xc, Tc, wc  # before the next gather, not after it
         n = e.X.shape[0]
         self.n_iter_ += 1
         self.loss_ = e.c * total / n

@@ -363,6 +363,20 @@ fn cut_blocks<T>(v: &mut [T], len: usize, per: usize, count: usize) -> Vec<&mut 
     }
 }
 
+/// `grad_row(i, p_i, g)` of `Optimizer::step_rows`: row i's gradient into g, from row i's
+/// parameters p_i as they are before its update.
+pub(crate) type GradRow<'a, T> = dyn Fn(usize, &[T], &mut [T]) + Sync + 'a;
+
+/// Row r (of `cols` values) of a buffer cut into rows; an empty buffer (one the optimizer
+/// does not use) stays empty.
+fn row_of<T>(buffer: &mut [T], r: usize, cols: usize) -> &mut [T] {
+    if buffer.is_empty() {
+        buffer
+    } else {
+        &mut buffer[r * cols..(r + 1) * cols]
+    }
+}
+
 /// Tensors with fewer elements than this are updated by one thread (the hand-off would cost
 /// more than the update: an Adam step is about 1.4 ns per float64 element).
 const PARALLEL_STEP_MIN: usize = 1 << 14;
@@ -417,6 +431,49 @@ impl Optimizer {
             .collect();
         map_parts(blocks, |(p, g, buffers)| {
             self.step_buffers(p, g, buffers, t, lr)
+        });
+    }
+
+    /// `step_threads` on a row-major tensor of rows of `cols` values whose gradient is never
+    /// held whole: each block of rows (one per thread, `blocks` as (start, end), all but the
+    /// last of one length) fills a scratch row with row i's gradient (`grad_row(i, p_i, g)`,
+    /// given row i's parameters p_i before the update) and updates row i with it at once. Every formula is per element, so the bits are those of
+    /// `step` on the whole gradient; the memory is one row per block instead of the tensor.
+    pub(crate) fn step_rows<T: Real>(
+        &self,
+        params: &mut [T],
+        cols: usize,
+        state: &mut TensorState<T>,
+        (t, lr): (u64, f64),
+        blocks: &[(usize, usize)],
+        grad_row: &GradRow<'_, T>,
+    ) {
+        let len = params.len();
+        self.size_buffers(state, len);
+        let per = (blocks[0].1 - blocks[0].0) * cols;
+        let count = blocks.len();
+        let cut = |v| cut_blocks(v, len, per, count);
+        let parts: Vec<_> = params
+            .chunks_mut(per)
+            .zip(blocks)
+            .zip(cut(&mut state.m))
+            .zip(cut(&mut state.v))
+            .zip(cut(&mut state.vmax))
+            .zip(cut(&mut state.ga))
+            .map(|(((((p, &b), m), v), vmax), ga)| (p, b, Buffers { m, v, vmax, ga }))
+            .collect();
+        map_parts(parts, |(p, (start, _), buffers)| {
+            let mut g = vec![T::ZERO; cols];
+            for (r, row) in p.chunks_exact_mut(cols).enumerate() {
+                grad_row(start + r, row, &mut g);
+                let row_buffers = Buffers {
+                    m: row_of(buffers.m, r, cols),
+                    v: row_of(buffers.v, r, cols),
+                    vmax: row_of(buffers.vmax, r, cols),
+                    ga: row_of(buffers.ga, r, cols),
+                };
+                self.step_buffers(row, &mut g, row_buffers, t, lr);
+            }
         });
     }
 

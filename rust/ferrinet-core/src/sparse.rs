@@ -13,6 +13,13 @@
 //! (forward) and over rows in batch order (weight gradient); the dense path sums the same
 //! products in the GEMM's order, so the two agree to rounding (tests/test_sparse.py).
 //! Everything above the first layer is the dense code, unchanged.
+//!
+//! Training with SGD or Adam never holds the first layer's dW whole (n_out x n_in values, often
+//! the largest buffer after the weights and the optimizer state): each neuron's row of it is
+//! computed into a scratch row and applied by the optimizer at once (`apply_fused_update`,
+//! `Optimizer::step_rows`), which are the same operations on the same values as computing dW and
+//! then applying it, so the same bits. Gradient clipping needs the norm of all of dW before any
+//! update, so with `clip_norm` (and for the snapshot guard's optimizers) dW is held whole.
 
 use crate::activation::Activation;
 use crate::batch::Batch;
@@ -293,16 +300,17 @@ fn sparse_forward<T: Real>(
     Ok(())
 }
 
-/// dW (out, in) = delta^T x over the nonzeros of x; db = column sums of delta (row order).
+/// db = column sums of delta (row order); with `weights`, dW (out, in) = delta^T x over the
+/// nonzeros of x as well (`first_layer_row` per neuron). Without, dW is left to the update
+/// that computes it row by row (`apply_fused_update`), and its buffer is let go.
 fn sparse_weight_grad<T: Real>(
     layer: &Layer<T>,
     x: RowsOf<T>,
     delta: MatRef<T>,
     grad: &mut LayerGradient<T>,
-    threads: Threads,
+    (threads, weights): (Threads, bool),
 ) -> Result<()> {
-    let (n, n_in, n_out) = (x.len(), layer.n_inputs(), layer.n_outputs());
-    try_resize(&mut grad.weights, n_in * n_out)?;
+    let (n_in, n_out) = (layer.n_inputs(), layer.n_outputs());
     try_resize(&mut grad.biases, n_out)?;
     grad.biases.fill(T::ZERO);
     for row in delta.as_slice().chunks_exact(n_out) {
@@ -310,23 +318,36 @@ fn sparse_weight_grad<T: Real>(
             *g += d;
         }
     }
+    if !weights {
+        grad.weights = Vec::new();
+        return Ok(());
+    }
+    try_resize(&mut grad.weights, n_in * n_out)?;
     let blocks = neuron_blocks(n_out, x.nnz(), threads);
     let per = blocks[0].1 - blocks[0].0;
     let delta = delta.as_slice();
     let parts: Vec<_> = grad.weights.chunks_mut(per * n_in).zip(&blocks).collect();
     map_parts(parts, |(dw, &(i0, i1))| {
         for (i, row) in (i0..i1).zip(dw.chunks_exact_mut(n_in)) {
-            row.fill(T::ZERO);
-            for k in 0..n {
-                let d = delta[k * n_out + i];
-                let (idx, val) = x.row(k);
-                for (&j, &v) in idx.iter().zip(val) {
-                    row[j as usize] += d * v;
-                }
-            }
+            first_layer_row(x, delta, n_out, i, row);
         }
     });
     Ok(())
+}
+
+/// Row i of the first layer's dW: dW[i, j] = sum over rows k of delta[k, i] x[k, j], the rows
+/// in batch order (delta (n, n_out) row-major). The same operations in the same order wherever
+/// it is called from, so the buffered and the fused update see the same bits.
+#[inline]
+fn first_layer_row<T: Real>(x: RowsOf<T>, delta: &[T], n_out: usize, i: usize, row: &mut [T]) {
+    row.fill(T::ZERO);
+    for k in 0..x.len() {
+        let d = delta[k * n_out + i];
+        let (idx, val) = x.row(k);
+        for (&j, &v) in idx.iter().zip(val) {
+            row[j as usize] += d * v;
+        }
+    }
 }
 
 /// A training batch whose inputs are a CSR matrix: the targets and sample weights checked
@@ -465,7 +486,7 @@ impl<T: Real> NeuralNetwork<T> {
     ) -> Result<(f64, Vec<LayerGradient<T>>)> {
         self.regularized_loss_check(l2, &batch.targets)?;
         let x = batch.x.rows_range(0, batch.x.rows);
-        let loss = self.backprop_sparse(x, &batch.targets, l2, None)?;
+        let loss = self.backprop_sparse(x, &batch.targets, (l2, true), None)?;
         Ok((loss, self.work.grads.clone()))
     }
 
@@ -478,11 +499,13 @@ impl<T: Real> NeuralNetwork<T> {
 
     /// `backprop` for CSR inputs: the forward pass (first layer sparse), loss, every layer's
     /// gradient into the workspace (the first layer's by `sparse_weight_grad`), dW += l2 W.
+    /// Without `first_weights` the first layer's dW (and its l2 W) is not computed: the fused
+    /// update computes it row by row (`apply_fused_update`).
     fn backprop_sparse(
         &mut self,
         x: RowsOf<T>,
         targets: &Batch<T>,
-        l2: f64,
+        (l2, first_weights): (f64, bool),
         dropout: Option<Dropout>,
     ) -> Result<f64> {
         let penalty = self.l2_penalty(l2);
@@ -501,7 +524,7 @@ impl<T: Real> NeuralNetwork<T> {
                     x,
                     work.delta[0].view(),
                     &mut work.grads[0],
-                    threads,
+                    (threads, first_weights),
                 )?;
                 continue;
             }
@@ -513,7 +536,9 @@ impl<T: Real> NeuralNetwork<T> {
         }
         if l2 != 0.0 {
             let l2 = T::from_f64(l2);
-            for (layer, grad) in self.layers.iter().zip(self.work.grads.iter_mut()) {
+            let skip = usize::from(!first_weights);
+            let layers = self.layers.iter().zip(self.work.grads.iter_mut());
+            for (layer, grad) in layers.skip(skip) {
                 for (g, &w) in grad.weights.iter_mut().zip(layer.weights()) {
                     *g += l2 * w;
                 }
@@ -615,7 +640,10 @@ impl<T: Real> NeuralNetwork<T> {
             rates: &options.dropout,
             rng: &mut st.rng,
         });
-        let loss = self.backprop_sparse(x, sub, options.l2, dropout)?;
+        // With the EachStep guard and no clipping (whose norm needs the whole gradient first),
+        // the first layer's dW is never held whole: the update computes it row by row.
+        let fused = bounds.is_some() && options.clip_norm.is_none();
+        let loss = self.backprop_sparse(x, sub, (options.l2, !fused), dropout)?;
         if !loss.is_finite() {
             st.rng = rng_before;
             return Err(Error::NonFinite(format!(
@@ -631,7 +659,7 @@ impl<T: Real> NeuralNetwork<T> {
         match bounds {
             None => self.apply_optimizer(st), // the snapshot guard keeps the promise
             Some(bounds) => {
-                if let Err(e) = self.apply_checked(x, st, options.l2, bounds, b) {
+                if let Err(e) = self.apply_checked(x, st, (options.l2, fused), bounds, b) {
                     st.steps -= 1;
                     st.rng = rng_before;
                     return Err(e);
@@ -641,7 +669,8 @@ impl<T: Real> NeuralNetwork<T> {
         Ok(loss)
     }
 
-    /// The optimizer's update from the gradients in the workspace, when `prove_step` shows
+    /// The optimizer's update from the gradients in the workspace (`fused`: the first
+    /// layer's dW computed row by row as it is applied), when `prove_step` shows
     /// that it keeps every value finite from the bounds carried along or, failing that, from
     /// bounds measured again (and `bounds` move on); otherwise on a copy of the
     /// weights and the optimizer state, put back when a weight is not finite after it (the
@@ -650,28 +679,70 @@ impl<T: Real> NeuralNetwork<T> {
         &mut self,
         x: RowsOf<T>,
         st: &mut TrainingState<T>,
-        l2: f64,
+        (l2, fused): (f64, bool),
         bounds: &mut Vec<(Bound, Bound)>,
         b: usize,
     ) -> Result<()> {
+        let apply = |net: &mut Self, st: &mut TrainingState<T>| {
+            if fused {
+                net.apply_fused_update(x, st, l2);
+            } else {
+                net.apply_optimizer(st);
+            }
+        };
         let proven = self.prove_step(x, st, l2, bounds).or_else(|| {
             // Bounds carried from step to step grow loose: measured again, they may prove it.
             *bounds = self.tensor_bounds(st);
             self.prove_step(x, st, l2, bounds)
         });
         if let Some(next) = proven {
-            self.apply_optimizer(st);
+            apply(self, st);
             *bounds = next;
             return Ok(());
         }
         let copy = (self.layers.clone(), st.tensors.clone());
-        self.apply_optimizer(st);
+        apply(self, st);
         if !self.all_finite() {
             (self.layers, st.tensors) = copy;
             return Err(diverged_at(b));
         }
         *bounds = self.tensor_bounds(st);
         Ok(())
+    }
+
+    /// `apply_optimizer` with the first layer's dW not in the workspace: every other tensor
+    /// from its stored gradient, and the first layer's weights a row (neuron) at a time, each
+    /// row's gradient (`first_layer_row`, + l2 W) made in a scratch row and applied at once
+    /// (`Optimizer::step_rows`, threads cut by neurons as `sparse_weight_grad` cuts them). The
+    /// same operations on the same values as computing dW whole and then applying it: the
+    /// same bits, without the (n_out, n_in) buffer.
+    fn apply_fused_update(&mut self, x: RowsOf<T>, st: &mut TrainingState<T>, l2: f64) {
+        let threads = self.n_threads();
+        let (t, lr, opt) = (st.steps, st.learning_rate, st.optimizer);
+        let parts = self.layers.iter_mut().zip(self.work.grads.iter_mut());
+        for (l, ((layer, grad), (w_state, b_state))) in parts.zip(st.tensors.iter_mut()).enumerate()
+        {
+            let (w, bias) = layer.parameters_mut();
+            if l > 0 {
+                opt.step_threads(w, &mut grad.weights, w_state, t, lr, threads);
+            }
+            opt.step(bias, &mut grad.biases, b_state, t, lr);
+        }
+        let (n_in, n_out) = (self.layers[0].n_inputs(), self.layers[0].n_outputs());
+        let blocks = neuron_blocks(n_out, x.nnz(), self.threads);
+        let delta = self.work.delta[0].as_slice();
+        let (add_l2, l2) = (l2 != 0.0, T::from_f64(l2));
+        // row i's gradient, + l2 W[i] from the row before its update (as backprop_sparse adds it)
+        let grad_row = |i: usize, wi: &[T], g: &mut [T]| {
+            first_layer_row(x, delta, n_out, i, g);
+            if add_l2 {
+                for (g, &v) in g.iter_mut().zip(wi) {
+                    *g += l2 * v;
+                }
+            }
+        };
+        let (w, _) = self.layers[0].parameters_mut();
+        opt.step_rows(w, n_in, &mut st.tensors[0].0, (t, lr), &blocks, &grad_row);
     }
 
     /// The bounds of every tensor after the coming update (step_bound.rs), or None when they
