@@ -697,9 +697,13 @@ dispatch!(
 
 /// How a product's output is cut between threads: into blocks of C's rows or of its columns,
 /// each block one single-threaded GEMM call. Every element of C is then computed by one call,
-/// over the same k in the same order, so the split does not change the bits (asserted below,
-/// `split_products_are_one_threads_bits`, and for whole epochs in tests/kernel_paths.rs), and
-/// no thread's partial sums need adding up afterwards.
+/// so no thread's partial sums need adding up afterwards. The bits stay one thread's only when
+/// the gemm crate blocks k the same way for a block as for the whole C, which holds for the
+/// shapes asserted below (`split_products_are_one_threads_bits`, and whole epochs in
+/// tests/kernel_paths.rs) but not for every shape: it picks its blocking from the call's
+/// shape, and for blocks of 64 columns or fewer may pick another (784-128 forward at batch 32
+/// or 64 differs in the last bit between 1 and 2 threads). A given count always gives the same
+/// bits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Split {
     /// Blocks of rows: for dW (out, in), a thread owns whole neurons (rows of W).
