@@ -1014,16 +1014,7 @@ fn decode_values_until<T: Real>(bytes: &[u8], stop: &mut dyn FnMut() -> bool) ->
 
 /// Little-endian values of T (the length is a multiple of T's size: checked by the caller).
 fn decode_values<T: Real>(bytes: &[u8]) -> Result<Vec<T>> {
-    let size = std::mem::size_of::<T>();
-    let mut out = Vec::new();
-    out.try_reserve_exact(bytes.len() / size).map_err(|_| {
-        Error::Memory(format!(
-            "cannot allocate {} bytes for a tensor of the file",
-            bytes.len()
-        ))
-    })?;
-    push_values(&mut out, bytes);
-    Ok(out)
+    decode_values_until(bytes, &mut || false)
 }
 
 /// Appends the little-endian values of T in `bytes` to `out`.
