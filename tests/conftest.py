@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import pathlib
+import signal
 import sys
 import threading
 import time
@@ -104,3 +105,31 @@ def same_weights(a, b):
         np.array_equal(wa, wb) and np.array_equal(ba, bb) and wa.dtype == wb.dtype
         for (wa, ba), (wb, bb) in zip(a.get_weights(), b.get_weights())
     )
+
+
+def interrupted(call, after=0.001, on_fire=None):
+    """Runs ``call`` with a KeyboardInterrupt raised by a SIGALRM timer ``after`` seconds in
+    (after ``on_fire()``, when given); True when the interrupt came out of the call, False when
+    the call ended first. The previous SIGALRM handler is restored either way."""
+
+    def interrupt(signum, frame):
+        if on_fire is not None:
+            on_fire()
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGALRM, interrupt)
+    try:
+        signal.setitimer(signal.ITIMER_REAL, after)
+        try:
+            call()
+        except KeyboardInterrupt:
+            return True
+        return False
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def n_values(net):
+    """How many weights and biases ``net`` holds."""
+    return sum(w.size + b.size for w, b in net.get_weights())

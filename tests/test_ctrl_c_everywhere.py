@@ -12,6 +12,7 @@ import signal
 import ferrinet
 import numpy as np
 import pytest
+from conftest import interrupted, n_values
 from ferrinet import _core
 
 pytestmark = pytest.mark.skipif(not hasattr(signal, "setitimer"), reason="needs setitimer")
@@ -38,34 +39,10 @@ def big():
     return ferrinet.NeuralNetwork([4096, 4096, 10], seed=0)
 
 
-def n_values(net):
-    return sum(w.size + b.size for w, b in net.get_weights())
-
-
 def polls_of(call):
     before = _core._signal_polls()
     result = call()
     return _core._signal_polls() - before, result
-
-
-def interrupted(call, after=0.001):
-    """Runs ``call`` with a KeyboardInterrupt raised by a timer ``after`` seconds in; True when
-    it came out of the call."""
-
-    def interrupt(signum, frame):
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGALRM, interrupt)
-    try:
-        signal.setitimer(signal.ITIMER_REAL, after)
-        try:
-            call()
-        except KeyboardInterrupt:
-            return True
-        return False
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
 
 
 def same_weights(a, b):

@@ -11,6 +11,7 @@ import signal
 import ferrinet
 import numpy as np
 import pytest
+from conftest import interrupted, n_values, same_weights
 from ferrinet import _core
 
 pytestmark = pytest.mark.skipif(not hasattr(signal, "setitimer"), reason="needs setitimer")
@@ -26,10 +27,6 @@ def big():
     return net, net.to_bytes()
 
 
-def n_values(net):
-    return sum(w.size + b.size for w, b in net.get_weights())
-
-
 def test_writing_and_reading_a_large_network_look_for_signals_per_chunk(big):
     net, data = big
     chunks = n_values(net) // STOP_EVERY
@@ -43,40 +40,13 @@ def test_writing_and_reading_a_large_network_look_for_signals_per_chunk(big):
     assert back.to_bytes() == data
 
 
-def _interrupted(call, after=0.001):
-    """Runs ``call`` with a KeyboardInterrupt raised by a timer ``after`` seconds in; returns
-    True when it came out of the call."""
-
-    def interrupt(signum, frame):
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGALRM, interrupt)
-    try:
-        signal.setitimer(signal.ITIMER_REAL, after)
-        try:
-            call()
-        except KeyboardInterrupt:
-            return True
-        return False
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
-
-
-def _same(a, b):
-    return all(
-        np.array_equal(w, v) and np.array_equal(c, d)
-        for (w, c), (v, d) in zip(a.get_weights(), b.get_weights())
-    )
-
-
 def test_a_signal_mid_to_bytes_and_mid_from_bytes_leaves_everything_usable(big):
     net, data = big
     x = np.random.default_rng(0).random((3, 4096))
     expected = net.predict(x)
-    assert _interrupted(net.to_bytes)
+    assert interrupted(net.to_bytes)
     assert np.array_equal(net.predict(x), expected)
-    assert _interrupted(lambda: ferrinet.from_bytes(data))
+    assert interrupted(lambda: ferrinet.from_bytes(data))
     assert net.to_bytes() == data
     assert np.array_equal(ferrinet.from_bytes(data).predict(x), expected)
 
@@ -87,11 +57,11 @@ def test_a_signal_mid_save_and_mid_load_keeps_the_old_file_and_the_network(big, 
     old = ferrinet.NeuralNetwork([3, 4, 2], seed=0)
     old.save(target)
     old_bytes = target.read_bytes()
-    assert _interrupted(lambda: net.save(target))
+    assert interrupted(lambda: net.save(target))
     assert [p.name for p in tmp_path.iterdir()] == ["big.safetensors"]  # no temporary file
     assert target.read_bytes() == old_bytes
     net.save(target)
-    assert _interrupted(lambda: ferrinet.load(target))
+    assert interrupted(lambda: ferrinet.load(target))
     assert ferrinet.load(target).to_bytes() == data
 
 
@@ -152,22 +122,11 @@ class _Counting(ferrinet.NeuralNetwork):
 
 
 def _interrupted_counting(call, after):
-    def interrupt(signum, frame):
+    def fired():
         _Counting.fired = True
-        raise KeyboardInterrupt
 
     _Counting.fired, _Counting.late_calls = False, 0
-    previous = signal.signal(signal.SIGALRM, interrupt)
-    try:
-        signal.setitimer(signal.ITIMER_REAL, after)
-        try:
-            call()
-        except KeyboardInterrupt:
-            return True
-        return False
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
+    return interrupted(call, after, on_fire=fired)
 
 
 @pytest.mark.parametrize("check", ["gradcheck", "check_parity"])
@@ -187,7 +146,7 @@ def test_a_signal_stops_gradcheck_and_check_parity_at_the_next_step(check):
 
     assert _interrupted_counting(run, 0.02)
     assert _Counting.late_calls == 0
-    assert _same(net, twin)
+    assert same_weights(net, twin)
     _Counting.fired = False
     if check == "gradcheck":
         assert ferrinet.gradcheck(net, X[:2], y[:2]).passed()
