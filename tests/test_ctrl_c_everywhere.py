@@ -163,6 +163,47 @@ def test_a_signal_mid_pass_over_a_large_network_leaves_it_as_it_was(big):
     assert same_weights(big.get_weights(), weights)
 
 
+def test_arrays_that_must_be_converted_are_converted_with_looks_for_signals(big):
+    """A large array of another dtype or layout is copied slice by slice with a look before
+    each (before, the conversion was one uninterruptible astype). Poll counts only grow on a
+    busy machine (passes halve their chunks when one runs long), so they are lower bounds."""
+    weights = big.get_weights()
+    chunks = sum(w.size for w, _ in weights) // STOP_EVERY  # 32
+    # set_weights takes a converted array as it is and the core's pass looks >= 32 times: the
+    # conversion's own looks make it >= 64 (33 before)
+    polls, _ = polls_of(lambda: big.set_weights([(w.astype(np.float32), b) for w, b in weights]))
+    assert polls >= 2 * chunks
+    rounded = [(w.astype(np.float32).astype(np.float64), b) for w, b in weights]
+    assert same_weights(big.get_weights(), rounded)
+    big.set_weights(weights)
+
+    X, _ = big_data(100_000)
+    net = small_net()
+    expected = net.predict(X)
+    # predicting 100,000 rows looks every 10 ms or so (1-2 looks before); converting the
+    # Fortran-ordered copy looks once per 2**19 values (12)
+    polls, out = polls_of(lambda: net.predict(np.asfortranarray(X)))
+    assert polls >= X.size // STOP_EVERY
+    assert np.array_equal(out, expected)
+    # float32 data for a float64 network: the same values as an astype in one go
+    X32 = X.astype(np.float32)
+    assert np.array_equal(net.predict(X32), net.predict(X32.astype(np.float64)))
+
+
+def test_a_signal_mid_conversion_leaves_the_network_as_it_was(big):
+    weights = big.get_weights()
+    other = [((w + 1.0).astype(np.float32), b) for w, b in weights]
+    assert interrupted(lambda: big.set_weights(other))
+    assert same_weights(big.get_weights(), weights)
+    theta = big.get_flat_parameters()
+    assert interrupted(lambda: big.set_flat_parameters((theta + 1.0).astype(np.float32)))
+    assert same_weights(big.get_weights(), weights)
+    # a dtype that is refused is refused on the first slice, with the usual message
+    with pytest.raises(TypeError, match="real numbers"):
+        big.set_flat_parameters(theta.astype(np.complex128))
+    assert same_weights(big.get_weights(), weights)
+
+
 class _Tagged(ferrinet.NeuralNetwork):
     pass
 

@@ -11,7 +11,7 @@ use numpy::{
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyBytes, PyDict, PyFloat, PyFrozenSet, PyInt, PySet, PyString, PyType};
+use pyo3::types::{PyBytes, PyDict, PyFloat, PyFrozenSet, PyInt, PySet, PySlice, PyString, PyType};
 
 /// An owned float array in C order, with its shape.
 pub struct Array<T> {
@@ -59,7 +59,46 @@ pub fn to_f64_array(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<F64Array> {
 }
 
 /// `to_f64_array` for the network's own float type (float32 networks read float32).
+///
+/// A NumPy array of more than `CONVERT_CHUNK` values that must be copied (another dtype, a
+/// non-C layout) is copied in slices of whole rows, with a look for Ctrl-C before each: one
+/// `astype` of 128 M values holds the GIL for about a second, during which Python's signal
+/// handler cannot run. An interrupt returns KeyboardInterrupt before anything else happened.
 pub fn to_array<T: Float>(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<Array<T>> {
+    if let Ok(arr) = obj.cast::<PyUntypedArray>() {
+        if arr.len() > CONVERT_CHUNK && arr.ndim() >= 1 && arr.shape()[0] > 1 {
+            return to_array_in_chunks(arr, what);
+        }
+    }
+    to_array_whole(obj, what)
+}
+
+/// Values converted between two looks for Ctrl-C by `to_array` (as in the core's parameter
+/// passes, `ferrinet_core::chunks`): a slice converts in about a millisecond.
+const CONVERT_CHUNK: usize = 1 << 19;
+
+/// `to_array` of a large array, slice by slice along the first axis. Each slice goes through
+/// `to_array_whole`, so a refused dtype fails on the first slice with the usual message.
+fn to_array_in_chunks<T: Float>(arr: &Bound<'_, PyUntypedArray>, what: &str) -> PyResult<Array<T>> {
+    let shape = arr.shape().to_vec();
+    let rows = shape[0];
+    let row_len: usize = shape[1..].iter().product();
+    let rows_per_chunk = (CONVERT_CHUNK / row_len.max(1)).max(1);
+    let mut data = Vec::with_capacity(arr.len());
+    let mut start = 0;
+    while start < rows {
+        crate::gil::check_signals()?;
+        let end = (start + rows_per_chunk).min(rows);
+        let slice = PySlice::new(arr.py(), start as isize, end as isize, 1);
+        let part = to_array_whole::<T>(&arr.get_item(slice)?, what)?;
+        data.extend_from_slice(&part.data);
+        start = end;
+    }
+    Ok(Array { data, shape })
+}
+
+/// `to_array` in one go.
+fn to_array_whole<T: Float>(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<Array<T>> {
     let py = obj.py();
     if let Ok(arr) = obj.cast::<PyArrayDyn<T>>() {
         return Ok(copy_array(arr));
