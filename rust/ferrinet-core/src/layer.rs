@@ -215,6 +215,33 @@ impl<T: Real> Layer<T> {
         self.biases = biases;
     }
 
+    /// z = x W^T + b alone for a batch x of shape (n, n_inputs), f not applied: what a loss
+    /// that reads only z needs of the output layer (`Loss::reads_only_z`). The same bits of z
+    /// as `forward`, which adds the bias in the same place and applies f after.
+    pub(crate) fn forward_z(
+        &self,
+        x: MatRef<T>,
+        z: &mut Matrix<T>,
+        threads: Threads,
+    ) -> Result<()> {
+        let n = x.rows();
+        z.resize(n, self.n_outputs)?;
+        if n == 1 {
+            kernels::gemv_bias(&self.weights, x.as_slice(), &self.biases, z.as_mut_slice());
+            return Ok(());
+        }
+        kernels::linear_forward(
+            x.as_slice(),
+            n,
+            &self.weights,
+            &self.biases,
+            z.as_mut_slice(),
+            None,
+            threads,
+        );
+        Ok(())
+    }
+
     /// z = x W^T + b and a = f(z) for a batch x of shape (n, n_inputs), into reused buffers:
     /// every neuron's `forward` on every sample at once (the article's picture, batched).
     pub fn forward(

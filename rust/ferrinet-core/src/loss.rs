@@ -197,6 +197,13 @@ impl Loss {
         Ok(())
     }
 
+    /// Whether the loss's value reads only the output layer's pre-activations z, never its
+    /// output a = f(z) (`accumulate_row`): cross-entropy (from log-sum-exp of z), binary
+    /// cross-entropy and Poisson (from z, for their stability); mse reads a.
+    pub(crate) fn reads_only_z(self) -> bool {
+        self != Loss::Mse
+    }
+
     /// Whether the loss has classes, so that an accuracy means something.
     pub fn is_classifier(self) -> bool {
         self != Loss::Mse

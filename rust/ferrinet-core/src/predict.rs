@@ -123,7 +123,7 @@ impl<T: Real> NeuralNetwork<T> {
         while row < end {
             let stop = (row + PREDICT_BLOCK).min(end);
             self.check_rows(x, row, stop)?;
-            self.forward_block(x, (row, stop), (z, a, input))?;
+            self.forward_block(x, (row, stop), (z, a, input), true)?;
             let offset = (row - start) * n_out;
             out[offset..offset + (stop - row) * n_out].copy_from_slice(a.as_slice());
             row = stop;
@@ -131,14 +131,16 @@ impl<T: Real> NeuralNetwork<T> {
         Ok(())
     }
 
-    /// Rows row..stop of x through every layer, one thread; the output layer's z and a are
-    /// left in `z` and `a`.
+    /// Rows row..stop of x through every layer, one thread; the output layer's z and, when
+    /// `output`, its a are left in `z` and `a` (without, `a` holds no output of the block).
     fn forward_block(
         &self,
         x: MatRef<T>,
         (row, stop): (usize, usize),
         (z, a, input): (&mut Matrix<T>, &mut Matrix<T>, &mut Matrix<T>),
+        output: bool,
     ) -> Result<()> {
+        let last = self.layers.len() - 1;
         for (l, layer) in self.layers.iter().enumerate() {
             if l > 0 {
                 // The activation becomes the next input; the old input buffer becomes a.
@@ -149,7 +151,11 @@ impl<T: Real> NeuralNetwork<T> {
             } else {
                 input.view()
             };
-            layer.forward(layer_x, z, a, Threads(1))?;
+            if l == last && !output {
+                layer.forward_z(layer_x, z, Threads(1))?;
+            } else {
+                layer.forward(layer_x, z, a, Threads(1))?;
+            }
         }
         Ok(())
     }
@@ -248,12 +254,18 @@ impl<T: Real> NeuralNetwork<T> {
         if batch.x_unchecked {
             self.check_rows(batch.x, row, stop)?;
         }
-        self.forward_block(batch.x, (row, stop), (z, a, input))?;
+        // The accuracy reads the output a; a loss that reads only z does not need it, and
+        // the output layer's activation (softmax: an exp per output) is then skipped.
+        let counts = count_accuracy && self.loss.is_classifier();
+        let output = counts || !self.loss.reads_only_z();
+        self.forward_block(batch.x, (row, stop), (z, a, input), output)?;
         let t = batch.t.rows_range(row, stop);
         let weights = batch.weights.map(|w| &w[row..stop]);
-        let loss = self.loss.block_sums(z.view(), a.view(), &t, weights);
+        // Without the output, z stands in for a, which such a loss does not read.
+        let a_view = if output { a.view() } else { z.view() };
+        let loss = self.loss.block_sums(z.view(), a_view, &t, weights);
         let (mut hits, mut seen) = (0.0, 0.0);
-        if count_accuracy && self.loss.is_classifier() {
+        if counts {
             let out = a.view();
             for k in 0..out.rows() {
                 let w = weights.map_or(1.0, |w| w[k].to_f64());

@@ -188,3 +188,52 @@ fn the_running_accuracy_of_an_epoch_is_counted_from_each_batch_before_its_step()
         )
         .is_err());
 }
+
+/// `compute_loss` (evaluate's loss alone) leaves out the output layer's activation when the
+/// loss reads only z (cross-entropy, binary cross-entropy, Poisson): the same bits as the
+/// loss of the whole output from the layers' own forward passes, and as `evaluate` (which
+/// computes the output for its accuracy), for every loss; mse, which reads the output, with a
+/// sigmoid output so that a differs from z.
+#[test]
+fn compute_loss_is_the_loss_of_the_whole_output_for_every_loss() {
+    let (n, d, m) = (3 * PREDICT_BLOCK + 11, 5, 3);
+    let (x, y, w) = data(n, d, 7);
+    let mut rng = SplitMix64::new(11);
+    let dense: Vec<f64> = (0..n * m).map(|_| (rng.uniform() * 3.0).floor()).collect();
+    let binary: Vec<f64> = dense
+        .iter()
+        .map(|&t| f64::from(u8::from(t > 1.0)))
+        .collect();
+    let dense = MatRef::new(&dense, n, m).unwrap();
+    let binary = MatRef::new(&binary, n, m).unwrap();
+    let cases = [
+        (Loss::CrossEntropy, None, Targets::Classes(&y)),
+        (Loss::BinaryCrossEntropy, None, Targets::Dense(binary)),
+        (Loss::Poisson, None, Targets::Dense(dense)),
+        (Loss::Mse, Some(Activation::Sigmoid), Targets::Dense(binary)),
+    ];
+    let xm = MatRef::new(&x, n, d).unwrap();
+    for (loss, output, t) in cases {
+        let net = NeuralNetwork::new(&[d, 16, m], &[Activation::Tanh], output, loss, 5).unwrap();
+        // one block: the loss of the whole output
+        let k = 100;
+        let small = MatRef::new(&x[..k * d], k, d).unwrap();
+        let tk = match t {
+            Targets::Classes(c) => Targets::Classes(&c[..k]),
+            Targets::Dense(v) => Targets::Dense(v.rows_range(0, k)),
+        };
+        let (z, a) = last_layer(&net, small);
+        let value = loss.value(z.view(), a.view(), &tk, None);
+        let batch = net.batch(small, tk).unwrap();
+        assert_eq!(net.compute_loss(&batch).unwrap(), value, "{loss:?}");
+        // several blocks, weighted or not: evaluate's loss
+        for weighted in [false, true] {
+            let batch = match weighted {
+                true => net.weighted_batch(xm, t, &w).unwrap(),
+                false => net.batch(xm, t).unwrap(),
+            };
+            let reference = net.evaluate(&batch).unwrap().loss;
+            assert_eq!(net.compute_loss(&batch).unwrap(), reference, "{loss:?}");
+        }
+    }
+}
