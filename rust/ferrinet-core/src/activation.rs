@@ -253,6 +253,20 @@ pub fn sigmoid<T: Real>(z: T) -> T {
 
 /// softmax(z)_i = exp(z_i - max z) / sum_j exp(z_j - max z); subtracting the max keeps exp <= 1.
 pub fn softmax<T: Real>(z: &[T], a: &mut [T]) {
+    softmax_parts(z, a);
+}
+
+/// `softmax`, returning log-sum-exp(z) = max z + ln(sum_j exp(z_j - max z)) from its own max
+/// and sum: the operations of `loss::log_sum_exp`, in its order, so the same bits, for one
+/// exp per output where the two separately take two (`evaluate` of a cross-entropy network).
+pub(crate) fn softmax_lse<T: Real>(z: &[T], a: &mut [T]) -> T {
+    let (mx, s) = softmax_parts(z, a);
+    mx + s.ln()
+}
+
+/// `softmax` into `a`; returns its max and sum of exponentials.
+#[inline]
+fn softmax_parts<T: Real>(z: &[T], a: &mut [T]) -> (T, T) {
     let mx = z.iter().copied().fold(z[0], T::max);
     let mut s = T::ZERO;
     for (ai, &zi) in a.iter_mut().zip(z) {
@@ -262,6 +276,7 @@ pub fn softmax<T: Real>(z: &[T], a: &mut [T]) {
     for ai in a.iter_mut() {
         *ai /= s;
     }
+    (mx, s)
 }
 
 #[cfg(test)]

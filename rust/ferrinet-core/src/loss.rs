@@ -299,12 +299,24 @@ impl Loss {
         t: &Targets<T>,
         weights: Option<&[T]>,
     ) -> (T, T) {
-        let (n, m) = (z.rows(), z.cols());
+        let add = |k: usize, sum: T| self.accumulate(z, a, t, k, sum);
+        self.block_sums_by((z.rows(), z.cols()), weights, add)
+    }
+
+    /// `block_sums` of n rows of m outputs, each row's loss terms added to a running sum by
+    /// `add(k, sum)`, rows in order (`accumulate`, or `cross_entropy_terms` from a log-sum-exp
+    /// already known).
+    pub(crate) fn block_sums_by<T: Real>(
+        self,
+        (n, m): (usize, usize),
+        weights: Option<&[T]>,
+        mut add: impl FnMut(usize, T) -> T,
+    ) -> (T, T) {
         match weights {
             Some(w) => {
                 let (mut total, mut s) = (T::ZERO, T::ZERO);
                 for (k, &wk) in w.iter().enumerate().take(n) {
-                    let lk = self.accumulate(z, a, t, k, T::ZERO);
+                    let lk = add(k, T::ZERO);
                     let lk = if self == Loss::CrossEntropy {
                         lk
                     } else {
@@ -318,7 +330,7 @@ impl Loss {
             None => {
                 let mut sum = T::ZERO;
                 for k in 0..n {
-                    sum = self.accumulate(z, a, t, k, sum);
+                    sum = add(k, sum);
                 }
                 (sum, T::ZERO)
             }
@@ -435,22 +447,7 @@ impl Loss {
                     sum += poisson_deviance(zi, t.get(k, i));
                 }
             }
-            Loss::CrossEntropy => {
-                let lse = log_sum_exp(zk);
-                match t {
-                    Targets::Classes(c) => sum += lse - zk[c[k]],
-                    Targets::Dense(_) => {
-                        let mut l = T::ZERO;
-                        for (i, &zi) in zk.iter().enumerate() {
-                            let ti = t.get(k, i);
-                            if ti != T::ZERO {
-                                l += ti * (lse - zi);
-                            }
-                        }
-                        sum += l;
-                    }
-                }
-            }
+            Loss::CrossEntropy => return cross_entropy_terms(zk, log_sum_exp(zk), t, k, sum),
         }
         sum
     }
@@ -582,6 +579,31 @@ pub fn poisson_deviance<T: Real>(z: T, t: T) -> T {
         (e - t) + t * (t.ln() - z)
     } else {
         e
+    }
+}
+
+/// `sum` plus cross-entropy's terms of sample k, whose output row has pre-activations zk and
+/// log-sum-exp `lse`: lse - z_c for class c, or sum_i t_i (lse - z_i) over the non-zero targets.
+#[inline]
+pub(crate) fn cross_entropy_terms<T: Real>(
+    zk: &[T],
+    lse: T,
+    t: &Targets<T>,
+    k: usize,
+    sum: T,
+) -> T {
+    match t {
+        Targets::Classes(c) => sum + (lse - zk[c[k]]),
+        Targets::Dense(_) => {
+            let mut l = T::ZERO;
+            for (i, &zi) in zk.iter().enumerate() {
+                let ti = t.get(k, i);
+                if ti != T::ZERO {
+                    l += ti * (lse - zi);
+                }
+            }
+            sum + l
+        }
     }
 }
 

@@ -2,10 +2,12 @@
 //! a time (a block's z and a stay in cache), each block's inputs checked just before use, and
 //! with several threads each takes a run of whole blocks (the same bits for any count).
 
+use crate::activation::{softmax_lse, Activation};
 use crate::batch::Batch;
 use crate::error::{value_error, Result};
 use crate::float::Real;
 use crate::kernels::Threads;
+use crate::loss::{cross_entropy_terms, Loss};
 use crate::matrix::{MatRef, Matrix};
 use crate::network::NeuralNetwork;
 use crate::team::map_parts;
@@ -255,15 +257,32 @@ impl<T: Real> NeuralNetwork<T> {
             self.check_rows(batch.x, row, stop)?;
         }
         // The accuracy reads the output a; a loss that reads only z does not need it, and
-        // the output layer's activation (softmax: an exp per output) is then skipped.
+        // the output layer's activation (softmax: an exp per output) is then skipped. With
+        // both, for cross-entropy, each row's softmax is taken here with its log-sum-exp, the
+        // loss's (`softmax_lse`): one exp per output instead of one for a and one for the loss.
         let counts = count_accuracy && self.loss.is_classifier();
-        let output = counts || !self.loss.reads_only_z();
+        let last = self.layers.len() - 1;
+        let fused = counts
+            && self.loss == Loss::CrossEntropy
+            && self.layers[last].activation() == Activation::Softmax;
+        let output = (counts && !fused) || !self.loss.reads_only_z();
         self.forward_block(batch.x, (row, stop), (z, a, input), output)?;
         let t = batch.t.rows_range(row, stop);
         let weights = batch.weights.map(|w| &w[row..stop]);
-        // Without the output, z stands in for a, which such a loss does not read.
-        let a_view = if output { a.view() } else { z.view() };
-        let loss = self.loss.block_sums(z.view(), a_view, &t, weights);
+        let loss = if fused {
+            let (n, m) = (z.rows(), z.cols());
+            a.resize(n, m)?;
+            let (zv, av) = (z.view(), a.as_mut_slice());
+            let add = |k: usize, sum: T| {
+                let lse = softmax_lse(zv.row(k), &mut av[k * m..(k + 1) * m]);
+                cross_entropy_terms(zv.row(k), lse, &t, k, sum)
+            };
+            self.loss.block_sums_by((n, m), weights, add)
+        } else {
+            // Without the output, z stands in for a, which such a loss does not read.
+            let a_view = if output { a.view() } else { z.view() };
+            self.loss.block_sums(z.view(), a_view, &t, weights)
+        };
         let (mut hits, mut seen) = (0.0, 0.0);
         if counts {
             let out = a.view();

@@ -190,10 +190,12 @@ fn the_running_accuracy_of_an_epoch_is_counted_from_each_batch_before_its_step()
 }
 
 /// `compute_loss` (evaluate's loss alone) leaves out the output layer's activation when the
-/// loss reads only z (cross-entropy, binary cross-entropy, Poisson): the same bits as the
-/// loss of the whole output from the layers' own forward passes, and as `evaluate` (which
-/// computes the output for its accuracy), for every loss; mse, which reads the output, with a
-/// sigmoid output so that a differs from z.
+/// loss reads only z (cross-entropy, binary cross-entropy, Poisson), and `evaluate` of a
+/// cross-entropy network takes each row's log-sum-exp from its softmax: the same bits as the
+/// loss of the whole output from the layers' own forward passes, compute_loss the same as
+/// evaluate's loss, and evaluate's accuracy that of predict's outputs, for every loss (class
+/// and dense targets for cross-entropy); mse, which reads the output, with a sigmoid output so
+/// that a differs from z.
 #[test]
 fn compute_loss_is_the_loss_of_the_whole_output_for_every_loss() {
     let (n, d, m) = (3 * PREDICT_BLOCK + 11, 5, 3);
@@ -206,8 +208,11 @@ fn compute_loss_is_the_loss_of_the_whole_output_for_every_loss() {
         .collect();
     let dense = MatRef::new(&dense, n, m).unwrap();
     let binary = MatRef::new(&binary, n, m).unwrap();
+    let soft: Vec<f64> = (0..n * m).map(|i| [0.2, 0.0, 0.8][i % 3]).collect();
+    let soft = MatRef::new(&soft, n, m).unwrap();
     let cases = [
         (Loss::CrossEntropy, None, Targets::Classes(&y)),
+        (Loss::CrossEntropy, None, Targets::Dense(soft)),
         (Loss::BinaryCrossEntropy, None, Targets::Dense(binary)),
         (Loss::Poisson, None, Targets::Dense(dense)),
         (Loss::Mse, Some(Activation::Sigmoid), Targets::Dense(binary)),
@@ -232,8 +237,31 @@ fn compute_loss_is_the_loss_of_the_whole_output_for_every_loss() {
                 true => net.weighted_batch(xm, t, &w).unwrap(),
                 false => net.batch(xm, t).unwrap(),
             };
-            let reference = net.evaluate(&batch).unwrap().loss;
-            assert_eq!(net.compute_loss(&batch).unwrap(), reference, "{loss:?}");
+            let evaluation = net.evaluate(&batch).unwrap();
+            assert_eq!(
+                net.compute_loss(&batch).unwrap(),
+                evaluation.loss,
+                "{loss:?}"
+            );
+            // the accuracy, counted from predict's outputs in the same order (running sums
+            // per block, added block by block): the same bits
+            if let Targets::Classes(c) = t {
+                let out = net.predict(xm).unwrap();
+                let (mut hits, mut seen) = (0.0, 0.0);
+                for start in (0..n).step_by(PREDICT_BLOCK) {
+                    let (mut block_hits, mut block_seen) = (0.0, 0.0);
+                    for k in start..(start + PREDICT_BLOCK).min(n) {
+                        let row = out.view().row(k).to_vec();
+                        let best = (0..m).fold(0, |b, i| if row[i] > row[b] { i } else { b });
+                        let wk = if weighted { w[k] } else { 1.0 };
+                        block_hits += wk * f64::from(u8::from(best == c[k]));
+                        block_seen += wk;
+                    }
+                    hits += block_hits;
+                    seen += block_seen;
+                }
+                assert_eq!(evaluation.accuracy, Some(hits / seen), "{loss:?}");
+            }
         }
     }
 }
