@@ -195,7 +195,7 @@ impl Activation {
 
     /// a[i] = f(z[i]), with the match on the activation made once for the row rather than per
     /// element (`per_activation!`): the same operations.
-    #[inline]
+    #[inline(always)]
     fn map_f<T: Real>(self, z: &[T], a: &mut [T]) {
         #[inline(always)]
         fn each<T: Real>(f: Activation, z: &[T], a: &mut [T]) {
@@ -208,8 +208,9 @@ impl Activation {
 
     /// d[i] *= f'(z[i]) given a[i] = f(z[i]): the chain rule through this activation for one
     /// row of deltas (the layer below's delta from its input gradient), with the match on the
-    /// activation made once for the row rather than per element: the same operations.
-    #[inline]
+    /// activation made once for the row rather than per element: the same operations. Always
+    /// inlined: the per-sample steps compile it into their loop (`kernels::per_cpu`).
+    #[inline(always)]
     pub fn scale_by_derivative<T: Real>(self, d: &mut [T], z: &[T], a: &[T]) {
         #[inline(always)]
         fn each<T: Real>(f: Activation, d: &mut [T], z: &[T], a: &[T]) {
@@ -220,8 +221,10 @@ impl Activation {
         per_activation!(self, f => each(f, d, z, a))
     }
 
-    /// Applies the activation to one row of pre-activations: `a[i] = f(z[i])`, or the softmax.
-    #[inline]
+    /// Applies the activation to one row of pre-activations: `a[i] = f(z[i])`, or the softmax
+    /// (the bits of `apply` on that row). Always inlined: the per-sample steps compile it into
+    /// their loop (`kernels::per_cpu`).
+    #[inline(always)]
     pub fn apply_row<T: Real>(self, z: &[T], a: &mut [T]) {
         if self == Activation::Softmax {
             softmax(z, a);

@@ -122,6 +122,11 @@ impl_real!(f32, "float32");
 /// branch on every value.
 pub fn first_non_finite<T: Real>(v: &[T]) -> Option<usize> {
     const BLOCK: usize = 1024;
+    // One sample's few values (a per-sample `backward` call's x and target): a plain search
+    // costs less than setting up the blocks.
+    if v.len() <= 16 {
+        return v.iter().position(|x| !x.is_finite());
+    }
     v.chunks(BLOCK).enumerate().find_map(|(b, block)| {
         if block.iter().fold(true, |ok, &x| ok & x.is_finite()) {
             None
@@ -156,5 +161,15 @@ mod tests {
             .map(|i| if i == 2047 { f32::NAN } else { i as f32 })
             .collect();
         assert_eq!(first_non_finite(&w), Some(2047));
+        // short slices (one sample's values) take a plain search: the same answers
+        for len in [1, 2, 16, 17] {
+            for pos in 0..len {
+                let mut v = vec![0.5f32; len];
+                v[pos] = f32::INFINITY;
+                v[len - 1] = f32::NAN;
+                assert_eq!(first_non_finite(&v), Some(pos), "{len} values");
+            }
+            assert_eq!(first_non_finite(&vec![-2.0f64; len]), None);
+        }
     }
 }

@@ -2,6 +2,8 @@
 //! end, and only when a weight went non-finite replays the call from a snapshot one checked
 //! step at a time, so the network ends on the last step that kept every weight finite.
 
+use std::ops::Range;
+
 use crate::error::{Error, Result};
 use crate::float::Real;
 use crate::layer::Layer;
@@ -19,10 +21,29 @@ impl<T: Real> NeuralNetwork<T> {
         state: &mut S,
         steps: usize,
         mut step: impl FnMut(&mut Self, &mut S, usize, bool) -> Result<()>,
+        finish: impl FnMut(&mut Self, &mut S),
+    ) -> Result<()> {
+        let run = |net: &mut Self, state: &mut S, range: Range<usize>, checked: bool| {
+            range
+                .into_iter()
+                .try_for_each(|i| step(net, state, i, checked))
+        };
+        self.guarded_runs(state, steps, run, finish)
+    }
+
+    /// `guarded_deferred` with the steps taken by `run(net, state, range, checked)`, which takes
+    /// steps `range` in order (and stops at the first that fails): the fast run is one call for
+    /// all of them, each checked step one call of its own. For a loop of steps that dispatches
+    /// on the CPU's kernels once per call rather than once per step (per_sample.rs).
+    pub(crate) fn guarded_runs<S: Clone>(
+        &mut self,
+        state: &mut S,
+        steps: usize,
+        mut run: impl FnMut(&mut Self, &mut S, Range<usize>, bool) -> Result<()>,
         mut finish: impl FnMut(&mut Self, &mut S),
     ) -> Result<()> {
         let snapshot = (self.layers.clone(), state.clone());
-        let fast = (0..steps).try_for_each(|i| step(self, state, i, false));
+        let fast = run(self, state, 0..steps, false);
         finish(self, state);
         let finite = self.all_finite();
         match fast {
@@ -42,7 +63,7 @@ impl<T: Real> NeuralNetwork<T> {
         *state = snapshot.1;
         for i in 0..steps {
             let before = (self.layers.clone(), state.clone());
-            let result = step(self, state, i, true);
+            let result = run(self, state, i..i + 1, true);
             if result.is_err() || !self.all_finite() {
                 self.layers = before.0;
                 *state = before.1;

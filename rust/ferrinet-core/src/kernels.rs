@@ -53,6 +53,7 @@ fn madd<T: Real, const FMA: bool>(a: T, b: T, c: T) -> T {
 /// them, else `$imp::<T, false>` compiled for the baseline target.
 macro_rules! dispatch {
     ($(#[$doc:meta])* $name:ident, $avx:ident, $imp:ident, ($($arg:ident : $ty:ty),*)) => {
+        $(#[$doc])*
         #[cfg(target_arch = "x86_64")]
         #[target_feature(enable = "avx2,fma")]
         unsafe fn $avx<T: Real>($($arg: $ty),*) {
@@ -75,6 +76,20 @@ macro_rules! dispatch {
 fn has_avx2_fma() -> bool {
     // std caches the CPUID answer; this is a load and a test.
     std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
+}
+
+/// Whether this CPU takes the AVX2+FMA kernels (`FMA = true`): what a caller that dispatches
+/// once per call (see `per_cpu`) tests before entering its `#[target_feature]` copy.
+#[inline]
+pub(crate) fn avx2_fma() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        has_avx2_fma()
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
 }
 
 /// Which kernels this CPU runs: "avx2+fma" or "baseline" (for benchmarks and bug reports).
@@ -135,10 +150,13 @@ fn gemv_bias_impl<T: Real, const FMA: bool>(w: &[T], x: &[T], b: &[T], z: &mut [
         }
         for q in 0..4 {
             // Constant lane indices (a `for l in 0..LANES` the compiler unrolls) keep acc in
-            // registers; a variable index spilled it and stalled on store forwarding.
-            for l in 0..LANES {
-                if split + l < n_in {
-                    acc[q][l] = madd::<T, FMA>(r[q][split + l], x[split + l], acc[q][l]);
+            // registers; a variable index spilled it and stalled on store forwarding. Rows of
+            // whole lane blocks (8, 784) skip the tail's 8 tests.
+            if split < n_in {
+                for l in 0..LANES {
+                    if split + l < n_in {
+                        acc[q][l] = madd::<T, FMA>(r[q][split + l], x[split + l], acc[q][l]);
+                    }
                 }
             }
             z[i + q] = reduce(acc[q]) + b[i + q];
@@ -160,9 +178,11 @@ fn gemv_bias_impl<T: Real, const FMA: bool>(w: &[T], x: &[T], b: &[T], z: &mut [
                 acc[l] = madd::<T, FMA>(ws[l], xs[l], acc[l]);
             }
         }
-        for l in 0..LANES {
-            if split + l < n_in {
-                acc[l] = madd::<T, FMA>(row[split + l], x[split + l], acc[l]);
+        if split < n_in {
+            for l in 0..LANES {
+                if split + l < n_in {
+                    acc[l] = madd::<T, FMA>(row[split + l], x[split + l], acc[l]);
+                }
             }
         }
         *zi = reduce(acc) + bias;
@@ -519,14 +539,6 @@ fn sgd_rank1_gemv_rows<T: Real, const FMA: bool, const TAIL: usize>(
     }
 }
 
-dispatch!(
-    /// `sgd_rank1_gemv` for rows of LANES values or more.
-    sgd_rank1_gemv_lanes,
-    sgd_rank1_gemv_avx2,
-    sgd_rank1_gemv_impl,
-    (w: &mut [T], b: &mut [T], delta_prev: &[T], x_prev: &[T], learning_rate: T, x: &[T], z: &mut [T])
-);
-
 #[inline(always)]
 fn sgd_rank1_gemv_narrow_impl<T: Real, const FMA: bool>(
     w: &mut [T],
@@ -544,32 +556,20 @@ fn sgd_rank1_gemv_narrow_impl<T: Real, const FMA: bool>(
     )
 }
 
+#[cfg(feature = "internals")]
+use per_cpu::sgd_rank1_gemv as sgd_rank1_gemv_any;
+
 dispatch!(
-    /// `sgd_rank1_gemv` for rows shorter than LANES values.
-    sgd_rank1_gemv_narrow,
-    sgd_rank1_gemv_narrow_avx2,
-    sgd_rank1_gemv_narrow_impl,
+    /// The previous sample's first-layer SGD update fused with this sample's forward pass (see
+    /// `sgd_rank1_gemv_impl`; rows shorter than a lane block take `sgd_rank1_gemv_rows`),
+    /// dispatched on its own: for examples/per_sample.rs, which times it. `train` takes
+    /// `per_cpu::sgd_rank1_gemv` inside its loop, which is dispatched once per call.
+    #[cfg(feature = "internals")]
+    sgd_rank1_gemv,
+    sgd_rank1_gemv_avx2,
+    sgd_rank1_gemv_any,
     (w: &mut [T], b: &mut [T], delta_prev: &[T], x_prev: &[T], learning_rate: T, x: &[T], z: &mut [T])
 );
-
-/// The previous sample's first-layer SGD update fused with this sample's forward pass (see
-/// `sgd_rank1_gemv_impl`); rows shorter than a lane block take their own copy of the kernel
-/// (`sgd_rank1_gemv_rows`), as in `gemv_bias`.
-pub fn sgd_rank1_gemv<T: Real>(
-    w: &mut [T],
-    b: &mut [T],
-    delta_prev: &[T],
-    x_prev: &[T],
-    learning_rate: T,
-    x: &[T],
-    z: &mut [T],
-) {
-    if x.len() < LANES {
-        sgd_rank1_gemv_narrow(w, b, delta_prev, x_prev, learning_rate, x, z)
-    } else {
-        sgd_rank1_gemv_lanes(w, b, delta_prev, x_prev, learning_rate, x, z)
-    }
-}
 
 /// acc += x, elementwise (the threads' shares of a gradient, added in order).
 #[inline(always)]
@@ -1132,13 +1132,79 @@ fn axpy_impl<T: Real, const FMA: bool>(y: &mut [T], a: T, x: &[T]) {
     }
 }
 
-dispatch!(
-    /// y += a x.
-    axpy,
-    axpy_avx2,
-    axpy_impl,
-    (y: &mut [T], a: T, x: &[T])
-);
+/// The one-sample kernels with the kernel set chosen by the caller, for a whole per-sample
+/// step (or loop of steps) dispatched once per call instead of once per kernel: every function
+/// here is `#[inline(always)]`, so that it compiles into its caller, and the caller is itself
+/// `#[inline(always)]` up to one `#[target_feature(enable = "avx2,fma")]` entry taken when
+/// `avx2_fma()` (with `FMA = true`), or a plain entry (`FMA = false`) otherwise. The
+/// arithmetic is that of the dispatched function of the same name above, on the same CPU bit
+/// for bit: `FMA` alone decides the roundings (a `FMA = true` kernel compiled without the
+/// feature would still round once per multiply-add, through a slower libm call). What the
+/// single entry saves is the test and the call that every dispatched kernel costs, and the
+/// argument checks that a kernel which cannot be inlined makes again: on 2-8-1 they were about
+/// a tenth of a step.
+pub(crate) mod per_cpu {
+    use super::*;
+
+    /// `gemv_bias`: z = W x + b for one sample.
+    #[inline(always)]
+    pub(crate) fn gemv_bias<T: Real, const FMA: bool>(w: &[T], x: &[T], b: &[T], z: &mut [T]) {
+        if x.len() < LANES {
+            gemv_bias_narrow_impl::<T, FMA>(w, x, b, z)
+        } else {
+            gemv_bias_impl::<T, FMA>(w, x, b, z)
+        }
+    }
+
+    /// `gemv_t_accumulate`: dx += W^T delta for one sample.
+    #[inline(always)]
+    pub(crate) fn gemv_t_accumulate<T: Real, const FMA: bool>(w: &[T], delta: &[T], dx: &mut [T]) {
+        gemv_t_accumulate_impl::<T, FMA>(w, delta, dx)
+    }
+
+    /// `sgd_rank1`: one sample's fused SGD step of a layer, with dx when asked.
+    #[inline(always)]
+    pub(crate) fn sgd_rank1<T: Real, const FMA: bool>(
+        w: &mut [T],
+        b: &mut [T],
+        delta: &[T],
+        x: &[T],
+        learning_rate: T,
+        dx: Option<&mut [T]>,
+    ) {
+        if x.len() < LANES {
+            sgd_rank1_narrow_impl::<T, FMA>(w, b, delta, x, learning_rate, dx)
+        } else {
+            sgd_rank1_impl::<T, FMA>(w, b, delta, x, learning_rate, dx)
+        }
+    }
+
+    /// `sgd_rank1_gemv`: the previous sample's first-layer step fused with this sample's
+    /// forward pass.
+    #[inline(always)]
+    pub(crate) fn sgd_rank1_gemv<T: Real, const FMA: bool>(
+        w: &mut [T],
+        b: &mut [T],
+        delta_prev: &[T],
+        x_prev: &[T],
+        learning_rate: T,
+        x: &[T],
+        z: &mut [T],
+    ) {
+        let d = delta_prev;
+        if x.len() < LANES {
+            sgd_rank1_gemv_narrow_impl::<T, FMA>(w, b, d, x_prev, learning_rate, x, z)
+        } else {
+            sgd_rank1_gemv_impl::<T, FMA>(w, b, d, x_prev, learning_rate, x, z)
+        }
+    }
+
+    /// `axpy`: y += a x.
+    #[inline(always)]
+    pub(crate) fn axpy<T: Real, const FMA: bool>(y: &mut [T], a: T, x: &[T]) {
+        axpy_impl::<T, FMA>(y, a, x)
+    }
+}
 
 #[cfg(test)]
 mod tests {
@@ -1425,10 +1491,11 @@ mod tests {
     /// The deferred first-layer update fused into the next forward pass (`sgd_rank1_gemv`) gives the
     /// bits of the update followed by the forward pass (`sgd_rank1` then `gemv_bias`), for shapes
     /// with and without row and lane tails, in f64 and f32, with some rows' steps zero (ReLU units
-    /// that were off: their block is not rewritten).
+    /// that were off: their block is not rewritten); with both kernel sets (`per_cpu`, FMA and
+    /// baseline, whatever this CPU has).
     #[test]
     fn the_fused_update_and_forward_equal_the_two_passes() {
-        fn check<T: Real>(rng: &mut SplitMix64, n_in: usize, n_out: usize) {
+        fn check<T: Real, const FMA: bool>(rng: &mut SplitMix64, n_in: usize, n_out: usize) {
             let draw = |rng: &mut SplitMix64, n: usize| -> Vec<T> {
                 (0..n)
                     .map(|_| T::from_f64(rng.uniform() * 2.0 - 1.0))
@@ -1446,17 +1513,113 @@ mod tests {
             }
             let lr = T::from_f64(0.3);
             let (mut w1, mut b1, mut z1) = (w.clone(), b.clone(), vec![T::ZERO; n_out]);
-            sgd_rank1(&mut w1, &mut b1, &delta, &x_prev, lr, None);
-            gemv_bias(&w1, &x, &b1, &mut z1);
+            per_cpu::sgd_rank1::<T, FMA>(&mut w1, &mut b1, &delta, &x_prev, lr, None);
+            per_cpu::gemv_bias::<T, FMA>(&w1, &x, &b1, &mut z1);
             let (mut w2, mut b2, mut z2) = (w, b, vec![T::ZERO; n_out]);
-            sgd_rank1_gemv(&mut w2, &mut b2, &delta, &x_prev, lr, &x, &mut z2);
+            per_cpu::sgd_rank1_gemv::<T, FMA>(&mut w2, &mut b2, &delta, &x_prev, lr, &x, &mut z2);
             let f = |v: &[T]| v.iter().map(|x| x.to_f64().to_bits()).collect::<Vec<_>>();
-            assert_eq!(f(&w1), f(&w2), "weights, {n_out}x{n_in}");
-            assert_eq!(f(&b1), f(&b2), "biases, {n_out}x{n_in}");
-            assert_eq!(f(&z1), f(&z2), "z, {n_out}x{n_in}");
+            let case = format!("{n_out}x{n_in}, FMA {FMA}");
+            assert_eq!(f(&w1), f(&w2), "weights, {case}");
+            assert_eq!(f(&b1), f(&b2), "biases, {case}");
+            assert_eq!(f(&z1), f(&z2), "z, {case}");
         }
         let mut rng = SplitMix64::new(7);
         for &(n_in, n_out) in &[(784, 128), (8, 4), (13, 7), (1, 1), (2, 9), (35, 10)] {
+            check::<f64, true>(&mut rng, n_in, n_out);
+            check::<f32, true>(&mut rng, n_in, n_out);
+            check::<f64, false>(&mut rng, n_in, n_out);
+            check::<f32, false>(&mut rng, n_in, n_out);
+        }
+    }
+
+    /// The one-sample kernels of `per_cpu` with the CPU's kernel set give the bits of the
+    /// dispatched kernels (which `predict`, the small-batch loops and the end of a `train` call
+    /// take), in f64 and f32, on shapes with and without lane tails; the baseline set agrees
+    /// with plain loops to rounding (no FMA: products rounded before each add).
+    #[test]
+    fn per_cpu_kernels_are_the_dispatched_ones() {
+        fn check<T: Real>(rng: &mut SplitMix64, n_in: usize, n_out: usize) {
+            let draw = |rng: &mut SplitMix64, n: usize| -> Vec<T> {
+                (0..n)
+                    .map(|_| T::from_f64(rng.uniform() * 2.0 - 1.0))
+                    .collect()
+            };
+            let (w, b, x, delta) = (
+                draw(rng, n_in * n_out),
+                draw(rng, n_out),
+                draw(rng, n_in),
+                draw(rng, n_out),
+            );
+            let lr = T::from_f64(0.3);
+            let f = |v: &[T]| v.iter().map(|x| x.to_f64().to_bits()).collect::<Vec<_>>();
+            let case = format!("{n_out}x{n_in} {}", T::NAME);
+            // each kernel through the CPU's set: (z, dx, w, b) after a forward pass, an input
+            // gradient and a fused step with dx
+            let run = |fma: bool| {
+                let (mut z, mut dx, mut dx2) = (
+                    vec![T::ZERO; n_out],
+                    vec![T::ZERO; n_in],
+                    vec![T::ZERO; n_in],
+                );
+                let (mut w, mut b) = (w.clone(), b.clone());
+                if fma {
+                    per_cpu::gemv_bias::<T, true>(&w, &x, &b, &mut z);
+                    per_cpu::gemv_t_accumulate::<T, true>(&w, &delta, &mut dx);
+                    per_cpu::sgd_rank1::<T, true>(&mut w, &mut b, &delta, &x, lr, Some(&mut dx2));
+                } else {
+                    per_cpu::gemv_bias::<T, false>(&w, &x, &b, &mut z);
+                    per_cpu::gemv_t_accumulate::<T, false>(&w, &delta, &mut dx);
+                    per_cpu::sgd_rank1::<T, false>(&mut w, &mut b, &delta, &x, lr, Some(&mut dx2));
+                }
+                assert_eq!(f(&dx), f(&dx2), "{case}: dx of the fused step, FMA {fma}");
+                [z, dx, w, b]
+            };
+            let (mut z, mut dx) = (vec![T::ZERO; n_out], vec![T::ZERO; n_in]);
+            let (mut w1, mut b1) = (w.clone(), b.clone());
+            gemv_bias(&w, &x, &b, &mut z);
+            gemv_t_accumulate(&w, &delta, &mut dx);
+            sgd_rank1(&mut w1, &mut b1, &delta, &x, lr, None);
+            let dispatched = [z, dx, w1, b1];
+            let cpu = run(avx2_fma());
+            for (what, (p, d)) in ["z", "dx", "w", "b"]
+                .iter()
+                .zip(cpu.iter().zip(&dispatched))
+            {
+                assert_eq!(f(p), f(d), "{case}: {what}");
+            }
+            // the baseline set against plain loops, in f64
+            let [z, dx, w1, b1] = run(false);
+            let to64 = |v: &[T]| v.iter().map(|x| x.to_f64()).collect::<Vec<_>>();
+            let (w64, x64, d64) = (to64(&w), to64(&x), to64(&delta));
+            // a few roundings of T per term: 2^-20 relative in f32 (u = 2^-24), 2^-49 in f64
+            let eps = if std::mem::size_of::<T>() == 4 {
+                2f64.powi(-20)
+            } else {
+                2f64.powi(-49)
+            };
+            let tol = eps * (n_in as f64 + 1.0);
+            for i in 0..n_out {
+                let mut s = b[i].to_f64();
+                for j in 0..n_in {
+                    s += w64[i * n_in + j] * x64[j];
+                    let step = lr.to_f64() * d64[i] * x64[j];
+                    let wv = w1[i * n_in + j].to_f64();
+                    assert!((wv - (w64[i * n_in + j] - step)).abs() <= tol, "{case}: w");
+                }
+                assert!((z[i].to_f64() - s).abs() <= tol, "{case}: z {i}");
+                let bv = b1[i].to_f64();
+                assert!(
+                    (bv - (b[i].to_f64() - lr.to_f64() * d64[i])).abs() <= tol,
+                    "{case}: b"
+                );
+            }
+            for j in 0..n_in {
+                let s: f64 = (0..n_out).map(|i| d64[i] * w64[i * n_in + j]).sum();
+                assert!((dx[j].to_f64() - s).abs() <= tol, "{case}: dx {j}");
+            }
+        }
+        let mut rng = SplitMix64::new(9);
+        for &(n_in, n_out) in &[(2, 8), (8, 1), (784, 13), (13, 7), (1, 1), (35, 10)] {
             check::<f64>(&mut rng, n_in, n_out);
             check::<f32>(&mut rng, n_in, n_out);
         }

@@ -5,7 +5,7 @@ use crate::activation::Activation;
 use crate::chunks;
 use crate::error::{value_error, Error, Result};
 use crate::float::Real;
-use crate::kernels::{self, Threads};
+use crate::kernels::{self, per_cpu, Threads};
 use crate::matrix::{checked_len, try_resize, MatRef, Matrix};
 use crate::neuron::Neuron;
 use crate::rng::SplitMix64;
@@ -417,6 +417,29 @@ impl<T: Real> Layer<T> {
         }
     }
 
+    /// `forward` of one sample into rows z and a (n_outputs values each, sized by the caller),
+    /// with the kernels of `FMA` (`kernels::per_cpu`): the bits of `forward` with n = 1.
+    #[inline(always)]
+    pub(crate) fn forward_row<const FMA: bool>(&self, x: &[T], z: &mut [T], a: &mut [T]) {
+        per_cpu::gemv_bias::<T, FMA>(&self.weights, x, &self.biases, z);
+        self.activation.apply_row(z, a);
+    }
+
+    /// `sgd_sample` with the kernels of `FMA` (`kernels::per_cpu`), for a per-sample loop that
+    /// dispatches once per call.
+    #[inline(always)]
+    pub(crate) fn sgd_row<const FMA: bool>(
+        &mut self,
+        x: &[T],
+        delta: &[T],
+        learning_rate: T,
+        dx: Option<&mut [T]>,
+    ) {
+        self.bound = ParameterBound::UNKNOWN;
+        let (w, b) = (&mut self.weights, &mut self.biases);
+        per_cpu::sgd_rank1::<T, FMA>(w, b, delta, x, learning_rate, dx);
+    }
+
     /// One sample's fused SGD step (see `kernels::sgd_rank1`): with `dx`, also the gradient
     /// for the layer below, from the weights before the update.
     pub(crate) fn sgd_sample(
@@ -438,32 +461,30 @@ impl<T: Real> Layer<T> {
     }
 
     /// The previous sample's fused SGD step (`sgd_sample` without `dx`, for the sample
-    /// `x_prev` with error `delta_prev`), then this sample's forward pass, in one pass over W
-    /// (see `kernels::sgd_rank1_gemv`). z and a become (1, n_outputs).
-    pub(crate) fn sgd_then_forward(
+    /// `x_prev` with error `delta_prev`), then this sample's forward pass into rows z and a
+    /// (n_outputs values each), in one pass over W (see `kernels::sgd_rank1_gemv`), with the
+    /// kernels of `FMA` (`kernels::per_cpu`).
+    #[inline(always)]
+    pub(crate) fn sgd_then_forward<const FMA: bool>(
         &mut self,
         x_prev: &[T],
         delta_prev: &[T],
         learning_rate: T,
         x: &[T],
-        z: &mut Matrix<T>,
-        a: &mut Matrix<T>,
-    ) -> Result<()> {
-        z.resize(1, self.n_outputs)?;
-        a.resize(1, self.n_outputs)?;
+        z: &mut [T],
+        a: &mut [T],
+    ) {
         self.bound = ParameterBound::UNKNOWN;
-        kernels::sgd_rank1_gemv(
+        per_cpu::sgd_rank1_gemv::<T, FMA>(
             &mut self.weights,
             &mut self.biases,
             delta_prev,
             x_prev,
             learning_rate,
             x,
-            z.as_mut_slice(),
+            z,
         );
-        self.activation
-            .apply(z.as_slice(), a.as_mut_slice(), self.n_outputs);
-        Ok(())
+        self.activation.apply_row(z, a);
     }
 
     /// Whether the per-sample step of `sgd_sample_proven` (input `x`, error `delta`) is sure to
@@ -473,6 +494,9 @@ impl<T: Real> Layer<T> {
     /// B is the bound carried from the last proven step, O(n_inputs + n_outputs) per step; only
     /// when it is unknown (another method changed the parameters) or too loose to prove the step
     /// is it measured (one pass over the parameters). Some(bound after the step) when proven.
+    /// Always inlined: `backward`'s one-sample step compiles it into its copy for the CPU's
+    /// kernels (`kernels::per_cpu`).
+    #[inline(always)]
     pub(crate) fn prove_step(&mut self, x: &[T], delta: &[T], learning_rate: T) -> Option<f64> {
         let limit = step_limit::<T>();
         let (x_finite, x_max) = max_abs_from(T::ONE, x.iter().copied());
@@ -496,10 +520,17 @@ impl<T: Real> Layer<T> {
 
     /// The fused per-sample step of `sgd_sample` (without dx: the same bits), for a step that
     /// `prove_step` proved finite: no value is checked, and `bound` (what `prove_step` gave) is
-    /// kept for the next step's proof.
-    pub(crate) fn sgd_sample_proven(&mut self, x: &[T], delta: &[T], learning_rate: T, bound: f64) {
+    /// kept for the next step's proof. The kernels are those of `FMA` (`kernels::per_cpu`).
+    #[inline(always)]
+    pub(crate) fn sgd_sample_proven<const FMA: bool>(
+        &mut self,
+        x: &[T],
+        delta: &[T],
+        learning_rate: T,
+        bound: f64,
+    ) {
         let (w, b) = (&mut self.weights, &mut self.biases);
-        kernels::sgd_rank1(w, b, delta, x, learning_rate, None);
+        per_cpu::sgd_rank1::<T, FMA>(w, b, delta, x, learning_rate, None);
         self.bound = ParameterBound(bound);
     }
 
@@ -511,7 +542,7 @@ impl<T: Real> Layer<T> {
 
 /// (whether every value is finite, max(start, max |v|)): one compare per value (not `max`,
 /// whose NaN rule costs more), and a separate finite test that sees NaN as well as infinity.
-#[inline]
+#[inline(always)]
 fn max_abs_from<T: Real>(start: T, values: impl Iterator<Item = T>) -> (bool, T) {
     values.fold((true, start), |(ok, m), v| {
         let a = v.abs();
@@ -591,7 +622,7 @@ mod tests {
                 let bound = layer
                     .prove_step(&x, &delta, lr)
                     .expect("a small step is proven");
-                layer.sgd_sample_proven(&x, &delta, lr, bound);
+                layer.sgd_sample_proven::<false>(&x, &delta, lr, bound);
                 let actual = max_abs(&layer.weights).max(max_abs(&layer.biases));
                 assert!(actual <= layer.bound.0, "case {case} step {step}");
             }
@@ -616,7 +647,7 @@ mod tests {
             .prove_step(&x, &delta, 0.1)
             .expect("measured, then proven");
         assert!(bound < 10.0, "the bound was measured: {bound}");
-        layer.sgd_sample_proven(&x, &delta, 0.1, bound);
+        layer.sgd_sample_proven::<false>(&x, &delta, 0.1, bound);
         layer.apply_gradient(
             &LayerGradient {
                 weights: vec![0.0; 6],

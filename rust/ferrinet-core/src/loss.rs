@@ -394,6 +394,7 @@ impl Loss {
     /// `value` of a batch of one unweighted sample (the per-sample steps): sample k of `t`
     /// against the output row (z, a); the same operations as `value` with n = 1 (its division
     /// by n is by 1 for cross-entropy, by m otherwise).
+    #[inline(always)]
     pub(crate) fn value_sample<T: Real>(self, z: &[T], a: &[T], t: &Targets<T>, k: usize) -> T {
         let sum = self.accumulate_row(z, a, t, k, T::ZERO);
         match self {
@@ -416,8 +417,9 @@ impl Loss {
         self.accumulate_row(z.row(k), a.row(k), t, k, sum)
     }
 
-    /// `accumulate` for sample k of `t` with its output row (zk, ak).
-    #[inline]
+    /// `accumulate` for sample k of `t` with its output row (zk, ak). Always inlined: the
+    /// per-sample steps compile it into their loop (`value_sample`, `kernels::per_cpu`).
+    #[inline(always)]
     fn accumulate_row<T: Real>(
         self,
         zk: &[T],
@@ -511,6 +513,7 @@ impl Loss {
     /// factor is `seed`'s with n = 1 (1 n = n exactly), so the bits are `seed`'s; without its
     /// generality (the batch's size and weights, a matrix per argument), which costs more than
     /// the arithmetic for a narrow output.
+    #[inline(always)]
     pub(crate) fn seed_sample<T: Real>(
         self,
         z: &[T],

@@ -25,7 +25,7 @@ use crate::activation::Activation;
 use crate::batch::{check_l2, check_learning_rate, Batch};
 use crate::error::{value_error, Error, Result};
 use crate::float::Real;
-use crate::kernels::{self, Threads};
+use crate::kernels::{self, per_cpu, Threads};
 use crate::layer::{Layer, LayerGradient};
 use crate::loss::Loss;
 use crate::matrix::{MatRef, Matrix};
@@ -440,7 +440,7 @@ impl<T: Real> NeuralNetwork<T> {
         check_learning_rate(learning_rate)?;
         if batch.len() == 1 {
             self.check_batch(batch)?;
-            if let Some(loss) = self.backward_sample(batch, learning_rate)? {
+            if let Some(loss) = self.backward_sample(batch, learning_rate, false)? {
                 return Ok(loss);
             }
         }
@@ -475,50 +475,84 @@ impl<T: Real> NeuralNetwork<T> {
     /// the dx of the fused kernel), then, once every layer's step is proven finite, each
     /// layer's fused update. Ok(None), with no parameter changed, when a step cannot be proven
     /// finite (or the loss is not): the caller takes the checked path.
-    fn backward_sample(&mut self, batch: &Batch<T>, learning_rate: f64) -> Result<Option<f64>> {
+    ///
+    /// As `train`'s loop, the step is compiled once for AVX2+FMA and once for the baseline
+    /// target, and the CPU picks one here, once per call (`kernels::per_cpu`); `baseline`
+    /// takes the baseline copy on any CPU (tests).
+    pub(crate) fn backward_sample(
+        &mut self,
+        batch: &Batch<T>,
+        learning_rate: f64,
+        baseline: bool,
+    ) -> Result<Option<f64>> {
+        self.size_sample_rows()?;
         let lr = T::from_f64(learning_rate);
-        let (layers, work) = (&mut self.layers, &mut self.work);
-        forward_cached(layers, batch.x, work, self.threads, None)?;
+        #[cfg(target_arch = "x86_64")]
+        if !baseline && kernels::avx2_fma() {
+            // SAFETY: the CPU has the features the copy was compiled for.
+            return Ok(unsafe { self.backward_row_avx2(batch, lr) });
+        }
+        Ok(self.backward_row::<false>(batch, lr))
+    }
+
+    /// `backward_row` compiled for AVX2+FMA; callers check that the CPU has them.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn backward_row_avx2(&mut self, batch: &Batch<T>, lr: T) -> Option<f64> {
+        self.backward_row::<true>(batch, lr)
+    }
+
+    /// `backward_sample`'s step with the kernels of `FMA`, in the rows `size_sample_rows`
+    /// sized.
+    #[inline(always)]
+    fn backward_row<const FMA: bool>(&mut self, batch: &Batch<T>, lr: T) -> Option<f64> {
+        let layers = &mut self.layers;
+        let Workspace {
+            z,
+            a,
+            delta,
+            step_bounds,
+            ..
+        } = &mut self.work;
+        let x = batch.x.row(0);
+        for (l, layer) in layers.iter().enumerate() {
+            let (a_below, a_here) = a.split_at_mut(l);
+            let input = match l {
+                0 => x,
+                _ => a_below[l - 1].as_slice(),
+            };
+            layer.forward_row::<FMA>(input, z[l].as_mut_slice(), a_here[0].as_mut_slice());
+        }
         let last = layers.len() - 1;
-        let (z_out, a_out) = (work.z[last].view(), work.a[last].view());
-        let (z_out, a_out) = (z_out.row(0), a_out.row(0));
+        let (z_out, a_out) = (z[last].as_slice(), a[last].as_slice());
         let loss = self.loss.value_sample(z_out, a_out, &batch.t, 0);
         if !loss.is_finite() {
-            return Ok(None);
+            return None;
         }
-        work.delta[last].resize(1, layers[last].n_outputs())?;
         let out_act = layers[last].activation();
-        let d_out = work.delta[last].row_mut(0);
+        let d_out = delta[last].as_mut_slice();
         self.loss
             .seed_sample(z_out, a_out, &batch.t, 0, out_act, d_out);
         for l in (1..layers.len()).rev() {
-            let (below, here) = work.delta.split_at_mut(l);
-            let dx = &mut below[l - 1];
-            dx.resize(1, layers[l].n_inputs())?;
-            dx.as_mut_slice().fill(T::ZERO);
-            kernels::gemv_t_accumulate(layers[l].weights(), here[0].row(0), dx.as_mut_slice());
+            let (below, here) = delta.split_at_mut(l);
+            let dx = below[l - 1].as_mut_slice();
+            dx.fill(T::ZERO);
+            per_cpu::gemv_t_accumulate::<T, FMA>(layers[l].weights(), here[0].as_slice(), dx);
             let below_act = layers[l - 1].activation();
-            let (z, a) = (work.z[l - 1].row(0), work.a[l - 1].row(0));
-            below_act.scale_by_derivative(dx.as_mut_slice(), z, a);
+            below_act.scale_by_derivative(dx, z[l - 1].as_slice(), a[l - 1].as_slice());
         }
-        let input = |l: usize| {
-            if l == 0 {
-                batch.x.row(0)
-            } else {
-                work.a[l - 1].row(0)
-            }
+        let input = |l: usize| match l {
+            0 => x,
+            _ => a[l - 1].as_slice(),
         };
         for (l, layer) in layers.iter_mut().enumerate() {
-            match layer.prove_step(input(l), work.delta[l].row(0), lr) {
-                Some(bound) => work.step_bounds[l] = bound,
-                None => return Ok(None),
-            }
+            step_bounds[l] = layer.prove_step(input(l), delta[l].as_slice(), lr)?;
         }
         for (l, layer) in layers.iter_mut().enumerate() {
-            let bound = work.step_bounds[l];
-            layer.sgd_sample_proven(input(l), work.delta[l].row(0), lr, bound);
+            let (d, bound) = (delta[l].as_slice(), step_bounds[l]);
+            layer.sgd_sample_proven::<FMA>(input(l), d, lr, bound);
         }
-        Ok(Some(loss.to_f64()))
+        Some(loss.to_f64())
     }
 
     /// (l2 / 2) * sum of squared weights (biases excluded).

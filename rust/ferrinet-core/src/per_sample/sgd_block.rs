@@ -24,9 +24,9 @@
 
 use crate::error::Result;
 use crate::float::Real;
-use crate::kernels::{self, Threads};
+use crate::kernels::{self, per_cpu, Threads};
 use crate::layer::Layer;
-use crate::matrix::{try_resize, MatRef, Matrix};
+use crate::matrix::{try_resize, MatRef};
 
 /// Steps per block. Larger blocks make the three products more efficient but the Gram matrix
 /// (m dot products of length n_inputs per step) and the correction (m/2 vector updates per
@@ -92,30 +92,21 @@ impl<T: Real> SgdBlock<T> {
         Ok(())
     }
 
-    /// The next step's forward pass through the layer: z = `next_z`, a = f(z), both (1,
-    /// n_outputs).
-    pub(crate) fn forward_next(
-        &self,
-        layer: &Layer<T>,
-        z: &mut Matrix<T>,
-        a: &mut Matrix<T>,
-    ) -> Result<()> {
-        let n_out = layer.n_outputs();
-        z.resize(1, n_out)?;
-        a.resize(1, n_out)?;
-        self.next_z(z.as_mut_slice());
-        layer
-            .activation()
-            .apply(z.as_slice(), a.as_mut_slice(), n_out);
-        Ok(())
+    /// The next step's forward pass through the layer: z = `next_z`, a = f(z), into rows of
+    /// n_outputs values, with the kernels of `FMA` (`kernels::per_cpu`).
+    #[inline(always)]
+    pub(crate) fn forward_next<const FMA: bool>(&self, layer: &Layer<T>, z: &mut [T], a: &mut [T]) {
+        self.next_z::<FMA>(z);
+        layer.activation().apply_row(z, a);
     }
 
     /// z_j = Z0_j + sum_{i<j} s_i (G_ij + 1) for the next step j, into `z` (n_outputs).
-    fn next_z(&self, z: &mut [T]) {
+    #[inline(always)]
+    fn next_z<const FMA: bool>(&self, z: &mut [T]) {
         let (j, m, n_out) = (self.done, self.len, z.len());
         z.copy_from_slice(&self.z0[j * n_out..(j + 1) * n_out]);
         for (i, s_i) in self.s[..j * n_out].chunks_exact(n_out).enumerate() {
-            kernels::axpy(z, self.gram[i * m + j] + T::ONE, s_i);
+            per_cpu::axpy::<T, FMA>(z, self.gram[i * m + j] + T::ONE, s_i);
         }
     }
 
