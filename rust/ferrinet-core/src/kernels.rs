@@ -8,8 +8,22 @@
 //! Batches go to the `gemm` crate (runtime-dispatched AVX-512 / AVX2+FMA / SSE micro-kernels;
 //! chosen over matrixmultiply and faer by measuring the layer shapes, see benches/README.md).
 //! Single samples (the article's per-sample SGD) are matrix-vector products, where a GEMM's
-//! packing costs more than the arithmetic: they use the loops below, compiled twice, once with
-//! AVX2+FMA enabled and once for any x86-64 / other CPU, and picked at run time.
+//! packing costs more than the arithmetic: they use the loops below, generic over `FMA`,
+//! compiled twice, once with AVX2+FMA enabled and once for any x86-64 / other CPU, and picked
+//! at run time. Where the pick is made:
+//! - per kernel call, for the `pub fn`s made by `dispatch!` (`gemv_bias`, `sgd_rank1`, ...:
+//!   `predict` of one row, the small-batch loops, the end of a `train` call): a test of the
+//!   CPU and a call that cannot be inlined, around each kernel;
+//! - per call of a whole per-sample loop, for `train`'s steps (per_sample.rs: `run_steps`) and
+//!   `backward`'s one-sample step (network.rs: `backward_sample`): each has one
+//!   `#[target_feature(enable = "avx2,fma")]` entry and one plain entry around a step written
+//!   with the `#[inline(always)]` kernels of `per_cpu`, so that the kernels, the activations
+//!   and the loss compile into one loop per CPU target (2-8-1 f64: 1,018 instructions per
+//!   `train` step, 1,269 with a pick per kernel; examples/count_steps.rs). Both entries take a
+//!   `baseline` flag that the tests set, so that the baseline copy is checked on AVX2 machines
+//!   too.
+//!
+//! `FMA` alone decides the roundings, so both picks give the same bits on one CPU.
 //!
 //! Summation order: each dot product is split over 8 interleaved partial sums (combined in a
 //! fixed tree), so results differ from the reference's left-to-right sums by a few ulps. On one
