@@ -1546,6 +1546,43 @@ mod tests {
         }
     }
 
+    /// `per_cpu_kernels_are_the_dispatched_ones`' check of (z, dx, W, b) after a forward pass, an
+    /// input gradient and a fused step from (W, b, x, delta, lr), against plain loops in f64: a
+    /// few roundings of T per term (2^-20 relative in f32, u = 2^-24; 2^-49 in f64).
+    fn near_plain_loops<T: Real>(
+        case: &str,
+        (w, b, x, delta, lr): (&[T], &[T], &[T], &[T], T),
+        [z, dx, w1, b1]: &[Vec<T>; 4],
+    ) {
+        let (n_in, n_out) = (x.len(), b.len());
+        let to64 = |v: &[T]| v.iter().map(|x| x.to_f64()).collect::<Vec<_>>();
+        let (w64, x64, d64, lr) = (to64(w), to64(x), to64(delta), lr.to_f64());
+        let eps = if std::mem::size_of::<T>() == 4 {
+            2f64.powi(-20)
+        } else {
+            2f64.powi(-49)
+        };
+        let tol = eps * (n_in as f64 + 1.0);
+        let near = |got: T, want: f64| (got.to_f64() - want).abs() <= tol;
+        for i in 0..n_out {
+            let mut s = b[i].to_f64();
+            for j in 0..n_in {
+                s += w64[i * n_in + j] * x64[j];
+                let step = lr * d64[i] * x64[j];
+                assert!(
+                    near(w1[i * n_in + j], w64[i * n_in + j] - step),
+                    "{case}: w"
+                );
+            }
+            assert!(near(z[i], s), "{case}: z {i}");
+            assert!(near(b1[i], b[i].to_f64() - lr * d64[i]), "{case}: b");
+        }
+        for j in 0..n_in {
+            let s: f64 = (0..n_out).map(|i| d64[i] * w64[i * n_in + j]).sum();
+            assert!(near(dx[j], s), "{case}: dx {j}");
+        }
+    }
+
     /// The one-sample kernels of `per_cpu` with the CPU's kernel set give the bits of the
     /// dispatched kernels (which `predict`, the small-batch loops and the end of a `train` call
     /// take), in f64 and f32, on shapes with and without lane tails; the baseline set agrees
@@ -1602,35 +1639,7 @@ mod tests {
                 assert_eq!(f(p), f(d), "{case}: {what}");
             }
             // the baseline set against plain loops, in f64
-            let [z, dx, w1, b1] = run(false);
-            let to64 = |v: &[T]| v.iter().map(|x| x.to_f64()).collect::<Vec<_>>();
-            let (w64, x64, d64) = (to64(&w), to64(&x), to64(&delta));
-            // a few roundings of T per term: 2^-20 relative in f32 (u = 2^-24), 2^-49 in f64
-            let eps = if std::mem::size_of::<T>() == 4 {
-                2f64.powi(-20)
-            } else {
-                2f64.powi(-49)
-            };
-            let tol = eps * (n_in as f64 + 1.0);
-            for i in 0..n_out {
-                let mut s = b[i].to_f64();
-                for j in 0..n_in {
-                    s += w64[i * n_in + j] * x64[j];
-                    let step = lr.to_f64() * d64[i] * x64[j];
-                    let wv = w1[i * n_in + j].to_f64();
-                    assert!((wv - (w64[i * n_in + j] - step)).abs() <= tol, "{case}: w");
-                }
-                assert!((z[i].to_f64() - s).abs() <= tol, "{case}: z {i}");
-                let bv = b1[i].to_f64();
-                assert!(
-                    (bv - (b[i].to_f64() - lr.to_f64() * d64[i])).abs() <= tol,
-                    "{case}: b"
-                );
-            }
-            for j in 0..n_in {
-                let s: f64 = (0..n_out).map(|i| d64[i] * w64[i * n_in + j]).sum();
-                assert!((dx[j].to_f64() - s).abs() <= tol, "{case}: dx {j}");
-            }
+            near_plain_loops(&case, (&w, &b, &x, &delta, lr), &run(false));
         }
         let mut rng = SplitMix64::new(9);
         for &(n_in, n_out) in &[(2, 8), (8, 1), (784, 13), (13, 7), (1, 1), (35, 10)] {
