@@ -2,7 +2,7 @@
 //! `cargo build --release --example count_steps`, then
 //! `valgrind --tool=callgrind target/release/examples/count_steps train f64 2-8-1 25600`.
 //! `what` is `train` (one `train` call of the given number of steps) or `backward` (that many
-//! one-sample `backward` calls); mse on 2-8-style data, cross-entropy when the output is wider.
+//! one-sample `backward` calls, each on a batch built for it as the binding builds one); mse on 2-8-style data, cross-entropy when the output is wider.
 use ferrinet_core::{Activation, Loss, MatRef, NeuralNetwork, Real, SplitMix64, Targets};
 
 fn run<T: Real>(what: &str, sizes: &[usize], steps: usize) {
@@ -34,15 +34,14 @@ fn run<T: Real>(what: &str, sizes: &[usize], steps: usize) {
             .unwrap();
         println!("{}", digest(&net));
     } else {
-        let batches: Vec<_> = (0..m)
-            .map(|k| {
-                net.batch(xm.rows_range(k, k + 1), t.rows_range(k, k + 1))
-                    .unwrap()
-            })
-            .collect();
+        // as the binding does per call: the sample's batch (its checks), then the step
         let mut net2 = net.clone();
         for i in 0..steps {
-            net2.backward(&batches[i % m], lr).unwrap();
+            let k = i % m;
+            let batch = net2
+                .batch(xm.rows_range(k, k + 1), t.rows_range(k, k + 1))
+                .unwrap();
+            net2.backward(&batch, lr).unwrap();
         }
         println!("{}", digest(&net2));
     }

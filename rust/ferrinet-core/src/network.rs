@@ -487,9 +487,9 @@ impl<T: Real> NeuralNetwork<T> {
     ) -> Result<Option<f64>> {
         self.size_sample_rows()?;
         let lr = T::from_f64(learning_rate);
-        #[cfg(target_arch = "x86_64")]
         if !baseline && kernels::avx2_fma() {
             // SAFETY: the CPU has the features the copy was compiled for.
+            #[cfg(target_arch = "x86_64")]
             return Ok(unsafe { self.backward_row_avx2(batch, lr) });
         }
         Ok(self.backward_row::<false>(batch, lr))

@@ -170,9 +170,9 @@ impl<T: Real> NeuralNetwork<T> {
         range: Range<usize>,
         checked: bool,
     ) -> Result<()> {
-        #[cfg(target_arch = "x86_64")]
         if !run.baseline && kernels::avx2_fma() {
             // SAFETY: the CPU has the features the copy was compiled for.
+            #[cfg(target_arch = "x86_64")]
             return unsafe { self.step_loop_avx2(run, progress, range, checked) };
         }
         self.step_loop::<false>(run, progress, range, checked)
