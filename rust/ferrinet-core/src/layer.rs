@@ -224,22 +224,7 @@ impl<T: Real> Layer<T> {
         z: &mut Matrix<T>,
         threads: Threads,
     ) -> Result<()> {
-        let n = x.rows();
-        z.resize(n, self.n_outputs)?;
-        if n == 1 {
-            kernels::gemv_bias(&self.weights, x.as_slice(), &self.biases, z.as_mut_slice());
-            return Ok(());
-        }
-        kernels::linear_forward(
-            x.as_slice(),
-            n,
-            &self.weights,
-            &self.biases,
-            z.as_mut_slice(),
-            None,
-            threads,
-        );
-        Ok(())
+        self.forward_into(x, z, None, threads)
     }
 
     /// z = x W^T + b and a = f(z) for a batch x of shape (n, n_inputs), into reused buffers:
@@ -251,16 +236,31 @@ impl<T: Real> Layer<T> {
         a: &mut Matrix<T>,
         threads: Threads,
     ) -> Result<()> {
+        self.forward_into(x, z, Some(a), threads)
+    }
+
+    /// `forward` (a given) or `forward_z` (a None).
+    fn forward_into(
+        &self,
+        x: MatRef<T>,
+        z: &mut Matrix<T>,
+        mut a: Option<&mut Matrix<T>>,
+        threads: Threads,
+    ) -> Result<()> {
         let n = x.rows();
         z.resize(n, self.n_outputs)?;
-        a.resize(n, self.n_outputs)?;
+        if let Some(a) = a.as_deref_mut() {
+            a.resize(n, self.n_outputs)?;
+        }
         if n == 1 {
             // One sample (every step of `train` and `backward`): what `linear_forward` does for
             // one row, without its setup for products, which costs more than a narrow layer's
             // own multiply-adds.
             kernels::gemv_bias(&self.weights, x.as_slice(), &self.biases, z.as_mut_slice());
-            self.activation
-                .apply(z.as_slice(), a.as_mut_slice(), self.n_outputs);
+            if let Some(a) = a {
+                self.activation
+                    .apply(z.as_slice(), a.as_mut_slice(), self.n_outputs);
+            }
             return Ok(());
         }
         // z and a in one go: the bias and f are applied to each block of z as its product
@@ -271,7 +271,7 @@ impl<T: Real> Layer<T> {
             &self.weights,
             &self.biases,
             z.as_mut_slice(),
-            Some((self.activation, a.as_mut_slice())),
+            a.map(|a| (self.activation, a.as_mut_slice())),
             threads,
         );
         Ok(())

@@ -515,14 +515,7 @@ impl<T: Real> NeuralNetwork<T> {
             ..
         } = &mut self.work;
         let x = batch.x.row(0);
-        for (l, layer) in layers.iter().enumerate() {
-            let (a_below, a_here) = a.split_at_mut(l);
-            let input = match l {
-                0 => x,
-                _ => a_below[l - 1].as_slice(),
-            };
-            layer.forward_row::<FMA>(input, z[l].as_mut_slice(), a_here[0].as_mut_slice());
-        }
+        forward_sample::<T, FMA>(layers, x, z, a, 0);
         let last = layers.len() - 1;
         let (z_out, a_out) = (z[last].as_slice(), a[last].as_slice());
         let loss = self.loss.value_sample(z_out, a_out, &batch.t, 0);
@@ -808,6 +801,27 @@ pub(crate) fn layer_input<'w, T: Real>(
         out[l - 1].view()
     } else {
         a[l - 1].view()
+    }
+}
+
+/// One sample's forward pass through layers `from..` into the rows of `z` and `a` (sized by
+/// `size_sample_rows`), x the input of layer 0 and each layer's a the next one's: the per-sample
+/// steps' pass, with the kernels of `FMA` (`kernels::per_cpu`).
+#[inline(always)]
+pub(crate) fn forward_sample<T: Real, const FMA: bool>(
+    layers: &[Layer<T>],
+    x: &[T],
+    z: &mut [Matrix<T>],
+    a: &mut [Matrix<T>],
+    from: usize,
+) {
+    for l in from..layers.len() {
+        let (a_below, a_here) = a.split_at_mut(l);
+        let input = match l {
+            0 => x,
+            _ => a_below[l - 1].as_slice(),
+        };
+        layers[l].forward_row::<FMA>(input, z[l].as_mut_slice(), a_here[0].as_mut_slice());
     }
 }
 

@@ -12,7 +12,7 @@ use crate::batch::{check_learning_rate, Batch};
 use crate::error::{value_error, Error, Result};
 use crate::float::Real;
 use crate::kernels;
-use crate::network::{NeuralNetwork, Workspace};
+use crate::network::{forward_sample, NeuralNetwork, Workspace};
 use sgd_block::{BLOCK_MIN_WEIGHTS, TRAIN_BLOCK};
 
 /// Where `train_steps` is within its epochs: the next sample, the running sum of this epoch's
@@ -307,14 +307,7 @@ impl<T: Real> NeuralNetwork<T> {
             },
             FirstLayer::Now => false,
         };
-        for l in usize::from(first_done)..layers.len() {
-            let (a_below, a_here) = a.split_at_mut(l);
-            let input = match l {
-                0 => x_k,
-                _ => a_below[l - 1].as_slice(),
-            };
-            layers[l].forward_row::<FMA>(input, z[l].as_mut_slice(), a_here[0].as_mut_slice());
-        }
+        forward_sample::<T, FMA>(layers, x_k, z, a, usize::from(first_done));
         let last = layers.len() - 1;
         let (z_out, a_out) = (z[last].as_slice(), a[last].as_slice());
         let loss = self.loss.value_sample(z_out, a_out, &batch.t, k);
