@@ -32,6 +32,7 @@
 
 use crate::activation::Activation;
 use crate::float::Real;
+use crate::panels;
 use crate::team::{for_each_part, Disjoint};
 
 /// Below this many multiply-adds a plain loop beats a GEMM call.
@@ -45,7 +46,7 @@ pub struct Threads(pub usize);
 impl Threads {
     /// How many threads a product of `flops` flops is cut between: below ~1 MFLOP a thread
     /// hand-off costs more than it saves.
-    fn parts(self, flops: usize) -> usize {
+    pub(crate) fn parts(self, flops: usize) -> usize {
         if self.0 > 1 && flops > 1 << 20 {
             self.0
         } else {
@@ -1072,6 +1073,66 @@ pub fn sgd_through_weight_grad_transposed<T: Real>(
             &as_is,
         )
     };
+}
+
+/// `linear_forward` from the layer's float64 weights kept in panels of 8 neurons, `p`
+/// (panels.rs), for a fused-SGD epoch's first layer: z = x W^T by the panel product, then
+/// `+ b` and f, as `forward_product` applies them. With threads, each computes the columns of
+/// a run of panels; the bits do not depend on the count. T is f64 (the caller's layout says
+/// so).
+#[allow(clippy::too_many_arguments)]
+pub fn linear_forward_panels<T: Real>(
+    x: &[T],
+    n: usize,
+    n_in: usize,
+    p: &[T],
+    b: &[T],
+    z: &mut [T],
+    activate: Option<(Activation, &mut [T])>,
+    threads: Threads,
+) {
+    let n_out = b.len();
+    assert!(x.len() == n * n_in && z.len() == n * n_out);
+    let (x, p) = (panels::as_f64(x), panels::as_f64(p));
+    let parts = threads.parts(2 * n * n_in * n_out);
+    panels::forward(x, (n, n_in), p, n_out, panels::as_f64_mut(z), parts);
+    for zr in z.chunks_exact_mut(n_out.max(1)) {
+        for (zi, &bi) in zr.iter_mut().zip(b) {
+            *zi += bi;
+        }
+    }
+    if let Some((f, a)) = activate {
+        f.apply(z, a, n_out);
+    }
+}
+
+/// `sgd_through_weight_grad` on the layer's float64 weights kept in panels, `p`
+/// (panels.rs): db = column sums of delta, b -= lr db, and W += (-lr) delta^T x made by the
+/// panel product as it writes each weight (one fused multiply-add of -lr and the sum). With
+/// threads, each takes a run of panels (whole neurons), as in the forward product.
+#[allow(clippy::too_many_arguments)]
+pub fn sgd_through_weight_grad_panels<T: Real>(
+    delta: &[T],
+    x: &[T],
+    n: usize,
+    p: &mut [T],
+    b: &mut [T],
+    db: &mut [T],
+    lr: T,
+    threads: Threads,
+) {
+    let n_out = b.len();
+    let n_in = x.len() / n.max(1);
+    assert!(db.len() == n_out && delta.len() == n * n_out && x.len() == n * n_in);
+    db.fill(T::ZERO);
+    add_rows(delta, db);
+    sgd_update(b, db, lr, T::ZERO);
+    let (x, delta) = (panels::as_f64(x), panels::as_f64(delta));
+    let (s, parts) = (-lr.to_f64(), threads.parts(2 * n * n_in * n_out));
+    let p = panels::as_f64_mut(p);
+    panels::with_scratch(|d| {
+        panels::add_weight_product(x, (n, n_in), delta, n_out, p, s, d, parts)
+    });
 }
 
 /// dx (n, in) = delta (n, out) W (out, in).

@@ -7,6 +7,7 @@ use crate::error::{value_error, Error, Result};
 use crate::float::Real;
 use crate::kernels::{self, per_cpu, Threads};
 use crate::matrix::{checked_len, try_resize, MatRef, Matrix};
+use crate::network;
 use crate::neuron::Neuron;
 use crate::rng::SplitMix64;
 use crate::step_bound::max_abs;
@@ -354,8 +355,9 @@ impl<T: Real> Layer<T> {
     }
 
     /// `forward` of a GEMM-sized batch (`kernels::forward_is_gemm`) from this layer's weights
-    /// kept transposed in `wt` (in, out) = W^T, by a fused-SGD epoch (`TransposedFirst`): the
-    /// same bits as `forward` on the weights `wt` holds.
+    /// kept in their product layout `wt` by a fused-SGD epoch (`TransposedFirst`): in float32
+    /// W^T (in, out), the same bits as `forward` on the weights `wt` holds; in float64 panels
+    /// of 8 neurons (panels.rs), which round as that product does.
     pub(crate) fn forward_transposed(
         &self,
         wt: &[T],
@@ -367,15 +369,14 @@ impl<T: Real> Layer<T> {
         let n = x.rows();
         z.resize(n, self.n_outputs)?;
         a.resize(n, self.n_outputs)?;
-        kernels::linear_forward_transposed(
-            x.as_slice(),
-            n,
-            wt,
-            &self.biases,
-            z.as_mut_slice(),
-            Some((self.activation, a.as_mut_slice())),
-            threads,
-        );
+        let activate = Some((self.activation, a.as_mut_slice()));
+        if network::in_panels::<T>() {
+            let (x, b, z) = (x.as_slice(), &self.biases, z.as_mut_slice());
+            kernels::linear_forward_panels(x, n, self.n_inputs, wt, b, z, activate, threads);
+        } else {
+            let (x, b, z) = (x.as_slice(), &self.biases, z.as_mut_slice());
+            kernels::linear_forward_transposed(x, n, wt, b, z, activate, threads);
+        }
         Ok(())
     }
 
@@ -393,6 +394,12 @@ impl<T: Real> Layer<T> {
     ) -> Result<()> {
         self.bound = ParameterBound::UNKNOWN;
         try_resize(&mut grad.biases, self.n_outputs)?;
+        if network::in_panels::<T>() {
+            let (d, x, n) = (delta.as_slice(), x.as_slice(), x.rows());
+            let (b, db) = (&mut self.biases, &mut grad.biases);
+            kernels::sgd_through_weight_grad_panels(d, x, n, wt, b, db, learning_rate, threads);
+            return Ok(());
+        }
         kernels::sgd_through_weight_grad_transposed(
             delta.as_slice(),
             x.as_slice(),

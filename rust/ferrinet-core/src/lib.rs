@@ -34,13 +34,16 @@
 //   guard.rs                        divergence guards of the training loops (snapshot, replay)
 //   row_split.rs team.rs            threads: a batch split by rows; a team kept awake per call
 //   kernels.rs matrix.rs float.rs   the loops under `Layer`, row-major buffers, f32 / f64
+//   panels.rs                       float64's first layer in panels of 8 neurons during a fused
+//                                   SGD epoch, and the AVX2+FMA kernel of its two products
 //   memory.rs                       the machine's memory, to refuse a network that cannot fit
 //   sparse.rs                       CSR inputs: the first layer over the nonzeros only
 //   io.rs trace.rs                  `save` / `load` (safetensors); `trace` (one sample, every value)
 //   rng.rs error.rs                 SplitMix64 (seeded initialisation), the one error type
 //
-// Modules are private: the public API is the `pub use` list below. The kernels are public only
-// with the `internals` feature, for the example that times them (examples/per_sample.rs).
+// Modules are private: the public API is the `pub use` list below. The kernels and the panels
+// are public only with the `internals` feature, for the examples that time them
+// (examples/per_sample.rs, examples/panel_products.rs).
 
 mod activation;
 mod batch;
@@ -61,6 +64,10 @@ mod memory;
 mod network;
 mod neuron;
 mod optimizer;
+#[cfg(feature = "internals")]
+pub mod panels;
+#[cfg(not(feature = "internals"))]
+mod panels;
 mod per_sample;
 mod predict;
 mod rng;

@@ -16,7 +16,9 @@
 //! - `per_sample.rs`: the article's per-sample loop as one fused kernel per sample, the first
 //!   layer's update deferred into the next forward pass or taken a block of samples at a time;
 //! - `row_split.rs`: a small network's batch split by rows across threads;
-//! - `kernels.rs`: SIMD loops and the `gemm` crate under `Layer`'s products.
+//! - `kernels.rs`: SIMD loops and the `gemm` crate under `Layer`'s products;
+//! - `panels.rs`: float64's first layer kept in panels of 8 neurons during a fused-SGD epoch,
+//!   with its own 6 x 8 AVX2+FMA kernel for the two products that read them.
 //!
 //! Batch and input checks are in `batch.rs`, the divergence guards of the training loops in
 //! `guard.rs`, mini-batch epochs with optimizers in `training.rs`.
@@ -30,6 +32,7 @@ use crate::layer::{Layer, LayerGradient};
 use crate::loss::Loss;
 use crate::matrix::{MatRef, Matrix};
 use crate::memory::check_parameter_count;
+use crate::panels;
 use crate::per_sample::sgd_block::SgdBlock;
 use crate::predict::PredictScratch;
 use crate::rng::SplitMix64;
@@ -45,25 +48,32 @@ pub(crate) struct Workspace<T> {
     pub grads: Vec<LayerGradient<T>>,
     pub block: SgdBlock<T>, // `train`'s open block of first-layer steps (sgd_block.rs)
     pub step_bounds: Vec<f64>, // per layer: its bound after `backward`'s proven step
-    pub first_t: TransposedFirst<T>, // a fused-SGD epoch's first-layer weights, transposed
+    pub first_t: TransposedFirst<T>, // a fused-SGD epoch's first-layer weights: W^T or panels
 }
 
-/// The first layer's weights as W^T (in, out) row-major, which a fused plain-SGD epoch in
-/// float32 updates and reads in place of the layer's W (out, in) from batch to batch
-/// (`sgd_batch`): the forward product reads W^T as it is, where from W the gemm crate first
-/// copies it into its packed layout, every batch (784-128-10 float32, batch 64: 141 instead of
-/// 161 us per forward product, ~5% of an epoch; the same bits, see
-/// `kernels::linear_forward_transposed`). Float64's products gain nothing, so it keeps W.
+/// The first layer's weights in the layout its products read, which a fused plain-SGD epoch
+/// updates and reads in place of the layer's W (out, in) from batch to batch (`sgd_batch`):
+///
+/// - float32: W^T (in, out) row-major. The forward product reads W^T as it is, where from W the
+///   gemm crate first copies it into its packed layout, every batch (784-128-10, batch 64: 141
+///   instead of 161 us per forward product, ~5% of an epoch; the same bits, see
+///   `kernels::linear_forward_transposed`).
+/// - float64, where the CPU has AVX2 and FMA: panels of 8 neurons (panels.rs), which both
+///   products read and write without packing (784-128, batch 64: forward 275 instead of 310
+///   us, update 285 instead of 305 us). These round as their own kernel does, not as the
+///   gemm crate: a step that may not leave them (the guard's checked replay) takes them all
+///   the same and settles after itself, so that a replay gives the fast run's bits.
 ///
 /// While `live`, `wt` holds the first layer's weights and the layer's own are stale: the epoch
 /// puts them back (`NeuralNetwork::settle_first_layer`) before anything else reads them: at
-/// the end of its fast run, whatever ended it (the guard's `finish`), before a step of the
+/// the end of its fast run, whatever ended it (the guard's `finish`), after a step of the
 /// guard's checked replay, and before a step that takes another path.
 ///
-/// W^T starts on a cache line (`start`): threads that split the layer's neurons own blocks of
-/// 16 columns (`kernels::SPLIT_ALIGN`), 64 bytes in float32, so that from an aligned start no
-/// two threads write the same line of a row (a block of a malloc'd buffer, 16 bytes past a
-/// line, would share one per row of W^T, 784 per update on 784-128).
+/// The buffer starts on a cache line (`start`): threads that split the layer's neurons own
+/// blocks of 16 columns of W^T (`kernels::SPLIT_ALIGN`), 64 bytes in float32, or whole panels
+/// (8 float64 per input, 64 bytes), so that from an aligned start no two threads write the same
+/// line (a block of a malloc'd buffer, 16 bytes past a line, would share one per row of W^T,
+/// 784 per update on 784-128).
 #[derive(Debug, Default)]
 pub(crate) struct TransposedFirst<T> {
     buf: Vec<T>,
@@ -605,9 +615,28 @@ impl<T: Real> NeuralNetwork<T> {
     /// batch's rows are not split (`splits` false): a split batch sums its shares' gradients
     /// first.
     ///
-    /// `transposed`: the step may keep the first layer's weights transposed for the next
-    /// (`TransposedFirst`), where that pays; the caller then settles them after its last step.
+    /// `deferred`: the step may leave the first layer's weights in their product layout for
+    /// the next (`TransposedFirst`), where that pays; the caller then settles them after its
+    /// last step. Float64's panels round differently from the GEMM on W, so a step that may
+    /// not leave them (the guard's checked replay) takes them all the same and settles after
+    /// itself: it gives the bits of the fast run it replays.
     pub(crate) fn sgd_batch(
+        &mut self,
+        batch: &Batch<T>,
+        dropout: Option<Dropout>,
+        learning_rate: f64,
+        deferred: bool,
+    ) -> Result<f64> {
+        let layout = (deferred || in_panels::<T>()) && self.transposes_first(batch.len());
+        let result = self.sgd_batch_in(batch, dropout, learning_rate, layout);
+        if layout && !deferred {
+            self.settle_first_layer();
+        }
+        result
+    }
+
+    /// `sgd_batch`, the first layer's products in their layout when `transposed`.
+    fn sgd_batch_in(
         &mut self,
         batch: &Batch<T>,
         dropout: Option<Dropout>,
@@ -616,7 +645,6 @@ impl<T: Real> NeuralNetwork<T> {
     ) -> Result<f64> {
         self.check_batch(batch)?;
         debug_assert!(!self.splits(batch.len(), dropout.is_some()));
-        let transposed = transposed && self.transposes_first(batch.len());
         if transposed {
             self.transpose_first_layer();
         } else {
@@ -653,37 +681,53 @@ impl<T: Real> NeuralNetwork<T> {
         Ok(loss.to_f64())
     }
 
-    /// Whether a fused-SGD step on n rows keeps the first layer's weights transposed
-    /// (`TransposedFirst`): in float32, where its forward and weight products are GEMMs run on
-    /// one thread. Split between threads, the transposed products measured slower (784-128-10,
-    /// batch 256, 2 threads: 1.38x one thread's speed against ~1.65x with W as it is).
+    /// Whether a fused-SGD step on n rows keeps the first layer's weights in the layout its
+    /// products read (`TransposedFirst`), where its forward and weight products are GEMMs: in
+    /// float64 as panels where the CPU has AVX2 and FMA (panels.rs), on any number of threads
+    /// (each takes whole panels); in float32 as W^T, on one thread only: split between
+    /// threads, the transposed products measured slower (784-128-10 float32, batch 256, 2
+    /// threads: 1.38x one thread's speed against ~1.65x with W as it is).
     fn transposes_first(&self, n: usize) -> bool {
         let first = &self.layers[0];
         let (n_in, n_out) = (first.n_inputs(), first.n_outputs());
+        let gemm = kernels::forward_is_gemm(n, n_in, n_out)
+            && kernels::weight_grad_is_gemm(n, n_in, n_out);
+        if in_panels::<T>() {
+            return gemm && panels::available();
+        }
         std::mem::size_of::<T>() == 4
-            && kernels::forward_is_gemm(n, n_in, n_out)
-            && kernels::weight_grad_is_gemm(n, n_in, n_out)
+            && gemm
             && !kernels::splits_product(n, n_in, n_out, self.threads)
     }
 
-    /// Makes the transposed copy of the first layer's weights the live one, unless it is.
+    /// Makes the first layer's weights in their product layout (W^T, or panels in float64)
+    /// the live copy, unless they are.
     fn transpose_first_layer(&mut self) {
         let t = &mut self.work.first_t;
         if !t.live {
             let first = &self.layers[0];
             let (n_in, n_out) = (first.n_inputs(), first.n_outputs());
-            t.size(n_in * n_out);
-            let wt = t.wt_mut();
-            for (i, row) in first.weights().chunks_exact(n_in).enumerate() {
-                for (j, &w) in row.iter().enumerate() {
-                    wt[j * n_out + i] = w;
+            if in_panels::<T>() {
+                t.size(panels::panels_len(n_out, n_in));
+                let (w, p) = (
+                    panels::as_f64(first.weights()),
+                    panels::as_f64_mut(t.wt_mut()),
+                );
+                panels::pack(w, n_out, n_in, p);
+            } else {
+                t.size(n_in * n_out);
+                let wt = t.wt_mut();
+                for (i, row) in first.weights().chunks_exact(n_in).enumerate() {
+                    for (j, &w) in row.iter().enumerate() {
+                        wt[j * n_out + i] = w;
+                    }
                 }
             }
             t.live = true;
         }
     }
 
-    /// Puts the first layer's weights back from their transposed copy when a fused-SGD epoch
+    /// Puts the first layer's weights back from their product layout when a fused-SGD epoch
     /// left them there (`TransposedFirst`); nothing otherwise.
     pub(crate) fn settle_first_layer(&mut self) {
         let t = &mut self.work.first_t;
@@ -691,14 +735,24 @@ impl<T: Real> NeuralNetwork<T> {
             let first = &mut self.layers[0];
             let (n_in, n_out) = (first.n_inputs(), first.n_outputs());
             let (w, _) = first.parameters_mut();
-            for (i, row) in w.chunks_exact_mut(n_in).enumerate() {
-                for (j, w) in row.iter_mut().enumerate() {
-                    *w = t.wt()[j * n_out + i];
+            if in_panels::<T>() {
+                panels::unpack(panels::as_f64(t.wt()), n_out, n_in, panels::as_f64_mut(w));
+            } else {
+                for (i, row) in w.chunks_exact_mut(n_in).enumerate() {
+                    for (j, w) in row.iter_mut().enumerate() {
+                        *w = t.wt()[j * n_out + i];
+                    }
                 }
             }
             t.live = false;
         }
     }
+}
+
+/// Whether a fused-SGD epoch keeps the first layer's weights in panels (float64) rather than
+/// as W^T (float32): see `TransposedFirst`.
+pub(crate) fn in_panels<T: Real>() -> bool {
+    std::any::TypeId::of::<T>() == std::any::TypeId::of::<f64>()
 }
 
 /// The denominator of a batch's mean loss, for the loss's seed: the batch's size and, with
