@@ -1075,7 +1075,7 @@ pub fn sgd_through_weight_grad_transposed<T: Real>(
     };
 }
 
-/// `linear_forward` from the layer's float64 weights kept in panels of 8 neurons, `p`
+/// `linear_forward` from the layer's weights kept in panels of 8 (float64) or 16 neurons, `p`
 /// (panels.rs), for a fused-SGD epoch's first layer: z = x W^T by the panel product, then
 /// `+ b` and f, as `forward_product` applies them. With threads, each computes the columns of
 /// a run of panels; the bits do not depend on the count. T is f64 (the caller's layout says
@@ -1093,9 +1093,8 @@ pub fn linear_forward_panels<T: Real>(
 ) {
     let n_out = b.len();
     assert!(x.len() == n * n_in && z.len() == n * n_out);
-    let (x, p) = (panels::as_f64(x), panels::as_f64(p));
     let parts = threads.parts(2 * n * n_in * n_out);
-    panels::forward(x, (n, n_in), p, n_out, panels::as_f64_mut(z), parts);
+    panels::forward(x, (n, n_in), p, n_out, z, parts);
     for zr in z.chunks_exact_mut(n_out.max(1)) {
         for (zi, &bi) in zr.iter_mut().zip(b) {
             *zi += bi;
@@ -1106,7 +1105,7 @@ pub fn linear_forward_panels<T: Real>(
     }
 }
 
-/// `sgd_through_weight_grad` on the layer's float64 weights kept in panels, `p`
+/// `sgd_through_weight_grad` on the layer's weights kept in panels, `p`
 /// (panels.rs): db = column sums of delta, b -= lr db, and W += (-lr) delta^T x made by the
 /// panel product as it writes each weight (one fused multiply-add of -lr and the sum). With
 /// threads, each takes a run of panels (whole neurons), as in the forward product.
@@ -1127,12 +1126,28 @@ pub fn sgd_through_weight_grad_panels<T: Real>(
     db.fill(T::ZERO);
     add_rows(delta, db);
     sgd_update(b, db, lr, T::ZERO);
-    let (x, delta) = (panels::as_f64(x), panels::as_f64(delta));
-    let (s, parts) = (-lr.to_f64(), threads.parts(2 * n * n_in * n_out));
-    let p = panels::as_f64_mut(p);
-    panels::with_scratch(|d| {
-        panels::add_weight_product(x, (n, n_in), delta, n_out, p, s, d, parts)
-    });
+    let parts = threads.parts(2 * n * n_in * n_out);
+    panels::add_weight_product((x, (n, n_in)), delta, n_out, p, -lr, parts);
+}
+
+/// `linear_weight_grad` into panels (panels.rs) for a layer whose weights are kept in them:
+/// G = delta^T x with G as long as W's panels, db = column sums of delta. With threads, each
+/// takes a run of panels, as in the forward product.
+pub fn linear_weight_grad_panels<T: Real>(
+    delta: &[T],
+    x: &[T],
+    n: usize,
+    g: &mut [T],
+    db: &mut [T],
+    threads: Threads,
+) {
+    let n_out = db.len();
+    let n_in = x.len() / n.max(1);
+    assert!(delta.len() == n * n_out && x.len() == n * n_in);
+    db.fill(T::ZERO);
+    add_rows(delta, db);
+    let parts = threads.parts(2 * n * n_in * n_out);
+    panels::weight_product((x, (n, n_in)), delta, n_out, g, parts);
 }
 
 /// dx (n, in) = delta (n, out) W (out, in).

@@ -9,6 +9,7 @@ use crate::kernels::{self, per_cpu, Threads};
 use crate::matrix::{checked_len, try_resize, MatRef, Matrix};
 use crate::network;
 use crate::neuron::Neuron;
+use crate::panels;
 use crate::rng::SplitMix64;
 use crate::step_bound::max_abs;
 
@@ -370,7 +371,7 @@ impl<T: Real> Layer<T> {
         z.resize(n, self.n_outputs)?;
         a.resize(n, self.n_outputs)?;
         let activate = Some((self.activation, a.as_mut_slice()));
-        if network::in_panels::<T>() {
+        if network::in_panels() {
             let (x, b, z) = (x.as_slice(), &self.biases, z.as_mut_slice());
             kernels::linear_forward_panels(x, n, self.n_inputs, wt, b, z, activate, threads);
         } else {
@@ -394,7 +395,7 @@ impl<T: Real> Layer<T> {
     ) -> Result<()> {
         self.bound = ParameterBound::UNKNOWN;
         try_resize(&mut grad.biases, self.n_outputs)?;
-        if network::in_panels::<T>() {
+        if network::in_panels() {
             let (d, x, n) = (delta.as_slice(), x.as_slice(), x.rows());
             let (b, db) = (&mut self.biases, &mut grad.biases);
             kernels::sgd_through_weight_grad_panels(d, x, n, wt, b, db, learning_rate, threads);
@@ -410,6 +411,27 @@ impl<T: Real> Layer<T> {
             learning_rate,
             threads,
         );
+        Ok(())
+    }
+
+    /// `backward` of a GEMM-sized batch without dx (a first layer) whose weights an epoch
+    /// keeps in panels (`TransposedFirst`): the weight gradient into `grad.weights` in the
+    /// same panels (as long as they are), for the optimizer to step them in place.
+    pub(crate) fn backward_panels(
+        &self,
+        x: MatRef<T>,
+        delta: MatRef<T>,
+        grad: &mut LayerGradient<T>,
+        threads: Threads,
+    ) -> Result<()> {
+        try_resize(
+            &mut grad.weights,
+            panels::panels_len::<T>(self.n_outputs, self.n_inputs),
+        )?;
+        try_resize(&mut grad.biases, self.n_outputs)?;
+        let (d, xs, n) = (delta.as_slice(), x.as_slice(), x.rows());
+        let (g, db) = (&mut grad.weights, &mut grad.biases);
+        kernels::linear_weight_grad_panels(d, xs, n, g, db, threads);
         Ok(())
     }
 

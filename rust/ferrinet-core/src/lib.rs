@@ -34,8 +34,8 @@
 //   guard.rs                        divergence guards of the training loops (snapshot, replay)
 //   row_split.rs team.rs            threads: a batch split by rows; a team kept awake per call
 //   kernels.rs matrix.rs float.rs   the loops under `Layer`, row-major buffers, f32 / f64
-//   panels.rs                       float64's first layer in panels of 8 neurons during a fused
-//                                   SGD epoch, and the AVX2+FMA kernel of its two products
+//   panels.rs                       an epoch's first layer in panels of neurons, and the
+//                                   AVX2+FMA kernel of its two products (both float types)
 //   memory.rs                       the machine's memory, to refuse a network that cannot fit
 //   sparse.rs                       CSR inputs: the first layer over the nonzeros only
 //   io.rs trace.rs                  `save` / `load` (safetensors); `trace` (one sample, every value)

@@ -17,8 +17,8 @@
 //!   layer's update deferred into the next forward pass or taken a block of samples at a time;
 //! - `row_split.rs`: a small network's batch split by rows across threads;
 //! - `kernels.rs`: SIMD loops and the `gemm` crate under `Layer`'s products;
-//! - `panels.rs`: float64's first layer kept in panels of 8 neurons during a fused-SGD epoch,
-//!   with its own 6 x 8 AVX2+FMA kernel for the two products that read them.
+//! - `panels.rs`: the first layer kept in panels of neurons during an epoch, with its own
+//!   6 x 8 (float64) or 6 x 16 (float32) AVX2+FMA kernel for the two products that read them.
 //!
 //! Batch and input checks are in `batch.rs`, the divergence guards of the training loops in
 //! `guard.rs`, mini-batch epochs with optimizers in `training.rs`.
@@ -51,18 +51,23 @@ pub(crate) struct Workspace<T> {
     pub first_t: TransposedFirst<T>, // a fused-SGD epoch's first-layer weights: W^T or panels
 }
 
-/// The first layer's weights in the layout its products read, which a fused plain-SGD epoch
-/// updates and reads in place of the layer's W (out, in) from batch to batch (`sgd_batch`):
+/// The first layer's weights in the layout its products read, which an epoch updates and
+/// reads in place of the layer's W (out, in) from batch to batch (`sgd_batch`,
+/// `backprop_panels`):
 ///
-/// - float32: W^T (in, out) row-major. The forward product reads W^T as it is, where from W the
-///   gemm crate first copies it into its packed layout, every batch (784-128-10, batch 64: 141
-///   instead of 161 us per forward product, ~5% of an epoch; the same bits, see
+/// - where the CPU has AVX2 and FMA, either float type: panels of 8 (float64) or 16 (float32)
+///   neurons (panels.rs), which both products read and write without packing (784-128, batch
+///   64, one thread: float64 forward 276 instead of 306 us, update 286 instead of 304 us;
+///   float32 134 and 144 us against the crate's 141 from W^T and 150). These round as their
+///   own kernel does, not as the gemm crate: a step that may not leave them (the guard's
+///   checked replay) takes them all the same and settles after itself, so that a replay gives
+///   the fast run's bits. An optimizer with a state (momentum, Adam's moments) steps W in the
+///   panels, from a gradient in the panels, with the first layer's state moved into them too
+///   (`state_live`; training.rs `transpose_first_state` / `settle_first_state`).
+/// - elsewhere, float32 in a fused plain-SGD epoch on one thread: W^T (in, out) row-major.
+///   The forward product reads W^T as it is, where from W the gemm crate first copies it into
+///   its packed layout, every batch (141 instead of 161 us; the same bits, see
 ///   `kernels::linear_forward_transposed`).
-/// - float64, where the CPU has AVX2 and FMA: panels of 8 neurons (panels.rs), which both
-///   products read and write without packing (784-128, batch 64: forward 275 instead of 310
-///   us, update 285 instead of 305 us). These round as their own kernel does, not as the
-///   gemm crate: a step that may not leave them (the guard's checked replay) takes them all
-///   the same and settles after itself, so that a replay gives the fast run's bits.
 ///
 /// While `live`, `wt` holds the first layer's weights and the layer's own are stale: the epoch
 /// puts them back (`NeuralNetwork::settle_first_layer`) before anything else reads them: at
@@ -80,6 +85,10 @@ pub(crate) struct TransposedFirst<T> {
     start: usize,
     len: usize,
     pub live: bool,
+    /// The first layer's optimizer state (of the `TrainingState` the epoch steps) is in the
+    /// same panels: an epoch with a stateful optimizer keeps it beside W, and puts both back
+    /// (`NeuralNetwork::settle_first_state`).
+    pub state_live: bool,
 }
 
 impl<T: Real> TransposedFirst<T> {
@@ -608,6 +617,28 @@ impl<T: Real> NeuralNetwork<T> {
         Ok(loss.to_f64() + penalty)
     }
 
+    /// `backprop` (no L2, rows not split) with the first layer's weights in panels
+    /// (`TransposedFirst`, live or made so here): its forward product from them and its weight
+    /// gradient into panels of the same shape, for an optimizer that steps W in place.
+    pub(crate) fn backprop_panels(
+        &mut self,
+        batch: &Batch<T>,
+        dropout: Option<Dropout>,
+    ) -> Result<f64> {
+        self.check_batch(batch)?;
+        debug_assert!(!self.splits(batch.len(), dropout.is_some()));
+        self.transpose_first_layer();
+        let (layers, work, threads) = (&self.layers, &mut self.work, self.threads);
+        let norm = Normalizer::of(batch);
+        let rates = dropout.as_ref().map(|d| d.rates);
+        forward_cached_from(layers, batch.x, work, threads, dropout, true)?;
+        let last = layers.len() - 1;
+        let (z_out, a_out) = (work.z[last].view(), work.a[last].view());
+        let loss = self.loss.value(z_out, a_out, &batch.t, batch.weights);
+        backward_cached_from(layers, self.loss, batch, norm, work, rates, threads, true)?;
+        Ok(loss.to_f64())
+    }
+
     /// One mini-batch step of plain SGD (no momentum, weight decay, L2 or clipping): the
     /// forward pass and loss of `backprop`, then each layer's `Layer::sgd_backward`, top down,
     /// which makes a large layer's update inside its weight-gradient product. Nothing is
@@ -627,7 +658,7 @@ impl<T: Real> NeuralNetwork<T> {
         learning_rate: f64,
         deferred: bool,
     ) -> Result<f64> {
-        let layout = (deferred || in_panels::<T>()) && self.transposes_first(batch.len());
+        let layout = (deferred || in_panels()) && self.transposes_first(batch.len());
         let result = self.sgd_batch_in(batch, dropout, learning_rate, layout);
         if layout && !deferred {
             self.settle_first_layer();
@@ -681,19 +712,19 @@ impl<T: Real> NeuralNetwork<T> {
         Ok(loss.to_f64())
     }
 
-    /// Whether a fused-SGD step on n rows keeps the first layer's weights in the layout its
-    /// products read (`TransposedFirst`), where its forward and weight products are GEMMs: in
-    /// float64 as panels where the CPU has AVX2 and FMA (panels.rs), on any number of threads
-    /// (each takes whole panels); in float32 as W^T, on one thread only: split between
-    /// threads, the transposed products measured slower (784-128-10 float32, batch 256, 2
-    /// threads: 1.38x one thread's speed against ~1.65x with W as it is).
-    fn transposes_first(&self, n: usize) -> bool {
+    /// Whether a step on n rows keeps the first layer's weights in the layout its products
+    /// read (`TransposedFirst`), where its forward and weight products are GEMMs: as panels
+    /// where the CPU has AVX2 and FMA (panels.rs), on any number of threads (each takes whole
+    /// panels); elsewhere, in float32 and for a fused step only, as W^T on one thread: split
+    /// between threads, the transposed products measured slower (784-128-10 float32, batch
+    /// 256, 2 threads: 1.38x one thread's speed against ~1.65x with W as it is).
+    pub(crate) fn transposes_first(&self, n: usize) -> bool {
         let first = &self.layers[0];
         let (n_in, n_out) = (first.n_inputs(), first.n_outputs());
         let gemm = kernels::forward_is_gemm(n, n_in, n_out)
             && kernels::weight_grad_is_gemm(n, n_in, n_out);
-        if in_panels::<T>() {
-            return gemm && panels::available();
+        if in_panels() {
+            return gemm;
         }
         std::mem::size_of::<T>() == 4
             && gemm
@@ -702,18 +733,14 @@ impl<T: Real> NeuralNetwork<T> {
 
     /// Makes the first layer's weights in their product layout (W^T, or panels in float64)
     /// the live copy, unless they are.
-    fn transpose_first_layer(&mut self) {
+    pub(crate) fn transpose_first_layer(&mut self) {
         let t = &mut self.work.first_t;
         if !t.live {
             let first = &self.layers[0];
             let (n_in, n_out) = (first.n_inputs(), first.n_outputs());
-            if in_panels::<T>() {
-                t.size(panels::panels_len(n_out, n_in));
-                let (w, p) = (
-                    panels::as_f64(first.weights()),
-                    panels::as_f64_mut(t.wt_mut()),
-                );
-                panels::pack(w, n_out, n_in, p);
+            if in_panels() {
+                t.size(panels::panels_len::<T>(n_out, n_in));
+                panels::pack(first.weights(), n_out, n_in, t.wt_mut());
             } else {
                 t.size(n_in * n_out);
                 let wt = t.wt_mut();
@@ -731,12 +758,16 @@ impl<T: Real> NeuralNetwork<T> {
     /// left them there (`TransposedFirst`); nothing otherwise.
     pub(crate) fn settle_first_layer(&mut self) {
         let t = &mut self.work.first_t;
+        assert!(
+            !t.state_live,
+            "the first layer's optimizer state is settled with it"
+        );
         if t.live {
             let first = &mut self.layers[0];
             let (n_in, n_out) = (first.n_inputs(), first.n_outputs());
             let (w, _) = first.parameters_mut();
-            if in_panels::<T>() {
-                panels::unpack(panels::as_f64(t.wt()), n_out, n_in, panels::as_f64_mut(w));
+            if in_panels() {
+                panels::unpack(t.wt(), n_out, n_in, w);
             } else {
                 for (i, row) in w.chunks_exact_mut(n_in).enumerate() {
                     for (j, w) in row.iter_mut().enumerate() {
@@ -749,10 +780,11 @@ impl<T: Real> NeuralNetwork<T> {
     }
 }
 
-/// Whether a fused-SGD epoch keeps the first layer's weights in panels (float64) rather than
-/// as W^T (float32): see `TransposedFirst`.
-pub(crate) fn in_panels<T: Real>() -> bool {
-    std::any::TypeId::of::<T>() == std::any::TypeId::of::<f64>()
+/// Whether a fused-SGD epoch keeps the first layer's weights in panels (where the CPU has
+/// AVX2 and FMA, either float type) rather than as W^T (float32 elsewhere): see
+/// `TransposedFirst`.
+pub(crate) fn in_panels() -> bool {
+    panels::available()
 }
 
 /// The denominator of a batch's mean loss, for the loss's seed: the batch's size and, with
@@ -783,10 +815,30 @@ pub(crate) fn backward_cached<T: Real>(
     rates: Option<&[f64]>,
     threads: Threads,
 ) -> Result<()> {
+    backward_cached_from(layers, loss, batch, norm, work, rates, threads, false)
+}
+
+/// `backward_cached`, the first layer's weight gradient into panels when `panels`
+/// (`Layer::backward_panels`).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn backward_cached_from<T: Real>(
+    layers: &[Layer<T>],
+    loss: Loss,
+    batch: &Batch<T>,
+    norm: Normalizer<T>,
+    work: &mut Workspace<T>,
+    rates: Option<&[f64]>,
+    threads: Threads,
+    panels: bool,
+) -> Result<()> {
     seed_output_delta(layers, loss, batch, norm, work)?;
     for l in (0..layers.len()).rev() {
         let input = layer_input(batch.x, &work.a, &work.out, l, rates);
         let (below, here) = work.delta.split_at_mut(l);
+        if l == 0 && panels {
+            layers[0].backward_panels(input, here[0].view(), &mut work.grads[0], threads)?;
+            continue; // the first layer: no dx
+        }
         let dx = below.last_mut(); // None for the first layer: its dx is not needed
         let has_dx = dx.is_some();
         layers[l].backward(input, here[0].view(), &mut work.grads[l], dx, threads)?;

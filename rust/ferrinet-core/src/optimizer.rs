@@ -313,6 +313,11 @@ pub struct TensorState<T> {
 }
 
 impl<T> TensorState<T> {
+    /// Every buffer, to lay out again (an epoch keeps a first layer's state in panels).
+    pub(crate) fn buffers_mut(&mut self) -> [&mut Vec<T>; 4] {
+        [&mut self.m, &mut self.v, &mut self.vmax, &mut self.ga]
+    }
+
     /// The buffers by name, in the order saved files list them: m (SGD / RMSprop momentum
     /// buffer, Adam's first moment), v (second moment), vmax (AMSGrad's running max of v),
     /// ga (centered RMSprop's mean gradient). Empty where the optimizer has not used one.

@@ -7,8 +7,9 @@ use crate::error::{value_error, Error, Result};
 use crate::float::{first_non_finite, Real};
 use crate::loss::Targets;
 use crate::matrix::MatRef;
-use crate::network::{Dropout, NeuralNetwork};
+use crate::network::{in_panels, Dropout, NeuralNetwork};
 use crate::optimizer::{Optimizer, TensorState};
+use crate::panels;
 use crate::rng::SplitMix64;
 use crate::team::{map_parts, with_team};
 
@@ -85,7 +86,7 @@ pub struct TrainingState<T = f64> {
     pub(crate) rng: SplitMix64,
     pub(crate) steps: u64,
     pub(crate) epochs: usize,
-    pub(crate) tensors: Vec<(TensorState<T>, TensorState<T>)>, // per layer: (weights, biases)
+    pub(crate) tensors: Vec<StatePair<T>>, // per layer: (weights, biases)
 }
 
 impl<T: Real> TrainingState<T> {
@@ -167,6 +168,9 @@ pub struct EpochMetrics {
 
 /// What an epoch runs on (`epoch_frame`): the batch its targets are checked in (for CSR
 /// inputs the targets alone), its options, what it measures besides the loss, and its guard.
+/// A layer's optimizer state: (weights, biases).
+pub(crate) type StatePair<T> = (TensorState<T>, TensorState<T>);
+
 pub(crate) struct EpochFrame<'f, 'b, T> {
     pub data: &'f Batch<'b, T>,
     pub options: &'f EpochOptions,
@@ -396,11 +400,11 @@ impl<T: Real> NeuralNetwork<T> {
                 state,
                 n.div_ceil(bs),
                 &mut one,
-                |net: &mut Self, _: &mut TrainingState<T>| net.settle_first_layer(),
+                |net: &mut Self, st: &mut TrainingState<T>| net.settle_first_state(&mut st.tensors),
             ),
             EpochGuard::EachStep => {
                 let run = (0..n.div_ceil(bs)).try_for_each(|b| one(self, state, b, true));
-                self.settle_first_layer();
+                self.settle_first_state(&mut state.tensors);
                 run
             }
         });
@@ -481,11 +485,29 @@ impl<T: Real> NeuralNetwork<T> {
             rates: &options.dropout,
             rng: &mut st.rng,
         });
-        let fused = fused && !self.splits(sub.len(), dropout.is_some());
+        let split = self.splits(sub.len(), dropout.is_some());
+        let fused = fused && !split;
+        // The first layer in panels for the optimizer too (`TransposedFirst`), where it is
+        // for a fused step: its W and state stay there from step to step, and a step that may
+        // not leave them (the guard's checked replay) takes them all the same and settles
+        // after itself, for the fast run's bits.
+        let panels = !fused
+            && !split
+            && in_panels()
+            && options.l2 == 0.0
+            && options.clip_norm.is_none()
+            && self.transposes_first(sub.len());
         let loss = if fused {
             self.sgd_batch(sub, dropout, st.learning_rate, deferred)?
+        } else if panels {
+            self.transpose_first_state(&mut st.tensors);
+            let loss = self.backprop_panels(sub, dropout);
+            if !deferred && !matches!(loss, Ok(l) if l.is_finite()) {
+                self.settle_first_state(&mut st.tensors); // no step below to settle after
+            }
+            loss?
         } else {
-            self.settle_first_layer();
+            self.settle_first_state(&mut st.tensors);
             self.backprop(sub, options.l2, dropout)?
         };
         if !loss.is_finite() {
@@ -503,20 +525,67 @@ impl<T: Real> NeuralNetwork<T> {
             }
             self.apply_optimizer(st);
         }
+        if panels && !deferred {
+            self.settle_first_state(&mut st.tensors);
+        }
         Ok(loss)
+    }
+
+    /// Makes the first layer's weights and its optimizer state (`tensors[0]`) live in panels
+    /// (`TransposedFirst`), unless they are.
+    pub(crate) fn transpose_first_state(&mut self, tensors: &mut [StatePair<T>]) {
+        self.transpose_first_layer();
+        if !self.work.first_t.state_live {
+            let (n_in, n_out) = (self.layers[0].n_inputs(), self.layers[0].n_outputs());
+            let len = panels::panels_len::<T>(n_out, n_in);
+            for buf in tensors[0].0.buffers_mut() {
+                if !buf.is_empty() {
+                    let mut p = vec![T::ZERO; len];
+                    panels::pack(buf, n_out, n_in, &mut p);
+                    *buf = p;
+                }
+            }
+            self.work.first_t.state_live = true;
+        }
+    }
+
+    /// Puts the first layer's weights and its optimizer state (`tensors[0]`) back from panels, where
+    /// an epoch left them (`TransposedFirst`); nothing otherwise.
+    pub(crate) fn settle_first_state(&mut self, tensors: &mut [StatePair<T>]) {
+        if self.work.first_t.state_live {
+            let (n_in, n_out) = (self.layers[0].n_inputs(), self.layers[0].n_outputs());
+            for buf in tensors[0].0.buffers_mut() {
+                if !buf.is_empty() {
+                    let mut w = vec![T::ZERO; n_out * n_in];
+                    panels::unpack(buf, n_out, n_in, &mut w);
+                    *buf = w;
+                }
+            }
+            self.work.first_t.state_live = false;
+        }
+        self.settle_first_layer();
     }
 
     /// The optimizer's update of every layer from the gradients in the workspace.
     pub(crate) fn apply_optimizer(&mut self, st: &mut TrainingState<T>) {
         let threads = self.n_threads();
         let (t, lr, opt) = (st.steps, st.learning_rate, st.optimizer);
-        for ((layer, grad), (w_state, b_state)) in self
+        // The first layer's W, gradient and state are all in panels, or none is.
+        let first_in_panels = self.work.first_t.state_live;
+        let (first_t, grads) = (&mut self.work.first_t, &mut self.work.grads);
+        for (l, ((layer, grad), (w_state, b_state))) in self
             .layers
             .iter_mut()
-            .zip(self.work.grads.iter_mut())
+            .zip(grads.iter_mut())
             .zip(st.tensors.iter_mut())
+            .enumerate()
         {
             let (w, bias) = layer.parameters_mut();
+            let w = if l == 0 && first_in_panels {
+                first_t.wt_mut()
+            } else {
+                w
+            };
             opt.step_threads(w, &mut grad.weights, w_state, t, lr, threads);
             opt.step(bias, &mut grad.biases, b_state, t, lr);
         }
@@ -720,6 +789,57 @@ fn gather<'b, T: Real>(
 #[cfg(test)]
 mod tests {
     use super::copy_fetching_next;
+
+    /// The divergence guard replays an epoch one checked step at a time (guard.rs), and those
+    /// steps must round as the fast run's did: an Adam step that may not leave the first layer
+    /// and its state in panels still computes in them, and settles both after itself.
+    #[test]
+    fn a_checked_adam_step_rounds_as_a_deferred_one() {
+        use crate::{Activation, EpochOptions, Loss, MatRef, NeuralNetwork, Optimizer};
+        use crate::{Targets, TrainingState};
+        let net = NeuralNetwork::<f64>::new(
+            &[600, 21, 5],
+            &[Activation::Relu],
+            None,
+            Loss::CrossEntropy,
+            1,
+        )
+        .unwrap();
+        let x: Vec<f64> = (0..32 * 600)
+            .map(|i| ((i * 7919) % 1000) as f64 / 500.0 - 1.0)
+            .collect();
+        let classes: Vec<usize> = (0..32).map(|i| (i * 7) % 5).collect();
+        let options = EpochOptions::new(16);
+        let run = |deferred: bool| {
+            let mut net = net.clone();
+            let mut st = TrainingState::new(Optimizer::adam(0.01), 0, 2).unwrap();
+            for r in [0, 16] {
+                let xm = MatRef::new(&x[r * 600..(r + 16) * 600], 16, 600).unwrap();
+                let batch = net
+                    .batch(xm, Targets::Classes(&classes[r..r + 16]))
+                    .unwrap();
+                net.minibatch_step(&batch, &options, (false, deferred), &mut st, (0, r))
+                    .unwrap();
+                assert_eq!(net.work.first_t.state_live, deferred && super::in_panels());
+            }
+            net.settle_first_state(&mut st.tensors);
+            let mut bits: Vec<u64> = net
+                .parameters()
+                .into_iter()
+                .flat_map(|(w, b)| w.into_iter().chain(b))
+                .map(f64::to_bits)
+                .collect();
+            for (w, _) in st.tensor_states() {
+                bits.extend(
+                    w.buffers()
+                        .into_iter()
+                        .flat_map(|(_, v)| v.iter().map(|x| x.to_bits())),
+                );
+            }
+            bits
+        };
+        assert!(run(true) == run(false));
+    }
 
     #[test]
     fn copy_fetching_next_copies_every_value_whatever_the_length() {

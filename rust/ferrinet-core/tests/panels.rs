@@ -11,8 +11,8 @@ mod common;
 
 use common::{assert_close_scaled, flat_params, int_in, param_bits, random_vec};
 use ferrinet_core::{
-    Activation, EpochOptions, Error, Loss, MatRef, NeuralNetwork, Optimizer, SplitMix64, Targets,
-    TrainingState,
+    Activation, EpochOptions, Error, Loss, MatRef, NeuralNetwork, Optimizer, Real, SplitMix64,
+    Targets, TrainingState,
 };
 
 /// A classifier n_in -> hidden -> 5 and n rows of data for it.
@@ -161,4 +161,165 @@ fn an_interrupted_float64_sgd_epoch_keeps_the_first_layers_steps() {
         first(&net),
         "the first layer's W was stepped"
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Optimizers with a state (Adam here) keep the first layer's state in the same panels as its
+// weights, and put both back whatever ends the epoch. In both float types.
+
+/// Every parameter's bits and every optimizer buffer's bits, as f64 (exact for float32).
+fn all_bits<T: Real>(net: &NeuralNetwork<T>, st: &TrainingState<T>) -> Vec<u64> {
+    let params = net
+        .parameters()
+        .into_iter()
+        .flat_map(|(w, b)| w.into_iter().chain(b));
+    let buffers = st.tensor_states().iter().flat_map(|(w, b)| {
+        let w = w.buffers().into_iter().flat_map(|(_, v)| v.to_vec());
+        w.chain(b.buffers().into_iter().flat_map(|(_, v)| v.to_vec()))
+    });
+    params
+        .chain(buffers)
+        .map(|v| v.to_f64().to_bits())
+        .collect()
+}
+
+/// `case` in float type T.
+fn case_in<T: Real>(
+    n_in: usize,
+    hidden: usize,
+    n: usize,
+    seed: u64,
+) -> (NeuralNetwork<T>, Vec<T>, Vec<usize>) {
+    let (net, x, classes) = case(n_in, hidden, n, seed);
+    let (w, b): (Vec<Vec<T>>, Vec<Vec<T>>) = net
+        .parameters()
+        .into_iter()
+        .map(|(w, b)| {
+            (
+                w.into_iter().map(T::from_f64).collect(),
+                b.into_iter().map(T::from_f64).collect(),
+            )
+        })
+        .unzip();
+    let mut net_t = NeuralNetwork::<T>::new(
+        &[n_in, hidden, 5],
+        &[Activation::Relu],
+        None,
+        Loss::CrossEntropy,
+        seed,
+    )
+    .unwrap();
+    net_t
+        .set_parameters(w.into_iter().zip(b).collect())
+        .unwrap();
+    (net_t, x.into_iter().map(T::from_f64).collect(), classes)
+}
+
+/// Rows start..end as one in-order epoch of batches of 16, continuing `st`.
+fn epoch_in<T: Real>(
+    net: &mut NeuralNetwork<T>,
+    (x, classes): (&[T], &[usize]),
+    (start, end): (usize, usize),
+    st: &mut TrainingState<T>,
+    stop_at: Option<usize>,
+) -> Result<f64, Error> {
+    let n_in = net.layers()[0].n_inputs();
+    let xm = MatRef::new(&x[start * n_in..end * n_in], end - start, n_in).unwrap();
+    let batch = net
+        .batch(xm, Targets::Classes(&classes[start..end]))
+        .unwrap();
+    let mut asked = 0;
+    net.train_epoch_until(&batch, &in_order(16), st, &mut || {
+        asked += 1;
+        Some(asked) == stop_at
+    })
+}
+
+fn adam_epochs_keep_their_state_with_the_panels<T: Real>() {
+    let (net, x, classes) = case_in::<T>(37, 21, 49, 13);
+    let opt = Optimizer::adam(0.01);
+    // One epoch, then a second from the state it left: as one call per batch.
+    let mut whole = net.clone();
+    let mut st_whole = TrainingState::new(opt, 0, 2).unwrap();
+    for _ in 0..2 {
+        epoch_in(&mut whole, (&x, &classes), (0, 49), &mut st_whole, None).unwrap();
+    }
+    let mut parts = net.clone();
+    let mut st_parts = TrainingState::new(opt, 0, 2).unwrap();
+    for _ in 0..2 {
+        for range in [(0, 16), (16, 32), (32, 48), (48, 49)] {
+            epoch_in(&mut parts, (&x, &classes), range, &mut st_parts, None).unwrap();
+        }
+    }
+    let what = T::NAME;
+    assert!(
+        all_bits(&whole, &st_whole) == all_bits(&parts, &st_parts),
+        "{what}: per batch"
+    );
+    // Stopped before its third batch: the weights and the state of the two batches done.
+    let mut stopped = net.clone();
+    let mut st_stopped = TrainingState::new(opt, 0, 2).unwrap();
+    let result = epoch_in(
+        &mut stopped,
+        (&x, &classes),
+        (0, 49),
+        &mut st_stopped,
+        Some(2),
+    );
+    assert!(
+        matches!(result, Err(Error::Interrupted)),
+        "{what}: {result:?}"
+    );
+    let mut two = net.clone();
+    let mut st_two = TrainingState::new(opt, 0, 2).unwrap();
+    epoch_in(&mut two, (&x, &classes), (0, 32), &mut st_two, None).unwrap();
+    assert!(
+        all_bits(&stopped, &st_stopped) == all_bits(&two, &st_two),
+        "{what}: stopped"
+    );
+    assert_eq!(st_stopped.steps(), 2);
+}
+
+#[test]
+fn adam_epochs_keep_their_state_with_the_panels_in_both_float_types() {
+    adam_epochs_keep_their_state_with_the_panels::<f64>();
+    adam_epochs_keep_their_state_with_the_panels::<f32>();
+}
+
+#[test]
+fn an_adam_epoch_in_panels_takes_adams_steps() {
+    // As `a_float64_sgd_epoch_takes_the_steps_of_plain_sgd`, for Adam: the inert clip takes
+    // the path with W, its gradient and its state as they are. Adam divides each step by the
+    // root of its second moment, which keeps a gradient's rounding relative: 1e-10 of the
+    // largest weight after 3 epochs (a wrong element moves a weight by ~1e-3, lr = 0.01).
+    for (n_in, hidden, n, batch) in [(37, 21, 49, 16), (200, 45, 70, 32)] {
+        let (net, x, classes) = case(n_in, hidden, n, 17);
+        let opt = Optimizer::adam(0.01);
+        let mut panels = net.clone();
+        let mut st = TrainingState::new(opt, 0, 2).unwrap();
+        for _ in 0..3 {
+            epoch_on(
+                &mut panels,
+                (&x, &classes),
+                (0, n),
+                &in_order(batch),
+                &mut st,
+            )
+            .unwrap();
+        }
+        let mut plain = net.clone();
+        let mut st_plain = TrainingState::new(opt, 0, 2).unwrap();
+        let options = EpochOptions {
+            clip_norm: Some(1e300),
+            ..in_order(batch)
+        };
+        for _ in 0..3 {
+            epoch_on(&mut plain, (&x, &classes), (0, n), &options, &mut st_plain).unwrap();
+        }
+        let what = format!("{n_in}-{hidden}-5, {n} rows, batch {batch}");
+        assert_close_scaled(&flat_params(&panels), &flat_params(&plain), 1e-10, &what);
+        let m = |s: &TrainingState| s.tensor_states()[0].0.buffers()[0].1.to_vec();
+        assert_close_scaled(&m(&st), &m(&st_plain), 1e-10, &format!("{what}: m"));
+        assert_ne!(param_bits(&panels), param_bits(&net), "{what}: stepped");
+    }
 }
