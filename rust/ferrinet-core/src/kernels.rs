@@ -862,6 +862,19 @@ fn add_rows<T: Real>(m: &[T], acc: &mut [T]) {
     }
 }
 
+/// db = the column sums of delta (n, db.len()), rows added in order: the bias gradient.
+fn bias_grad<T: Real>(delta: &[T], db: &mut [T]) {
+    db.fill(T::ZERO);
+    add_rows(delta, db);
+}
+
+/// The bias half of a plain-SGD step through the weight gradient: db = the column sums of
+/// delta, b -= lr db.
+fn sgd_bias<T: Real>(delta: &[T], b: &mut [T], db: &mut [T], lr: T) {
+    bias_grad(delta, db);
+    sgd_update(b, db, lr, T::ZERO);
+}
+
 /// z (n, out) = x (n, in) W^T + b and, with `activate: Some((f, a))`, a (n, out) = f(z).
 ///
 /// Where the product is a GEMM, the bias and f are applied to each block of z by the thread
@@ -988,8 +1001,7 @@ pub fn linear_weight_grad<T: Real>(
 ) {
     let (n_out, n_in) = (db.len(), dw.len() / db.len().max(1));
     assert!(delta.len() == n * n_out && x.len() == n * n_in && dw.len() == n_out * n_in);
-    db.fill(T::ZERO);
-    add_rows(delta, db);
+    bias_grad(delta, db);
     if weight_grad_is_gemm(n, n_in, n_out) {
         return weight_product(delta, x, n, dw, None, threads);
     }
@@ -1028,9 +1040,7 @@ pub fn sgd_through_weight_grad<T: Real>(
     threads: Threads,
 ) {
     assert!(db.len() == b.len() && delta.len() == n * b.len());
-    db.fill(T::ZERO);
-    add_rows(delta, db);
-    sgd_update(b, db, lr, T::ZERO);
+    sgd_bias(delta, b, db, lr);
     weight_product(delta, x, n, w, Some(-lr), threads);
 }
 
@@ -1054,9 +1064,7 @@ pub fn sgd_through_weight_grad_transposed<T: Real>(
     let (n_out, n_in) = (b.len(), wt.len() / b.len().max(1));
     assert!(db.len() == n_out && delta.len() == n * n_out && x.len() == n * n_in);
     assert_eq!(wt.len(), n_in * n_out);
-    db.fill(T::ZERO);
-    add_rows(delta, db);
-    sgd_update(b, db, lr, T::ZERO);
+    sgd_bias(delta, b, db, lr);
     // SAFETY: shapes asserted above; x^T is x (n, in) read with swapped strides, delta (n, out)
     // row-major.
     unsafe {
@@ -1076,10 +1084,9 @@ pub fn sgd_through_weight_grad_transposed<T: Real>(
 }
 
 /// `linear_forward` from the layer's weights kept in panels of 8 (float64) or 16 neurons, `p`
-/// (panels.rs), for a fused-SGD epoch's first layer: z = x W^T by the panel product, then
+/// (panels.rs), for an epoch's first layer: z = x W^T by the panel product, then
 /// `+ b` and f, as `forward_product` applies them. With threads, each computes the columns of
-/// a run of panels; the bits do not depend on the count. T is f64 (the caller's layout says
-/// so).
+/// a run of panels; the bits do not depend on the count.
 #[allow(clippy::too_many_arguments)]
 pub fn linear_forward_panels<T: Real>(
     x: &[T],
@@ -1108,7 +1115,7 @@ pub fn linear_forward_panels<T: Real>(
 /// `sgd_through_weight_grad` on the layer's weights kept in panels, `p`
 /// (panels.rs): db = column sums of delta, b -= lr db, and W += (-lr) delta^T x made by the
 /// panel product as it writes each weight (one fused multiply-add of -lr and the sum). With
-/// threads, each takes a run of panels (whole neurons), as in the forward product.
+/// threads, each takes a run of inputs (`panels::add_weight_product`).
 #[allow(clippy::too_many_arguments)]
 pub fn sgd_through_weight_grad_panels<T: Real>(
     delta: &[T],
@@ -1123,16 +1130,14 @@ pub fn sgd_through_weight_grad_panels<T: Real>(
     let n_out = b.len();
     let n_in = x.len() / n.max(1);
     assert!(db.len() == n_out && delta.len() == n * n_out && x.len() == n * n_in);
-    db.fill(T::ZERO);
-    add_rows(delta, db);
-    sgd_update(b, db, lr, T::ZERO);
+    sgd_bias(delta, b, db, lr);
     let parts = threads.parts(2 * n * n_in * n_out);
     panels::add_weight_product((x, (n, n_in)), delta, n_out, p, -lr, parts);
 }
 
 /// `linear_weight_grad` into panels (panels.rs) for a layer whose weights are kept in them:
 /// G = delta^T x with G as long as W's panels, db = column sums of delta. With threads, each
-/// takes a run of panels, as in the forward product.
+/// takes a run of inputs, as in the SGD update.
 pub fn linear_weight_grad_panels<T: Real>(
     delta: &[T],
     x: &[T],
@@ -1144,8 +1149,7 @@ pub fn linear_weight_grad_panels<T: Real>(
     let n_out = db.len();
     let n_in = x.len() / n.max(1);
     assert!(delta.len() == n * n_out && x.len() == n * n_in);
-    db.fill(T::ZERO);
-    add_rows(delta, db);
+    bias_grad(delta, db);
     let parts = threads.parts(2 * n * n_in * n_out);
     panels::weight_product((x, (n, n_in)), delta, n_out, g, parts);
 }

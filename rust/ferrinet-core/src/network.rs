@@ -53,7 +53,7 @@ pub(crate) struct Workspace<T> {
 
 /// The first layer's weights in the layout its products read, which an epoch updates and
 /// reads in place of the layer's W (out, in) from batch to batch (`sgd_batch`,
-/// `backprop_panels`):
+/// `backprop`):
 ///
 /// - where the CPU has AVX2 and FMA, either float type: panels of 8 (float64) or 16 (float32)
 ///   neurons (panels.rs), which both products read and write without packing (784-128, batch
@@ -583,6 +583,11 @@ impl<T: Real> NeuralNetwork<T> {
 
     /// Forward with caching (and dropout when given), loss (+ L2), then every layer's gradient
     /// into the workspace (dW += l2 W).
+    ///
+    /// With the first layer's weights live in panels (an epoch's, with its optimizer state:
+    /// training.rs `transpose_first_state`; no L2, rows not split), its products read them
+    /// and its weight gradient is written in the same panels, for the optimizer to step in
+    /// place.
     pub(crate) fn backprop(
         &mut self,
         batch: &Batch<T>,
@@ -590,20 +595,26 @@ impl<T: Real> NeuralNetwork<T> {
         dropout: Option<Dropout>,
     ) -> Result<f64> {
         self.check_batch(batch)?;
+        let panels = self.work.first_t.live;
+        assert!(
+            !panels || (in_panels() && l2 == 0.0),
+            "panels: no L2, and not W^T"
+        );
         let penalty = self.l2_penalty(l2);
         let n = batch.len();
         let k = self.threads.0;
         let loss = if self.splits(n, dropout.is_some()) {
+            assert!(!panels, "a split batch reads the layers' own weights");
             self.backprop_split(batch, k)?
         } else {
             let (layers, work, threads) = (&self.layers, &mut self.work, self.threads);
             let norm = Normalizer::of(batch);
             let rates = dropout.as_ref().map(|d| d.rates);
-            forward_cached(layers, batch.x, work, threads, dropout)?;
+            forward_cached_from(layers, batch.x, work, threads, dropout, panels)?;
             let last = layers.len() - 1;
             let (z_out, a_out) = (work.z[last].view(), work.a[last].view());
             let loss = self.loss.value(z_out, a_out, &batch.t, batch.weights);
-            backward_cached(layers, self.loss, batch, norm, work, rates, threads)?;
+            backward_cached_from(layers, self.loss, batch, norm, work, rates, threads, panels)?;
             loss
         };
         if l2 != 0.0 {
@@ -615,28 +626,6 @@ impl<T: Real> NeuralNetwork<T> {
             }
         }
         Ok(loss.to_f64() + penalty)
-    }
-
-    /// `backprop` (no L2, rows not split) with the first layer's weights in panels
-    /// (`TransposedFirst`, live or made so here): its forward product from them and its weight
-    /// gradient into panels of the same shape, for an optimizer that steps W in place.
-    pub(crate) fn backprop_panels(
-        &mut self,
-        batch: &Batch<T>,
-        dropout: Option<Dropout>,
-    ) -> Result<f64> {
-        self.check_batch(batch)?;
-        debug_assert!(!self.splits(batch.len(), dropout.is_some()));
-        self.transpose_first_layer();
-        let (layers, work, threads) = (&self.layers, &mut self.work, self.threads);
-        let norm = Normalizer::of(batch);
-        let rates = dropout.as_ref().map(|d| d.rates);
-        forward_cached_from(layers, batch.x, work, threads, dropout, true)?;
-        let last = layers.len() - 1;
-        let (z_out, a_out) = (work.z[last].view(), work.a[last].view());
-        let loss = self.loss.value(z_out, a_out, &batch.t, batch.weights);
-        backward_cached_from(layers, self.loss, batch, norm, work, rates, threads, true)?;
-        Ok(loss.to_f64())
     }
 
     /// One mini-batch step of plain SGD (no momentum, weight decay, L2 or clipping): the

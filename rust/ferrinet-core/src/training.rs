@@ -501,7 +501,7 @@ impl<T: Real> NeuralNetwork<T> {
             self.sgd_batch(sub, dropout, st.learning_rate, deferred)?
         } else if panels {
             self.transpose_first_state(&mut st.tensors);
-            let loss = self.backprop_panels(sub, dropout);
+            let loss = self.backprop(sub, 0.0, dropout);
             if !deferred && !matches!(loss, Ok(l) if l.is_finite()) {
                 self.settle_first_state(&mut st.tensors); // no step below to settle after
             }
@@ -791,10 +791,11 @@ mod tests {
     use super::copy_fetching_next;
 
     /// The divergence guard replays an epoch one checked step at a time (guard.rs), and those
-    /// steps must round as the fast run's did: an Adam step that may not leave the first layer
-    /// and its state in panels still computes in them, and settles both after itself.
+    /// steps must round as the fast run's did: a step that may not leave the first layer (and
+    /// its optimizer state) in panels still computes in them, and settles after itself. Plain
+    /// SGD (the fused step) and Adam (the gradient, then the optimizer's step).
     #[test]
-    fn a_checked_adam_step_rounds_as_a_deferred_one() {
+    fn a_checked_step_rounds_as_a_deferred_one() {
         use crate::{Activation, EpochOptions, Loss, MatRef, NeuralNetwork, Optimizer};
         use crate::{Targets, TrainingState};
         let net = NeuralNetwork::<f64>::new(
@@ -810,17 +811,20 @@ mod tests {
             .collect();
         let classes: Vec<usize> = (0..32).map(|i| (i * 7) % 5).collect();
         let options = EpochOptions::new(16);
-        let run = |deferred: bool| {
+        let run = |opt: Optimizer, deferred: bool| {
+            let fused = super::fuses_sgd(&options, &opt);
             let mut net = net.clone();
-            let mut st = TrainingState::new(Optimizer::adam(0.01), 0, 2).unwrap();
+            let mut st = TrainingState::new(opt, 0, 2).unwrap();
             for r in [0, 16] {
                 let xm = MatRef::new(&x[r * 600..(r + 16) * 600], 16, 600).unwrap();
                 let batch = net
                     .batch(xm, Targets::Classes(&classes[r..r + 16]))
                     .unwrap();
-                net.minibatch_step(&batch, &options, (false, deferred), &mut st, (0, r))
+                net.minibatch_step(&batch, &options, (fused, deferred), &mut st, (0, r))
                     .unwrap();
-                assert_eq!(net.work.first_t.state_live, deferred && super::in_panels());
+                let left = deferred && super::in_panels();
+                assert_eq!(net.work.first_t.live, left, "W left in panels");
+                assert_eq!(net.work.first_t.state_live, left && !fused, "the state too");
             }
             net.settle_first_state(&mut st.tensors);
             let mut bits: Vec<u64> = net
@@ -836,9 +840,17 @@ mod tests {
                         .flat_map(|(_, v)| v.iter().map(|x| x.to_bits())),
                 );
             }
-            bits
+            (bits, net)
         };
-        assert!(run(true) == run(false));
+        for opt in [Optimizer::sgd(0.05), Optimizer::adam(0.01)] {
+            let (fast, stepped) = run(opt, true);
+            assert!(fast == run(opt, false).0, "{}", opt.name());
+            assert!(
+                stepped.parameters() != net.parameters(),
+                "{}: the steps changed the weights",
+                opt.name()
+            );
+        }
     }
 
     #[test]
