@@ -394,9 +394,15 @@ def test_evaluate():
     bce.fit(X, yb, epochs=5, verbose=0, learning_rate=0.01)
     p = bce.predict(X)[:, 0]
     assert bce.evaluate(X, yb)["accuracy"] == np.mean((p >= 0.5) == (yb == 1))
-    # mse: no accuracy
+    # mse and poisson: regressions, no accuracy (as the reference's evaluate)
     Xr, Yr = regression()
     assert set(NeuralNetwork([4, 8, 2]).evaluate(Xr, Yr)) == {"loss"}
+    counts = np.abs(np.round(Yr))
+    for dtype in ("float64", "float32"):
+        poisson = NeuralNetwork([4, 8, 2], loss="poisson", dtype=dtype)
+        assert set(poisson.evaluate(Xr, counts)) == {"loss"}
+        h = poisson.fit(Xr, counts, epochs=1, validation_data=(Xr, counts), verbose=0)
+        assert set(h.as_dict()) == {"loss", "val_loss", "lr"}
 
 
 # ----------------------------------------------------------------------------------------------

@@ -204,9 +204,11 @@ impl Loss {
         self != Loss::Mse
     }
 
-    /// Whether the loss has classes, so that an accuracy means something.
+    /// Whether the loss has classes, so that an accuracy means something: cross-entropy and
+    /// binary cross-entropy. mse and Poisson are regressions (a count's rate against 0.5 is
+    /// no accuracy; the reference's `accuracy` is None for both).
     pub fn is_classifier(self) -> bool {
-        self != Loss::Mse
+        matches!(self, Loss::CrossEntropy | Loss::BinaryCrossEntropy)
     }
 
     /// ValueError for a loss without classes (mse) asked for an accuracy.
