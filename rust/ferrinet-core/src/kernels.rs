@@ -753,7 +753,7 @@ pub fn splits_product(n: usize, n_in: usize, n_out: usize, threads: Threads) -> 
 /// What runs on a block of C right after its product, on the thread that computed it:
 /// `finish(c, rows, columns)`, with c the whole of C (row-major) of which this call owns the
 /// block rows.0..rows.1 x columns.0..columns.1.
-type Finish<'f, T> = &'f (dyn Fn(Disjoint<T>, (usize, usize), (usize, usize)) + Sync);
+pub(crate) type Finish<'f, T> = &'f (dyn Fn(Disjoint<T>, (usize, usize), (usize, usize)) + Sync);
 
 /// A `Finish` that does nothing.
 fn as_is<T>(_: Disjoint<T>, _: (usize, usize), _: (usize, usize)) {}
@@ -950,25 +950,7 @@ fn forward_product<T: Real>(
     threads: Threads,
 ) {
     let (n_out, n_in) = (b.len(), wt.len() / b.len().max(1));
-    let elementwise = activate
-        .as_mut()
-        .filter(|(f, _)| *f != Activation::Softmax)
-        .map(|(f, a)| (*f, Disjoint::new(a)));
-    let finish = |zd: Disjoint<T>, (r0, r1): (usize, usize), (c0, c1): (usize, usize)| {
-        for r in r0..r1 {
-            let at = r * n_out + c0;
-            // SAFETY: row r's columns c0..c1 of z and a are this block's, written by this part
-            // only; the caller's borrows of z and a outlive the product.
-            let zr = unsafe { std::slice::from_raw_parts_mut(zd.at(at), c1 - c0) };
-            for (zi, &bi) in zr.iter_mut().zip(&b[c0..c1]) {
-                *zi += bi;
-            }
-            if let Some((f, ad)) = elementwise {
-                let ar = unsafe { std::slice::from_raw_parts_mut(ad.at(at), c1 - c0) };
-                f.apply(zr, ar, c1 - c0);
-            }
-        }
-    };
+    let finish = bias_then_elementwise(b, &mut activate);
     // SAFETY: shapes asserted by the callers; x row-major (n, in); the strides of W^T are
     // those of W (out, in) read transposed, or of W^T stored row-major.
     unsafe {
@@ -987,6 +969,34 @@ fn forward_product<T: Real>(
     };
     if let Some((Activation::Softmax, a)) = activate {
         Activation::Softmax.apply(z, a, n_out);
+    }
+}
+
+/// The `Finish` of a layer's forward product z = x W^T: z += b on the block, then a = f(z)
+/// where f is element by element (softmax needs whole rows: the caller applies it after).
+fn bias_then_elementwise<'a, T: Real>(
+    b: &'a [T],
+    activate: &mut Option<(Activation, &mut [T])>,
+) -> impl Fn(Disjoint<T>, (usize, usize), (usize, usize)) + Sync + 'a {
+    let n_out = b.len();
+    let elementwise = activate
+        .as_mut()
+        .filter(|(f, _)| *f != Activation::Softmax)
+        .map(|(f, a)| (*f, Disjoint::new(a)));
+    move |zd: Disjoint<T>, (r0, r1): (usize, usize), (c0, c1): (usize, usize)| {
+        for r in r0..r1 {
+            let at = r * n_out + c0;
+            // SAFETY: row r's columns c0..c1 of z and a are this block's, written by this part
+            // only; the caller's borrows of z and a outlive the product.
+            let zr = unsafe { std::slice::from_raw_parts_mut(zd.at(at), c1 - c0) };
+            for (zi, &bi) in zr.iter_mut().zip(&b[c0..c1]) {
+                *zi += bi;
+            }
+            if let Some((f, ad)) = elementwise {
+                let ar = unsafe { std::slice::from_raw_parts_mut(ad.at(at), c1 - c0) };
+                f.apply(zr, ar, c1 - c0);
+            }
+        }
     }
 }
 
@@ -1100,15 +1110,15 @@ pub fn linear_forward_panels<T: Real>(
 ) {
     let n_out = b.len();
     assert!(x.len() == n * n_in && z.len() == n * n_out);
-    let parts = threads.parts(2 * n * n_in * n_out);
-    panels::forward(x, (n, n_in), p, n_out, z, parts);
-    for zr in z.chunks_exact_mut(n_out.max(1)) {
-        for (zi, &bi) in zr.iter_mut().zip(b) {
-            *zi += bi;
-        }
+    if let Some((_, a)) = &activate {
+        assert_eq!(a.len(), z.len(), "a has z's shape");
     }
-    if let Some((f, a)) = activate {
-        f.apply(z, a, n_out);
+    let parts = threads.parts(2 * n * n_in * n_out);
+    let mut activate = activate;
+    let finish = bias_then_elementwise(b, &mut activate);
+    panels::forward_finishing(x, (n, n_in), p, n_out, z, parts, &finish);
+    if let Some((Activation::Softmax, a)) = activate {
+        Activation::Softmax.apply(z, a, n_out);
     }
 }
 

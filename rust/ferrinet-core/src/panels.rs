@@ -39,6 +39,7 @@ use std::arch::x86_64::*;
 use std::cell::RefCell;
 
 use crate::float::Real;
+use crate::kernels::Finish;
 use crate::team::{for_each_part, Disjoint};
 
 /// Rows (forward) or inputs (update) per tile: 6 x 2 accumulators use 12 of the 16 ymm
@@ -51,6 +52,9 @@ const KC: usize = 256;
 /// stay in L2 while every panel reads them. Measured on 784-128: batch 256, 1,118 us against
 /// 1,172 us without row blocks (and the gemm crate's 1,130); batch 64 is one block.
 const MC: usize = 96;
+
+/// Values of delta (n x n_out) from which its copy into panels is shared between threads.
+const PARALLEL_COPY_MIN: usize = 1 << 14;
 
 /// A float type of the panels: a 256-bit register of `LANES` values and the AVX2+FMA
 /// operations the tile needs on it.
@@ -208,6 +212,7 @@ pub fn unpack<T: Real>(p: &[T], n_out: usize, n_in: usize, w: &mut [T]) {
 /// z (n, n_out) = x (n, n_in) W^T, W given as its panels `p`, cut between `parts` threads by
 /// panels (each thread its neurons' columns of z: the same bits for any count). Needs
 /// `available()`.
+#[cfg_attr(not(any(test, feature = "internals")), allow(dead_code))]
 pub fn forward<T: Real>(
     x: &[T],
     shape: (usize, usize),
@@ -216,11 +221,31 @@ pub fn forward<T: Real>(
     z: &mut [T],
     parts: usize,
 ) {
-    on_lane!(
-        T,
-        forward_in::<E>(cast(x), shape, cast(p), n_out, cast_mut(z), parts)
-    )
+    forward_finishing(x, shape, p, n_out, z, parts, &as_is);
 }
+
+/// `forward`, each part handing its block of z (every row, its panels' columns) to `finish`
+/// as soon as its product is done (`kernels::Finish`: the bias and the activation, on the
+/// thread that wrote the block, while it is in that core's cache).
+pub(crate) fn forward_finishing<T: Real>(
+    x: &[T],
+    shape: (usize, usize),
+    p: &[T],
+    n_out: usize,
+    z: &mut [T],
+    parts: usize,
+    finish: Finish<T>,
+) {
+    on_lane!(T, {
+        // T is E (`on_lane!`): the cast of z's pointer back to T is the same buffer.
+        let finish = |zd: Disjoint<E>, rows, cols| finish(zd.cast::<T>(), rows, cols);
+        forward_in::<E>(cast(x), shape, cast(p), n_out, cast_mut(z), parts, &finish)
+    })
+}
+
+/// A `Finish` that does nothing.
+#[cfg_attr(not(any(test, feature = "internals")), allow(dead_code))]
+fn as_is<T>(_: Disjoint<T>, _: (usize, usize), _: (usize, usize)) {}
 
 /// P += s delta^T x: W (n_out, n_in), as its panels `p`, plus s times the weight gradient
 /// sum_r delta[r]^T x[r], each element's sum over the n rows in order, then one fused
@@ -299,21 +324,25 @@ fn forward_in<E: Lane>(
     n_out: usize,
     z: &mut [E],
     parts: usize,
+    finish: Finish<E>,
 ) {
     assert!(
         x.len() == n * n_in && z.len() == n * n_out && p.len() == panels_len_in::<E>(n_out, n_in)
     );
     assert!(available(), "the panel products need AVX2 and FMA");
     if n_in == 0 {
-        return z.fill(E::ZERO);
+        z.fill(E::ZERO);
+        return finish(Disjoint::new(z), (0, n), (0, n_out));
     }
     let ranges = split(n_out.div_ceil(E::NR), parts);
     let zd = Disjoint::new(z);
     #[cfg(target_arch = "x86_64")]
     for_each_part(ranges.len(), |i| {
+        let (p0, p1) = ranges[i];
         // SAFETY: the CPU has AVX2 and FMA (asserted); the shapes are asserted above; each
         // part writes the columns of its own panels only, while z's borrow lives.
-        unsafe { forward_avx2(x, (n, n_in), p, n_out, zd, ranges[i]) }
+        unsafe { forward_avx2(x, (n, n_in), p, n_out, zd, (p0, p1)) };
+        finish(zd, (0, n), (p0 * E::NR, (p1 * E::NR).min(n_out)));
     });
 }
 
@@ -347,7 +376,26 @@ fn add_weight_product_in<E: Lane>(
     let panels = n_out.div_ceil(E::NR);
     // Every value of D is written (the last panel's padding with zeros): no clearing.
     d.resize(panels * n * E::NR, E::ZERO);
-    delta_panels(delta, (n, n_out), d, (0, panels));
+    // A large copy is shared by panels: done by the caller alone, it left the other threads
+    // waiting (float64 batch 256 on 2 threads: 145 samples on the caller against 78 for the
+    // whole copy on one thread, the lines of D being in the other core's cache from the last
+    // step).
+    let copies = split(
+        panels,
+        if n * n_out >= PARALLEL_COPY_MIN {
+            parts
+        } else {
+            1
+        },
+    );
+    let dd = Disjoint::new(d);
+    for_each_part(copies.len(), |i| {
+        let (p0, p1) = copies[i];
+        // SAFETY: panels p0..p1 of D are this part's only, inside d while its borrow lives.
+        let mine =
+            unsafe { std::slice::from_raw_parts_mut(dd.at(p0 * n * E::NR), (p1 - p0) * n * E::NR) };
+        delta_panels(delta, (n, n_out), mine, (p0, p1));
+    });
     // Threads share the inputs, each a run of whole tiles of MR inputs (the last with the
     // tail) for every panel: each copies only its own columns of x. Shared by panels, every
     // thread would copy all of them (the float32 batch-256 epoch scaled 1.62x on 2 threads
@@ -365,8 +413,8 @@ fn add_weight_product_in<E: Lane>(
     });
 }
 
-/// D[p][r] = row r's neurons NR p..NR (p + 1) of delta (n, n_out), for panels p0..p1; the
-/// last panel's padding zeroed.
+/// D[p][r] = row r's neurons NR p..NR (p + 1) of delta (n, n_out), for panels p0..p1 (`d`
+/// holds those panels only); the last panel's padding zeroed.
 fn delta_panels<E: Lane>(
     delta: &[E],
     (n, n_out): (usize, usize),
@@ -376,7 +424,7 @@ fn delta_panels<E: Lane>(
     for (r, row) in delta.chunks(n_out.max(1)).enumerate() {
         for pi in p0..p1 {
             let piece = &row[pi * E::NR..((pi + 1) * E::NR).min(n_out)];
-            let at = (pi * n + r) * E::NR;
+            let at = ((pi - p0) * n + r) * E::NR;
             if piece.len() == E::NR {
                 d[at..at + E::NR].copy_from_slice(piece);
             } else {
@@ -622,6 +670,7 @@ mod tests {
             (13, 600, 10),
             (6, 257, 16),
             (9, 40, 33),
+            (200, 50, 100), // delta's copy into panels shared between threads
         ] {
             let mut random_t =
                 |len| -> Vec<T> { random(&mut rng, len).into_iter().map(T::from_f64).collect() };
@@ -656,10 +705,13 @@ mod tests {
                 }
             }
             let s = T::from_f64(-0.0625);
-            let mut p_parts = p.clone();
+            let w_before = p.clone();
             add_weight_product((&x, (n, n_in)), &delta, n_out, &mut p, s, 1);
-            add_weight_product((&x, (n, n_in)), &delta, n_out, &mut p_parts, s, 2);
-            assert!(bits(&p_parts) == bits(&p), "W on 2 threads");
+            for parts in [2, 3] {
+                let mut p_parts = w_before.clone();
+                add_weight_product((&x, (n, n_in)), &delta, n_out, &mut p_parts, s, parts);
+                assert!(bits(&p_parts) == bits(&p), "W on {parts} threads");
+            }
             let mut back = vec![T::ZERO; w.len()];
             unpack(&p, n_out, n_in, &mut back);
             for o in 0..n_out {

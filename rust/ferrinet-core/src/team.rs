@@ -368,6 +368,11 @@ impl<T> Disjoint<T> {
         Disjoint(buffer.as_mut_ptr())
     }
 
+    /// The same buffer as one of U, which must be T (the callers assert it).
+    pub(crate) fn cast<U>(self) -> Disjoint<U> {
+        Disjoint(self.0.cast())
+    }
+
     /// The pointer to element `offset`.
     /// Safety: inside the buffer, and written by one part only.
     pub(crate) unsafe fn at(self, offset: usize) -> *mut T {
