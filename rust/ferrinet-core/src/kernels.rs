@@ -756,7 +756,7 @@ pub fn splits_product(n: usize, n_in: usize, n_out: usize, threads: Threads) -> 
 pub(crate) type Finish<'f, T> = &'f (dyn Fn(Disjoint<T>, (usize, usize), (usize, usize)) + Sync);
 
 /// A `Finish` that does nothing.
-fn as_is<T>(_: Disjoint<T>, _: (usize, usize), _: (usize, usize)) {}
+pub(crate) fn as_is<T>(_: Disjoint<T>, _: (usize, usize), _: (usize, usize)) {}
 
 /// C (m, n) = A (m, k) B (k, n), or C += s A B with `add: Some(s)` (C read and written once,
 /// the scaling and the addition made as each element is written); A and B each given by

@@ -39,7 +39,7 @@ use std::arch::x86_64::*;
 use std::cell::RefCell;
 
 use crate::float::Real;
-use crate::kernels::Finish;
+use crate::kernels::{as_is, Finish};
 use crate::team::{for_each_part, Disjoint};
 
 /// Rows (forward) or inputs (update) per tile: 6 x 2 accumulators use 12 of the 16 ymm
@@ -243,10 +243,6 @@ pub(crate) fn forward_finishing<T: Real>(
     })
 }
 
-/// A `Finish` that does nothing.
-#[cfg_attr(not(any(test, feature = "internals")), allow(dead_code))]
-fn as_is<T>(_: Disjoint<T>, _: (usize, usize), _: (usize, usize)) {}
-
 /// P += s delta^T x: W (n_out, n_in), as its panels `p`, plus s times the weight gradient
 /// sum_r delta[r]^T x[r], each element's sum over the n rows in order, then one fused
 /// multiply-add into W. Cut between `parts` threads by inputs (each thread W's columns of its
@@ -380,14 +376,12 @@ fn add_weight_product_in<E: Lane>(
     // waiting (float64 batch 256 on 2 threads: 145 samples on the caller against 78 for the
     // whole copy on one thread, the lines of D being in the other core's cache from the last
     // step).
-    let copies = split(
-        panels,
-        if n * n_out >= PARALLEL_COPY_MIN {
-            parts
-        } else {
-            1
-        },
-    );
+    let copy_parts = if n * n_out >= PARALLEL_COPY_MIN {
+        parts
+    } else {
+        1
+    };
+    let copies = split(panels, copy_parts);
     let dd = Disjoint::new(d);
     for_each_part(copies.len(), |i| {
         let (p0, p1) = copies[i];
