@@ -1105,7 +1105,7 @@ pub fn linear_forward_panels<T: Real>(
     p: &[T],
     b: &[T],
     z: &mut [T],
-    activate: Option<(Activation, &mut [T])>,
+    mut activate: Option<(Activation, &mut [T])>,
     threads: Threads,
 ) {
     let n_out = b.len();
@@ -1114,7 +1114,6 @@ pub fn linear_forward_panels<T: Real>(
         assert_eq!(a.len(), z.len(), "a has z's shape");
     }
     let parts = threads.parts(2 * n * n_in * n_out);
-    let mut activate = activate;
     let finish = bias_then_elementwise(b, &mut activate);
     panels::forward_finishing(x, (n, n_in), p, n_out, z, parts, &finish);
     if let Some((Activation::Softmax, a)) = activate {

@@ -356,9 +356,9 @@ impl<T: Real> Layer<T> {
     }
 
     /// `forward` of a GEMM-sized batch (`kernels::forward_is_gemm`) from this layer's weights
-    /// kept in their product layout `wt` by a fused-SGD epoch (`TransposedFirst`): in float32
-    /// W^T (in, out), the same bits as `forward` on the weights `wt` holds; in float64 panels
-    /// of 8 neurons (panels.rs), which round as that product does.
+    /// kept in their product layout `wt` by an epoch (`TransposedFirst`): panels of neurons
+    /// (panels.rs), which round as their own kernel does; or, without AVX2, W^T (in, out), the
+    /// same bits as `forward` on the weights `wt` holds.
     pub(crate) fn forward_transposed(
         &self,
         wt: &[T],
@@ -371,11 +371,10 @@ impl<T: Real> Layer<T> {
         z.resize(n, self.n_outputs)?;
         a.resize(n, self.n_outputs)?;
         let activate = Some((self.activation, a.as_mut_slice()));
+        let (x, b, z) = (x.as_slice(), &self.biases, z.as_mut_slice());
         if network::in_panels() {
-            let (x, b, z) = (x.as_slice(), &self.biases, z.as_mut_slice());
             kernels::linear_forward_panels(x, n, self.n_inputs, wt, b, z, activate, threads);
         } else {
-            let (x, b, z) = (x.as_slice(), &self.biases, z.as_mut_slice());
             kernels::linear_forward_transposed(x, n, wt, b, z, activate, threads);
         }
         Ok(())

@@ -76,7 +76,7 @@ pub(crate) struct Workspace<T> {
 ///
 /// The buffer starts on a cache line (`start`): threads that split the layer's neurons own
 /// blocks of 16 columns of W^T (`kernels::SPLIT_ALIGN`), 64 bytes in float32, or whole panels
-/// (8 float64 per input, 64 bytes), so that from an aligned start no two threads write the same
+/// (8 float64 or 16 float32 per input, 64 bytes), so that from an aligned start no two threads write the same
 /// line (a block of a malloc'd buffer, 16 bytes past a line, would share one per row of W^T,
 /// 784 per update on 784-128).
 #[derive(Debug, Default)]
@@ -637,9 +637,9 @@ impl<T: Real> NeuralNetwork<T> {
     ///
     /// `deferred`: the step may leave the first layer's weights in their product layout for
     /// the next (`TransposedFirst`), where that pays; the caller then settles them after its
-    /// last step. Float64's panels round differently from the GEMM on W, so a step that may
-    /// not leave them (the guard's checked replay) takes them all the same and settles after
-    /// itself: it gives the bits of the fast run it replays.
+    /// last step. The panels round as their own kernel does, not as the GEMM on W, so a step
+    /// that may not leave them (the guard's checked replay) takes them all the same and
+    /// settles after itself: it gives the bits of the fast run it replays.
     pub(crate) fn sgd_batch(
         &mut self,
         batch: &Batch<T>,
@@ -720,7 +720,7 @@ impl<T: Real> NeuralNetwork<T> {
             && !kernels::splits_product(n, n_in, n_out, self.threads)
     }
 
-    /// Makes the first layer's weights in their product layout (W^T, or panels in float64)
+    /// Makes the first layer's weights in their product layout (panels, or W^T without AVX2)
     /// the live copy, unless they are.
     pub(crate) fn transpose_first_layer(&mut self) {
         let t = &mut self.work.first_t;
@@ -769,7 +769,7 @@ impl<T: Real> NeuralNetwork<T> {
     }
 }
 
-/// Whether a fused-SGD epoch keeps the first layer's weights in panels (where the CPU has
+/// Whether an epoch keeps the first layer's weights in panels (where the CPU has
 /// AVX2 and FMA, either float type) rather than as W^T (float32 elsewhere): see
 /// `TransposedFirst`.
 pub(crate) fn in_panels() -> bool {

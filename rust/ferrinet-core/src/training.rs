@@ -166,11 +166,11 @@ pub struct EpochMetrics {
     pub accuracy: Option<f64>,
 }
 
-/// What an epoch runs on (`epoch_frame`): the batch its targets are checked in (for CSR
-/// inputs the targets alone), its options, what it measures besides the loss, and its guard.
 /// A layer's optimizer state: (weights, biases).
 pub(crate) type StatePair<T> = (TensorState<T>, TensorState<T>);
 
+/// What an epoch runs on (`epoch_frame`): the batch its targets are checked in (for CSR
+/// inputs the targets alone), its options, what it measures besides the loss, and its guard.
 pub(crate) struct EpochFrame<'f, 'b, T> {
     pub data: &'f Batch<'b, T>,
     pub options: &'f EpochOptions,
@@ -538,29 +538,21 @@ impl<T: Real> NeuralNetwork<T> {
         if !self.work.first_t.state_live {
             let (n_in, n_out) = (self.layers[0].n_inputs(), self.layers[0].n_outputs());
             let len = panels::panels_len::<T>(n_out, n_in);
-            for buf in tensors[0].0.buffers_mut() {
-                if !buf.is_empty() {
-                    let mut p = vec![T::ZERO; len];
-                    panels::pack(buf, n_out, n_in, &mut p);
-                    *buf = p;
-                }
-            }
+            relayout(&mut tensors[0].0, len, |w, p| {
+                panels::pack(w, n_out, n_in, p)
+            });
             self.work.first_t.state_live = true;
         }
     }
 
-    /// Puts the first layer's weights and its optimizer state (`tensors[0]`) back from panels, where
-    /// an epoch left them (`TransposedFirst`); nothing otherwise.
+    /// Puts the first layer's weights and its optimizer state (`tensors[0]`) back from panels,
+    /// where an epoch left them (`TransposedFirst`); nothing otherwise.
     pub(crate) fn settle_first_state(&mut self, tensors: &mut [StatePair<T>]) {
         if self.work.first_t.state_live {
             let (n_in, n_out) = (self.layers[0].n_inputs(), self.layers[0].n_outputs());
-            for buf in tensors[0].0.buffers_mut() {
-                if !buf.is_empty() {
-                    let mut w = vec![T::ZERO; n_out * n_in];
-                    panels::unpack(buf, n_out, n_in, &mut w);
-                    *buf = w;
-                }
-            }
+            relayout(&mut tensors[0].0, n_out * n_in, |p, w| {
+                panels::unpack(p, n_out, n_in, w)
+            });
             self.work.first_t.state_live = false;
         }
         self.settle_first_layer();
@@ -606,6 +598,18 @@ impl<T: Real> NeuralNetwork<T> {
                     *v *= coef;
                 }
             }
+        }
+    }
+}
+
+/// Each buffer of `state` the optimizer uses (not empty) replaced by `convert(buffer, new)`
+/// into a new one of `len` values: the first layer's state into or out of panels.
+fn relayout<T: Real>(state: &mut TensorState<T>, len: usize, convert: impl Fn(&[T], &mut [T])) {
+    for buf in state.buffers_mut() {
+        if !buf.is_empty() {
+            let mut new = vec![T::ZERO; len];
+            convert(buf, &mut new);
+            *buf = new;
         }
     }
 }
