@@ -33,6 +33,7 @@
 //   training.rs optimizer.rs        `train_epoch*`: mini-batch epochs with an optimizer
 //   guard.rs                        divergence guards of the training loops (snapshot, replay)
 //   row_split.rs team.rs            threads: a batch split by rows; a team kept awake per call
+//   top_rows.rs                     threads: the layers above a large first layer, by rows
 //   kernels.rs matrix.rs float.rs   the loops under `Layer`, row-major buffers, f32 / f64
 //   panels.rs                       an epoch's first layer in panels of neurons, and the
 //                                   AVX2+FMA kernel of its two products (both float types)
@@ -75,6 +76,7 @@ mod row_split;
 mod sparse;
 mod step_bound;
 mod team;
+mod top_rows;
 mod trace;
 mod training;
 

@@ -485,7 +485,25 @@ impl Loss {
         output: Activation,
         delta: &mut Matrix<T>,
     ) {
-        let (n, m) = (z.rows(), z.cols());
+        let (zs, as_, m) = (z.as_slice(), a.as_slice(), z.cols());
+        let rows = (t, weights, batch_len, total_weight);
+        self.seed_rows(zs, as_, m, rows, output, delta.as_mut_slice());
+    }
+
+    /// `seed_normalized` on row-major slices of m columns: z, a and delta hold the same rows,
+    /// the rows of `t` and `weights`, of a batch of `batch_len` rows whose sample weights sum
+    /// to `total_weight` (top_rows.rs seeds each thread's block of rows with it).
+    pub(crate) fn seed_rows<T: Real>(
+        self,
+        z: &[T],
+        a: &[T],
+        m: usize,
+        (t, weights, batch_len, total_weight): (&Targets<T>, Option<&[T]>, usize, Option<T>),
+        output: Activation,
+        delta: &mut [T],
+    ) {
+        let n = z.len() / m.max(1);
+        assert!(z.len() == n * m && a.len() == n * m && delta.len() == n * m);
         let (nf, mf) = (T::from_f64(batch_len as f64), T::from_f64(m as f64));
         let two = T::ONE + T::ONE;
         // c_k: the factor of sample k.
@@ -504,8 +522,8 @@ impl Loss {
                 },
             }
         };
-        for k in 0..n {
-            let (zk, ak, dk) = (z.row(k), a.row(k), delta.row_mut(k));
+        let rows = z.chunks_exact(m).zip(a.chunks_exact(m));
+        for (k, ((zk, ak), dk)) in rows.zip(delta.chunks_exact_mut(m)).enumerate() {
             self.seed_row(factor(k), zk, ak, t, k, output, dk);
         }
     }

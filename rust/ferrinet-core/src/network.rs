@@ -16,6 +16,8 @@
 //! - `per_sample.rs`: the article's per-sample loop as one fused kernel per sample, the first
 //!   layer's update deferred into the next forward pass or taken a block of samples at a time;
 //! - `row_split.rs`: a small network's batch split by rows across threads;
+//! - `top_rows.rs`: a large network's layers above the first split by rows across threads
+//!   (forward, output delta and the deltas below; the same bits as one thread);
 //! - `kernels.rs`: SIMD loops and the `gemm` crate under `Layer`'s products;
 //! - `panels.rs`: the first layer kept in panels of neurons during an epoch, with its own
 //!   6 x 8 (float64) or 6 x 16 (float32) AVX2+FMA kernel for the two products that read them.
@@ -36,6 +38,7 @@ use crate::panels;
 use crate::per_sample::sgd_block::SgdBlock;
 use crate::predict::PredictScratch;
 use crate::rng::SplitMix64;
+use crate::top_rows::top_rows;
 
 /// Buffers reused across calls so the training loops allocate nothing per step.
 #[derive(Debug)]
@@ -49,6 +52,7 @@ pub(crate) struct Workspace<T> {
     pub block: SgdBlock<T>, // `train`'s open block of first-layer steps (sgd_block.rs)
     pub step_bounds: Vec<f64>, // per layer: its bound after `backward`'s proven step
     pub first_t: TransposedFirst<T>, // a fused-SGD epoch's first-layer weights: W^T or panels
+    pub lse: Vec<T>,        // per output row: its log-sum-exp, when top_rows.rs cuts the batch
 }
 
 /// The first layer's weights in the layout its products read, which an epoch updates and
@@ -125,6 +129,7 @@ impl<T: Real> Workspace<T> {
             block: SgdBlock::default(),
             step_bounds: vec![f64::INFINITY; n_layers],
             first_t: TransposedFirst::default(),
+            lse: Vec::new(),
         }
     }
 }
@@ -607,14 +612,17 @@ impl<T: Real> NeuralNetwork<T> {
             assert!(!panels, "a split batch reads the layers' own weights");
             self.backprop_split(batch, k)?
         } else {
+            let top = self.top_parts(n, dropout.is_some());
             let (layers, work, threads) = (&self.layers, &mut self.work, self.threads);
             let norm = Normalizer::of(batch);
             let rates = dropout.as_ref().map(|d| d.rates);
-            forward_cached_from(layers, batch.x, work, threads, dropout, panels)?;
-            let last = layers.len() - 1;
-            let (z_out, a_out) = (work.z[last].view(), work.a[last].view());
-            let loss = self.loss.value(z_out, a_out, &batch.t, batch.weights);
-            backward_cached_from(layers, self.loss, batch, norm, work, rates, threads, panels)?;
+            let loss = forward_and_loss(
+                layers, self.loss, batch, work, threads, dropout, top, panels,
+            )?;
+            let seeded = top > 1;
+            backward_cached_from(
+                layers, self.loss, batch, norm, work, rates, threads, panels, seeded,
+            )?;
             loss
         };
         if l2 != 0.0 {
@@ -670,22 +678,28 @@ impl<T: Real> NeuralNetwork<T> {
         } else {
             self.settle_first_layer();
         }
+        let top = self.top_parts(batch.len(), dropout.is_some());
         let (layers, work, threads) = (&mut self.layers, &mut self.work, self.threads);
         let norm = Normalizer::of(batch);
         let rates = dropout.as_ref().map(|d| d.rates);
-        forward_cached_from(layers, batch.x, work, threads, dropout, transposed)?;
-        let last = layers.len() - 1;
-        let (z_out, a_out) = (work.z[last].view(), work.a[last].view());
-        let loss = self.loss.value(z_out, a_out, &batch.t, batch.weights);
+        let (x, loss_fn) = (batch.x, self.loss);
+        let loss = forward_and_loss(
+            layers, loss_fn, batch, work, threads, dropout, top, transposed,
+        )?;
         if !loss.is_finite() {
             return Ok(loss.to_f64());
         }
-        seed_output_delta(layers, self.loss, batch, norm, work)?;
+        // Cut by rows (top_rows.rs), every delta is known: only the weights are left to step.
+        let seeded = top > 1;
+        if !seeded {
+            seed_output_delta(layers, self.loss, batch, norm, work)?;
+        }
         let lr = T::from_f64(learning_rate);
         for l in (0..layers.len()).rev() {
-            let input = layer_input(batch.x, &work.a, &work.out, l, rates);
+            let input = layer_input(x, &work.a, &work.out, l, rates);
             let (below, here) = work.delta.split_at_mut(l);
-            let dx = below.last_mut(); // None for the first layer: its dx is not needed
+            // None for the first layer (its dx is not needed), and when already made
+            let dx = below.last_mut().filter(|_| !seeded);
             let has_dx = dx.is_some();
             let grad = &mut work.grads[l];
             if l == 0 && transposed {
@@ -804,11 +818,14 @@ pub(crate) fn backward_cached<T: Real>(
     rates: Option<&[f64]>,
     threads: Threads,
 ) -> Result<()> {
-    backward_cached_from(layers, loss, batch, norm, work, rates, threads, false)
+    backward_cached_from(
+        layers, loss, batch, norm, work, rates, threads, false, false,
+    )
 }
 
 /// `backward_cached`, the first layer's weight gradient into panels when `panels`
-/// (`Layer::backward_panels`).
+/// (`Layer::backward_panels`); when `seeded`, every layer's delta is already made
+/// (`top_rows`): only the weight gradients are left.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn backward_cached_from<T: Real>(
     layers: &[Layer<T>],
@@ -819,8 +836,11 @@ pub(crate) fn backward_cached_from<T: Real>(
     rates: Option<&[f64]>,
     threads: Threads,
     panels: bool,
+    seeded: bool,
 ) -> Result<()> {
-    seed_output_delta(layers, loss, batch, norm, work)?;
+    if !seeded {
+        seed_output_delta(layers, loss, batch, norm, work)?;
+    }
     for l in (0..layers.len()).rev() {
         let input = layer_input(batch.x, &work.a, &work.out, l, rates);
         let (below, here) = work.delta.split_at_mut(l);
@@ -828,7 +848,8 @@ pub(crate) fn backward_cached_from<T: Real>(
             layers[0].backward_panels(input, here[0].view(), &mut work.grads[0], threads)?;
             continue; // the first layer: no dx
         }
-        let dx = below.last_mut(); // None for the first layer: its dx is not needed
+        // None for the first layer (its dx is not needed), and when already made
+        let dx = below.last_mut().filter(|_| !seeded);
         let has_dx = dx.is_some();
         layers[l].backward(input, here[0].view(), &mut work.grads[l], dx, threads)?;
         if has_dx {
@@ -939,11 +960,57 @@ pub(crate) fn forward_cached_from<T: Real>(
     x: MatRef<T>,
     work: &mut Workspace<T>,
     threads: Threads,
-    mut dropout: Option<Dropout>,
+    dropout: Option<Dropout>,
     transposed: bool,
 ) -> Result<()> {
+    forward_layers(layers, x, work, threads, dropout, transposed, layers.len())
+}
+
+/// A step's forward pass and the batch's loss (`Loss::value`, the same bits either way): on
+/// the whole batch layer by layer, or, with `top` blocks (`NeuralNetwork::top_parts` > 1), the
+/// first layer on the whole batch and the layers above it by blocks of rows, the deltas with
+/// them (top_rows.rs).
+#[allow(clippy::too_many_arguments)]
+fn forward_and_loss<T: Real>(
+    layers: &[Layer<T>],
+    loss: Loss,
+    batch: &Batch<T>,
+    work: &mut Workspace<T>,
+    threads: Threads,
+    dropout: Option<Dropout>,
+    top: usize,
+    transposed: bool,
+) -> Result<T> {
+    if top > 1 {
+        forward_layers(layers, batch.x, work, threads, dropout, transposed, 1)?;
+        return top_rows(layers, loss, batch, Normalizer::of(batch), work, top);
+    }
+    forward_layers(
+        layers,
+        batch.x,
+        work,
+        threads,
+        dropout,
+        transposed,
+        layers.len(),
+    )?;
+    let last = layers.len() - 1;
+    let (z_out, a_out) = (work.z[last].view(), work.a[last].view());
+    Ok(loss.value(z_out, a_out, &batch.t, batch.weights))
+}
+
+/// `forward_cached_from` through the first `count` layers.
+fn forward_layers<T: Real>(
+    layers: &[Layer<T>],
+    x: MatRef<T>,
+    work: &mut Workspace<T>,
+    threads: Threads,
+    mut dropout: Option<Dropout>,
+    transposed: bool,
+    count: usize,
+) -> Result<()> {
     let rates = dropout.as_ref().map(|d| d.rates);
-    for (l, layer) in layers.iter().enumerate() {
+    for (l, layer) in layers.iter().enumerate().take(count) {
         let (a_below, a_here) = work.a.split_at_mut(l);
         let input = layer_input(x, a_below, &work.out, l, rates);
         if l == 0 && transposed {
