@@ -1,6 +1,8 @@
 //! Times one epoch of 60,000 x 784-128-10 mini-batch training on 1 and 2 threads:
 //! `cargo run --release --example epoch [sgd|adam] [batch] [threads] [f64|f32]` (default: sgd,
 //! batch 256, threads "1,2", both dtypes; best of 5 per thread count, alternating).
+//! `EPOCH_ROUNDS=k` takes k rounds instead of 5; `EPOCH_ALL=1` also prints every epoch's time
+//! to stderr, for the spread between epochs (the best alone hides a host's slow phases).
 use ferrinet_core::{
     Activation, EpochOptions, Loss, MatRef, NeuralNetwork, Optimizer, Real, Targets, TrainingState,
 };
@@ -22,7 +24,12 @@ fn run<T: Real>(name: &str, opt: Optimizer, batch_size: usize, thread_counts: &[
     .unwrap();
     let options = EpochOptions::new(batch_size);
     let mut best = vec![f64::INFINITY; thread_counts.len()];
-    for _ in 0..5 {
+    let env = |name| std::env::var(name).ok();
+    let rounds = env("EPOCH_ROUNDS")
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(5);
+    let every = env("EPOCH_ALL").is_some();
+    for _ in 0..rounds {
         for (i, &threads) in thread_counts.iter().enumerate() {
             let mut net = net0.clone();
             net.set_n_threads(threads).unwrap();
@@ -31,7 +38,11 @@ fn run<T: Real>(name: &str, opt: Optimizer, batch_size: usize, thread_counts: &[
             let mut state = TrainingState::new(opt, 0, 2).unwrap();
             let t = Instant::now();
             net.train_epoch(&batch, &options, &mut state).unwrap();
-            best[i] = best[i].min(t.elapsed().as_secs_f64());
+            let seconds = t.elapsed().as_secs_f64();
+            if every {
+                eprintln!("{name} {threads} thread(s): {:.0} ms", seconds * 1e3);
+            }
+            best[i] = best[i].min(seconds);
         }
     }
     let times: Vec<String> = thread_counts
