@@ -21,7 +21,7 @@
 //! take the crate's dot-product kernel for small outputs (`DOT_KERNEL_MAX`), which sums a
 //! depth in several lanes (a 64 x 45 -> 5 forward differed in 218 of 320 values when cut in
 //! two blocks of 32 rows). Layers outside these bounds are not cut.
-//! tests/kernel_paths.rs and tests/top_rows.rs compare 1, 2 and 3 threads bit for bit.
+//! tests/kernel_paths.rs and the tests below compare 1, 2 and 3 threads bit for bit.
 
 use crate::batch::Batch;
 use crate::error::Result;
