@@ -17,11 +17,13 @@
 //! block's rows as for the whole batch, `kernels::forward_is_gemm`), which sums each
 //! element's depth in one register, in order, whatever the rows around it, as long as the
 //! depth is one block: up to 512 for any shape (`gemm-common`'s `kernel_params` and its
-//! small-shape path both take min(k, 512) when k <= 512), and as long as the product does not
+//! small-shape path both take min(k, 512) when k <= 512; deeper, they may block it otherwise:
+//! 187 rows of a 1477 -> 53 product cut in three differed), and as long as the product does not
 //! take the crate's dot-product kernel for small outputs (`DOT_KERNEL_MAX`), which sums a
 //! depth in several lanes (a 64 x 45 -> 5 forward differed in 218 of 320 values when cut in
 //! two blocks of 32 rows). Layers outside these bounds are not cut.
-//! tests/kernel_paths.rs and the tests below compare 1, 2 and 3 threads bit for bit.
+//! tests/kernel_paths.rs and the tests below compare 1, 2 and 3 threads bit for bit, and a
+//! block's products with the whole batch's on 150 random shapes within these bounds.
 
 use crate::batch::Batch;
 use crate::error::Result;
@@ -73,20 +75,26 @@ impl<T: Real> NeuralNetwork<T> {
         let cuts = parts > 1
             && !dropout
             && self.layers.len() > 1
-            && self.layers[1..].iter().all(|layer| {
-                let (n_in, n_out) = (layer.n_inputs(), layer.n_outputs());
-                let width = MIN_WIDTH..=ONE_DEPTH_BLOCK;
-                width.contains(&n_in)
-                    && width.contains(&n_out)
-                    && rows * n_out > DOT_KERNEL_MAX
-                    && kernels::forward_is_gemm(rows, n_in, n_out)
-            });
+            && self.layers[1..]
+                .iter()
+                .all(|layer| cuts_layer(rows, layer.n_inputs(), layer.n_outputs()));
         if cuts {
             parts
         } else {
             1
         }
     }
+}
+
+/// Whether a layer of n_in -> n_out may be cut into blocks of at least `rows` rows: its
+/// forward (x W^T) and dx (delta W) products then take, for a block, the kernel the whole
+/// batch's take, with the depth in one block (see the module's doc).
+fn cuts_layer(rows: usize, n_in: usize, n_out: usize) -> bool {
+    let width = MIN_WIDTH..=ONE_DEPTH_BLOCK;
+    width.contains(&n_in)
+        && width.contains(&n_out)
+        && rows * n_out > DOT_KERNEL_MAX
+        && kernels::forward_is_gemm(rows, n_in, n_out)
 }
 
 /// After the first layer's forward pass into `work.z[0]` and `work.a[0]`: the forward pass of
@@ -422,6 +430,65 @@ mod tests {
                     assert!(run::<f32>(case, opt, threads) == one32, "float32 {what}");
                 }
             }
+        }
+    }
+
+    /// The products a block makes, on random shapes that `cuts_layer` admits (rows of 32 to
+    /// 300, widths of 3 to 512, cut in 2 to 4 blocks), give the whole batch's bits: the
+    /// forward product with its bias and softmax, and dx. What the bits of a cut rest on,
+    /// checked on the kernels themselves (a newer gemm crate that blocks otherwise fails here).
+    #[test]
+    fn a_blocks_products_are_the_whole_batchs_bits() {
+        use crate::kernels::{linear_forward, linear_input_grad, Threads};
+        let mut rng = SplitMix64::new(41);
+        let mut draw = |lo: usize, hi: usize| lo + (rng.uniform() * (hi - lo + 1) as f64) as usize;
+        let mut checked = 0;
+        while checked < 150 {
+            let (parts, n_in) = (draw(2, 4), draw(3, 512));
+            let n_out = if checked % 3 == 0 {
+                draw(3, 16)
+            } else {
+                draw(3, 512)
+            };
+            let n = draw(32 * parts, 300.max(32 * parts));
+            if !super::cuts_layer(n / parts, n_in, n_out) {
+                continue;
+            }
+            checked += 1;
+            let x: Vec<f64> = (0..n * n_in)
+                .map(|_| draw(0, 2000) as f64 / 1000.0 - 1.0)
+                .collect();
+            let w: Vec<f64> = (0..n_in * n_out)
+                .map(|_| draw(0, 2000) as f64 / 997.0 - 1.0)
+                .collect();
+            let b: Vec<f64> = (0..n_out).map(|_| draw(0, 100) as f64 / 50.0).collect();
+            let d: Vec<f64> = (0..n * n_out)
+                .map(|_| draw(0, 2000) as f64 / 1009.0 - 1.0)
+                .collect();
+            let whole = |rows: (usize, usize)| {
+                let m = rows.1 - rows.0;
+                let (mut z, mut a, mut dx) = (
+                    vec![0.0; m * n_out],
+                    vec![0.0; m * n_out],
+                    vec![0.0; m * n_in],
+                );
+                let xs = &x[rows.0 * n_in..rows.1 * n_in];
+                linear_forward(xs, m, &w, &b, &mut z, Some((Softmax, &mut a)), Threads(1));
+                let ds = &d[rows.0 * n_out..rows.1 * n_out];
+                linear_input_grad(ds, m, &w, &mut dx, Threads(1));
+                [z, a, dx].map(|v| v.iter().map(|x| x.to_bits()).collect::<Vec<u64>>())
+            };
+            let all = whole((0, n));
+            let mut cut: [Vec<u64>; 3] = Default::default();
+            for i in 0..parts {
+                for (c, block) in cut
+                    .iter_mut()
+                    .zip(whole((i * n / parts, (i + 1) * n / parts)))
+                {
+                    c.extend(block);
+                }
+            }
+            assert!(cut == all, "{n} rows in {parts} blocks, {n_in} -> {n_out}");
         }
     }
 
