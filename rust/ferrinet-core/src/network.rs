@@ -617,7 +617,14 @@ impl<T: Real> NeuralNetwork<T> {
             let norm = Normalizer::of(batch);
             let rates = dropout.as_ref().map(|d| d.rates);
             let loss = forward_and_loss(
-                layers, self.loss, batch, work, threads, dropout, top, panels,
+                layers,
+                self.loss,
+                batch,
+                norm,
+                work,
+                threads,
+                dropout,
+                (top, panels),
             )?;
             let seeded = top > 1;
             backward_cached_from(
@@ -682,9 +689,15 @@ impl<T: Real> NeuralNetwork<T> {
         let (layers, work, threads) = (&mut self.layers, &mut self.work, self.threads);
         let norm = Normalizer::of(batch);
         let rates = dropout.as_ref().map(|d| d.rates);
-        let (x, loss_fn) = (batch.x, self.loss);
         let loss = forward_and_loss(
-            layers, loss_fn, batch, work, threads, dropout, top, transposed,
+            layers,
+            self.loss,
+            batch,
+            norm,
+            work,
+            threads,
+            dropout,
+            (top, transposed),
         )?;
         if !loss.is_finite() {
             return Ok(loss.to_f64());
@@ -696,7 +709,7 @@ impl<T: Real> NeuralNetwork<T> {
         }
         let lr = T::from_f64(learning_rate);
         for l in (0..layers.len()).rev() {
-            let input = layer_input(x, &work.a, &work.out, l, rates);
+            let input = layer_input(batch.x, &work.a, &work.out, l, rates);
             let (below, here) = work.delta.split_at_mut(l);
             // None for the first layer (its dx is not needed), and when already made
             let dx = below.last_mut().filter(|_| !seeded);
@@ -950,20 +963,7 @@ pub(crate) fn forward_cached<T: Real>(
     threads: Threads,
     dropout: Option<Dropout>,
 ) -> Result<()> {
-    forward_cached_from(layers, x, work, threads, dropout, false)
-}
-
-/// `forward_cached`, the first layer's product from its transposed weights in
-/// `work.first_t` when `transposed` (`TransposedFirst`).
-pub(crate) fn forward_cached_from<T: Real>(
-    layers: &[Layer<T>],
-    x: MatRef<T>,
-    work: &mut Workspace<T>,
-    threads: Threads,
-    dropout: Option<Dropout>,
-    transposed: bool,
-) -> Result<()> {
-    forward_layers(layers, x, work, threads, dropout, transposed, layers.len())
+    forward_layers(layers, x, work, threads, dropout, false, layers.len())
 }
 
 /// A step's forward pass and the batch's loss (`Loss::value`, the same bits either way): on
@@ -975,31 +975,24 @@ fn forward_and_loss<T: Real>(
     layers: &[Layer<T>],
     loss: Loss,
     batch: &Batch<T>,
+    norm: Normalizer<T>,
     work: &mut Workspace<T>,
     threads: Threads,
     dropout: Option<Dropout>,
-    top: usize,
-    transposed: bool,
+    (top, transposed): (usize, bool),
 ) -> Result<T> {
+    let count = if top > 1 { 1 } else { layers.len() };
+    forward_layers(layers, batch.x, work, threads, dropout, transposed, count)?;
     if top > 1 {
-        forward_layers(layers, batch.x, work, threads, dropout, transposed, 1)?;
-        return top_rows(layers, loss, batch, Normalizer::of(batch), work, top);
+        return top_rows(layers, loss, batch, norm, work, top);
     }
-    forward_layers(
-        layers,
-        batch.x,
-        work,
-        threads,
-        dropout,
-        transposed,
-        layers.len(),
-    )?;
     let last = layers.len() - 1;
     let (z_out, a_out) = (work.z[last].view(), work.a[last].view());
     Ok(loss.value(z_out, a_out, &batch.t, batch.weights))
 }
 
-/// `forward_cached_from` through the first `count` layers.
+/// `forward_cached` through the first `count` layers, the first layer's product from its
+/// weights in their product layout in `work.first_t` when `transposed` (`TransposedFirst`).
 fn forward_layers<T: Real>(
     layers: &[Layer<T>],
     x: MatRef<T>,
